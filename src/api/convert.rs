@@ -1,0 +1,84 @@
+//! Conversions shared by the handlers: timestamps, durations, enums.
+
+use std::time::Duration;
+
+use prost_types::Timestamp;
+
+use crate::domain::{Violation, Violations};
+use crate::error::{Error, Result};
+
+pub fn timestamp(t: Option<chrono::DateTime<chrono::Utc>>) -> Option<Timestamp> {
+    t.map(|t| Timestamp {
+        seconds: t.timestamp(),
+        nanos: t.timestamp_subsec_nanos() as i32,
+    })
+}
+
+pub fn duration_out(d: Duration) -> prost_types::Duration {
+    prost_types::Duration {
+        seconds: d.as_secs() as i64,
+        nanos: d.subsec_nanos() as i32,
+    }
+}
+
+pub fn duration_ms_out(ms: u64) -> prost_types::Duration {
+    duration_out(Duration::from_millis(ms))
+}
+
+/// Converts a protobuf duration to milliseconds, recording a violation at
+/// `field` when it is negative or malformed. `None` stays `None`.
+pub fn duration_ms_in(
+    v: &mut Violations,
+    field: &str,
+    d: Option<&prost_types::Duration>,
+) -> Option<u64> {
+    let d = d?;
+    if d.seconds < 0 || d.nanos < 0 || d.nanos >= 1_000_000_000 {
+        v.push(field, "must be a positive duration");
+        return Some(0);
+    }
+    Some((d.seconds as u64).saturating_mul(1000) + (d.nanos as u64) / 1_000_000)
+}
+
+/// Reads a protobuf enum field, recording a violation for unknown numbers.
+pub fn enum_in<E: TryFrom<i32>>(v: &mut Violations, field: &str, value: i32) -> Option<E> {
+    match E::try_from(value) {
+        Ok(e) => Some(e),
+        Err(_) => {
+            v.push(field, format!("unknown value {value}"));
+            None
+        }
+    }
+}
+
+/// Requires a nested message; records `field is required` otherwise.
+pub fn required<'a, T>(field: &str, value: Option<&'a T>) -> Result<&'a T> {
+    value.ok_or_else(|| Error::invalid_field(field, "is required"))
+}
+
+/// Fails with every violation collected so far.
+pub fn check(v: Violations) -> Result<()> {
+    v.finish().map_err(Error::invalid)
+}
+
+/// Requires a positive `expected_version` (updates must say which version
+/// they change, so a stale client can never overwrite newer data).
+pub fn expected_version(value: i64) -> Result<i64> {
+    if value <= 0 {
+        Err(Error::invalid(vec![Violation::new(
+            "expected_version",
+            "is required: pass the version you read (updates are refused when it is stale)",
+        )]))
+    } else {
+        Ok(value)
+    }
+}
+
+/// Like [`expected_version`] but 0 means "any version" (deletes).
+pub fn optional_expected_version(value: i64) -> Result<i64> {
+    if value < 0 {
+        Err(Error::invalid_field("expected_version", "must not be negative"))
+    } else {
+        Ok(value)
+    }
+}

@@ -1,0 +1,114 @@
+//! `EnvironmentService`.
+
+use tonic::{Request, Response, Status};
+
+use super::{Ctx, check, expected_version, optional_expected_version, required, timestamp};
+use crate::domain::catalog::{self, EnvironmentKind, Meta};
+use crate::proto::v1 as pb;
+use crate::proto::v1::environment_service_server::EnvironmentService;
+use crate::store::PageRequest;
+
+pub struct EnvironmentApi {
+    ctx: Ctx,
+}
+
+impl EnvironmentApi {
+    pub fn new(ctx: Ctx) -> Self {
+        Self { ctx }
+    }
+}
+
+pub fn environment_out(e: catalog::Environment) -> pb::Environment {
+    pb::Environment {
+        name: e.name,
+        kind: match e.kind {
+            EnvironmentKind::Production => pb::EnvironmentKind::Production,
+            EnvironmentKind::NonProduction => pb::EnvironmentKind::NonProduction,
+        } as i32,
+        description: e.description,
+        labels: e.labels.into_iter().collect(),
+        version: e.meta.version,
+        create_time: timestamp(e.meta.create_time),
+        update_time: timestamp(e.meta.update_time),
+    }
+}
+
+/// Decodes and validates an environment from a request.
+fn environment_in(e: &pb::Environment) -> crate::error::Result<catalog::Environment> {
+    let mut v = crate::domain::Violations::new();
+    let kind = match super::enum_in::<pb::EnvironmentKind>(&mut v, "environment.kind", e.kind) {
+        Some(pb::EnvironmentKind::Production) => EnvironmentKind::Production,
+        _ => EnvironmentKind::NonProduction,
+    };
+    let env = catalog::Environment {
+        name: e.name.clone(),
+        kind,
+        description: e.description.clone(),
+        labels: e.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        meta: Meta::default(),
+    };
+    v.extend(catalog::validate_environment(&env));
+    check(v)?;
+    Ok(env)
+}
+
+#[tonic::async_trait]
+impl EnvironmentService for EnvironmentApi {
+    async fn create_environment(
+        &self,
+        request: Request<pb::CreateEnvironmentRequest>,
+    ) -> Result<Response<pb::CreateEnvironmentResponse>, Status> {
+        let req = request.into_inner();
+        let env = environment_in(required("environment", req.environment.as_ref())?)?;
+        let env = self.ctx.store.create_environment(&env).await?;
+        Ok(Response::new(pb::CreateEnvironmentResponse {
+            environment: Some(environment_out(env)),
+        }))
+    }
+
+    async fn get_environment(
+        &self,
+        request: Request<pb::GetEnvironmentRequest>,
+    ) -> Result<Response<pb::GetEnvironmentResponse>, Status> {
+        let env = self.ctx.store.get_environment(&request.into_inner().name).await?;
+        Ok(Response::new(pb::GetEnvironmentResponse {
+            environment: Some(environment_out(env)),
+        }))
+    }
+
+    async fn list_environments(
+        &self,
+        request: Request<pb::ListEnvironmentsRequest>,
+    ) -> Result<Response<pb::ListEnvironmentsResponse>, Status> {
+        let req = request.into_inner();
+        let page = PageRequest::parse(req.page_size, &req.page_token)?;
+        let page = self.ctx.store.list_environments(&page).await?;
+        Ok(Response::new(pb::ListEnvironmentsResponse {
+            environments: page.items.into_iter().map(environment_out).collect(),
+            next_page_token: page.next_page_token,
+        }))
+    }
+
+    async fn update_environment(
+        &self,
+        request: Request<pb::UpdateEnvironmentRequest>,
+    ) -> Result<Response<pb::UpdateEnvironmentResponse>, Status> {
+        let req = request.into_inner();
+        let env = environment_in(required("environment", req.environment.as_ref())?)?;
+        let expected = expected_version(req.expected_version)?;
+        let env = self.ctx.store.update_environment(&env, expected).await?;
+        Ok(Response::new(pb::UpdateEnvironmentResponse {
+            environment: Some(environment_out(env)),
+        }))
+    }
+
+    async fn delete_environment(
+        &self,
+        request: Request<pb::DeleteEnvironmentRequest>,
+    ) -> Result<Response<pb::DeleteEnvironmentResponse>, Status> {
+        let req = request.into_inner();
+        let expected = optional_expected_version(req.expected_version)?;
+        self.ctx.store.delete_environment(&req.name, expected).await?;
+        Ok(Response::new(pb::DeleteEnvironmentResponse {}))
+    }
+}

@@ -1,0 +1,24 @@
+//! gRPC handlers: decode the request, call the store/engine, encode the
+//! response. No SQL and no business rules live here; errors cross into
+//! `tonic::Status` only through `From<Error>`.
+
+mod convert;
+pub mod environment;
+pub mod flow;
+pub mod product;
+pub mod release;
+pub mod workflow;
+
+pub use convert::*;
+
+use std::sync::Arc;
+
+use crate::config::ServerConfig;
+use crate::store::Store;
+
+/// What every handler needs: the store (and, with the engine, the engine).
+#[derive(Clone)]
+pub struct Ctx {
+    pub store: Store,
+    pub config: Arc<ServerConfig>,
+}

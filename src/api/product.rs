@@ -1,0 +1,260 @@
+//! `ProductService`.
+
+use std::collections::HashSet;
+
+use tonic::{Request, Response, Status};
+
+use super::{Ctx, check, enum_in, expected_version, optional_expected_version, required, timestamp};
+use crate::domain::Violations;
+use crate::domain::catalog::{
+    self, Application, Commit, Concurrency, Meta, ProductFlow, SelectorKey, SelectorOperator,
+    TriggerSelector,
+};
+use crate::error::Result;
+use crate::proto::v1 as pb;
+use crate::proto::v1::product_service_server::ProductService;
+use crate::store::PageRequest;
+
+pub struct ProductApi {
+    ctx: Ctx,
+}
+
+impl ProductApi {
+    pub fn new(ctx: Ctx) -> Self {
+        Self { ctx }
+    }
+}
+
+fn commit_out(c: Commit) -> pb::Commit {
+    pb::Commit {
+        sha: c.sha,
+        message: c.message,
+        author: c.author,
+        revision: c.revision,
+    }
+}
+
+fn commit_in(c: &pb::Commit) -> Commit {
+    Commit {
+        sha: c.sha.clone(),
+        message: c.message.clone(),
+        author: c.author.clone(),
+        revision: c.revision.clone(),
+    }
+}
+
+pub fn application_out(a: Application) -> pb::Application {
+    pb::Application {
+        environment: a.environment,
+        name: a.name,
+        version: a.version,
+        last_commit: a.last_commit.map(commit_out),
+        update_time: timestamp(a.update_time),
+    }
+}
+
+pub fn product_out(p: catalog::Product) -> pb::Product {
+    pb::Product {
+        name: p.name,
+        description: p.description,
+        applications: p.applications.into_iter().map(application_out).collect(),
+        concurrency: match p.concurrency {
+            Concurrency::Queue => pb::Concurrency::Queue,
+            Concurrency::Terminate => pb::Concurrency::Terminate,
+        } as i32,
+        promotion_flows: p
+            .promotion_flows
+            .into_iter()
+            .map(|f| pb::ProductPromotionFlow {
+                flow: f.flow,
+                selectors: f
+                    .selectors
+                    .into_iter()
+                    .map(|s| pb::TriggerSelector {
+                        key: match s.key {
+                            SelectorKey::CommitMessage => pb::SelectorKey::CommitMessage,
+                            SelectorKey::GitRevision => pb::SelectorKey::GitRevision,
+                        } as i32,
+                        operator: match s.operator {
+                            SelectorOperator::In => pb::SelectorOperator::In,
+                            SelectorOperator::NotIn => pb::SelectorOperator::NotIn,
+                        } as i32,
+                        values: s.values,
+                    })
+                    .collect(),
+            })
+            .collect(),
+        version: p.meta.version,
+        create_time: timestamp(p.meta.create_time),
+        update_time: timestamp(p.meta.update_time),
+    }
+}
+
+/// Decodes a product and validates it, including that every application's
+/// environment exists (looked up in one query).
+async fn product_in(ctx: &Ctx, p: &pb::Product) -> Result<catalog::Product> {
+    let mut v = Violations::new();
+    let concurrency = match enum_in::<pb::Concurrency>(&mut v, "product.concurrency", p.concurrency)
+    {
+        Some(pb::Concurrency::Terminate) => Concurrency::Terminate,
+        _ => Concurrency::Queue,
+    };
+    let mut promotion_flows = Vec::with_capacity(p.promotion_flows.len());
+    for (i, f) in p.promotion_flows.iter().enumerate() {
+        let mut selectors = Vec::with_capacity(f.selectors.len());
+        for (j, s) in f.selectors.iter().enumerate() {
+            let field = format!("product.promotion_flows[{i}].selectors[{j}]");
+            let key = match enum_in::<pb::SelectorKey>(&mut v, &format!("{field}.key"), s.key) {
+                Some(pb::SelectorKey::CommitMessage) => Some(SelectorKey::CommitMessage),
+                Some(pb::SelectorKey::GitRevision) => Some(SelectorKey::GitRevision),
+                Some(pb::SelectorKey::Unspecified) => {
+                    v.push(format!("{field}.key"), "is required");
+                    None
+                }
+                None => None,
+            };
+            let operator = match enum_in::<pb::SelectorOperator>(
+                &mut v,
+                &format!("{field}.operator"),
+                s.operator,
+            ) {
+                Some(pb::SelectorOperator::NotIn) => SelectorOperator::NotIn,
+                _ => SelectorOperator::In,
+            };
+            if let Some(key) = key {
+                selectors.push(TriggerSelector {
+                    key,
+                    operator,
+                    values: s.values.clone(),
+                });
+            }
+        }
+        promotion_flows.push(ProductFlow {
+            flow: f.flow.clone(),
+            selectors,
+        });
+    }
+    let product = catalog::Product {
+        name: p.name.clone(),
+        description: p.description.clone(),
+        applications: p
+            .applications
+            .iter()
+            .map(|a| Application {
+                environment: a.environment.clone(),
+                name: a.name.clone(),
+                version: a.version.clone(),
+                last_commit: a.last_commit.as_ref().map(commit_in),
+                update_time: None,
+            })
+            .collect(),
+        concurrency,
+        promotion_flows,
+        meta: Meta::default(),
+    };
+    let wanted: Vec<String> = product
+        .applications
+        .iter()
+        .map(|a| a.environment.clone())
+        .filter(|e| crate::domain::is_dns_label(e))
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .take(catalog::MAX_COLLECTION)
+        .collect();
+    let existing: HashSet<String> = ctx
+        .store
+        .existing_environments(&wanted)
+        .await?
+        .into_iter()
+        .collect();
+    v.extend(catalog::validate_product(&product, &|e| existing.contains(e)));
+    check(v)?;
+    Ok(product)
+}
+
+#[tonic::async_trait]
+impl ProductService for ProductApi {
+    async fn create_product(
+        &self,
+        request: Request<pb::CreateProductRequest>,
+    ) -> Result<Response<pb::CreateProductResponse>, Status> {
+        let req = request.into_inner();
+        let p = product_in(&self.ctx, required("product", req.product.as_ref())?).await?;
+        let p = self.ctx.store.create_product(&p).await?;
+        Ok(Response::new(pb::CreateProductResponse {
+            product: Some(product_out(p)),
+        }))
+    }
+
+    async fn get_product(
+        &self,
+        request: Request<pb::GetProductRequest>,
+    ) -> Result<Response<pb::GetProductResponse>, Status> {
+        let p = self.ctx.store.get_product(&request.into_inner().name).await?;
+        Ok(Response::new(pb::GetProductResponse {
+            product: Some(product_out(p)),
+        }))
+    }
+
+    async fn list_products(
+        &self,
+        request: Request<pb::ListProductsRequest>,
+    ) -> Result<Response<pb::ListProductsResponse>, Status> {
+        let req = request.into_inner();
+        let page = PageRequest::parse(req.page_size, &req.page_token)?;
+        let page = self.ctx.store.list_products(&page).await?;
+        Ok(Response::new(pb::ListProductsResponse {
+            products: page.items.into_iter().map(product_out).collect(),
+            next_page_token: page.next_page_token,
+        }))
+    }
+
+    async fn update_product(
+        &self,
+        request: Request<pb::UpdateProductRequest>,
+    ) -> Result<Response<pb::UpdateProductResponse>, Status> {
+        let req = request.into_inner();
+        let p = product_in(&self.ctx, required("product", req.product.as_ref())?).await?;
+        let expected = expected_version(req.expected_version)?;
+        let p = self.ctx.store.update_product(&p, expected).await?;
+        Ok(Response::new(pb::UpdateProductResponse {
+            product: Some(product_out(p)),
+        }))
+    }
+
+    async fn delete_product(
+        &self,
+        request: Request<pb::DeleteProductRequest>,
+    ) -> Result<Response<pb::DeleteProductResponse>, Status> {
+        let req = request.into_inner();
+        let expected = optional_expected_version(req.expected_version)?;
+        self.ctx.store.delete_product(&req.name, expected).await?;
+        Ok(Response::new(pb::DeleteProductResponse {}))
+    }
+
+    async fn report_deployment(
+        &self,
+        request: Request<pb::ReportDeploymentRequest>,
+    ) -> Result<Response<pb::ReportDeploymentResponse>, Status> {
+        let req = request.into_inner();
+        let mut v = Violations::new();
+        crate::domain::check_name(&mut v, "product", &req.product);
+        crate::domain::check_name(&mut v, "environment", &req.environment);
+        if req.version.is_empty() {
+            v.push("version", "is required");
+        } else if req.version.len() > catalog::MAX_TEXT {
+            v.push("version", "is too long");
+        }
+        check(v)?;
+        let commit = req.commit.as_ref().map(commit_in);
+        let app = self
+            .ctx
+            .store
+            .record_deployment(&req.product, &req.environment, &req.version, commit.as_ref())
+            .await?;
+        Ok(Response::new(pb::ReportDeploymentResponse {
+            application: Some(application_out(app)),
+            release: None,
+        }))
+    }
+}

@@ -1,0 +1,93 @@
+//! Command-line flags and `PROMOFLOW_*` environment variables.
+//!
+//! Every server flag can also be set through the environment, which is how
+//! container deployments configure replicas.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// Settings of a promoflow server (`serve`, and the server `demo` starts).
+#[derive(Debug, Clone, Args)]
+pub struct ServerConfig {
+    /// Address to listen on for gRPC.
+    #[arg(long, env = "PROMOFLOW_LISTEN", default_value = "127.0.0.1:50051")]
+    pub listen: SocketAddr,
+
+    /// Database URL: `sqlite://PATH?mode=rwc` or `postgres://USER@HOST/DB`.
+    /// Default: a SQLite file in the data directory.
+    #[arg(long, env = "PROMOFLOW_DATABASE_URL")]
+    pub database_url: Option<String>,
+
+    /// Directory for the default SQLite database; created when missing.
+    #[arg(long, env = "PROMOFLOW_DATA_DIR", default_value = "promoflow-data")]
+    pub data_dir: PathBuf,
+
+    /// Log format.
+    #[arg(long, env = "PROMOFLOW_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Largest gRPC message accepted or sent, in bytes.
+    #[arg(long, env = "PROMOFLOW_MAX_MESSAGE_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub max_message_bytes: usize,
+
+    /// Interval of heartbeats on idle release streams.
+    #[arg(long, env = "PROMOFLOW_HEARTBEAT_INTERVAL", value_parser = humantime::parse_duration, default_value = "15s")]
+    pub heartbeat_interval: Duration,
+
+    /// How long shutdown waits for in-flight requests after health turns NOT_SERVING.
+    #[arg(long, env = "PROMOFLOW_SHUTDOWN_GRACE", value_parser = humantime::parse_duration, default_value = "10s")]
+    pub shutdown_grace: Duration,
+
+    /// Allow `command` workflows to run programs on the server's machine.
+    #[arg(long, env = "PROMOFLOW_ALLOW_COMMAND_WORKFLOWS", default_value_t = false)]
+    pub allow_command_workflows: bool,
+
+    /// Most environments running at once across all releases.
+    #[arg(long, env = "PROMOFLOW_MAX_PARALLEL_ENVIRONMENTS", default_value_t = 256)]
+    pub max_parallel_environments: usize,
+
+    /// Largest number of database connections in the pool.
+    #[arg(long, env = "PROMOFLOW_DB_MAX_CONNECTIONS", default_value_t = 16)]
+    pub db_max_connections: u32,
+}
+
+impl ServerConfig {
+    /// The configured database URL, or the default SQLite file in `data_dir`
+    /// (the directory is created here so a first start just works).
+    pub fn resolved_database_url(&self) -> std::io::Result<String> {
+        if let Some(url) = &self.database_url {
+            return Ok(url.clone());
+        }
+        std::fs::create_dir_all(&self.data_dir)?;
+        let path = self.data_dir.join("promoflow.db");
+        Ok(format!("sqlite://{}?mode=rwc", path.display()))
+    }
+
+    /// A configuration with defaults, for tests and embedding.
+    pub fn for_tests(database_url: String) -> Self {
+        Self {
+            listen: "127.0.0.1:0".parse().expect("literal address"),
+            database_url: Some(database_url),
+            data_dir: PathBuf::from("promoflow-data"),
+            log_format: LogFormat::Text,
+            max_message_bytes: 4 * 1024 * 1024,
+            heartbeat_interval: Duration::from_secs(15),
+            shutdown_grace: Duration::from_secs(2),
+            allow_command_workflows: false,
+            max_parallel_environments: 256,
+            db_max_connections: 8,
+        }
+    }
+}

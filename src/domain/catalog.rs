@@ -1,0 +1,420 @@
+//! The catalog: environments, products (with their applications) and
+//! workflows, and the validation rules for each.
+//!
+//! These types are what the store persists and the API translates; the
+//! validation functions collect every violation at once.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Violations, check_name};
+
+/// Maximum number of labels, applications, flows, headers, … in one request:
+/// keeps messages and rows bounded.
+pub const MAX_COLLECTION: usize = 256;
+/// Maximum length of a free-text field (description, label value, URL, …).
+pub const MAX_TEXT: usize = 4096;
+/// Longest accepted workflow duration (timeouts, waits): 7 days.
+pub const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Most attempts an HTTP workflow may make.
+pub const MAX_HTTP_ATTEMPTS: u32 = 10;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum EnvironmentKind {
+    Production,
+    #[default]
+    NonProduction,
+}
+
+impl EnvironmentKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Production => "PRODUCTION",
+            Self::NonProduction => "NON_PRODUCTION",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "PRODUCTION" => Some(Self::Production),
+            "NON_PRODUCTION" => Some(Self::NonProduction),
+            _ => None,
+        }
+    }
+}
+
+/// Versioning and timestamps every catalog entity carries.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Meta {
+    /// Optimistic-concurrency version: 1 on create, +1 per update.
+    pub version: i64,
+    pub create_time: Option<chrono::DateTime<chrono::Utc>>,
+    pub update_time: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Environment {
+    pub name: String,
+    pub kind: EnvironmentKind,
+    pub description: String,
+    pub labels: BTreeMap<String, String>,
+    pub meta: Meta,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum Concurrency {
+    #[default]
+    Queue,
+    Terminate,
+}
+
+impl Concurrency {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queue => "QUEUE",
+            Self::Terminate => "TERMINATE",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "QUEUE" => Some(Self::Queue),
+            "TERMINATE" => Some(Self::Terminate),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Commit {
+    pub sha: String,
+    pub message: String,
+    pub author: String,
+    pub revision: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Application {
+    pub environment: String,
+    pub name: String,
+    pub version: String,
+    pub last_commit: Option<Commit>,
+    pub update_time: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SelectorKey {
+    CommitMessage,
+    GitRevision,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SelectorOperator {
+    In,
+    NotIn,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TriggerSelector {
+    pub key: SelectorKey,
+    pub operator: SelectorOperator,
+    pub values: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProductFlow {
+    pub flow: String,
+    pub selectors: Vec<TriggerSelector>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Product {
+    pub name: String,
+    pub description: String,
+    pub applications: Vec<Application>,
+    pub concurrency: Concurrency,
+    pub promotion_flows: Vec<ProductFlow>,
+    pub meta: Meta,
+}
+
+impl Product {
+    pub fn application(&self, environment: &str) -> Option<&Application> {
+        self.applications
+            .iter()
+            .find(|a| a.environment == environment)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WorkflowKind {
+    Http {
+        url: String,
+        headers: BTreeMap<String, String>,
+        timeout_ms: u64,
+        max_attempts: u32,
+    },
+    Wait {
+        duration_ms: u64,
+    },
+    Approval {
+        /// `None`: wait for a decision forever (or until the release's timeout).
+        timeout_ms: Option<u64>,
+    },
+    Command {
+        argv: Vec<String>,
+        env: BTreeMap<String, String>,
+        timeout_ms: u64,
+    },
+}
+
+impl WorkflowKind {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Self::Http { .. } => "http",
+            Self::Wait { .. } => "wait",
+            Self::Approval { .. } => "approval",
+            Self::Command { .. } => "command",
+        }
+    }
+}
+
+/// Default per-attempt timeout of HTTP workflows and commands.
+pub const DEFAULT_WORKFLOW_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default number of attempts of an HTTP workflow.
+pub const DEFAULT_HTTP_ATTEMPTS: u32 = 3;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Workflow {
+    pub name: String,
+    pub description: String,
+    pub kind: WorkflowKind,
+    pub meta: Meta,
+}
+
+fn check_text(v: &mut Violations, field: &str, text: &str) {
+    if text.len() > MAX_TEXT {
+        v.push(field, format!("is longer than {MAX_TEXT} bytes"));
+    }
+}
+
+fn check_labels(v: &mut Violations, field: &str, labels: &BTreeMap<String, String>) {
+    if labels.len() > MAX_COLLECTION {
+        v.push(field, format!("has more than {MAX_COLLECTION} entries"));
+        return;
+    }
+    for (key, value) in labels {
+        if key.is_empty() || key.len() > 63 {
+            v.push(format!("{field}[{key}]"), "keys must be 1-63 bytes long");
+        }
+        check_text(v, &format!("{field}[{key}]"), value);
+    }
+}
+
+pub fn validate_environment(env: &Environment) -> Violations {
+    let mut v = Violations::new();
+    check_name(&mut v, "environment.name", &env.name);
+    check_text(&mut v, "environment.description", &env.description);
+    check_labels(&mut v, "environment.labels", &env.labels);
+    v
+}
+
+/// Validates a product on its own; `known_environments` tells which
+/// environments exist (the caller looks them up), so unknown ones are reported
+/// together with every other violation.
+pub fn validate_product(p: &Product, environment_exists: &dyn Fn(&str) -> bool) -> Violations {
+    let mut v = Violations::new();
+    check_name(&mut v, "product.name", &p.name);
+    check_text(&mut v, "product.description", &p.description);
+    if p.applications.len() > MAX_COLLECTION {
+        v.push(
+            "product.applications",
+            format!("has more than {MAX_COLLECTION} entries"),
+        );
+        return v;
+    }
+    let mut seen = HashSet::new();
+    for (i, app) in p.applications.iter().enumerate() {
+        let f = format!("product.applications[{i}]");
+        check_name(&mut v, &format!("{f}.environment"), &app.environment);
+        if !app.environment.is_empty() {
+            if !seen.insert(app.environment.as_str()) {
+                v.push(
+                    format!("{f}.environment"),
+                    format!(
+                        "the product already has an application in environment {:?}: at most one per environment",
+                        app.environment
+                    ),
+                );
+            } else if super::is_dns_label(&app.environment) && !environment_exists(&app.environment)
+            {
+                v.push(
+                    format!("{f}.environment"),
+                    format!("environment {:?} does not exist", app.environment),
+                );
+            }
+        }
+        if app.name.is_empty() {
+            v.push(format!("{f}.name"), "is required");
+        } else if app.name.len() > 253 {
+            v.push(format!("{f}.name"), "is longer than 253 bytes");
+        }
+        check_text(&mut v, &format!("{f}.version"), &app.version);
+    }
+    if p.promotion_flows.len() > MAX_COLLECTION {
+        v.push(
+            "product.promotion_flows",
+            format!("has more than {MAX_COLLECTION} entries"),
+        );
+        return v;
+    }
+    for (i, pf) in p.promotion_flows.iter().enumerate() {
+        let f = format!("product.promotion_flows[{i}]");
+        check_name(&mut v, &format!("{f}.flow"), &pf.flow);
+        for (j, s) in pf.selectors.iter().enumerate() {
+            if s.values.is_empty() {
+                v.push(
+                    format!("{f}.selectors[{j}].values"),
+                    "needs at least one value",
+                );
+            }
+            if s.values.len() > MAX_COLLECTION {
+                v.push(
+                    format!("{f}.selectors[{j}].values"),
+                    format!("has more than {MAX_COLLECTION} entries"),
+                );
+            }
+        }
+    }
+    v
+}
+
+fn check_duration(v: &mut Violations, field: &str, ms: u64) {
+    if ms == 0 {
+        v.push(field, "must be positive");
+    } else if ms > MAX_DURATION.as_millis() as u64 {
+        v.push(field, "must be at most 7 days");
+    }
+}
+
+pub fn validate_workflow(w: &Workflow) -> Violations {
+    let mut v = Violations::new();
+    check_name(&mut v, "workflow.name", &w.name);
+    check_text(&mut v, "workflow.description", &w.description);
+    match &w.kind {
+        WorkflowKind::Http {
+            url,
+            headers,
+            timeout_ms,
+            max_attempts,
+        } => {
+            if url.is_empty() {
+                v.push("workflow.http.url", "is required");
+            } else {
+                match url::Url::parse(url) {
+                    Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+                    Ok(_) => v.push("workflow.http.url", "must be an http:// or https:// URL"),
+                    Err(e) => v.push("workflow.http.url", format!("is not a valid URL: {e}")),
+                }
+            }
+            check_labels(&mut v, "workflow.http.headers", headers);
+            check_duration(&mut v, "workflow.http.timeout", *timeout_ms);
+            if *max_attempts == 0 || *max_attempts > MAX_HTTP_ATTEMPTS {
+                v.push(
+                    "workflow.http.max_attempts",
+                    format!("must be between 1 and {MAX_HTTP_ATTEMPTS}"),
+                );
+            }
+        }
+        WorkflowKind::Wait { duration_ms } => {
+            check_duration(&mut v, "workflow.wait.duration", *duration_ms)
+        }
+        WorkflowKind::Approval { timeout_ms } => {
+            if let Some(ms) = timeout_ms {
+                check_duration(&mut v, "workflow.approval.timeout", *ms);
+            }
+        }
+        WorkflowKind::Command {
+            argv,
+            env,
+            timeout_ms,
+        } => {
+            if argv.is_empty() || argv[0].is_empty() {
+                v.push("workflow.command.argv", "needs at least the program to run");
+            }
+            if argv.len() > MAX_COLLECTION {
+                v.push(
+                    "workflow.command.argv",
+                    format!("has more than {MAX_COLLECTION} entries"),
+                );
+            }
+            check_labels(&mut v, "workflow.command.env", env);
+            check_duration(&mut v, "workflow.command.timeout", *timeout_ms);
+        }
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn http(url: &str, attempts: u32) -> Workflow {
+        Workflow {
+            name: "notify".into(),
+            description: String::new(),
+            kind: WorkflowKind::Http {
+                url: url.into(),
+                headers: BTreeMap::new(),
+                timeout_ms: 1000,
+                max_attempts: attempts,
+            },
+            meta: Meta::default(),
+        }
+    }
+
+    #[test]
+    fn http_workflow_rules() {
+        assert!(validate_workflow(&http("http://127.0.0.1:8080/x", 3)).is_empty());
+        let v = validate_workflow(&http("ftp://x", 0));
+        let fields: Vec<_> = v.0.iter().map(|x| x.field.as_str()).collect();
+        assert_eq!(fields, ["workflow.http.url", "workflow.http.max_attempts"]);
+    }
+
+    #[test]
+    fn product_reports_every_problem() {
+        let p = Product {
+            name: "Bad".into(),
+            applications: vec![
+                Application {
+                    environment: "dev".into(),
+                    name: "a".into(),
+                    ..Default::default()
+                },
+                Application {
+                    environment: "dev".into(),
+                    name: "b".into(),
+                    ..Default::default()
+                },
+                Application {
+                    environment: "nope".into(),
+                    name: String::new(),
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        };
+        let v = validate_product(&p, &|e| e == "dev");
+        let fields: Vec<_> = v.0.iter().map(|x| x.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "product.name",
+                "product.applications[1].environment",
+                "product.applications[2].environment",
+                "product.applications[2].name"
+            ]
+        );
+    }
+}

@@ -1,0 +1,177 @@
+//! The tonic server: services, health, reflection, limits, shutdown.
+//!
+//! Shutdown order matters to load balancers and clients: on SIGINT/SIGTERM
+//! health turns `NOT_SERVING` first, so balancers stop routing new calls,
+//! then the server stops accepting and drains in-flight requests for up to
+//! the grace period.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::codec::CompressionEncoding;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+
+use crate::api::environment::EnvironmentApi;
+use crate::api::flow::FlowApi;
+use crate::api::product::ProductApi;
+use crate::api::release::ReleaseApi;
+use crate::api::workflow::WorkflowApi;
+use crate::api::Ctx;
+use crate::config::ServerConfig;
+use crate::error::{Error, Result};
+use crate::proto::v1::environment_service_server::EnvironmentServiceServer;
+use crate::proto::v1::flow_service_server::FlowServiceServer;
+use crate::proto::v1::product_service_server::ProductServiceServer;
+use crate::proto::v1::release_service_server::ReleaseServiceServer;
+use crate::proto::v1::workflow_service_server::WorkflowServiceServer;
+use crate::store::Store;
+
+/// Fully qualified names of the services promoflow serves, as health and
+/// reflection report them.
+pub const SERVICE_NAMES: [&str; 5] = [
+    "promoflow.v1.EnvironmentService",
+    "promoflow.v1.ProductService",
+    "promoflow.v1.WorkflowService",
+    "promoflow.v1.FlowService",
+    "promoflow.v1.ReleaseService",
+];
+
+async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
+    reporter.set_service_status("", status).await;
+    for name in SERVICE_NAMES {
+        reporter.set_service_status(name, status).await;
+    }
+}
+
+/// Binds `config.listen`; returns the listener and the bound address
+/// (useful with port 0).
+pub async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr)> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| Error::Unavailable(format!("cannot listen on {addr}: {e}")))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| Error::Internal(format!("listener address: {e}")))?;
+    Ok((listener, local))
+}
+
+/// Opens the store (applying migrations) and serves on `listener` until
+/// `shutdown` completes.
+pub async fn run(
+    config: ServerConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let url = config
+        .resolved_database_url()
+        .map_err(|e| Error::Unavailable(format!("cannot create the data directory: {e}")))?;
+    let store = Store::open(&url, config.db_max_connections).await?;
+    serve(config, store, listener, shutdown).await
+}
+
+/// Serves on `listener` with an already opened store.
+pub async fn serve(
+    config: ServerConfig,
+    store: Store,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let config = Arc::new(config);
+    let ctx = Ctx {
+        store: store.clone(),
+        config: config.clone(),
+    };
+    let max = config.max_message_bytes;
+
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    set_health(&health_reporter, ServingStatus::Serving).await;
+
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| Error::Internal(format!("reflection: {e}")))?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .map_err(|e| Error::Internal(format!("reflection: {e}")))?;
+
+    // Every service accepts gzip and zstd requests, answers compressed when
+    // the client asks, and bounds message sizes both ways.
+    macro_rules! configured {
+        ($server:ident, $api:expr) => {
+            $server::new($api)
+                .accept_compressed(CompressionEncoding::Gzip)
+                .accept_compressed(CompressionEncoding::Zstd)
+                .send_compressed(CompressionEncoding::Gzip)
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max)
+        };
+    }
+
+    let grace = config.shutdown_grace;
+    let reporter = health_reporter.clone();
+    let (fired_tx, fired_rx) = tokio::sync::oneshot::channel::<()>();
+    let signal = async move {
+        shutdown.await;
+        tracing::info!("shutting down: health NOT_SERVING, draining requests");
+        set_health(&reporter, ServingStatus::NotServing).await;
+        let _ = fired_tx.send(());
+    };
+
+    let local = listener.local_addr().ok();
+    tracing::info!(address = ?local, "promoflow serving");
+    let server = tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(configured!(EnvironmentServiceServer, EnvironmentApi::new(ctx.clone())))
+        .add_service(configured!(ProductServiceServer, ProductApi::new(ctx.clone())))
+        .add_service(configured!(WorkflowServiceServer, WorkflowApi::new(ctx.clone())))
+        .add_service(configured!(FlowServiceServer, FlowApi::new(ctx.clone())))
+        .add_service(configured!(ReleaseServiceServer, ReleaseApi::new(ctx.clone())))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal);
+    tokio::pin!(server);
+
+    // Draining is bounded: once shutdown starts, calls still running after
+    // the grace period are cut off.
+    tokio::select! {
+        result = &mut server => {
+            result.map_err(|e| Error::Unavailable(format!("server error: {e}")))?;
+        }
+        _ = async {
+            let _ = fired_rx.await;
+            tokio::time::sleep(grace).await;
+        } => {
+            tracing::warn!(?grace, "grace period over: closing remaining calls");
+        }
+    }
+    store.close().await;
+    tracing::info!("promoflow stopped");
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,632 @@
+//! Repository functions for the catalog: environments, products with their
+//! applications, and workflows.
+//!
+//! The three share one shape (a name key, a `version` for optimistic
+//! concurrency, delete protection), so the generic helpers at the top serve
+//! all of them.
+
+use std::collections::BTreeMap;
+
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, TransactionTrait,
+};
+
+use super::entity::{application, environment, flow, product, release, workflow};
+use super::{Page, PageRequest, Store, from_json, map_unique, now, to_json};
+use crate::domain::catalog::{
+    Application, Commit, Concurrency, Environment, EnvironmentKind, Meta, Product, Workflow,
+};
+use crate::error::{Error, Result};
+
+/// Reads the current `version` of the row named `name`, if it exists.
+async fn current_version<E, C>(
+    db: &C,
+    name_col: E::Column,
+    version_col: E::Column,
+    name: &str,
+) -> Result<Option<i64>>
+where
+    E: EntityTrait,
+    C: ConnectionTrait,
+{
+    Ok(E::find()
+        .select_only()
+        .column(version_col)
+        .filter(name_col.eq(name))
+        .into_tuple::<i64>()
+        .one(db)
+        .await?)
+}
+
+/// Explains why a conditional write on `name` matched no row: it does not
+/// exist (`NOT_FOUND`) or its version moved on (`ABORTED`).
+async fn conflict<E, C>(
+    db: &C,
+    kind: &str,
+    name_col: E::Column,
+    version_col: E::Column,
+    name: &str,
+    expected: i64,
+) -> Error
+where
+    E: EntityTrait,
+    C: ConnectionTrait,
+{
+    match current_version::<E, C>(db, name_col, version_col, name).await {
+        Ok(Some(current)) => Error::stale(kind, name, expected, current),
+        Ok(None) => Error::not_found(kind, name),
+        Err(e) => e,
+    }
+}
+
+/// Applies `model` to the row `name` only if its version is `expected`,
+/// bumping the version. Returns the new version.
+async fn update_versioned<E, C>(
+    db: &C,
+    kind: &str,
+    (name_col, version_col): (E::Column, E::Column),
+    name: &str,
+    expected: i64,
+    model: E::ActiveModel,
+) -> Result<i64>
+where
+    E: EntityTrait,
+    C: ConnectionTrait,
+{
+    let res = E::update_many()
+        .set(model)
+        .col_expr(version_col, Expr::col(version_col).add(1))
+        .filter(name_col.eq(name))
+        .filter(version_col.eq(expected))
+        .exec(db)
+        .await?;
+    if res.rows_affected == 1 {
+        Ok(expected + 1)
+    } else {
+        Err(conflict::<E, C>(db, kind, name_col, version_col, name, expected).await)
+    }
+}
+
+/// Checks that the row `name` exists and, unless `expected` is 0, that its
+/// version is `expected`. Deletes call it before looking for users, so a
+/// missing or stale target is reported as such rather than as "in use".
+async fn ensure_version<E, C>(
+    db: &C,
+    kind: &str,
+    (name_col, version_col): (E::Column, E::Column),
+    name: &str,
+    expected: i64,
+) -> Result<()>
+where
+    E: EntityTrait,
+    C: ConnectionTrait,
+{
+    match current_version::<E, C>(db, name_col, version_col, name).await? {
+        None => Err(Error::not_found(kind, name)),
+        Some(v) if expected != 0 && v != expected => Err(Error::stale(kind, name, expected, v)),
+        Some(_) => Ok(()),
+    }
+}
+
+/// Deletes the row `name` inside the transaction that checked it.
+async fn delete_named<E, C>(db: &C, name_col: E::Column, name: &str) -> Result<()>
+where
+    E: EntityTrait,
+    C: ConnectionTrait,
+{
+    E::delete_many().filter(name_col.eq(name)).exec(db).await?;
+    Ok(())
+}
+
+/// Fetches one page of `E` ordered by `name_col`.
+async fn list_page<E, C>(db: &C, name_col: E::Column, page: &PageRequest) -> Result<Vec<E::Model>>
+where
+    E: EntityTrait,
+    C: ConnectionTrait,
+{
+    let mut q = E::find().order_by_asc(name_col).limit(page.size + 1);
+    if let Some(after) = &page.after {
+        q = q.filter(name_col.gt(after.as_str()));
+    }
+    Ok(q.all(db).await?)
+}
+
+/// Fails with `FAILED_PRECONDITION` when `users` is non-empty.
+fn ensure_unused(kind: &str, name: &str, users: &[(&str, Vec<String>)]) -> Result<()> {
+    let parts: Vec<String> = users
+        .iter()
+        .filter(|(_, names)| !names.is_empty())
+        .map(|(what, names)| format!("{what} {}", names.join(", ")))
+        .collect();
+    if parts.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::FailedPrecondition(format!(
+            "{kind} {name:?} is still used by {}; remove those references first",
+            parts.join(" and ")
+        )))
+    }
+}
+
+/// Names of flows whose latest version refers to `reference` (see [`flow_refs`]).
+pub(crate) async fn flows_referring<C: ConnectionTrait>(
+    db: &C,
+    reference: &str,
+) -> Result<Vec<String>> {
+    let pattern = format!("%{}%", serde_json::Value::String(reference.to_string()));
+    Ok(flow::Entity::find()
+        .select_only()
+        .column(flow::Column::Name)
+        .filter(flow::Column::Refs.like(pattern))
+        .order_by_asc(flow::Column::Name)
+        .into_tuple::<String>()
+        .all(db)
+        .await?)
+}
+
+/// The reference strings stored in `flows.refs`.
+pub fn environment_ref(name: &str) -> String {
+    format!("environment:{name}")
+}
+
+pub fn workflow_ref(name: &str) -> String {
+    format!("workflow:{name}")
+}
+
+fn meta(version: i64, create: chrono::DateTime<chrono::Utc>, update: chrono::DateTime<chrono::Utc>) -> Meta {
+    Meta {
+        version,
+        create_time: Some(create),
+        update_time: Some(update),
+    }
+}
+
+// ---------------------------------------------------------------- environments
+
+fn environment_from(m: environment::Model) -> Result<Environment> {
+    Ok(Environment {
+        kind: EnvironmentKind::parse(&m.kind)
+            .ok_or_else(|| Error::Internal(format!("stored environment kind {:?}", m.kind)))?,
+        labels: from_json(&m.labels)?,
+        meta: meta(m.version, m.create_time, m.update_time),
+        name: m.name,
+        description: m.description,
+    })
+}
+
+const ENV_COLS: (environment::Column, environment::Column) =
+    (environment::Column::Name, environment::Column::Version);
+
+impl Store {
+    pub async fn create_environment(&self, env: &Environment) -> Result<Environment> {
+        let t = now();
+        let model = environment::ActiveModel {
+            name: Set(env.name.clone()),
+            kind: Set(env.kind.as_str().to_string()),
+            description: Set(env.description.clone()),
+            labels: Set(to_json(&env.labels)?),
+            version: Set(1),
+            create_time: Set(t),
+            update_time: Set(t),
+        };
+        environment::Entity::insert(model)
+            .exec_without_returning(self.db())
+            .await
+            .map_err(|e| map_unique(e, || format!("environment {:?} already exists", env.name)))?;
+        self.get_environment(&env.name).await
+    }
+
+    pub async fn get_environment(&self, name: &str) -> Result<Environment> {
+        let m = environment::Entity::find_by_id(name.to_string())
+            .one(self.db())
+            .await?
+            .ok_or_else(|| Error::not_found("environment", name))?;
+        environment_from(m)
+    }
+
+    /// Which of `names` exist, in one query.
+    pub async fn existing_environments(&self, names: &[String]) -> Result<Vec<String>> {
+        Ok(environment::Entity::find()
+            .select_only()
+            .column(environment::Column::Name)
+            .filter(environment::Column::Name.is_in(names.iter().cloned()))
+            .into_tuple::<String>()
+            .all(self.db())
+            .await?)
+    }
+
+    pub async fn list_environments(&self, page: &PageRequest) -> Result<Page<Environment>> {
+        let rows = list_page::<environment::Entity, _>(self.db(), ENV_COLS.0, page).await?;
+        let page = Page::from_fetched(rows, page.size, |m| m.name.clone());
+        let items = page
+            .items
+            .into_iter()
+            .map(environment_from)
+            .collect::<Result<_>>()?;
+        Ok(Page {
+            items,
+            next_page_token: page.next_page_token,
+        })
+    }
+
+    pub async fn update_environment(&self, env: &Environment, expected: i64) -> Result<Environment> {
+        let model = environment::ActiveModel {
+            kind: Set(env.kind.as_str().to_string()),
+            description: Set(env.description.clone()),
+            labels: Set(to_json(&env.labels)?),
+            update_time: Set(now()),
+            ..Default::default()
+        };
+        update_versioned::<environment::Entity, _>(
+            self.db(),
+            "environment",
+            ENV_COLS,
+            &env.name,
+            expected,
+            model,
+        )
+        .await?;
+        self.get_environment(&env.name).await
+    }
+
+    pub async fn delete_environment(&self, name: &str, expected: i64) -> Result<()> {
+        let txn = self.db().begin().await?;
+        let products: Vec<String> = application::Entity::find()
+            .select_only()
+            .column(application::Column::Product)
+            .filter(application::Column::Environment.eq(name))
+            .order_by_asc(application::Column::Product)
+            .into_tuple::<String>()
+            .all(&txn)
+            .await?;
+        let flows = flows_referring(&txn, &environment_ref(name)).await?;
+        ensure_version::<environment::Entity, _>(&txn, "environment", ENV_COLS, name, expected).await?;
+        ensure_unused(
+            "environment",
+            name,
+            &[("products", products), ("flows", flows)],
+        )?;
+        delete_named::<environment::Entity, _>(&txn, ENV_COLS.0, name).await?;
+        txn.commit().await?;
+        Ok(())
+    }
+}
+
+// -------------------------------------------------------------------- products
+
+/// Release statuses after which nothing more happens.
+const FINAL_RELEASE_STATUSES: [&str; 3] = ["SUCCEEDED", "FAILED", "TERMINATED"];
+
+const PRODUCT_COLS: (product::Column, product::Column) =
+    (product::Column::Name, product::Column::Version);
+
+fn product_from(m: product::Model, apps: Vec<application::Model>) -> Result<Product> {
+    let applications = apps
+        .into_iter()
+        .map(application_from)
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Product {
+        concurrency: Concurrency::parse(&m.concurrency)
+            .ok_or_else(|| Error::Internal(format!("stored concurrency {:?}", m.concurrency)))?,
+        promotion_flows: from_json(&m.promotion_flows)?,
+        meta: meta(m.version, m.create_time, m.update_time),
+        applications,
+        name: m.name,
+        description: m.description,
+    })
+}
+
+fn application_from(a: application::Model) -> Result<Application> {
+    Ok(Application {
+        last_commit: a.last_commit.as_deref().map(from_json::<Commit>).transpose()?,
+        update_time: Some(a.update_time),
+        environment: a.environment,
+        name: a.name,
+        version: a.version,
+    })
+}
+
+fn application_rows(p: &Product, t: chrono::DateTime<chrono::Utc>) -> Result<Vec<application::ActiveModel>> {
+    p.applications
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            Ok(application::ActiveModel {
+                product: Set(p.name.clone()),
+                environment: Set(a.environment.clone()),
+                name: Set(a.name.clone()),
+                version: Set(a.version.clone()),
+                last_commit: Set(a.last_commit.as_ref().map(to_json).transpose()?),
+                position: Set(i as i32),
+                update_time: Set(a.update_time.unwrap_or(t)),
+            })
+        })
+        .collect()
+}
+
+async fn insert_applications<C: ConnectionTrait>(db: &C, p: &Product, t: chrono::DateTime<chrono::Utc>) -> Result<()> {
+    let rows = application_rows(p, t)?;
+    if !rows.is_empty() {
+        application::Entity::insert_many(rows)
+            .exec_without_returning(db)
+            .await
+            .map_err(|e| match e.sql_err() {
+                // The API validated the environments; one deleted since then
+                // surfaces here as a foreign-key violation.
+                Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_)) => Error::FailedPrecondition(
+                    "an environment of the product's applications was deleted concurrently; retry".into(),
+                ),
+                _ => Error::Database(e),
+            })?;
+    }
+    Ok(())
+}
+
+async fn load_applications<C: ConnectionTrait>(db: &C, names: &[String]) -> Result<BTreeMap<String, Vec<application::Model>>> {
+    let rows = application::Entity::find()
+        .filter(application::Column::Product.is_in(names.iter().cloned()))
+        .order_by_asc(application::Column::Product)
+        .order_by_asc(application::Column::Position)
+        .all(db)
+        .await?;
+    let mut by_product: BTreeMap<String, Vec<application::Model>> = BTreeMap::new();
+    for r in rows {
+        by_product.entry(r.product.clone()).or_default().push(r);
+    }
+    Ok(by_product)
+}
+
+impl Store {
+    pub async fn create_product(&self, p: &Product) -> Result<Product> {
+        let t = now();
+        let txn = self.db().begin().await?;
+        let model = product::ActiveModel {
+            name: Set(p.name.clone()),
+            description: Set(p.description.clone()),
+            concurrency: Set(p.concurrency.as_str().to_string()),
+            promotion_flows: Set(to_json(&p.promotion_flows)?),
+            version: Set(1),
+            create_time: Set(t),
+            update_time: Set(t),
+        };
+        product::Entity::insert(model)
+            .exec_without_returning(&txn)
+            .await
+            .map_err(|e| map_unique(e, || format!("product {:?} already exists", p.name)))?;
+        insert_applications(&txn, p, t).await?;
+        txn.commit().await?;
+        self.get_product(&p.name).await
+    }
+
+    pub async fn get_product(&self, name: &str) -> Result<Product> {
+        get_product_in(self.db(), name).await
+    }
+
+    pub async fn list_products(&self, page: &PageRequest) -> Result<Page<Product>> {
+        let rows = list_page::<product::Entity, _>(self.db(), PRODUCT_COLS.0, page).await?;
+        let page = Page::from_fetched(rows, page.size, |m| m.name.clone());
+        let names: Vec<String> = page.items.iter().map(|m| m.name.clone()).collect();
+        let mut apps = load_applications(self.db(), &names).await?;
+        let items = page
+            .items
+            .into_iter()
+            .map(|m| {
+                let a = apps.remove(&m.name).unwrap_or_default();
+                product_from(m, a)
+            })
+            .collect::<Result<_>>()?;
+        Ok(Page {
+            items,
+            next_page_token: page.next_page_token,
+        })
+    }
+
+    /// Replaces the product's fields and applications. An application given
+    /// with an empty version keeps the version currently recorded for it, so
+    /// editing a product never rolls back what deployments reported.
+    pub async fn update_product(&self, p: &Product, expected: i64) -> Result<Product> {
+        let t = now();
+        let txn = self.db().begin().await?;
+        let model = product::ActiveModel {
+            description: Set(p.description.clone()),
+            concurrency: Set(p.concurrency.as_str().to_string()),
+            promotion_flows: Set(to_json(&p.promotion_flows)?),
+            update_time: Set(t),
+            ..Default::default()
+        };
+        update_versioned::<product::Entity, _>(&txn, "product", PRODUCT_COLS, &p.name, expected, model)
+            .await?;
+        let old = load_applications(&txn, std::slice::from_ref(&p.name))
+            .await?
+            .remove(&p.name)
+            .unwrap_or_default();
+        let mut merged = p.clone();
+        for app in &mut merged.applications {
+            if let Some(prev) = old.iter().find(|o| o.environment == app.environment) {
+                if app.version.is_empty() {
+                    app.version = prev.version.clone();
+                    app.last_commit = prev.last_commit.as_deref().map(from_json).transpose()?;
+                    app.update_time = Some(prev.update_time);
+                }
+            }
+        }
+        application::Entity::delete_many()
+            .filter(application::Column::Product.eq(p.name.as_str()))
+            .exec(&txn)
+            .await?;
+        insert_applications(&txn, &merged, t).await?;
+        txn.commit().await?;
+        self.get_product(&p.name).await
+    }
+
+    pub async fn delete_product(&self, name: &str, expected: i64) -> Result<()> {
+        let txn = self.db().begin().await?;
+        ensure_version::<product::Entity, _>(&txn, "product", PRODUCT_COLS, name, expected).await?;
+        let active: Vec<String> = release::Entity::find()
+            .select_only()
+            .column(release::Column::Id)
+            .filter(release::Column::Product.eq(name))
+            .filter(release::Column::Status.is_not_in(FINAL_RELEASE_STATUSES))
+            .limit(10)
+            .into_tuple::<String>()
+            .all(&txn)
+            .await?;
+        ensure_unused("product", name, &[("active releases", active)])?;
+        delete_named::<product::Entity, _>(&txn, PRODUCT_COLS.0, name).await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Records that `version` now runs in `environment` for `product`.
+    pub async fn record_deployment(
+        &self,
+        product: &str,
+        environment: &str,
+        version: &str,
+        commit: Option<&Commit>,
+    ) -> Result<Application> {
+        record_version(self.db(), product, environment, version, commit).await
+    }
+}
+
+pub(crate) async fn get_product_in<C: ConnectionTrait>(db: &C, name: &str) -> Result<Product> {
+    let m = product::Entity::find_by_id(name.to_string())
+        .one(db)
+        .await?
+        .ok_or_else(|| Error::not_found("product", name))?;
+    let apps = load_applications(db, std::slice::from_ref(&m.name))
+        .await?
+        .remove(&m.name)
+        .unwrap_or_default();
+    product_from(m, apps)
+}
+
+/// Sets the recorded version of one application (used by deployment reports
+/// and by the engine when an action succeeds).
+pub(crate) async fn record_version<C: ConnectionTrait>(
+    db: &C,
+    product: &str,
+    environment: &str,
+    version: &str,
+    commit: Option<&Commit>,
+) -> Result<Application> {
+    let mut model = application::ActiveModel {
+        version: Set(version.to_string()),
+        update_time: Set(now()),
+        ..Default::default()
+    };
+    if let Some(c) = commit {
+        model.last_commit = Set(Some(to_json(c)?));
+    }
+    let res = application::Entity::update_many()
+        .set(model)
+        .filter(application::Column::Product.eq(product))
+        .filter(application::Column::Environment.eq(environment))
+        .exec(db)
+        .await?;
+    if res.rows_affected == 0 {
+        return Err(Error::NotFound(format!(
+            "product {product:?} has no application in environment {environment:?}"
+        )));
+    }
+    let row = application::Entity::find_by_id((product.to_string(), environment.to_string()))
+        .one(db)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!(
+            "product {product:?} has no application in environment {environment:?}"
+        )))?;
+    application_from(row)
+}
+
+// ------------------------------------------------------------------- workflows
+
+const WORKFLOW_COLS: (workflow::Column, workflow::Column) =
+    (workflow::Column::Name, workflow::Column::Version);
+
+fn workflow_from(m: workflow::Model) -> Result<Workflow> {
+    Ok(Workflow {
+        kind: from_json(&m.spec)?,
+        meta: meta(m.version, m.create_time, m.update_time),
+        name: m.name,
+        description: m.description,
+    })
+}
+
+impl Store {
+    pub async fn create_workflow(&self, w: &Workflow) -> Result<Workflow> {
+        let t = now();
+        let model = workflow::ActiveModel {
+            name: Set(w.name.clone()),
+            description: Set(w.description.clone()),
+            kind: Set(w.kind.type_name().to_string()),
+            spec: Set(to_json(&w.kind)?),
+            version: Set(1),
+            create_time: Set(t),
+            update_time: Set(t),
+        };
+        workflow::Entity::insert(model)
+            .exec_without_returning(self.db())
+            .await
+            .map_err(|e| map_unique(e, || format!("workflow {:?} already exists", w.name)))?;
+        self.get_workflow(&w.name).await
+    }
+
+    pub async fn get_workflow(&self, name: &str) -> Result<Workflow> {
+        let m = workflow::Entity::find_by_id(name.to_string())
+            .one(self.db())
+            .await?
+            .ok_or_else(|| Error::not_found("workflow", name))?;
+        workflow_from(m)
+    }
+
+    /// Which of `names` exist, in one query.
+    pub async fn existing_workflows(&self, names: &[String]) -> Result<Vec<String>> {
+        Ok(workflow::Entity::find()
+            .select_only()
+            .column(workflow::Column::Name)
+            .filter(workflow::Column::Name.is_in(names.iter().cloned()))
+            .into_tuple::<String>()
+            .all(self.db())
+            .await?)
+    }
+
+    pub async fn list_workflows(&self, page: &PageRequest) -> Result<Page<Workflow>> {
+        let rows = list_page::<workflow::Entity, _>(self.db(), WORKFLOW_COLS.0, page).await?;
+        let page = Page::from_fetched(rows, page.size, |m| m.name.clone());
+        let items = page
+            .items
+            .into_iter()
+            .map(workflow_from)
+            .collect::<Result<_>>()?;
+        Ok(Page {
+            items,
+            next_page_token: page.next_page_token,
+        })
+    }
+
+    pub async fn update_workflow(&self, w: &Workflow, expected: i64) -> Result<Workflow> {
+        let model = workflow::ActiveModel {
+            description: Set(w.description.clone()),
+            kind: Set(w.kind.type_name().to_string()),
+            spec: Set(to_json(&w.kind)?),
+            update_time: Set(now()),
+            ..Default::default()
+        };
+        update_versioned::<workflow::Entity, _>(self.db(), "workflow", WORKFLOW_COLS, &w.name, expected, model)
+            .await?;
+        self.get_workflow(&w.name).await
+    }
+
+    pub async fn delete_workflow(&self, name: &str, expected: i64) -> Result<()> {
+        let txn = self.db().begin().await?;
+        ensure_version::<workflow::Entity, _>(&txn, "workflow", WORKFLOW_COLS, name, expected).await?;
+        let flows = flows_referring(&txn, &workflow_ref(name)).await?;
+        ensure_unused("workflow", name, &[("flows", flows)])?;
+        delete_named::<workflow::Entity, _>(&txn, WORKFLOW_COLS.0, name).await?;
+        txn.commit().await?;
+        Ok(())
+    }
+}
+

@@ -1,0 +1,27 @@
+use sea_orm::entity::prelude::*;
+
+/// One application of a product in one environment, with the version
+/// currently recorded there. A row of its own (not JSON inside the product)
+/// so a deployment report or a promotion updates it without rewriting the
+/// product, and the foreign key protects environments in use.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "applications")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub product: String,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub environment: String,
+    pub name: String,
+    pub version: String,
+    /// JSON `Commit` of the last reported deployment, if any.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub last_commit: Option<String>,
+    /// Position in the product's list, so reads return the order written.
+    pub position: i32,
+    pub update_time: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,15 @@
+//! SeaORM entities: one module per table. JSON documents (labels, flow
+//! specs, …) are stored as text so both backends treat them alike.
+
+pub mod application;
+pub mod environment;
+pub mod event;
+pub mod event_clock;
+pub mod environment_run;
+pub mod flow;
+pub mod flow_version;
+pub mod idempotency_key;
+pub mod product;
+pub mod release;
+pub mod step_run;
+pub mod workflow;

@@ -1,0 +1,296 @@
+//! Explicit schema migrations, run at start-up (and by `promoflow migrate`).
+//!
+//! On PostgreSQL they run on one dedicated connection holding an advisory
+//! lock, so replicas starting together apply each migration exactly once.
+
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend};
+use sea_orm_migration::{prelude::*, schema::*};
+
+use crate::error::Result;
+
+/// Arbitrary but fixed key of the advisory lock that serialises migrations.
+const MIGRATION_LOCK_KEY: i64 = 0x7072_6f6d_6f66_6c6f; // "promoflo"
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(InitialSchema)]
+    }
+}
+
+/// Applies pending migrations on the database at `url`.
+pub async fn run(db: &DatabaseConnection, url: &str) -> Result<()> {
+    if db.get_database_backend() != DbBackend::Postgres {
+        // SQLite allows one writer; the pool's busy timeout serialises starts.
+        Migrator::up(db, None).await?;
+        return Ok(());
+    }
+    // A session-level advisory lock belongs to one connection, so use a
+    // pool of exactly one connection for the lock and the migrations.
+    let mut opts = ConnectOptions::new(url.to_string());
+    opts.max_connections(1).min_connections(1).sqlx_logging(false);
+    let conn = Database::connect(opts).await?;
+    conn.execute_unprepared(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))
+        .await?;
+    let result = Migrator::up(&conn, None).await;
+    let unlock = conn
+        .execute_unprepared(&format!(
+            "SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"
+        ))
+        .await;
+    conn.close().await.ok();
+    result?;
+    unlock?;
+    Ok(())
+}
+
+#[derive(DeriveMigrationName)]
+struct InitialSchema;
+
+#[async_trait::async_trait]
+impl MigrationTrait for InitialSchema {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table("environments")
+                .col(string("name").primary_key())
+                .col(string("kind"))
+                .col(text("description"))
+                .col(text("labels"))
+                .col(big_integer("version"))
+                .col(timestamp_with_time_zone("create_time"))
+                .col(timestamp_with_time_zone("update_time"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table("products")
+                .col(string("name").primary_key())
+                .col(text("description"))
+                .col(string("concurrency"))
+                .col(text("promotion_flows"))
+                .col(big_integer("version"))
+                .col(timestamp_with_time_zone("create_time"))
+                .col(timestamp_with_time_zone("update_time"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table("applications")
+                .col(string("product"))
+                .col(string("environment"))
+                .col(string("name"))
+                .col(string("version"))
+                .col(text_null("last_commit"))
+                .col(integer("position"))
+                .col(timestamp_with_time_zone("update_time"))
+                .primary_key(Index::create().col("product").col("environment"))
+                .foreign_key(
+                    ForeignKey::create()
+                        .from("applications", "product")
+                        .to("products", "name")
+                        .on_delete(ForeignKeyAction::Cascade),
+                )
+                .foreign_key(
+                    ForeignKey::create()
+                        .from("applications", "environment")
+                        .to("environments", "name")
+                        .on_delete(ForeignKeyAction::Restrict),
+                )
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("applications_by_environment")
+                .table("applications")
+                .col("environment")
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table("workflows")
+                .col(string("name").primary_key())
+                .col(text("description"))
+                .col(string("kind"))
+                .col(text("spec"))
+                .col(big_integer("version"))
+                .col(timestamp_with_time_zone("create_time"))
+                .col(timestamp_with_time_zone("update_time"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table("flows")
+                .col(string("name").primary_key())
+                .col(big_integer("version"))
+                .col(text("refs"))
+                .col(timestamp_with_time_zone("create_time"))
+                .col(timestamp_with_time_zone("update_time"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table("flow_versions")
+                .col(string("flow"))
+                .col(big_integer("version"))
+                .col(text("spec"))
+                .col(timestamp_with_time_zone("create_time"))
+                .primary_key(Index::create().col("flow").col("version"))
+                .foreign_key(
+                    ForeignKey::create()
+                        .from("flow_versions", "flow")
+                        .to("flows", "name")
+                        .on_delete(ForeignKeyAction::Cascade),
+                )
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table("releases")
+                .col(string("id").primary_key())
+                .col(string("product"))
+                .col(string("flow"))
+                .col(big_integer("flow_version"))
+                .col(string("app_version"))
+                .col(string("status"))
+                .col(string("initiator"))
+                .col(text("trigger_message"))
+                .col(text("message"))
+                .col(string_null("request_id"))
+                .col(text("context"))
+                .col(big_integer("last_seq"))
+                .col(text_null("terminate_reason"))
+                .col(string_null("lease_owner"))
+                .col(timestamp_with_time_zone_null("lease_expires_at"))
+                .col(big_integer("lease_epoch"))
+                .col(timestamp_with_time_zone_null("deadline"))
+                .col(timestamp_with_time_zone("create_time"))
+                .col(timestamp_with_time_zone_null("start_time"))
+                .col(timestamp_with_time_zone_null("finish_time"))
+                .to_owned(),
+        )
+        .await?;
+        for (name, cols) in [
+            ("releases_by_product", &["product", "id"][..]),
+            ("releases_by_flow", &["flow", "id"][..]),
+            ("releases_by_status", &["status", "id"][..]),
+        ] {
+            let mut idx = Index::create();
+            idx.name(name).table("releases");
+            for c in cols {
+                idx.col(*c);
+            }
+            m.create_index(idx.to_owned()).await?;
+        }
+        m.create_table(
+            Table::create()
+                .table("environment_runs")
+                .col(string("release_id"))
+                .col(string("environment"))
+                .col(integer("position"))
+                .col(string("status"))
+                .col(text("depends_on"))
+                .col(text("blocked_on"))
+                .col(integer("attempt"))
+                .col(string("application"))
+                .col(text("message"))
+                .col(timestamp_with_time_zone_null("start_time"))
+                .col(timestamp_with_time_zone_null("finish_time"))
+                .primary_key(Index::create().col("release_id").col("environment"))
+                .foreign_key(
+                    ForeignKey::create()
+                        .from("environment_runs", "release_id")
+                        .to("releases", "id")
+                        .on_delete(ForeignKeyAction::Cascade),
+                )
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table("step_runs")
+                .col(string("release_id"))
+                .col(string("environment"))
+                .col(integer("idx"))
+                .col(string("kind"))
+                .col(string("workflow"))
+                .col(string("status"))
+                .col(text("message"))
+                .col(integer("attempt"))
+                .col(string("idempotency_key"))
+                .col(timestamp_with_time_zone_null("deadline"))
+                .col(timestamp_with_time_zone_null("start_time"))
+                .col(timestamp_with_time_zone_null("finish_time"))
+                .primary_key(
+                    Index::create()
+                        .col("release_id")
+                        .col("environment")
+                        .col("idx"),
+                )
+                .foreign_key(
+                    ForeignKey::create()
+                        .from("step_runs", "release_id")
+                        .to("releases", "id")
+                        .on_delete(ForeignKeyAction::Cascade),
+                )
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table("events")
+                .col(string("release_id"))
+                .col(big_integer("seq"))
+                .col(big_integer("position"))
+                .col(string("product"))
+                .col(string("flow"))
+                .col(timestamp_with_time_zone("time"))
+                .col(text("payload"))
+                .primary_key(Index::create().col("release_id").col("seq"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("events_by_position")
+                .table("events")
+                .col("position")
+                .unique()
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table("event_clock")
+                .col(integer("id").primary_key())
+                .col(big_integer("position"))
+                .to_owned(),
+        )
+        .await?;
+        m.get_connection()
+            .execute_unprepared("INSERT INTO event_clock (id, position) VALUES (1, 0)")
+            .await?;
+        m.create_table(
+            Table::create()
+                .table("idempotency_keys")
+                .col(string("scope"))
+                .col(string("key"))
+                .col(string("request_hash"))
+                .col(string_null("release_id"))
+                .col(timestamp_with_time_zone("create_time"))
+                .primary_key(Index::create().col("scope").col("key"))
+                .to_owned(),
+        )
+        .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,90 @@
+//! Persistence: SeaORM entities, migrations and repository functions.
+//!
+//! The store speaks domain types in and out; nothing above it writes SQL.
+//! Both SQLite (the single-node default) and PostgreSQL (several replicas)
+//! run the same code; the few backend differences are confined here.
+
+pub mod catalog;
+pub mod entity;
+pub mod migration;
+mod page;
+
+use std::time::Duration;
+
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend, DbErr};
+
+use crate::error::{Error, Result};
+
+pub use page::{Page, PageRequest};
+
+/// Handle to the database. Cheap to clone (the pool is shared).
+#[derive(Clone, Debug)]
+pub struct Store {
+    db: DatabaseConnection,
+}
+
+impl Store {
+    /// Connects to `url` and applies pending migrations.
+    pub async fn open(url: &str, max_connections: u32) -> Result<Self> {
+        let store = Self::connect(url, max_connections).await?;
+        migration::run(&store.db, url).await?;
+        Ok(store)
+    }
+
+    /// Connects without migrating.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self> {
+        let mut opts = ConnectOptions::new(url.to_string());
+        opts.max_connections(max_connections)
+            .min_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
+            .sqlx_logging(false)
+            // WAL lets readers (streams, gets) proceed while the engine
+            // writes; the busy timeout turns writer contention into waiting
+            // instead of `SQLITE_BUSY` errors; foreign keys are off by
+            // default in SQLite and the schema relies on them.
+            .map_sqlx_sqlite_opts(|o| {
+                o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                    .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                    .busy_timeout(Duration::from_secs(30))
+                    .foreign_keys(true)
+            });
+        let db = Database::connect(opts).await?;
+        Ok(Self { db })
+    }
+
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    pub fn backend(&self) -> DbBackend {
+        self.db.get_database_backend()
+    }
+
+    pub async fn close(self) {
+        let _ = self.db.close().await;
+    }
+}
+
+/// Maps a unique-constraint violation to `ALREADY_EXISTS` with `message`;
+/// anything else stays a database error.
+pub(crate) fn map_unique(err: DbErr, message: impl FnOnce() -> String) -> Error {
+    match err.sql_err() {
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => Error::AlreadyExists(message()),
+        _ => Error::Database(err),
+    }
+}
+
+pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> Result<String> {
+    serde_json::to_string(value).map_err(|e| Error::Internal(format!("encoding JSON: {e}")))
+}
+
+pub(crate) fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T> {
+    serde_json::from_str(text).map_err(|e| Error::Internal(format!("decoding stored JSON: {e}")))
+}
+
+/// Current time, truncated to microseconds so what is written equals what
+/// is read back on both backends.
+pub fn now() -> chrono::DateTime<chrono::Utc> {
+    let t = chrono::Utc::now();
+    chrono::DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t)
+}

@@ -1,0 +1,76 @@
+//! Opaque, stable pagination over name-ordered (or id-ordered) listings.
+//!
+//! A page token is the URL-safe base64 of the last key returned; the next
+//! page starts strictly after it, so inserts and deletes between calls never
+//! repeat or skip the rows that remain.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use crate::error::{Error, Result};
+
+pub const DEFAULT_PAGE_SIZE: u64 = 50;
+pub const MAX_PAGE_SIZE: u64 = 500;
+
+/// A validated page request.
+#[derive(Debug, Clone, Default)]
+pub struct PageRequest {
+    pub size: u64,
+    /// Key to start after.
+    pub after: Option<String>,
+}
+
+impl PageRequest {
+    /// Validates `page_size` (0 = default, capped at the maximum) and decodes `page_token`.
+    pub fn parse(page_size: i32, page_token: &str) -> Result<Self> {
+        if page_size < 0 {
+            return Err(Error::invalid_field("page_size", "must not be negative"));
+        }
+        let size = match page_size as u64 {
+            0 => DEFAULT_PAGE_SIZE,
+            n => n.min(MAX_PAGE_SIZE),
+        };
+        let after = if page_token.is_empty() {
+            None
+        } else {
+            let bytes = URL_SAFE_NO_PAD.decode(page_token).map_err(|_| {
+                Error::invalid_field("page_token", "is not a token returned by this server")
+            })?;
+            Some(String::from_utf8(bytes).map_err(|_| {
+                Error::invalid_field("page_token", "is not a token returned by this server")
+            })?)
+        };
+        Ok(Self { size, after })
+    }
+}
+
+/// One page of results and the token of the next (empty at the end).
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_page_token: String,
+}
+
+impl<T> Page<T> {
+    /// Builds a page from up to `size + 1` fetched items: the extra one only
+    /// tells that another page exists.
+    pub fn from_fetched(mut items: Vec<T>, size: u64, key: impl Fn(&T) -> String) -> Self {
+        let more = items.len() as u64 > size;
+        items.truncate(size as usize);
+        let next_page_token = match (more, items.last()) {
+            (true, Some(last)) => URL_SAFE_NO_PAD.encode(key(last)),
+            _ => String::new(),
+        };
+        Self {
+            items,
+            next_page_token,
+        }
+    }
+
+    pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
+        Page {
+            items: self.items.into_iter().map(f).collect(),
+            next_page_token: self.next_page_token,
+        }
+    }
+}
