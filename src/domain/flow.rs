@@ -498,8 +498,8 @@ fn check_workflow_ref(
 /// from each dependency to its dependent.
 ///
 /// Built from any spec, valid or not: references to environments that are not
-/// nodes, self-references and the dependencies of steps over the
-/// `depends_on` limit are left out (validation reports them separately).
+/// nodes, self-references, repeated steps and the dependencies of steps over
+/// the `depends_on` limit are left out (validation reports them separately).
 struct FlowGraph<'a> {
     graph: DiGraph<&'a str, ()>,
     index: HashMap<&'a str, NodeIndex>,
@@ -514,13 +514,22 @@ impl<'a> FlowGraph<'a> {
         for node in spec.nodes() {
             index.entry(node).or_insert_with(|| graph.add_node(node));
         }
+        // Only the first step of an environment brings in edges, and a step
+        // for the trigger environment none: otherwise one mistake would also
+        // show up as a made-up cycle.
+        let mut has_step = vec![false; graph.node_count()];
+        if let Some(trigger) = index.get(spec.trigger_environment.as_str()) {
+            has_step[trigger.index()] = true;
+        }
         for step in &spec.steps {
-            if step.depends_on.len() > max_depends_on {
-                continue;
-            }
             let Some(&to) = index.get(step.environment.as_str()) else {
                 continue;
             };
+            if std::mem::replace(&mut has_step[to.index()], true)
+                || step.depends_on.len() > max_depends_on
+            {
+                continue;
+            }
             for dep in &step.depends_on {
                 if let Some(&from) = index.get(dep.as_str())
                     && from != to
@@ -858,6 +867,7 @@ mod tests {
 
         let mut s = sequential();
         s.steps[1].environment = "qa".to_owned();
+        s.steps[1].depends_on = vec!["dev".to_owned()];
         single_violation(&s, "steps[1].environment", "appears twice (also steps[0])");
 
         let mut s = sequential();

@@ -1,0 +1,235 @@
+//! Shared integration-test harness: a real promoflow server on
+//! `127.0.0.1:0`, backed by a fresh database.
+//!
+//! The backend follows `PROMOFLOW_TEST_DATABASE_URL`: unset, each test gets
+//! a temporary SQLite file; set to a PostgreSQL admin URL, each test gets a
+//! database of its own, created here and dropped afterwards. `scripts/test`
+//! runs the whole suite both ways.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+
+use promoflow::config::ServerConfig;
+use sea_orm::{ConnectionTrait, Database};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+
+use promoflow::proto::v1::environment_service_client::EnvironmentServiceClient;
+use promoflow::proto::v1::flow_service_client::FlowServiceClient;
+use promoflow::proto::v1::product_service_client::ProductServiceClient;
+use promoflow::proto::v1::release_service_client::ReleaseServiceClient;
+use promoflow::proto::v1::workflow_service_client::WorkflowServiceClient;
+
+/// A database for one test; PostgreSQL databases are dropped on drop.
+pub struct TestDb {
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+    pg: Option<(String, String)>,
+}
+
+impl TestDb {
+    pub async fn new() -> Self {
+        match std::env::var("PROMOFLOW_TEST_DATABASE_URL") {
+            Ok(admin) if !admin.is_empty() => {
+                let name = format!("promoflow_test_{}", uuid::Uuid::new_v4().simple());
+                let conn = Database::connect(admin.as_str())
+                    .await
+                    .expect("connect to the PostgreSQL admin URL");
+                conn.execute_unprepared(&format!("CREATE DATABASE {name}"))
+                    .await
+                    .expect("create test database");
+                conn.close().await.ok();
+                let base = admin
+                    .rsplit_once('/')
+                    .map(|(b, _)| b.to_string())
+                    .expect("admin URL has a database path");
+                Self {
+                    url: format!("{base}/{name}"),
+                    _dir: None,
+                    pg: Some((admin, name)),
+                }
+            }
+            _ => {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let url = format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display());
+                Self {
+                    url,
+                    _dir: Some(dir),
+                    pg: None,
+                }
+            }
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.pg.is_some()
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some((admin, name)) = self.pg.take() {
+            // Drop runs inside the test's runtime: use a thread with its own.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                rt.block_on(async move {
+                    if let Ok(conn) = Database::connect(admin.as_str()).await {
+                        let _ = conn
+                            .execute_unprepared(&format!(
+                                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                            ))
+                            .await;
+                        conn.close().await.ok();
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+/// A running server; stopped when dropped.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub channel: Channel,
+    stop: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<promoflow::error::Result<()>>>,
+    // Declared last: dropped after the server task is gone.
+    pub db: TestDb,
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts a server after `tweak` adjusts its configuration.
+    pub async fn start_with(tweak: impl FnOnce(&mut ServerConfig)) -> Self {
+        let db = TestDb::new().await;
+        Self::start_on(db, tweak).await
+    }
+
+    /// Starts a server on an existing database (e.g. after a restart).
+    pub async fn start_on(db: TestDb, tweak: impl FnOnce(&mut ServerConfig)) -> Self {
+        let mut config = ServerConfig::for_tests(db.url.clone());
+        tweak(&mut config);
+        let (listener, addr) = promoflow::server::bind(config.listen).await.expect("bind");
+        let (tx, rx) = oneshot::channel::<()>();
+        let handle = tokio::spawn(promoflow::server::run(config, listener, async move {
+            let _ = rx.await;
+        }));
+        let channel = Channel::from_shared(format!("http://{addr}"))
+            .expect("uri")
+            .connect_lazy();
+        let server = Self {
+            addr,
+            channel,
+            stop: Some(tx),
+            handle: Some(handle),
+            db,
+        };
+        server.wait_ready().await;
+        server
+    }
+
+    /// Waits until health answers SERVING (migrations done, services up).
+    async fn wait_ready(&self) {
+        use tonic_health::pb::health_client::HealthClient;
+        use tonic_health::pb::HealthCheckRequest;
+        for _ in 0..600 {
+            let mut health = HealthClient::new(self.channel.clone());
+            if let Ok(r) = health
+                .check(HealthCheckRequest {
+                    service: String::new(),
+                })
+                .await
+            {
+                if r.into_inner().status == 1 {
+                    return;
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("server on {} did not become ready", self.addr);
+    }
+
+    /// Stops the server gracefully and returns its database.
+    pub async fn stop(mut self) -> TestDb {
+        self.shutdown().await;
+        let db = std::mem::replace(
+            &mut self.db,
+            TestDb {
+                url: String::new(),
+                _dir: None,
+                pg: None,
+            },
+        );
+        db
+    }
+
+    async fn shutdown(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            let r = h.await.expect("server task");
+            r.expect("server stopped cleanly");
+        }
+    }
+
+    pub fn environments(&self) -> EnvironmentServiceClient<Channel> {
+        EnvironmentServiceClient::new(self.channel.clone())
+    }
+    pub fn products(&self) -> ProductServiceClient<Channel> {
+        ProductServiceClient::new(self.channel.clone())
+    }
+    pub fn workflows(&self) -> WorkflowServiceClient<Channel> {
+        WorkflowServiceClient::new(self.channel.clone())
+    }
+    pub fn flows(&self) -> FlowServiceClient<Channel> {
+        FlowServiceClient::new(self.channel.clone())
+    }
+    pub fn releases(&self) -> ReleaseServiceClient<Channel> {
+        ReleaseServiceClient::new(self.channel.clone())
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            h.abort();
+        }
+    }
+}
+
+/// The field paths of a status's `BadRequest` violations.
+pub fn violation_fields(status: &tonic::Status) -> Vec<String> {
+    use tonic_types::StatusExt;
+    status
+        .get_details_bad_request()
+        .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
+        .unwrap_or_default()
+}
+
+/// Asserts `result` failed with `code`, returning the status.
+#[track_caller]
+pub fn expect_code<T: std::fmt::Debug>(
+    result: Result<T, tonic::Status>,
+    code: tonic::Code,
+) -> tonic::Status {
+    match result {
+        Ok(v) => panic!("expected {code:?}, got success: {v:?}"),
+        Err(s) => {
+            assert_eq!(s.code(), code, "unexpected status: {s:?}");
+            s
+        }
+    }
+}
