@@ -1142,3 +1142,21 @@ mod tests {
         }
     }
 }
+
+impl FlowSpec {
+    /// Every workflow the flow names (trigger workflow, hooks, pre- and
+    /// post-actions), in flow order, possibly repeated.
+    pub fn workflow_names(&self) -> impl Iterator<Item = &str> {
+        let step_names = self.steps.iter().flat_map(|s| {
+            [s.policy.pre_action.as_deref(), s.policy.post_action.as_deref()]
+                .into_iter()
+                .chain(s.hooks.entries().map(|(_, h)| h))
+                .flatten()
+        });
+        self.trigger_workflow
+            .as_deref()
+            .into_iter()
+            .chain(self.hooks.entries().into_iter().filter_map(|(_, h)| h))
+            .chain(step_names)
+    }
+}

@@ -5,6 +5,7 @@
 //! layer translates them to and from protobuf.
 
 pub mod catalog;
+pub mod codefresh;
 pub mod edit;
 pub mod flow;
 pub mod status;

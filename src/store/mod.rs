@@ -6,8 +6,11 @@
 
 pub mod catalog;
 pub mod entity;
+pub mod flows;
+pub mod releases;
 pub mod migration;
 mod page;
+mod versioned;
 
 use std::time::Duration;
 
