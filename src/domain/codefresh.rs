@@ -311,10 +311,8 @@ impl Reader {
         allowed: Option<&[&str]>,
     ) -> Option<&'v Map<String, Value>> {
         let Value::Object(map) = value else {
-            self.v.push(
-                path,
-                format!("must be a mapping, got {}", type_of(value)),
-            );
+            self.v
+                .push(path, format!("must be a mapping, got {}", type_of(value)));
             return None;
         };
         if let Some(allowed) = allowed {
@@ -357,7 +355,8 @@ impl Reader {
             None | Some(Value::Null) => &[],
             Some(Value::Array(items)) => items,
             Some(other) => {
-                self.v.push(path, format!("must be a list, got {}", type_of(other)));
+                self.v
+                    .push(path, format!("must be a list, got {}", type_of(other)));
                 &[]
             }
         }
@@ -371,15 +370,13 @@ impl Reader {
             Some(other @ (Value::Number(_) | Value::Bool(_))) => {
                 self.v.push(
                     path,
-                    format!(
-                        "must be a string, got {}: put it in quotes",
-                        type_of(other)
-                    ),
+                    format!("must be a string, got {}: put it in quotes", type_of(other)),
                 );
                 None
             }
             Some(other) => {
-                self.v.push(path, format!("must be a string, got {}", type_of(other)));
+                self.v
+                    .push(path, format!("must be a string, got {}", type_of(other)));
                 None
             }
         }
@@ -666,7 +663,10 @@ spec:
                 post_action: Some("post-action".to_owned()),
             }
         );
-        let catalog = KnownNames::new(["dev", "qa", "staging", "prod"], ["pre-action", "post-action"]);
+        let catalog = KnownNames::new(
+            ["dev", "qa", "staging", "prod"],
+            ["pre-action", "post-action"],
+        );
         let plan = validate(&spec, &catalog).expect("valid");
         assert_eq!(plan.waves.len(), 3);
     }
@@ -695,7 +695,8 @@ spec:
     fn export_looks_like_codefresh() {
         let mut spec = flow("dev", &[("qa", &["dev"]), ("prod", &["qa"])]);
         spec.description = "to prod".to_owned();
-        spec.annotations.insert("version".to_owned(), "1.0".to_owned());
+        spec.annotations
+            .insert("version".to_owned(), "1.0".to_owned());
         spec.trigger_workflow = Some("smoke".to_owned());
         spec.promotion_timeout_secs = Some(600);
         spec.hooks.on_fail = Some("notify".to_owned());
@@ -739,13 +740,18 @@ spec:
         let mut spec = flow("dev", &[("qa", &["dev"])]);
         for (secs, minutes) in [(1, 1), (60, 1), (61, 2), (3600, 60)] {
             spec.promotion_timeout_secs = Some(secs);
-            assert_eq!(import(&to_yaml(&spec)).promotion_timeout_secs, Some(minutes * 60));
+            assert_eq!(
+                import(&to_yaml(&spec)).promotion_timeout_secs,
+                Some(minutes * 60)
+            );
         }
     }
 
     #[test]
     fn post_trigger_is_the_trigger_workflow() {
-        let spec = import(&document("  triggerEnvironment: dev\n  postTrigger: smoke\n"));
+        let spec = import(&document(
+            "  triggerEnvironment: dev\n  postTrigger: smoke\n",
+        ));
         assert_eq!(spec.trigger_workflow.as_deref(), Some("smoke"));
     }
 
@@ -815,14 +821,26 @@ status: {}
             [
                 ("apiVersion", "is required"),
                 ("metadata.name", "is required"),
-                ("metadata.annotations.version", "must be a string, got a number: put it in quotes"),
+                (
+                    "metadata.annotations.version",
+                    "must be a string, got a number: put it in quotes"
+                ),
                 ("spec.triggerEnvironment", "is required"),
-                ("spec.promotionTimeoutLimit", "must be a whole number of minutes"),
+                (
+                    "spec.promotionTimeoutLimit",
+                    "must be a whole number of minutes"
+                ),
                 ("spec.hooks", "must be a mapping, got a list"),
                 ("spec.steps[0].environment", "is required"),
                 ("spec.steps[0].dependsOn", "must be a list, got a string"),
-                ("spec.steps[1].environment", "must be a string, got a number: put it in quotes"),
-                ("spec.steps[1].policy.action", "\"merge\" is not an action: use commit, pr or none"),
+                (
+                    "spec.steps[1].environment",
+                    "must be a string, got a number: put it in quotes"
+                ),
+                (
+                    "spec.steps[1].policy.action",
+                    "\"merge\" is not an action: use commit, pr or none"
+                ),
                 ("spec.steps[2]", "must be a mapping, got a number"),
             ]
         );
@@ -851,7 +869,10 @@ status: {}
         ] {
             let violations = import_errors(text);
             assert_eq!(fields(&violations), [DOCUMENT], "{text:?}");
-            assert!(violations[0].description.contains(needle), "{text:?}: {violations:?}");
+            assert!(
+                violations[0].description.contains(needle),
+                "{text:?}: {violations:?}"
+            );
         }
         let huge = "#".repeat(MAX_YAML_LEN + 1);
         assert!(import_errors(&huge)[0].description.starts_with("at most"));
@@ -875,8 +896,8 @@ status: {}
         prop_oneof![
             "[a-z][a-z0-9-]{0,10}[a-z0-9]",
             prop::sample::select(vec![
-                "true", "false", "null", "no", "yes", "on", "off", "y", "n", "123", "007",
-                "0x1f", "0o17", "1e3", "1-0", "nan", "inf",
+                "true", "false", "null", "no", "yes", "on", "off", "y", "n", "123", "007", "0x1f",
+                "0o17", "1e3", "1-0", "nan", "inf",
             ])
             .prop_map(str::to_owned),
         ]
@@ -921,7 +942,16 @@ status: {}
             prop::collection::vec((policy(), hooks()), 12),
         )
             .prop_map(
-                |(mut spec, name, description, trigger_workflow, minutes, hooks, annotations, steps)| {
+                |(
+                    mut spec,
+                    name,
+                    description,
+                    trigger_workflow,
+                    minutes,
+                    hooks,
+                    annotations,
+                    steps,
+                )| {
                     spec.name = name;
                     spec.description = description;
                     spec.trigger_workflow = trigger_workflow;

@@ -128,12 +128,9 @@ fn apply(spec: &mut FlowSpec, edit: &Edit, at: &str) -> Result<(), Violations> {
             policy,
             &format!("{at}.add_environments"),
         ),
-        Edit::RemoveEnvironment { environment, mode } => remove_environment(
-            spec,
-            environment,
-            mode,
-            &format!("{at}.remove_environment"),
-        ),
+        Edit::RemoveEnvironment { environment, mode } => {
+            remove_environment(spec, environment, mode, &format!("{at}.remove_environment"))
+        }
         Edit::SetDependencies {
             environment,
             depends_on,
@@ -217,7 +214,10 @@ fn step_mut<'s>(
 ) -> Result<&'s mut Step, Violations> {
     let mut v = Violations::new();
     if env == spec.trigger_environment {
-        v.push(field, format!("{env} is the trigger environment, which {trigger_reason}"));
+        v.push(
+            field,
+            format!("{env} is the trigger environment, which {trigger_reason}"),
+        );
         return Err(v);
     }
     match spec.steps.iter_mut().find(|step| step.environment == env) {
@@ -308,7 +308,10 @@ fn remove_environment(
         RemoveMode::Reconnect { to } => {
             let to_field = format!("{at}.reconnect_to");
             if to == env {
-                v.push(to_field, format!("cannot reconnect to {env}, the environment being removed"));
+                v.push(
+                    to_field,
+                    format!("cannot reconnect to {env}, the environment being removed"),
+                );
             } else if !spec.has_node(to) {
                 v.push(to_field, not_in_flow(to));
             } else if descendants.binary_search(to).is_ok() {
@@ -354,7 +357,15 @@ mod tests {
 
     fn catalog() -> KnownNames {
         KnownNames::new(
-            ["dev", "qa", "staging", "prod", "prod-eu", "prod-asia", "perf"],
+            [
+                "dev",
+                "qa",
+                "staging",
+                "prod",
+                "prod-eu",
+                "prod-asia",
+                "perf",
+            ],
             ["notify", "smoke-tests"],
         )
     }
@@ -448,7 +459,11 @@ mod tests {
         let (spec, plan) = ok(&start, &[edit]);
         assert_eq!(
             waves(&plan),
-            [vec!["dev"], vec!["qa"], vec!["prod", "prod-asia", "prod-eu"]]
+            [
+                vec!["dev"],
+                vec!["qa"],
+                vec!["prod", "prod-asia", "prod-eu"]
+            ]
         );
         for env in ["prod", "prod-eu", "prod-asia"] {
             assert_eq!(deps(&spec, env), ["qa"]);
@@ -460,7 +475,10 @@ mod tests {
     fn quick_start_dependency_by_edits() {
         let (spec, plan) = ok(
             &sequential(),
-            &[add("dev", &["staging"]), set_deps("prod", &["qa", "staging"])],
+            &[
+                add("dev", &["staging"]),
+                set_deps("prod", &["qa", "staging"]),
+            ],
         );
         assert_eq!(deps(&spec, "staging"), ["dev"]);
         assert_eq!(
@@ -489,8 +507,14 @@ mod tests {
                 "edits[3].add_environments.environments",
             ]
         );
-        assert_eq!(violations[0].description, "environment perf is not in the flow");
-        assert_eq!(violations[1].description, "environment prod is already in the flow");
+        assert_eq!(
+            violations[0].description,
+            "environment perf is not in the flow"
+        );
+        assert_eq!(
+            violations[1].description,
+            "environment prod is already in the flow"
+        );
         assert_eq!(violations[2].description, "prod-eu is listed twice");
     }
 
@@ -498,7 +522,10 @@ mod tests {
     fn added_environments_are_validated() {
         // The edit itself is fine; the result is checked by `validate`.
         let violations = err(&sequential(), &[add("qa", &["mars", "Bad"])]);
-        assert_eq!(fields(&violations), ["steps[2].environment", "steps[3].environment"]);
+        assert_eq!(
+            fields(&violations),
+            ["steps[2].environment", "steps[3].environment"]
+        );
         assert!(violations[0].description.contains("does not exist"));
     }
 
@@ -526,7 +553,10 @@ mod tests {
 
     #[test]
     fn remove_the_last_environment() {
-        let (spec, _) = ok(&sequential(), &[remove("prod", RemoveMode::RemoveDownstream)]);
+        let (spec, _) = ok(
+            &sequential(),
+            &[remove("prod", RemoveMode::RemoveDownstream)],
+        );
         assert_eq!(spec, flow("dev", &[("qa", &["dev"])]));
         let (spec, _) = ok(&sequential(), &[remove("prod", reconnect("dev"))]);
         assert_eq!(spec, flow("dev", &[("qa", &["dev"])]));
@@ -570,7 +600,11 @@ mod tests {
                 "edits[4].remove_environment.reconnect_to",
             ]
         );
-        assert!(violations[0].description.contains("trigger environment and cannot be removed"));
+        assert!(
+            violations[0]
+                .description
+                .contains("trigger environment and cannot be removed")
+        );
         assert!(violations[3].description.contains("would create a cycle"));
     }
 
@@ -584,7 +618,10 @@ mod tests {
     fn set_dependencies_into_a_cycle_fails_validation() {
         let violations = err(&sequential(), &[set_deps("qa", &["dev", "prod"])]);
         assert_eq!(fields(&violations), ["steps[1].depends_on"]);
-        assert_eq!(violations[0].description, "dependency cycle: prod -> qa -> prod");
+        assert_eq!(
+            violations[0].description,
+            "dependency cycle: prod -> qa -> prod"
+        );
     }
 
     #[test]
@@ -618,8 +655,15 @@ mod tests {
                 "edits[4].set_hooks.environment",
             ]
         );
-        assert!(violations[0].description.starts_with("dev is the trigger environment"));
-        assert_eq!(violations[1].description, "environment perf is not in the flow");
+        assert!(
+            violations[0]
+                .description
+                .starts_with("dev is the trigger environment")
+        );
+        assert_eq!(
+            violations[1].description,
+            "environment perf is not in the flow"
+        );
     }
 
     #[test]
@@ -682,29 +726,27 @@ mod tests {
         // Unset settings stay as they were.
         assert_eq!(spec.trigger_workflow.as_deref(), Some("smoke-tests"));
 
-        let (spec, _) = ok(
-            &start,
-            &[settings(None, None, Some(Some(60)), Some(None))],
-        );
+        let (spec, _) = ok(&start, &[settings(None, None, Some(Some(60)), Some(None))]);
         assert_eq!(spec.promotion_timeout_secs, Some(60));
         assert_eq!(spec.trigger_workflow, None);
 
-        let violations = err(
-            &start,
-            &[settings(None, None, Some(Some(0)), None)],
-        );
+        let violations = err(&start, &[settings(None, None, Some(Some(0)), None)]);
         assert_eq!(fields(&violations), ["promotion_timeout"]);
     }
 
     #[test]
     fn changing_the_trigger_environment() {
         // To a step: validation refuses, naming the step.
-        let violations = err(
-            &sequential(),
-            &[settings(None, Some("qa"), None, None)],
+        let violations = err(&sequential(), &[settings(None, Some("qa"), None, None)]);
+        assert_eq!(
+            fields(&violations),
+            ["steps[0].environment", "steps[0].depends_on[0]"]
         );
-        assert_eq!(fields(&violations), ["steps[0].environment", "steps[0].depends_on[0]"]);
-        assert!(violations[0].description.contains("qa is the trigger environment"));
+        assert!(
+            violations[0]
+                .description
+                .contains("qa is the trigger environment")
+        );
 
         // To a new environment, re-pointing the first step in the same request.
         let (spec, plan) = ok(
@@ -721,10 +763,22 @@ mod tests {
     #[test]
     fn edits_are_all_or_nothing() {
         let start = sequential();
-        let violations = err(&start, &[add("qa", &["staging"]), remove("perf", RemoveMode::RemoveDownstream)]);
-        assert_eq!(fields(&violations), ["edits[1].remove_environment.environment"]);
+        let violations = err(
+            &start,
+            &[
+                add("qa", &["staging"]),
+                remove("perf", RemoveMode::RemoveDownstream),
+            ],
+        );
+        assert_eq!(
+            fields(&violations),
+            ["edits[1].remove_environment.environment"]
+        );
         // A later edit sees the effect of an earlier one.
-        let (spec, _) = ok(&start, &[add("qa", &["staging"]), add("staging", &["perf"])]);
+        let (spec, _) = ok(
+            &start,
+            &[add("qa", &["staging"]), add("staging", &["perf"])],
+        );
         assert_eq!(deps(&spec, "perf"), ["staging"]);
     }
 
@@ -746,7 +800,10 @@ mod tests {
             policy: Policy::default(),
         };
         let violations = err(&sequential(), &[edit]);
-        assert_eq!(fields(&violations), ["edits[0].add_environments.environments"]);
+        assert_eq!(
+            fields(&violations),
+            ["edits[0].add_environments.environments"]
+        );
     }
 
     /// Every dependency of every step names a node of the flow.

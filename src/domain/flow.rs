@@ -126,7 +126,12 @@ impl Hooks {
 
     /// True when no hook is set.
     pub fn is_empty(&self) -> bool {
-        self.entries().iter().all(|(_, hook)| hook.is_none())
+        self.names().next().is_none()
+    }
+
+    /// The workflows of the hooks that are set.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.entries().into_iter().filter_map(|(_, hook)| hook)
     }
 }
 
@@ -219,6 +224,25 @@ impl FlowSpec {
     /// and for environments not in the flow.
     pub fn step(&self, env: &str) -> Option<&Step> {
         self.steps.iter().find(|step| step.environment == env)
+    }
+
+    /// Every workflow the flow refers to (trigger workflow, hooks, pre- and
+    /// post-actions), in field order, repeats included.
+    pub fn workflow_names(&self) -> impl Iterator<Item = &str> {
+        let steps = self.steps.iter().flat_map(|step| {
+            [
+                step.policy.pre_action.as_deref(),
+                step.policy.post_action.as_deref(),
+            ]
+            .into_iter()
+            .flatten()
+            .chain(step.hooks.names())
+        });
+        self.trigger_workflow
+            .as_deref()
+            .into_iter()
+            .chain(self.hooks.names())
+            .chain(steps)
     }
 
     /// Every edge `(dependency, dependent)` in step order.
@@ -802,7 +826,8 @@ mod tests {
         spec.trigger_workflow = Some("smoke-tests".to_owned());
         spec.promotion_timeout_secs = Some(3600);
         spec.hooks.on_fail = Some("notify".to_owned());
-        spec.annotations.insert("version".to_owned(), "1.0".to_owned());
+        spec.annotations
+            .insert("version".to_owned(), "1.0".to_owned());
         spec.steps[1].policy = Policy {
             pre_action: Some("approve".to_owned()),
             action: Action::PullRequest,
@@ -859,7 +884,11 @@ mod tests {
 
         let mut s = sequential();
         s.steps[1].environment = "mars".to_owned();
-        single_violation(&s, "steps[1].environment", "environment mars does not exist");
+        single_violation(
+            &s,
+            "steps[1].environment",
+            "environment mars does not exist",
+        );
 
         let mut s = sequential();
         s.steps[1].environment = "dev".to_owned();
@@ -892,7 +921,11 @@ mod tests {
 
         let mut s = sequential();
         s.steps[0].policy.pre_action = Some("missing".to_owned());
-        single_violation(&s, "steps[0].policy.pre_action", "workflow missing does not exist");
+        single_violation(
+            &s,
+            "steps[0].policy.pre_action",
+            "workflow missing does not exist",
+        );
 
         let mut s = sequential();
         s.steps[0].policy.post_action = Some("missing".to_owned());
@@ -925,11 +958,12 @@ mod tests {
 
     #[test]
     fn two_node_cycle_names_its_environments() {
-        let s = flow(
-            "dev",
-            &[("qa", &["dev", "prod"]), ("prod", &["qa"])],
+        let s = flow("dev", &[("qa", &["dev", "prod"]), ("prod", &["qa"])]);
+        single_violation(
+            &s,
+            "steps[1].depends_on",
+            "dependency cycle: prod -> qa -> prod",
         );
-        single_violation(&s, "steps[1].depends_on", "dependency cycle: prod -> qa -> prod");
     }
 
     #[test]
@@ -977,7 +1011,11 @@ mod tests {
     fn all_violations_at_once() {
         let mut s = flow(
             "dev",
-            &[("qa", &[]), ("qa", &["dev", "dev"]), ("prod", &["prod", "x"])],
+            &[
+                ("qa", &[]),
+                ("qa", &["dev", "dev"]),
+                ("prod", &["prod", "x"]),
+            ],
         );
         s.name = "-bad".to_owned();
         s.promotion_timeout_secs = Some(0);
@@ -1074,6 +1112,22 @@ mod tests {
     }
 
     #[test]
+    fn workflow_names_lists_every_reference() {
+        let mut s = sequential();
+        assert_eq!(s.workflow_names().count(), 0);
+        s.trigger_workflow = Some("trigger".to_owned());
+        s.hooks.on_fail = Some("release-fail".to_owned());
+        s.steps[0].policy.pre_action = Some("pre".to_owned());
+        s.steps[0].policy.post_action = Some("post".to_owned());
+        s.steps[1].hooks.on_start = Some("start".to_owned());
+        s.steps[1].hooks.on_success = Some("pre".to_owned());
+        assert_eq!(
+            s.workflow_names().collect::<Vec<_>>(),
+            ["trigger", "release-fail", "pre", "post", "start", "pre"]
+        );
+    }
+
+    #[test]
     fn descendants_terminate_on_cycles() {
         let s = flow("dev", &[("qa", &["dev", "prod"]), ("prod", &["qa"])]);
         assert_eq!(s.descendants("qa"), ["prod"]);
@@ -1140,23 +1194,5 @@ mod tests {
                 names.first() == names.last() && names.contains(&env.as_str()) && names.contains(&target.as_str())
             }), "{:?}", violations);
         }
-    }
-}
-
-impl FlowSpec {
-    /// Every workflow the flow names (trigger workflow, hooks, pre- and
-    /// post-actions), in flow order, possibly repeated.
-    pub fn workflow_names(&self) -> impl Iterator<Item = &str> {
-        let step_names = self.steps.iter().flat_map(|s| {
-            [s.policy.pre_action.as_deref(), s.policy.post_action.as_deref()]
-                .into_iter()
-                .chain(s.hooks.entries().map(|(_, h)| h))
-                .flatten()
-        });
-        self.trigger_workflow
-            .as_deref()
-            .into_iter()
-            .chain(self.hooks.entries().into_iter().filter_map(|(_, h)| h))
-            .chain(step_names)
     }
 }

@@ -8,6 +8,8 @@ pub mod catalog;
 pub mod codefresh;
 pub mod edit;
 pub mod flow;
+pub mod release;
+pub mod render;
 pub mod status;
 
 use std::fmt;

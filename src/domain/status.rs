@@ -206,7 +206,10 @@ mod tests {
             assert_eq!(text.parse::<T>().ok(), Some(value));
             let json = serde_json::to_string(&value).expect("serialize");
             assert_eq!(json, format!("\"{text}\""));
-            assert_eq!(serde_json::from_str::<T>(&json).expect("deserialize"), value);
+            assert_eq!(
+                serde_json::from_str::<T>(&json).expect("deserialize"),
+                value
+            );
         }
     }
 
