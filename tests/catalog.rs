@@ -200,29 +200,34 @@ fn env_names(envs: &[pb::Environment]) -> Vec<String> {
     envs.iter().map(|e| e.name.clone()).collect()
 }
 
-/// Inserts a flow whose latest version refers to `refs` (environments and
-/// workflows, see `promoflow::store::catalog::{environment_ref,
-/// workflow_ref}`) straight into the database. FlowService is not
-/// implemented in this build, and products and delete protection need an
-/// existing flow; once CreateFlow exists, create flows through it instead.
-async fn seed_flow(server: &TestServer, name: &str, refs: &[String]) {
-    use promoflow::store::entity::flow;
-    use sea_orm::{ActiveValue::Set, EntityTrait};
-    let store = promoflow::store::Store::connect(&server.db.url, 1)
+/// Creates the flow `name`: `trigger` → `target`, running the workflow
+/// `pre_action` (empty = none) before the promotion action.
+async fn create_flow(
+    server: &TestServer,
+    name: &str,
+    trigger: &str,
+    target: &str,
+    pre_action: &str,
+) {
+    let flow = pb::Flow {
+        name: name.into(),
+        trigger_environment: trigger.into(),
+        steps: vec![pb::FlowStep {
+            environment: target.into(),
+            depends_on: vec![trigger.into()],
+            policy: Some(pb::Policy {
+                pre_action: pre_action.into(),
+                ..Default::default()
+            }),
+            hooks: None,
+        }],
+        ..Default::default()
+    };
+    server
+        .flows()
+        .create_flow(pb::CreateFlowRequest { flow: Some(flow) })
         .await
-        .expect("connect to the test database");
-    let t = promoflow::store::now();
-    flow::Entity::insert(flow::ActiveModel {
-        name: Set(name.into()),
-        version: Set(1),
-        refs: Set(serde_json::to_string(refs).expect("refs as JSON")),
-        create_time: Set(t),
-        update_time: Set(t),
-    })
-    .exec_without_returning(store.db())
-    .await
-    .expect("insert flow");
-    store.close().await;
+        .unwrap_or_else(|s| panic!("create flow {name}: {s:?}"));
 }
 
 #[tokio::test]
@@ -547,16 +552,17 @@ async fn environment_in_use_by_products_cannot_be_deleted() {
 
 #[tokio::test]
 async fn environment_in_use_by_a_flow_cannot_be_deleted() {
-    let server = start_with_envs(&["dev", "qa"]).await;
-    let refs = [promoflow::store::catalog::environment_ref("qa")];
-    seed_flow(&server, "dev-to-qa", &refs).await;
+    let server = start_with_envs(&["dev", "qa", "prod"]).await;
+    create_flow(&server, "dev-to-qa", "dev", "qa", "").await;
 
-    let status = expect_code(delete_env(&server, "qa", 0).await, Code::FailedPrecondition);
-    assert_message_names(&status, &["dev-to-qa"]);
-    get_env(&server, "qa").await.expect("qa still exists");
-    delete_env(&server, "dev", 0)
+    for used in ["dev", "qa"] {
+        let status = expect_code(delete_env(&server, used, 0).await, Code::FailedPrecondition);
+        assert_message_names(&status, &["dev-to-qa"]);
+        get_env(&server, used).await.expect("still exists");
+    }
+    delete_env(&server, "prod", 0)
         .await
-        .expect("dev is not referenced by the flow");
+        .expect("prod is not in the flow");
 }
 
 // ----------------------------------------------------------------- products
@@ -883,8 +889,8 @@ async fn product_concurrency_round_trips() {
 #[tokio::test]
 async fn product_promotion_flows_round_trip() {
     let server = start_with_envs(&["dev", "qa"]).await;
-    seed_flow(&server, "dev-to-qa", &[]).await;
-    seed_flow(&server, "hotfix", &[]).await;
+    create_flow(&server, "dev-to-qa", "dev", "qa", "").await;
+    create_flow(&server, "hotfix", "dev", "qa", "").await;
     use pb::{SelectorKey as Key, SelectorOperator as Op};
     let flows = vec![
         pb::ProductPromotionFlow {
@@ -956,8 +962,8 @@ async fn product_unknown_promotion_flow_is_invalid() {
 
 #[tokio::test]
 async fn product_selector_without_operator_is_invalid() {
-    let server = start_with_envs(&["dev"]).await;
-    seed_flow(&server, "dev-to-qa", &[]).await;
+    let server = start_with_envs(&["dev", "qa"]).await;
+    create_flow(&server, "dev-to-qa", "dev", "qa", "").await;
     let input = pb::Product {
         promotion_flows: vec![pb::ProductPromotionFlow {
             flow: "dev-to-qa".into(),
@@ -978,8 +984,8 @@ async fn product_selector_without_operator_is_invalid() {
 
 #[tokio::test]
 async fn product_selector_violations_name_the_right_selector() {
-    let server = start_with_envs(&["dev"]).await;
-    seed_flow(&server, "dev-to-qa", &[]).await;
+    let server = start_with_envs(&["dev", "qa"]).await;
+    create_flow(&server, "dev-to-qa", "dev", "qa", "").await;
     let input = pb::Product {
         promotion_flows: vec![pb::ProductPromotionFlow {
             flow: "dev-to-qa".into(),
@@ -1791,7 +1797,7 @@ async fn workflow_update_errors_change_nothing() {
 
 #[tokio::test]
 async fn workflow_delete_checks_existence_version_and_use() {
-    let server = TestServer::start().await;
+    let server = start_with_envs(&["dev", "qa"]).await;
     let soak = create_wf(&server, workflow("soak", wait(Some(secs(60)))))
         .await
         .expect("create soak");
@@ -1812,8 +1818,7 @@ async fn workflow_delete_checks_existence_version_and_use() {
     let status = expect_code(delete_wf(&server, "ghost", 0).await, Code::NotFound);
     assert_message_names(&status, &["ghost"]);
 
-    let refs = [promoflow::store::catalog::workflow_ref("gate")];
-    seed_flow(&server, "guarded", &refs).await;
+    create_flow(&server, "guarded", "dev", "qa", "gate").await;
     let status = expect_code(
         delete_wf(&server, "gate", 0).await,
         Code::FailedPrecondition,

@@ -907,3 +907,63 @@ impl Release {
         Some(changes)
     }
 }
+
+/// The body of one event: what changed, with the full new state of that
+/// thing, so a watcher never needs to fetch to stay current.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventBody {
+    /// The whole release (the first event of every release).
+    Snapshot(Box<Release>),
+    Release {
+        status: ReleaseStatus,
+        message: String,
+        counters: Counters,
+        start_time: Option<Time>,
+        finish_time: Option<Time>,
+    },
+    Environment(Box<EnvRun>),
+    Step {
+        /// Empty for release-level hooks.
+        environment: String,
+        index: usize,
+        step: StepRun,
+    },
+}
+
+impl Release {
+    /// The event body describing `change` in the current state.
+    pub fn event_body(&self, change: Change) -> Option<EventBody> {
+        Some(match change {
+            Change::Release => EventBody::Release {
+                status: self.status,
+                message: self.message.clone(),
+                counters: self.counters(),
+                start_time: self.start_time,
+                finish_time: self.finish_time,
+            },
+            Change::Env(e) => EventBody::Environment(Box::new(self.envs.get(e)?.clone())),
+            Change::Step(at) => EventBody::Step {
+                environment: at
+                    .env
+                    .and_then(|e| self.envs.get(e))
+                    .map(|e| e.environment.clone())
+                    .unwrap_or_default(),
+                index: at.idx,
+                step: self.step(at)?.clone(),
+            },
+        })
+    }
+}
+
+impl EventBody {
+    /// True when this event leaves the release in a final state: the last
+    /// event a watcher of the release receives.
+    pub fn is_final(&self) -> bool {
+        match self {
+            EventBody::Release { status, .. } => status.is_final(),
+            EventBody::Snapshot(r) => r.status.is_final(),
+            _ => false,
+        }
+    }
+}

@@ -1,40 +1,766 @@
-//! Repository functions for releases, their environment and step runs.
+//! Repository functions for releases, their environment and step runs, and
+//! their events.
+//!
+//! Every change to a release is written by [`Store::persist`]: the rows that
+//! changed, one event per change, and the release's `last_seq`, in one
+//! transaction. The release row is updated only `WHERE last_seq = <the seq
+//! the writer read>`, so two writers (an engine worker and an API call, or
+//! two replicas) can never both move the same release: the loser gets
+//! [`Error::Aborted`], reloads and re-applies.
 
 use std::collections::BTreeMap;
 
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, Statement, TransactionTrait,
+};
 
-use super::entity::{environment_run, release};
-use super::Store;
-use crate::domain::flow::FlowSpec;
-use crate::domain::status::EnvironmentStatus;
+use super::entity::{environment_run, event, idempotency_key, product, release, step_run};
+use super::{Store, from_json, now, to_json};
+use crate::domain::catalog::Concurrency;
+use crate::domain::flow::{Action, FlowSpec};
+use crate::domain::release::{Change, EnvRun, EventBody, Release, StepRef, StepRun};
+use crate::domain::status::{EnvironmentStatus, ReleaseStatus};
 use crate::error::{Error, Result};
 
+/// Most releases of one product that may wait in the queue.
+pub const MAX_QUEUED: usize = 50;
+
+/// An event as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    pub release_id: String,
+    pub seq: i64,
+    pub position: i64,
+    pub product: String,
+    pub flow: String,
+    pub time: chrono::DateTime<chrono::Utc>,
+    pub body: EventBody,
+}
+
+/// A write that accompanies a release change in the same transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SideEffect {
+    /// The promotion action succeeded: record the version on the application.
+    RecordVersion { environment: String },
+}
+
+/// What creating a release did.
+#[derive(Debug)]
+pub enum Created {
+    /// A new release, with the events written (its own and those of releases
+    /// it superseded or pushed out of the queue).
+    New {
+        release: Box<Release>,
+        events: Vec<StoredEvent>,
+        /// Releases asked to terminate (their workers must notice).
+        terminating: Vec<String>,
+    },
+    /// The idempotency key was seen before with the same request.
+    Existing(String),
+}
+
+fn step_key(release_id: &str, env: &str, idx: usize, attempt: i32) -> String {
+    format!("{release_id}/{env}/{idx}/{attempt}")
+}
+
+fn release_model(r: &Release) -> Result<release::ActiveModel> {
+    Ok(release::ActiveModel {
+        id: Set(r.id.clone()),
+        product: Set(r.product.clone()),
+        flow: Set(r.flow.clone()),
+        flow_version: Set(r.flow_version),
+        app_version: Set(r.version.clone()),
+        status: Set(r.status.as_str().to_string()),
+        initiator: Set(r.initiator.clone()),
+        trigger_message: Set(r.trigger_message.clone()),
+        message: Set(r.message.clone()),
+        request_id: Set(r.request_id.clone()),
+        context: Set(to_json(&r.context)?),
+        last_seq: Set(r.last_seq),
+        terminate_reason: Set(r.terminate_reason.clone()),
+        lease_owner: Set(None),
+        lease_expires_at: Set(None),
+        lease_epoch: Set(0),
+        promotion_timeout_secs: Set(r.promotion_timeout_secs.map(|s| s as i64)),
+        deadline: Set(r.deadline),
+        create_time: Set(r.create_time),
+        start_time: Set(r.start_time),
+        finish_time: Set(r.finish_time),
+    })
+}
+
+fn env_model(release_id: &str, position: usize, e: &EnvRun) -> Result<environment_run::ActiveModel> {
+    Ok(environment_run::ActiveModel {
+        release_id: Set(release_id.to_string()),
+        environment: Set(e.environment.clone()),
+        position: Set(position as i32),
+        status: Set(e.status.as_str().to_string()),
+        depends_on: Set(to_json(&e.depends_on)?),
+        blocked_on: Set(to_json(&e.blocked_on)?),
+        attempt: Set(e.attempt),
+        application: Set(e.application.clone()),
+        action: Set(e.action.as_str().to_string()),
+        message: Set(e.message.clone()),
+        start_time: Set(e.start_time),
+        finish_time: Set(e.finish_time),
+    })
+}
+
+fn step_model(release_id: &str, env: &str, idx: usize, s: &StepRun) -> step_run::ActiveModel {
+    step_run::ActiveModel {
+        release_id: Set(release_id.to_string()),
+        environment: Set(env.to_string()),
+        idx: Set(idx as i32),
+        kind: Set(s.kind.as_str().to_string()),
+        workflow: Set(s.workflow.clone()),
+        status: Set(s.status.as_str().to_string()),
+        message: Set(s.message.clone()),
+        attempt: Set(s.attempt),
+        idempotency_key: Set(step_key(release_id, env, idx, s.attempt)),
+        deadline: Set(s.deadline),
+        start_time: Set(s.start_time),
+        finish_time: Set(s.finish_time),
+    }
+}
+
+fn parse<T: std::str::FromStr>(what: &str, s: &str) -> Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    s.parse()
+        .map_err(|e| Error::Internal(format!("stored {what}: {e}")))
+}
+
+fn step_from(m: &step_run::Model) -> Result<StepRun> {
+    Ok(StepRun {
+        kind: parse("step kind", &m.kind)?,
+        workflow: m.workflow.clone(),
+        status: parse("step status", &m.status)?,
+        message: m.message.clone(),
+        attempt: m.attempt,
+        deadline: m.deadline,
+        start_time: m.start_time,
+        finish_time: m.finish_time,
+    })
+}
+
+/// The idempotency key of a step run: stable when the step is re-run after
+/// a crash, new for each retry attempt.
+pub fn idempotency_key(r: &Release, at: StepRef) -> String {
+    let env = at
+        .env
+        .and_then(|e| r.envs.get(e))
+        .map(|e| e.environment.as_str())
+        .unwrap_or("");
+    let attempt = r.step(at).map(|s| s.attempt).unwrap_or(1);
+    step_key(&r.id, env, at.idx, attempt)
+}
+
+/// Loads a whole release.
+pub(crate) async fn load_release<C: ConnectionTrait>(db: &C, id: &str) -> Result<Release> {
+    let r = release::Entity::find_by_id(id.to_string())
+        .one(db)
+        .await?
+        .ok_or_else(|| Error::not_found("release", id))?;
+    let mut loaded = load_many(db, vec![r]).await?;
+    loaded
+        .pop()
+        .ok_or_else(|| Error::not_found("release", id))
+}
+
+/// Loads whole releases from their rows, in two more queries.
+async fn load_many<C: ConnectionTrait>(db: &C, rows: Vec<release::Model>) -> Result<Vec<Release>> {
+    let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+    let envs = environment_run::Entity::find()
+        .filter(environment_run::Column::ReleaseId.is_in(ids.clone()))
+        .order_by_asc(environment_run::Column::ReleaseId)
+        .order_by_asc(environment_run::Column::Position)
+        .all(db)
+        .await?;
+    let steps = step_run::Entity::find()
+        .filter(step_run::Column::ReleaseId.is_in(ids))
+        .order_by_asc(step_run::Column::ReleaseId)
+        .order_by_asc(step_run::Column::Environment)
+        .order_by_asc(step_run::Column::Idx)
+        .all(db)
+        .await?;
+    let mut steps_by: BTreeMap<(String, String), Vec<StepRun>> = BTreeMap::new();
+    for s in &steps {
+        steps_by
+            .entry((s.release_id.clone(), s.environment.clone()))
+            .or_default()
+            .push(step_from(s)?);
+    }
+    let mut envs_by: BTreeMap<String, Vec<EnvRun>> = BTreeMap::new();
+    for e in envs {
+        let env_steps = steps_by
+            .remove(&(e.release_id.clone(), e.environment.clone()))
+            .unwrap_or_default();
+        envs_by.entry(e.release_id.clone()).or_default().push(EnvRun {
+            status: parse("environment status", &e.status)?,
+            depends_on: from_json(&e.depends_on)?,
+            blocked_on: from_json(&e.blocked_on)?,
+            attempt: e.attempt,
+            action: parse::<Action>("action", &e.action)?,
+            application: e.application,
+            message: e.message,
+            start_time: e.start_time,
+            finish_time: e.finish_time,
+            steps: env_steps,
+            environment: e.environment,
+        });
+    }
+    rows.into_iter()
+        .map(|r| {
+            Ok(Release {
+                status: parse("release status", &r.status)?,
+                context: from_json(&r.context)?,
+                hooks: steps_by
+                    .remove(&(r.id.clone(), String::new()))
+                    .unwrap_or_default(),
+                envs: envs_by.remove(&r.id).unwrap_or_default(),
+                promotion_timeout_secs: r.promotion_timeout_secs.map(|s| s.max(0) as u64),
+                id: r.id,
+                product: r.product,
+                flow: r.flow,
+                flow_version: r.flow_version,
+                version: r.app_version,
+                initiator: r.initiator,
+                trigger_message: r.trigger_message,
+                message: r.message,
+                request_id: r.request_id,
+                last_seq: r.last_seq,
+                terminate_reason: r.terminate_reason,
+                deadline: r.deadline,
+                create_time: r.create_time,
+                start_time: r.start_time,
+                finish_time: r.finish_time,
+            })
+        })
+        .collect()
+}
+
+/// Hands out `n` global event positions. The counter row stays locked until
+/// the transaction commits, so positions become visible in increasing order.
+async fn next_positions(txn: &DatabaseTransaction, n: usize) -> Result<i64> {
+    let backend = txn.get_database_backend();
+    let row = txn
+        .query_one_raw(Statement::from_string(
+            backend,
+            format!("UPDATE event_clock SET position = position + {n} WHERE id = 1 RETURNING position"),
+        ))
+        .await?
+        .ok_or_else(|| Error::Internal("event clock row missing".into()))?;
+    let last: i64 = row.try_get("", "position")?;
+    Ok(last - n as i64 + 1)
+}
+
+/// Writes the rows behind `changes` and one event per change. The release
+/// row is updated only if its `last_seq` is still `expected_seq`.
+async fn persist_in(
+    txn: &DatabaseTransaction,
+    r: &mut Release,
+    changes: &[Change],
+    expected_seq: i64,
+    effect: Option<&SideEffect>,
+) -> Result<Vec<StoredEvent>> {
+    if changes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let t = now();
+    let first_seq = expected_seq + 1;
+    r.last_seq = expected_seq + changes.len() as i64;
+    let mut model = release_model(r)?;
+    // Lease and identity columns are not this writer's business.
+    model.lease_owner = sea_orm::ActiveValue::NotSet;
+    model.lease_expires_at = sea_orm::ActiveValue::NotSet;
+    model.lease_epoch = sea_orm::ActiveValue::NotSet;
+    model.id = sea_orm::ActiveValue::NotSet;
+    let res = release::Entity::update_many()
+        .set(model)
+        .filter(release::Column::Id.eq(r.id.as_str()))
+        .filter(release::Column::LastSeq.eq(expected_seq))
+        .exec(txn)
+        .await?;
+    if res.rows_affected != 1 {
+        r.last_seq = expected_seq;
+        return Err(Error::Aborted(format!(
+            "release {} changed concurrently; reload and retry",
+            r.id
+        )));
+    }
+    let mut envs_done = Vec::new();
+    let mut steps_done = Vec::new();
+    for c in changes {
+        match *c {
+            Change::Release => {}
+            Change::Env(e) => envs_done.push(e),
+            Change::Step(at) => steps_done.push(at),
+        }
+    }
+    envs_done.sort_unstable();
+    envs_done.dedup();
+    for e in envs_done {
+        let env = r
+            .envs
+            .get(e)
+            .ok_or_else(|| Error::Internal(format!("no environment run {e}")))?;
+        // Steps of a changed environment are written too: retries reset them.
+        environment_run::Entity::update_many()
+            .set(env_model(&r.id, e, env)?)
+            .filter(environment_run::Column::ReleaseId.eq(r.id.as_str()))
+            .filter(environment_run::Column::Environment.eq(env.environment.as_str()))
+            .exec(txn)
+            .await?;
+        for idx in 0..env.steps.len() {
+            steps_done.push(StepRef { env: Some(e), idx });
+        }
+    }
+    steps_done.sort_unstable();
+    steps_done.dedup();
+    for at in steps_done {
+        let env = at
+            .env
+            .and_then(|e| r.envs.get(e))
+            .map(|e| e.environment.clone())
+            .unwrap_or_default();
+        let s = r
+            .step(at)
+            .ok_or_else(|| Error::Internal(format!("no step {at:?}")))?;
+        step_run::Entity::update_many()
+            .set(step_model(&r.id, &env, at.idx, s))
+            .filter(step_run::Column::ReleaseId.eq(r.id.as_str()))
+            .filter(step_run::Column::Environment.eq(env.as_str()))
+            .filter(step_run::Column::Idx.eq(at.idx as i32))
+            .exec(txn)
+            .await?;
+    }
+    if let Some(SideEffect::RecordVersion { environment }) = effect {
+        super::catalog::record_version(txn, &r.product, environment, &r.version, None).await?;
+    }
+    let bodies: Vec<EventBody> = changes
+        .iter()
+        .filter_map(|c| r.event_body(*c))
+        .collect();
+    write_events(txn, r, first_seq, bodies, t).await
+}
+
+async fn write_events(
+    txn: &DatabaseTransaction,
+    r: &Release,
+    first_seq: i64,
+    bodies: Vec<EventBody>,
+    t: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<StoredEvent>> {
+    let first_pos = next_positions(txn, bodies.len()).await?;
+    let mut events = Vec::with_capacity(bodies.len());
+    let mut rows = Vec::with_capacity(bodies.len());
+    for (i, body) in bodies.into_iter().enumerate() {
+        let e = StoredEvent {
+            release_id: r.id.clone(),
+            seq: first_seq + i as i64,
+            position: first_pos + i as i64,
+            product: r.product.clone(),
+            flow: r.flow.clone(),
+            time: t,
+            body,
+        };
+        rows.push(event::ActiveModel {
+            release_id: Set(e.release_id.clone()),
+            seq: Set(e.seq),
+            position: Set(e.position),
+            product: Set(e.product.clone()),
+            flow: Set(e.flow.clone()),
+            time: Set(t),
+            payload: Set(to_json(&e.body)?),
+        });
+        events.push(e);
+    }
+    if !rows.is_empty() {
+        event::Entity::insert_many(rows)
+            .exec_without_returning(txn)
+            .await?;
+    }
+    Ok(events)
+}
+
+fn event_from(m: event::Model) -> Result<StoredEvent> {
+    Ok(StoredEvent {
+        body: from_json(&m.payload)?,
+        release_id: m.release_id,
+        seq: m.seq,
+        position: m.position,
+        product: m.product,
+        flow: m.flow,
+        time: m.time,
+    })
+}
+
+/// Locks the product's row for the rest of the transaction on PostgreSQL,
+/// so concurrency decisions (queue, supersede) for one product are taken one
+/// at a time across replicas. SQLite has a single writer anyway.
+async fn lock_product(txn: &DatabaseTransaction, product: &str) -> Result<()> {
+    if txn.get_database_backend() == DbBackend::Postgres {
+        product::Entity::find_by_id(product.to_string())
+            .lock_exclusive()
+            .one(txn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Ids of the product's releases in `statuses`, oldest first.
+async fn releases_in<C: ConnectionTrait>(
+    db: &C,
+    product: &str,
+    statuses: &[ReleaseStatus],
+) -> Result<Vec<String>> {
+    Ok(release::Entity::find()
+        .select_only()
+        .column(release::Column::Id)
+        .filter(release::Column::Product.eq(product))
+        .filter(release::Column::Status.is_in(statuses.iter().map(|s| s.as_str())))
+        .order_by_asc(release::Column::Id)
+        .into_tuple::<String>()
+        .all(db)
+        .await?)
+}
+
+const ACTIVE: [ReleaseStatus; 4] = [
+    ReleaseStatus::Running,
+    ReleaseStatus::Suspended,
+    ReleaseStatus::Terminating,
+    ReleaseStatus::Queued,
+];
+
 impl Store {
+    /// Creates a release (status decided here by the product's concurrency
+    /// policy), honouring the idempotency key `request` (key, request hash).
+    pub async fn create_release(
+        &self,
+        mut r: Release,
+        request: Option<(&str, &str)>,
+        concurrency: Concurrency,
+    ) -> Result<Created> {
+        let txn = self.db().begin().await?;
+        if let Some((key, hash)) = request {
+            let inserted = idempotency_key::Entity::insert(idempotency_key::ActiveModel {
+                scope: Set("trigger".into()),
+                key: Set(key.to_string()),
+                request_hash: Set(hash.to_string()),
+                release_id: Set(Some(r.id.clone())),
+                create_time: Set(now()),
+            })
+            .on_conflict(
+                OnConflict::columns([idempotency_key::Column::Scope, idempotency_key::Column::Key])
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .exec_without_returning(&txn)
+            .await?;
+            if inserted == 0 {
+                txn.rollback().await?;
+                return self.existing_request(key, hash).await;
+            }
+        }
+        lock_product(&txn, &r.product).await?;
+        let mut events = Vec::new();
+        let mut terminating = Vec::new();
+        let now_t = now();
+        let others = releases_in(&txn, &r.product, &ACTIVE).await?;
+        let mut start = others.is_empty();
+        match concurrency {
+            Concurrency::Queue => {
+                let queued = releases_in(&txn, &r.product, &[ReleaseStatus::Queued]).await?;
+                if !start && queued.len() >= MAX_QUEUED {
+                    // The oldest waiting release makes room; it never started.
+                    let oldest = &queued[0];
+                    let mut old = load_release(&txn, oldest).await?;
+                    let seq = old.last_seq;
+                    let mut ch = old.request_terminate(&format!(
+                        "dropped from the queue: more than {MAX_QUEUED} releases of {} were waiting",
+                        r.product
+                    ));
+                    ch.extend(old.finish_terminate(now_t));
+                    events.extend(persist_in(&txn, &mut old, &ch, seq, None).await?);
+                }
+            }
+            Concurrency::Terminate => {
+                for id in &others {
+                    let mut old = load_release(&txn, id).await?;
+                    let seq = old.last_seq;
+                    let mut ch = old.request_terminate(&format!("superseded by release {}", r.id));
+                    if old.start_time.is_none() {
+                        ch.extend(old.finish_terminate(now_t));
+                    } else {
+                        terminating.push(id.clone());
+                    }
+                    events.extend(persist_in(&txn, &mut old, &ch, seq, None).await?);
+                }
+                start = true;
+            }
+        }
+        // The release exists with its snapshot as event 1, then starts.
+        r.last_seq = 1;
+        release::Entity::insert(release_model(&r)?)
+            .exec_without_returning(&txn)
+            .await?;
+        let env_rows = r
+            .envs
+            .iter()
+            .enumerate()
+            .map(|(i, e)| env_model(&r.id, i, e))
+            .collect::<Result<Vec<_>>>()?;
+        environment_run::Entity::insert_many(env_rows)
+            .exec_without_returning(&txn)
+            .await?;
+        let mut step_rows = Vec::new();
+        for (i, h) in r.hooks.iter().enumerate() {
+            step_rows.push(step_model(&r.id, "", i, h));
+        }
+        for e in &r.envs {
+            for (i, s) in e.steps.iter().enumerate() {
+                step_rows.push(step_model(&r.id, &e.environment, i, s));
+            }
+        }
+        if !step_rows.is_empty() {
+            step_run::Entity::insert_many(step_rows)
+                .exec_without_returning(&txn)
+                .await?;
+        }
+        events.extend(
+            write_events(&txn, &r, 1, vec![EventBody::Snapshot(Box::new(r.clone()))], now_t).await?,
+        );
+        if start {
+            let ch = r.start(now_t);
+            events.extend(persist_in(&txn, &mut r, &ch, 1, None).await?);
+        }
+        txn.commit().await?;
+        Ok(Created::New {
+            release: Box::new(r),
+            events,
+            terminating,
+        })
+    }
+
+    async fn existing_request(&self, key: &str, hash: &str) -> Result<Created> {
+        let row = idempotency_key::Entity::find_by_id(("trigger".to_string(), key.to_string()))
+            .one(self.db())
+            .await?
+            .ok_or_else(|| Error::Internal("idempotency key vanished".into()))?;
+        if row.request_hash != hash {
+            return Err(Error::AlreadyExists(format!(
+                "request_id {key:?} was already used for a different request; use a new request_id"
+            )));
+        }
+        row.release_id
+            .map(Created::Existing)
+            .ok_or_else(|| Error::Internal("idempotency key without release".into()))
+    }
+
+    /// Starts the oldest queued release of `product` when none is active.
+    /// Returns it with the events written.
+    pub async fn promote_queued(&self, product: &str) -> Result<Option<(Release, Vec<StoredEvent>)>> {
+        let txn = self.db().begin().await?;
+        lock_product(&txn, product).await?;
+        let active = releases_in(
+            &txn,
+            product,
+            &[
+                ReleaseStatus::Running,
+                ReleaseStatus::Suspended,
+                ReleaseStatus::Terminating,
+            ],
+        )
+        .await?;
+        if !active.is_empty() {
+            return Ok(None);
+        }
+        let Some(next) = releases_in(&txn, product, &[ReleaseStatus::Queued])
+            .await?
+            .into_iter()
+            .next()
+        else {
+            return Ok(None);
+        };
+        let mut r = load_release(&txn, &next).await?;
+        let seq = r.last_seq;
+        let ch = r.start(now());
+        let events = persist_in(&txn, &mut r, &ch, seq, None).await?;
+        txn.commit().await?;
+        Ok(Some((r, events)))
+    }
+
+    /// Persists `changes` of `r` (read at `expected_seq`) with their events.
+    pub async fn persist(
+        &self,
+        r: &mut Release,
+        changes: &[Change],
+        expected_seq: i64,
+        effect: Option<&SideEffect>,
+    ) -> Result<Vec<StoredEvent>> {
+        if changes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let txn = self.db().begin().await?;
+        let events = persist_in(&txn, r, changes, expected_seq, effect).await?;
+        txn.commit().await?;
+        Ok(events)
+    }
+
+    pub async fn get_release(&self, id: &str) -> Result<Release> {
+        load_release(self.db(), id).await
+    }
+
+    /// A release and its events' high-water mark read together, for
+    /// snapshots that streams continue from without gap.
+    pub async fn release_snapshot(&self, id: &str) -> Result<Release> {
+        let txn = self.begin_snapshot().await?;
+        let r = load_release(&txn, id).await;
+        txn.commit().await?;
+        r
+    }
+
+    /// A read transaction that sees one consistent snapshot on both backends.
+    pub(crate) async fn begin_snapshot(&self) -> Result<DatabaseTransaction> {
+        Ok(if self.backend() == DbBackend::Postgres {
+            self.db()
+                .begin_with_config(Some(sea_orm::IsolationLevel::RepeatableRead), None)
+                .await?
+        } else {
+            self.db().begin().await?
+        })
+    }
+
+    /// Ids of releases that are not final and not queued: what the engine
+    /// resumes at start-up.
+    pub async fn unfinished_releases(&self) -> Result<Vec<String>> {
+        Ok(release::Entity::find()
+            .select_only()
+            .column(release::Column::Id)
+            .filter(release::Column::Status.is_in([
+                ReleaseStatus::Running.as_str(),
+                ReleaseStatus::Suspended.as_str(),
+                ReleaseStatus::Terminating.as_str(),
+            ]))
+            .order_by_asc(release::Column::Id)
+            .into_tuple::<String>()
+            .all(self.db())
+            .await?)
+    }
+
+    /// Products with queued releases (to promote at start-up).
+    pub async fn products_with_queue(&self) -> Result<Vec<String>> {
+        Ok(release::Entity::find()
+            .select_only()
+            .column(release::Column::Product)
+            .distinct()
+            .filter(release::Column::Status.eq(ReleaseStatus::Queued.as_str()))
+            .into_tuple::<String>()
+            .all(self.db())
+            .await?)
+    }
+
+    /// Releases newest first, filtered, paginated by id.
+    pub async fn list_releases(
+        &self,
+        product: &str,
+        flow: &str,
+        status: Option<ReleaseStatus>,
+        page: &super::PageRequest,
+    ) -> Result<super::Page<Release>> {
+        let mut q = release::Entity::find()
+            .order_by_desc(release::Column::Id)
+            .limit(page.size + 1);
+        if !product.is_empty() {
+            q = q.filter(release::Column::Product.eq(product));
+        }
+        if !flow.is_empty() {
+            q = q.filter(release::Column::Flow.eq(flow));
+        }
+        if let Some(s) = status {
+            q = q.filter(release::Column::Status.eq(s.as_str()));
+        }
+        if let Some(after) = &page.after {
+            q = q.filter(release::Column::Id.lt(after.as_str()));
+        }
+        let rows = q.all(self.db()).await?;
+        let page = super::Page::from_fetched(rows, page.size, |m| m.id.clone());
+        let items = load_many(self.db(), page.items).await?;
+        Ok(super::Page {
+            items,
+            next_page_token: page.next_page_token,
+        })
+    }
+
+    /// Events of one release with `seq > after`, in order, at most `limit`.
+    pub async fn events_after(&self, release_id: &str, after: i64, limit: u64) -> Result<Vec<StoredEvent>> {
+        event::Entity::find()
+            .filter(event::Column::ReleaseId.eq(release_id))
+            .filter(event::Column::Seq.gt(after))
+            .order_by_asc(event::Column::Seq)
+            .limit(limit)
+            .all(self.db())
+            .await?
+            .into_iter()
+            .map(event_from)
+            .collect()
+    }
+
+    /// Events of all releases with `position > after`, filtered, in
+    /// position order, at most `limit`.
+    pub async fn events_after_position(
+        &self,
+        after: i64,
+        product: &str,
+        flow: &str,
+        limit: u64,
+    ) -> Result<Vec<StoredEvent>> {
+        let mut q = event::Entity::find()
+            .filter(event::Column::Position.gt(after))
+            .order_by_asc(event::Column::Position)
+            .limit(limit);
+        if !product.is_empty() {
+            q = q.filter(event::Column::Product.eq(product));
+        }
+        if !flow.is_empty() {
+            q = q.filter(event::Column::Flow.eq(flow));
+        }
+        q.all(self.db())
+            .await?
+            .into_iter()
+            .map(event_from)
+            .collect()
+    }
+
+    /// The latest global event position (for "from now" cursors).
+    pub async fn latest_position(&self) -> Result<i64> {
+        let row = self
+            .db()
+            .query_one_raw(Statement::from_string(
+                self.backend(),
+                "SELECT position FROM event_clock WHERE id = 1",
+            ))
+            .await?
+            .ok_or_else(|| Error::Internal("event clock row missing".into()))?;
+        Ok(row.try_get("", "position")?)
+    }
+
     /// The flow version a release runs and each environment's status in it:
     /// what `RenderFlow` draws for a release.
     pub async fn release_graph(
         &self,
         release_id: &str,
     ) -> Result<(FlowSpec, BTreeMap<String, EnvironmentStatus>)> {
-        let r = release::Entity::find_by_id(release_id.to_string())
-            .one(self.db())
-            .await?
-            .ok_or_else(|| Error::not_found("release", release_id))?;
+        let r = self.get_release(release_id).await?;
         let spec = self.get_flow(&r.flow, r.flow_version).await?.spec;
-        let runs = environment_run::Entity::find()
-            .filter(environment_run::Column::ReleaseId.eq(release_id))
-            .order_by_asc(environment_run::Column::Position)
-            .all(self.db())
-            .await?;
-        let mut statuses = BTreeMap::new();
-        for run in runs {
-            let status = run
-                .status
-                .parse()
-                .map_err(|e| Error::Internal(format!("stored status: {e}")))?;
-            statuses.insert(run.environment, status);
-        }
+        let statuses = r
+            .envs
+            .into_iter()
+            .map(|e| (e.environment, e.status))
+            .collect();
         Ok((spec, statuses))
     }
 }

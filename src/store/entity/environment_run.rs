@@ -18,6 +18,8 @@ pub struct Model {
     pub blocked_on: String,
     pub attempt: i32,
     pub application: String,
+    /// The promotion action (`NONE`, `COMMIT`, `PULL_REQUEST`).
+    pub action: String,
     #[sea_orm(column_type = "Text")]
     pub message: String,
     #[sea_orm(nullable)]

@@ -35,6 +35,8 @@ pub struct Model {
     /// Incremented each time the lease changes hands: fences stale writers.
     pub lease_epoch: i64,
     #[sea_orm(nullable)]
+    pub promotion_timeout_secs: Option<i64>,
+    #[sea_orm(nullable)]
     pub deadline: Option<DateTimeUtc>,
     pub create_time: DateTimeUtc,
     #[sea_orm(nullable)]
