@@ -21,6 +21,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod domain;
+pub mod engine;
 pub mod error;
 pub mod server;
 pub mod store;

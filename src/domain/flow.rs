@@ -309,17 +309,14 @@ pub fn validate_with_limits(
         );
         return Err(v.0);
     }
-    check_steps(&mut v, spec, catalog, limits);
-
     let graph = FlowGraph::new(spec, limits.max_depends_on);
+    check_steps(&mut v, spec, catalog, limits, &graph);
     match graph.waves() {
         Some(waves) => v.finish().map(|()| Plan { waves }),
         None => {
             for cycle in graph.cycles() {
-                let field = spec
-                    .steps
-                    .iter()
-                    .position(|step| step.environment == cycle[0])
+                let field = graph
+                    .first_step(cycle[0])
                     .map_or_else(|| "steps".to_owned(), |i| format!("steps[{i}].depends_on"));
                 v.push(field, format!("dependency cycle: {}", cycle.join(" -> ")));
             }
@@ -401,11 +398,16 @@ fn check_annotations(v: &mut Violations, annotations: &BTreeMap<String, String>)
 }
 
 /// Rules on every step: its environment, its dependencies, its workflows.
-fn check_steps(v: &mut Violations, spec: &FlowSpec, catalog: &dyn Catalog, limits: Limits) {
+/// `graph` is the graph of `spec`; its index answers "is this a node" and
+/// "which step came first" without another pass over the names.
+fn check_steps(
+    v: &mut Violations,
+    spec: &FlowSpec,
+    catalog: &dyn Catalog,
+    limits: Limits,
+    graph: &FlowGraph<'_>,
+) {
     let trigger = spec.trigger_environment.as_str();
-    let nodes: HashSet<&str> = spec.nodes().collect();
-    let mut first_seen: HashMap<&str, usize> = HashMap::with_capacity(spec.steps.len());
-
     for (i, step) in spec.steps.iter().enumerate() {
         let env = step.environment.as_str();
         let env_field = || format!("steps[{i}].environment");
@@ -416,13 +418,11 @@ fn check_steps(v: &mut Violations, spec: &FlowSpec, catalog: &dyn Catalog, limit
                     env_field(),
                     format!("{env} is the trigger environment, it cannot also be a step"),
                 );
-            } else if let Some(j) = first_seen.get(env) {
+            } else if let Some(j) = graph.first_step(env).filter(|&j| j != i) {
                 v.push(
                     env_field(),
                     format!("environment {env} appears twice (also steps[{j}])"),
                 );
-            } else {
-                first_seen.insert(env, i);
             }
         }
 
@@ -451,7 +451,7 @@ fn check_steps(v: &mut Violations, spec: &FlowSpec, catalog: &dyn Catalog, limit
                     v.push(dep_field(), format!("{env} cannot depend on itself"));
                 } else if !seen.insert(dep.as_str()) {
                     v.push(dep_field(), format!("{dep} is listed twice"));
-                } else if !nodes.contains(dep.as_str()) {
+                } else if !graph.has_node(dep) {
                     v.push(
                         dep_field(),
                         format!("{dep} is neither the trigger environment nor a step of this flow"),
@@ -527,6 +527,9 @@ fn check_workflow_ref(
 struct FlowGraph<'a> {
     graph: DiGraph<&'a str, ()>,
     index: HashMap<&'a str, NodeIndex>,
+    /// Per node, the position of the first step for it in the spec; `None`
+    /// for the trigger environment.
+    first_step: Vec<Option<usize>>,
 }
 
 impl<'a> FlowGraph<'a> {
@@ -541,17 +544,17 @@ impl<'a> FlowGraph<'a> {
         // Only the first step of an environment brings in edges, and a step
         // for the trigger environment none: otherwise one mistake would also
         // show up as a made-up cycle.
-        let mut has_step = vec![false; graph.node_count()];
-        if let Some(trigger) = index.get(spec.trigger_environment.as_str()) {
-            has_step[trigger.index()] = true;
-        }
-        for step in &spec.steps {
+        let trigger = index.get(spec.trigger_environment.as_str()).copied();
+        let mut first_step = vec![None; graph.node_count()];
+        for (i, step) in spec.steps.iter().enumerate() {
             let Some(&to) = index.get(step.environment.as_str()) else {
                 continue;
             };
-            if std::mem::replace(&mut has_step[to.index()], true)
-                || step.depends_on.len() > max_depends_on
-            {
+            if Some(to) == trigger || first_step[to.index()].is_some() {
+                continue;
+            }
+            first_step[to.index()] = Some(i);
+            if step.depends_on.len() > max_depends_on {
                 continue;
             }
             for dep in &step.depends_on {
@@ -562,7 +565,20 @@ impl<'a> FlowGraph<'a> {
                 }
             }
         }
-        Self { graph, index }
+        Self {
+            graph,
+            index,
+            first_step,
+        }
+    }
+
+    fn has_node(&self, env: &str) -> bool {
+        self.index.contains_key(env)
+    }
+
+    /// Position of the first step for `env` in the spec.
+    fn first_step(&self, env: &str) -> Option<usize> {
+        self.first_step[self.index.get(env)?.index()]
     }
 
     /// The nodes grouped by longest distance from a source, each group sorted,

@@ -1,0 +1,121 @@
+//! In-process doorbells rung after every commit.
+//!
+//! The store is the source of truth: a doorbell only says "something new was
+//! committed, up to here". Streams wake, read what they miss from the store
+//! and go back to waiting, holding no database connection meanwhile. A
+//! `watch` channel keeps only the latest value, so a slow stream can never
+//! make a writer wait or grow a buffer; it simply reads more from the store
+//! the next time it looks.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::watch;
+
+use crate::store::releases::StoredEvent;
+
+#[derive(Debug)]
+pub struct Hub {
+    releases: Mutex<HashMap<String, watch::Sender<i64>>>,
+    global: watch::Sender<i64>,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Hub {
+    pub fn new() -> Self {
+        Self {
+            releases: Mutex::new(HashMap::new()),
+            global: watch::Sender::new(0),
+        }
+    }
+
+    /// Announces committed events: each release's latest `seq` and the
+    /// latest global position.
+    pub fn publish(&self, events: &[StoredEvent]) {
+        if events.is_empty() {
+            return;
+        }
+        {
+            let mut map = self.releases.lock().unwrap_or_else(|p| p.into_inner());
+            for e in events {
+                if let Some(tx) = map.get(&e.release_id) {
+                    tx.send_if_modified(|v| {
+                        if e.seq > *v {
+                            *v = e.seq;
+                            true
+                        } else {
+                            false
+                        }
+                    });
+                }
+            }
+            // Forget releases nobody watches any more.
+            map.retain(|_, tx| tx.receiver_count() > 0);
+        }
+        if let Some(max) = events.iter().map(|e| e.position).max() {
+            self.global.send_if_modified(|v| {
+                if max > *v {
+                    *v = max;
+                    true
+                } else {
+                    false
+                }
+            });
+        }
+    }
+
+    /// A doorbell for one release, holding its latest announced `seq`.
+    pub fn watch_release(&self, release_id: &str) -> watch::Receiver<i64> {
+        let mut map = self.releases.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(release_id.to_string())
+            .or_insert_with(|| watch::Sender::new(0))
+            .subscribe()
+    }
+
+    /// A doorbell for every release, holding the latest global position.
+    pub fn watch_all(&self) -> watch::Receiver<i64> {
+        self.global.subscribe()
+    }
+}
+
+/// Wake-ups for release workers: rung when something outside the worker
+/// (an API call) changed its release.
+#[derive(Debug, Default)]
+pub struct Pokes {
+    map: Mutex<HashMap<String, Arc<tokio::sync::Notify>>>,
+}
+
+impl Pokes {
+    pub fn register(&self, id: &str) -> Option<Arc<tokio::sync::Notify>> {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if map.contains_key(id) {
+            return None;
+        }
+        let n = Arc::new(tokio::sync::Notify::new());
+        map.insert(id.to_string(), n.clone());
+        Some(n)
+    }
+
+    pub fn unregister(&self, id: &str) {
+        self.map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+    }
+
+    /// Wakes the worker of `id`; false when no worker runs it here.
+    pub fn poke(&self, id: &str) -> bool {
+        match self.map.lock().unwrap_or_else(|p| p.into_inner()).get(id) {
+            Some(n) => {
+                n.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+}

@@ -1,0 +1,245 @@
+//! Workflow runners: what one step does. Each returns a [`StepResult`];
+//! none writes to the store (the release worker does, with the event).
+//!
+//! Cancellation is dropping the future: an HTTP call in flight is aborted,
+//! a command's process is killed (`kill_on_drop`), a wait ends.
+
+use std::collections::BTreeMap;
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+use tokio::io::AsyncReadExt;
+
+use crate::domain::catalog::WorkflowKind;
+use crate::domain::release::{Outcome, Time};
+
+/// What running a step produced.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StepResult {
+    Done(Outcome),
+    /// An approval: hold the step until a decision or the deadline.
+    Suspend(Option<Time>),
+}
+
+/// What a workflow gets to know about the step it runs for.
+#[derive(Debug, Clone)]
+pub struct StepContext {
+    pub release_id: String,
+    pub product: String,
+    pub flow: String,
+    pub flow_version: i64,
+    pub version: String,
+    pub environment: String,
+    pub step: String,
+    pub attempt: i32,
+    pub idempotency_key: String,
+    pub context: Map<String, Value>,
+    pub start_time: Time,
+}
+
+fn failed(message: impl Into<String>) -> StepResult {
+    StepResult::Done(Outcome::Failed {
+        message: message.into(),
+    })
+}
+
+fn succeeded(message: impl Into<String>, outputs: Map<String, Value>) -> StepResult {
+    StepResult::Done(Outcome::Succeeded {
+        message: message.into(),
+        outputs,
+    })
+}
+
+/// Runs workflow `kind` for the step described by `ctx`.
+pub async fn run(
+    http: &reqwest::Client,
+    allow_commands: bool,
+    name: &str,
+    kind: &WorkflowKind,
+    ctx: &StepContext,
+) -> StepResult {
+    match kind {
+        WorkflowKind::Http {
+            url,
+            headers,
+            timeout_ms,
+            max_attempts,
+        } => run_http(http, url, headers, *timeout_ms, *max_attempts, ctx).await,
+        WorkflowKind::Wait { duration_ms } => {
+            // Measured from the step's recorded start, so a restart waits
+            // only for the time that is left.
+            let end = ctx.start_time + chrono::Duration::milliseconds(*duration_ms as i64);
+            let left = (end - chrono::Utc::now()).to_std().unwrap_or(Duration::ZERO);
+            tokio::time::sleep(left).await;
+            succeeded(
+                format!("waited {}", humantime::format_duration(Duration::from_millis(*duration_ms))),
+                Map::new(),
+            )
+        }
+        WorkflowKind::Approval { timeout_ms } => StepResult::Suspend(
+            timeout_ms.map(|ms| ctx.start_time + chrono::Duration::milliseconds(ms as i64)),
+        ),
+        WorkflowKind::Command {
+            argv,
+            env,
+            timeout_ms,
+        } => {
+            if !allow_commands {
+                return failed(format!(
+                    "workflow {name:?} is a command, and command workflows are disabled on this server: start it with --allow-command-workflows"
+                ));
+            }
+            run_command(argv, env, *timeout_ms, ctx).await
+        }
+    }
+}
+
+fn body(ctx: &StepContext) -> Value {
+    json!({
+        "release_id": ctx.release_id,
+        "product": ctx.product,
+        "flow": ctx.flow,
+        "flow_version": ctx.flow_version,
+        "version": ctx.version,
+        "environment": ctx.environment,
+        "step": ctx.step,
+        "attempt": ctx.attempt,
+        "idempotency_key": ctx.idempotency_key,
+        "context": ctx.context,
+    })
+}
+
+/// Backoff before attempt `n` (n ≥ 2): 1 s, 2 s, 4 s … capped at 30 s.
+/// Tests shorten it through `PROMOFLOW_HTTP_BACKOFF_MS`.
+fn backoff(n: u32) -> Duration {
+    let base = std::env::var("PROMOFLOW_HTTP_BACKOFF_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(1000);
+    Duration::from_millis((base << (n.saturating_sub(2)).min(5)).min(30_000))
+}
+
+async fn run_http(
+    http: &reqwest::Client,
+    url: &str,
+    headers: &BTreeMap<String, String>,
+    timeout_ms: u64,
+    max_attempts: u32,
+    ctx: &StepContext,
+) -> StepResult {
+    let payload = body(ctx);
+    let mut last = String::new();
+    for attempt in 1..=max_attempts.max(1) {
+        if attempt > 1 {
+            tokio::time::sleep(backoff(attempt)).await;
+        }
+        let mut req = http
+            .post(url)
+            .timeout(Duration::from_millis(timeout_ms))
+            .header("Idempotency-Key", &ctx.idempotency_key)
+            .json(&payload);
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
+        match req.send().await {
+            Ok(resp) => {
+                let status = resp.status();
+                let text = resp.text().await.unwrap_or_default();
+                if status.is_success() {
+                    let outputs = serde_json::from_str::<Value>(&text)
+                        .ok()
+                        .and_then(|v| v.get("outputs").and_then(Value::as_object).cloned())
+                        .unwrap_or_default();
+                    return succeeded(format!("HTTP {status}"), outputs);
+                }
+                last = format!("HTTP {status}: {}", tail(&text, 200));
+                let retryable = status.is_server_error()
+                    || status == reqwest::StatusCode::TOO_MANY_REQUESTS
+                    || status == reqwest::StatusCode::REQUEST_TIMEOUT;
+                if !retryable {
+                    break;
+                }
+            }
+            Err(e) if e.is_timeout() => last = format!("timed out after {timeout_ms} ms"),
+            Err(e) => last = format!("request failed: {e}"),
+        }
+    }
+    failed(format!("POST {url}: {last}"))
+}
+
+/// The last `n` bytes of `s` (on a character boundary).
+fn tail(s: &str, n: usize) -> &str {
+    if s.len() <= n {
+        return s.trim();
+    }
+    let mut start = s.len() - n;
+    while !s.is_char_boundary(start) {
+        start += 1;
+    }
+    s[start..].trim()
+}
+
+async fn run_command(
+    argv: &[String],
+    env: &BTreeMap<String, String>,
+    timeout_ms: u64,
+    ctx: &StepContext,
+) -> StepResult {
+    let Some((program, args)) = argv.split_first() else {
+        return failed("the command is empty");
+    };
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.args(args)
+        .envs(env)
+        .env("PROMOFLOW_RELEASE_ID", &ctx.release_id)
+        .env("PROMOFLOW_PRODUCT", &ctx.product)
+        .env("PROMOFLOW_FLOW", &ctx.flow)
+        .env("PROMOFLOW_VERSION", &ctx.version)
+        .env("PROMOFLOW_ENVIRONMENT", &ctx.environment)
+        .env("PROMOFLOW_STEP", &ctx.step)
+        .env("PROMOFLOW_ATTEMPT", ctx.attempt.to_string())
+        .env("PROMOFLOW_IDEMPOTENCY_KEY", &ctx.idempotency_key)
+        .env("PROMOFLOW_CONTEXT", Value::Object(ctx.context.clone()).to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => return failed(format!("cannot start {program:?}: {e}")),
+    };
+    let mut stdout = child.stdout.take();
+    let mut stderr = child.stderr.take();
+    let run = async {
+        let mut out = Vec::new();
+        let mut err = Vec::new();
+        let read_out = async {
+            if let Some(s) = stdout.as_mut() {
+                let _ = s.read_to_end(&mut out).await;
+            }
+        };
+        let read_err = async {
+            if let Some(s) = stderr.as_mut() {
+                let _ = s.read_to_end(&mut err).await;
+            }
+        };
+        tokio::join!(read_out, read_err);
+        let status = child.wait().await;
+        (status, out, err)
+    };
+    match tokio::time::timeout(Duration::from_millis(timeout_ms), run).await {
+        Err(_) => failed(format!("{program} timed out after {timeout_ms} ms")),
+        Ok((Err(e), _, _)) => failed(format!("{program}: {e}")),
+        Ok((Ok(status), out, err)) => {
+            let mut text = String::from_utf8_lossy(&out).into_owned();
+            text.push_str(&String::from_utf8_lossy(&err));
+            let output = tail(&text, 1000).to_string();
+            if status.success() {
+                succeeded(output, Map::new())
+            } else {
+                failed(format!("{program} exited with {status}: {output}"))
+            }
+        }
+    }
+}
