@@ -15,15 +15,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     protos.sort();
     let fds = protox::compile(&protos, ["proto"])?;
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
-    std::fs::write(
-        out.join("promoflow_descriptor.bin"),
-        fds.encode_to_vec(),
-    )?;
+    std::fs::write(out.join("promoflow_descriptor.bin"), fds.encode_to_vec())?;
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
-        // RPCs not implemented by a handler answer UNIMPLEMENTED.
-        .generate_default_stubs(true)
         .compile_fds(fds)?;
     println!("cargo:rerun-if-changed=proto");
     for p in &protos {

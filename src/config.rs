@@ -51,11 +51,19 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
 
     /// Allow `command` workflows to run programs on the server's machine.
-    #[arg(long, env = "PROMOFLOW_ALLOW_COMMAND_WORKFLOWS", default_value_t = false)]
+    #[arg(
+        long,
+        env = "PROMOFLOW_ALLOW_COMMAND_WORKFLOWS",
+        default_value_t = false
+    )]
     pub allow_command_workflows: bool,
 
     /// Most environments running at once across all releases.
-    #[arg(long, env = "PROMOFLOW_MAX_PARALLEL_ENVIRONMENTS", default_value_t = 256)]
+    #[arg(
+        long,
+        env = "PROMOFLOW_MAX_PARALLEL_ENVIRONMENTS",
+        default_value_t = 256
+    )]
     pub max_parallel_environments: usize,
 
     /// Largest number of database connections in the pool.

@@ -9,6 +9,9 @@ use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::domain::Violation;
 
+/// Most field violations sent in one error.
+pub const MAX_VIOLATIONS: usize = 100;
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
@@ -41,8 +44,18 @@ pub enum Error {
 }
 
 impl Error {
-    /// A validation failure with its field violations.
-    pub fn invalid(violations: Vec<Violation>) -> Self {
+    /// A validation failure with its field violations. At most
+    /// [`MAX_VIOLATIONS`] are kept: details travel in response trailers,
+    /// whose size is limited, and a hundred problems are plenty to act on.
+    pub fn invalid(mut violations: Vec<Violation>) -> Self {
+        if violations.len() > MAX_VIOLATIONS {
+            let more = violations.len() - MAX_VIOLATIONS + 1;
+            violations.truncate(MAX_VIOLATIONS - 1);
+            violations.push(Violation::new(
+                "",
+                format!("{more} more violations are not listed; fix these first"),
+            ));
+        }
         let message = match violations.as_slice() {
             [] => "invalid request".to_string(),
             [one] => format!("invalid request: {one}"),

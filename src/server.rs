@@ -15,12 +15,12 @@ use tonic::codec::CompressionEncoding;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
+use crate::api::Ctx;
 use crate::api::environment::EnvironmentApi;
 use crate::api::flow::FlowApi;
 use crate::api::product::ProductApi;
 use crate::api::release::ReleaseApi;
 use crate::api::workflow::WorkflowApi;
-use crate::api::Ctx;
 use crate::config::ServerConfig;
 use crate::error::{Error, Result};
 use crate::proto::v1::environment_service_server::EnvironmentServiceServer;
@@ -92,8 +92,11 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
+    let engine = crate::engine::Engine::new(store.clone(), &config);
+    engine.recover().await?;
     let config = Arc::new(config);
     let ctx = Ctx {
+        engine: engine.clone(),
         store: store.clone(),
         config: config.clone(),
     };
@@ -124,11 +127,15 @@ pub async fn serve(
 
     let grace = config.shutdown_grace;
     let reporter = health_reporter.clone();
+    let stopping = engine.clone();
     let (fired_tx, fired_rx) = tokio::sync::oneshot::channel::<()>();
     let signal = async move {
         shutdown.await;
         tracing::info!("shutting down: health NOT_SERVING, draining requests");
         set_health(&reporter, ServingStatus::NotServing).await;
+        // Streams end with UNAVAILABLE (clients resume elsewhere or after
+        // the restart) and workers stop; unfinished work resumes at start.
+        stopping.shutdown().await;
         let _ = fired_tx.send(());
     };
 
@@ -138,11 +145,23 @@ pub async fn serve(
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(configured!(EnvironmentServiceServer, EnvironmentApi::new(ctx.clone())))
-        .add_service(configured!(ProductServiceServer, ProductApi::new(ctx.clone())))
-        .add_service(configured!(WorkflowServiceServer, WorkflowApi::new(ctx.clone())))
+        .add_service(configured!(
+            EnvironmentServiceServer,
+            EnvironmentApi::new(ctx.clone())
+        ))
+        .add_service(configured!(
+            ProductServiceServer,
+            ProductApi::new(ctx.clone())
+        ))
+        .add_service(configured!(
+            WorkflowServiceServer,
+            WorkflowApi::new(ctx.clone())
+        ))
         .add_service(configured!(FlowServiceServer, FlowApi::new(ctx.clone())))
-        .add_service(configured!(ReleaseServiceServer, ReleaseApi::new(ctx.clone())))
+        .add_service(configured!(
+            ReleaseServiceServer,
+            ReleaseApi::new(ctx.clone())
+        ))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal);
     tokio::pin!(server);
 

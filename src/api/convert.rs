@@ -77,7 +77,10 @@ pub fn expected_version(value: i64) -> Result<i64> {
 /// Like [`expected_version`] but 0 means "any version" (deletes).
 pub fn optional_expected_version(value: i64) -> Result<i64> {
     if value < 0 {
-        Err(Error::invalid_field("expected_version", "must not be negative"))
+        Err(Error::invalid_field(
+            "expected_version",
+            "must not be negative",
+        ))
     } else {
         Ok(value)
     }

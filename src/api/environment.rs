@@ -44,7 +44,11 @@ fn environment_in(e: &pb::Environment) -> crate::error::Result<catalog::Environm
         name: e.name.clone(),
         kind,
         description: e.description.clone(),
-        labels: e.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        labels: e
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
         meta: Meta::default(),
     };
     v.extend(catalog::validate_environment(&env));
@@ -70,7 +74,11 @@ impl EnvironmentService for EnvironmentApi {
         &self,
         request: Request<pb::GetEnvironmentRequest>,
     ) -> Result<Response<pb::GetEnvironmentResponse>, Status> {
-        let env = self.ctx.store.get_environment(&request.into_inner().name).await?;
+        let env = self
+            .ctx
+            .store
+            .get_environment(&request.into_inner().name)
+            .await?;
         Ok(Response::new(pb::GetEnvironmentResponse {
             environment: Some(environment_out(env)),
         }))
@@ -108,7 +116,10 @@ impl EnvironmentService for EnvironmentApi {
     ) -> Result<Response<pb::DeleteEnvironmentResponse>, Status> {
         let req = request.into_inner();
         let expected = optional_expected_version(req.expected_version)?;
-        self.ctx.store.delete_environment(&req.name, expected).await?;
+        self.ctx
+            .store
+            .delete_environment(&req.name, expected)
+            .await?;
         Ok(Response::new(pb::DeleteEnvironmentResponse {}))
     }
 }

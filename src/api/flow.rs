@@ -109,7 +109,11 @@ fn spec_in(v: &mut Violations, f: &pb::Flow) -> FlowSpec {
                 hooks: hooks_in(s.hooks.as_ref()),
             })
             .collect(),
-        annotations: f.annotations.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        annotations: f
+            .annotations
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
     }
 }
 
@@ -193,7 +197,10 @@ impl FlowApi {
 fn edits_in(current: &FlowSpec, edits: &[pb::FlowEdit]) -> Result<Vec<Edit>> {
     let mut v = Violations::new();
     if edits.len() > edit::MAX_EDITS {
-        v.push("edits", format!("at most {} edits at once", edit::MAX_EDITS));
+        v.push(
+            "edits",
+            format!("at most {} edits at once", edit::MAX_EDITS),
+        );
         return Err(Error::invalid(v.0));
     }
     let mut out = Vec::with_capacity(edits.len());
@@ -207,7 +214,11 @@ fn edits_in(current: &FlowSpec, edits: &[pb::FlowEdit]) -> Result<Vec<Edit>> {
             Some(PbEdit::AddEnvironments(a)) => Edit::AddEnvironments {
                 after: a.after.clone(),
                 environments: a.environments.clone(),
-                policy: policy_in(&mut v, &format!("{f}.add_environments.policy"), a.policy.as_ref()),
+                policy: policy_in(
+                    &mut v,
+                    &format!("{f}.add_environments.policy"),
+                    a.policy.as_ref(),
+                ),
             },
             Some(PbEdit::RemoveEnvironment(r)) => {
                 let mode = match &r.mode {
@@ -254,17 +265,21 @@ fn edits_in(current: &FlowSpec, edits: &[pb::FlowEdit]) -> Result<Vec<Edit>> {
                 environment: opt(&h.environment),
                 hooks: hooks_in(h.hooks.as_ref()),
             },
-            Some(PbEdit::SetSettings(s)) => Edit::SetSettings {
-                description: s.description.clone(),
-                trigger_environment: s.trigger_environment.clone(),
-                promotion_timeout_secs: s.promotion_timeout.as_ref().map(|d| {
-                    match seconds_in(&mut v, &format!("{f}.set_settings.promotion_timeout"), Some(d)) {
+            Some(PbEdit::SetSettings(s)) => {
+                Edit::SetSettings {
+                    description: s.description.clone(),
+                    trigger_environment: s.trigger_environment.clone(),
+                    promotion_timeout_secs: s.promotion_timeout.as_ref().map(|d| match seconds_in(
+                        &mut v,
+                        &format!("{f}.set_settings.promotion_timeout"),
+                        Some(d),
+                    ) {
                         Some(0) | None => None,
                         Some(secs) => Some(secs),
-                    }
-                }),
-                trigger_workflow: s.trigger_workflow.as_deref().map(opt),
-            },
+                    }),
+                    trigger_workflow: s.trigger_workflow.as_deref().map(opt),
+                }
+            }
         };
         out.push(decoded);
     }
@@ -296,7 +311,9 @@ impl FlowService for FlowApi {
         request: Request<pb::CreateFlowRequest>,
     ) -> Result<Response<pb::CreateFlowResponse>, Status> {
         let req = request.into_inner();
-        let (spec, _) = self.checked_spec(required("flow", req.flow.as_ref())?).await?;
+        let (spec, _) = self
+            .checked_spec(required("flow", req.flow.as_ref())?)
+            .await?;
         let saved = self.ctx.store.create_flow(&spec).await?;
         Ok(Response::new(pb::CreateFlowResponse {
             flow: Some(flow_out(saved)),
@@ -333,7 +350,9 @@ impl FlowService for FlowApi {
         request: Request<pb::UpdateFlowRequest>,
     ) -> Result<Response<pb::UpdateFlowResponse>, Status> {
         let req = request.into_inner();
-        let (spec, _) = self.checked_spec(required("flow", req.flow.as_ref())?).await?;
+        let (spec, _) = self
+            .checked_spec(required("flow", req.flow.as_ref())?)
+            .await?;
         let expected = expected_version(req.expected_version)?;
         let saved = self.ctx.store.save_flow_version(&spec, expected).await?;
         Ok(Response::new(pb::UpdateFlowResponse {
@@ -492,13 +511,18 @@ impl FlowService for FlowApi {
         check(v)?;
         let (spec, statuses) = if req.release_id.is_empty() {
             let version = optional_version(req.version)?;
-            (self.ctx.store.get_flow(&req.name, version).await?.spec, None)
+            (
+                self.ctx.store.get_flow(&req.name, version).await?.spec,
+                None,
+            )
         } else {
             let (spec, statuses) = self.ctx.store.release_graph(&req.release_id).await?;
             (spec, Some(statuses))
         };
         let text = match format {
-            Some(pb::RenderFormat::Dot) => crate::domain::render::render_dot(&spec, statuses.as_ref()),
+            Some(pb::RenderFormat::Dot) => {
+                crate::domain::render::render_dot(&spec, statuses.as_ref())
+            }
             _ => crate::domain::render::render_mermaid(&spec, statuses.as_ref()),
         };
         Ok(Response::new(pb::RenderFlowResponse { text }))
@@ -513,11 +537,19 @@ fn mentioned_names(current: &FlowSpec, edits: &[Edit]) -> (Vec<String>, Vec<Stri
         wfs.extend(p.pre_action.iter().chain(p.post_action.iter()).cloned());
     };
     let hook_wfs = |h: &Hooks, wfs: &mut Vec<String>| {
-        wfs.extend(h.entries().iter().filter_map(|(_, w)| w.map(str::to_string)));
+        wfs.extend(
+            h.entries()
+                .iter()
+                .filter_map(|(_, w)| w.map(str::to_string)),
+        );
     };
     for e in edits {
         match e {
-            Edit::AddEnvironments { after, environments, policy } => {
+            Edit::AddEnvironments {
+                after,
+                environments,
+                policy,
+            } => {
                 envs.push(after.clone());
                 envs.extend(environments.iter().cloned());
                 policy_wfs(policy, &mut wfs);
@@ -528,11 +560,17 @@ fn mentioned_names(current: &FlowSpec, edits: &[Edit]) -> (Vec<String>, Vec<Stri
                     envs.push(to.clone());
                 }
             }
-            Edit::SetDependencies { environment, depends_on } => {
+            Edit::SetDependencies {
+                environment,
+                depends_on,
+            } => {
                 envs.push(environment.clone());
                 envs.extend(depends_on.iter().cloned());
             }
-            Edit::SetPolicy { environment, policy } => {
+            Edit::SetPolicy {
+                environment,
+                policy,
+            } => {
                 envs.push(environment.clone());
                 policy_wfs(policy, &mut wfs);
             }
@@ -540,7 +578,11 @@ fn mentioned_names(current: &FlowSpec, edits: &[Edit]) -> (Vec<String>, Vec<Stri
                 envs.extend(environment.iter().cloned());
                 hook_wfs(hooks, &mut wfs);
             }
-            Edit::SetSettings { trigger_environment, trigger_workflow, .. } => {
+            Edit::SetSettings {
+                trigger_environment,
+                trigger_workflow,
+                ..
+            } => {
                 envs.extend(trigger_environment.iter().cloned());
                 wfs.extend(trigger_workflow.iter().flatten().cloned());
             }
@@ -555,7 +597,10 @@ fn mentioned_names(current: &FlowSpec, edits: &[Edit]) -> (Vec<String>, Vec<Stri
 
 fn optional_version(version: i64) -> Result<i64> {
     if version < 0 {
-        Err(Error::invalid_field("version", "must not be negative (0 means the latest)"))
+        Err(Error::invalid_field(
+            "version",
+            "must not be negative (0 means the latest)",
+        ))
     } else {
         Ok(version)
     }

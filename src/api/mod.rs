@@ -20,5 +20,6 @@ use crate::store::Store;
 #[derive(Clone)]
 pub struct Ctx {
     pub store: Store,
+    pub engine: crate::engine::Engine,
     pub config: Arc<ServerConfig>,
 }

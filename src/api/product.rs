@@ -4,7 +4,9 @@ use std::collections::HashSet;
 
 use tonic::{Request, Response, Status};
 
-use super::{Ctx, check, enum_in, expected_version, optional_expected_version, required, timestamp};
+use super::{
+    Ctx, check, enum_in, expected_version, optional_expected_version, required, timestamp,
+};
 use crate::domain::Violations;
 use crate::domain::catalog::{
     self, Application, Commit, Concurrency, Meta, ProductFlow, SelectorKey, SelectorOperator,
@@ -167,7 +169,9 @@ async fn product_in(ctx: &Ctx, p: &pb::Product) -> Result<catalog::Product> {
         .await?
         .into_iter()
         .collect();
-    v.extend(catalog::validate_product(&product, &|e| existing.contains(e)));
+    v.extend(catalog::validate_product(&product, &|e| {
+        existing.contains(e)
+    }));
     check(v)?;
     Ok(product)
 }
@@ -190,7 +194,11 @@ impl ProductService for ProductApi {
         &self,
         request: Request<pb::GetProductRequest>,
     ) -> Result<Response<pb::GetProductResponse>, Status> {
-        let p = self.ctx.store.get_product(&request.into_inner().name).await?;
+        let p = self
+            .ctx
+            .store
+            .get_product(&request.into_inner().name)
+            .await?;
         Ok(Response::new(pb::GetProductResponse {
             product: Some(product_out(p)),
         }))
@@ -247,14 +255,22 @@ impl ProductService for ProductApi {
         }
         check(v)?;
         let commit = req.commit.as_ref().map(commit_in);
-        let app = self
+        let release = self
             .ctx
-            .store
-            .record_deployment(&req.product, &req.environment, &req.version, commit.as_ref())
+            .engine
+            .report_deployment(
+                &req.product,
+                &req.environment,
+                &req.version,
+                commit.as_ref(),
+                &req.request_id,
+            )
             .await?;
+        let app = release.0;
+        let release = release.1;
         Ok(Response::new(pb::ReportDeploymentResponse {
             application: Some(application_out(app)),
-            release: None,
+            release: release.map(super::release::release_out),
         }))
     }
 }

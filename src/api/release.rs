@@ -1,10 +1,29 @@
-//! `ReleaseService`.
+//! `ReleaseService`: triggers, reads, commands and the two status streams.
 
-use super::Ctx;
+use std::pin::Pin;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use futures::Stream;
+use tonic::{Request, Response, Status};
+
+use super::{Ctx, check, enum_in, timestamp};
+use crate::domain::Violations;
+use crate::domain::release::{Counters, EnvRun, EventBody, Release, StepRun};
+use crate::domain::status::ReleaseStatus;
+use crate::engine::TriggerRequest;
+use crate::error::{Error, Result};
+use crate::proto::v1 as pb;
+use crate::proto::v1::release_event::Change as PbChange;
 use crate::proto::v1::release_service_server::ReleaseService;
+use crate::store::PageRequest;
+use crate::store::releases::StoredEvent;
+
+/// Events read from the store per query while a stream catches up.
+const CATCH_UP_BATCH: u64 = 500;
 
 pub struct ReleaseApi {
-    #[allow(dead_code)]
     ctx: Ctx,
 }
 
@@ -14,5 +33,519 @@ impl ReleaseApi {
     }
 }
 
+fn step_out(s: StepRun) -> pb::StepRun {
+    pb::StepRun {
+        kind: pb::StepKind::from_str_name(&format!("STEP_KIND_{}", s.kind.as_str()))
+            .unwrap_or_default() as i32,
+        workflow: s.workflow,
+        status: pb::StepStatus::from_str_name(&format!("STEP_STATUS_{}", s.status.as_str()))
+            .unwrap_or_default() as i32,
+        message: s.message,
+        start_time: timestamp(s.start_time),
+        finish_time: timestamp(s.finish_time),
+        attempt: s.attempt,
+    }
+}
+
+fn env_out(e: EnvRun) -> pb::EnvironmentRun {
+    pb::EnvironmentRun {
+        environment: e.environment,
+        depends_on: e.depends_on,
+        status: pb::EnvironmentStatus::from_str_name(&format!(
+            "ENVIRONMENT_STATUS_{}",
+            e.status.as_str()
+        ))
+        .unwrap_or_default() as i32,
+        blocked_on: e.blocked_on,
+        attempt: e.attempt,
+        steps: e.steps.into_iter().map(step_out).collect(),
+        start_time: timestamp(e.start_time),
+        finish_time: timestamp(e.finish_time),
+        message: e.message,
+        application: e.application,
+    }
+}
+
+fn counters_out(c: Counters) -> pb::ReleaseCounters {
+    pb::ReleaseCounters {
+        total: c.total,
+        succeeded: c.succeeded,
+        running: c.running,
+        failed: c.failed,
+        pending: c.pending,
+        skipped: c.skipped,
+        terminated: c.terminated,
+        suspended: c.suspended,
+    }
+}
+
+fn status_out(s: ReleaseStatus) -> i32 {
+    pb::ReleaseStatus::from_str_name(&format!("RELEASE_STATUS_{}", s.as_str())).unwrap_or_default()
+        as i32
+}
+
+pub fn release_out(r: Release) -> pb::Release {
+    let counters = counters_out(r.counters());
+    pb::Release {
+        id: r.id,
+        product: r.product,
+        flow: r.flow,
+        flow_version: r.flow_version,
+        version: r.version,
+        status: status_out(r.status),
+        initiator: r.initiator,
+        environments: r.envs.into_iter().map(env_out).collect(),
+        counters: Some(counters),
+        create_time: timestamp(Some(r.create_time)),
+        start_time: timestamp(r.start_time),
+        finish_time: timestamp(r.finish_time),
+        message: r.message,
+        last_seq: r.last_seq,
+        trigger_message: r.trigger_message,
+        hooks: r.hooks.into_iter().map(step_out).collect(),
+        request_id: r.request_id.unwrap_or_default(),
+    }
+}
+
+pub fn event_out(e: StoredEvent) -> pb::ReleaseEvent {
+    let change = match e.body {
+        EventBody::Snapshot(r) => PbChange::Snapshot(release_out(*r)),
+        EventBody::Release {
+            status,
+            message,
+            counters,
+            start_time,
+            finish_time,
+        } => PbChange::Release(pb::ReleaseChange {
+            status: status_out(status),
+            message,
+            counters: Some(counters_out(counters)),
+            start_time: timestamp(start_time),
+            finish_time: timestamp(finish_time),
+        }),
+        EventBody::Environment(env) => PbChange::Environment(pb::EnvironmentChange {
+            environment: Some(env_out(*env)),
+        }),
+        EventBody::Step {
+            environment,
+            index,
+            step,
+        } => PbChange::Step(pb::StepChange {
+            environment,
+            index: index as i32,
+            step: Some(step_out(step)),
+        }),
+    };
+    pb::ReleaseEvent {
+        release_id: e.release_id,
+        seq: e.seq,
+        time: timestamp(Some(e.time)),
+        change: Some(change),
+    }
+}
+
+fn heartbeat(release_id: &str, latest: i64) -> pb::ReleaseEvent {
+    pb::ReleaseEvent {
+        release_id: release_id.to_string(),
+        seq: latest,
+        time: timestamp(Some(chrono::Utc::now())),
+        change: Some(PbChange::Heartbeat(pb::Heartbeat { latest_seq: latest })),
+    }
+}
+
+fn encode_cursor(position: i64) -> String {
+    URL_SAFE_NO_PAD.encode(format!("p:{position}"))
+}
+
+fn decode_cursor(cursor: &str) -> Result<i64> {
+    let bad = || Error::invalid_field("after_cursor", "is not a cursor returned by this server");
+    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
+    let text = String::from_utf8(bytes).map_err(|_| bad())?;
+    text.strip_prefix("p:")
+        .and_then(|n| n.parse::<i64>().ok())
+        .filter(|n| *n >= 0)
+        .ok_or_else(bad)
+}
+
+type EventStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+/// What a stream waits for between reads.
+enum Wake {
+    Changed,
+    Heartbeat,
+    Shutdown,
+}
+
+/// Waits for the doorbell, the heartbeat interval or shutdown.
+async fn wait(
+    rx: &mut tokio::sync::watch::Receiver<i64>,
+    interval: Duration,
+    shutdown: &tokio_util::sync::CancellationToken,
+) -> Wake {
+    tokio::select! {
+        r = rx.changed() => match r {
+            Ok(()) => Wake::Changed,
+            Err(_) => Wake::Shutdown,
+        },
+        _ = tokio::time::sleep(interval) => Wake::Heartbeat,
+        _ = shutdown.cancelled() => Wake::Shutdown,
+    }
+}
+
+fn shutting_down() -> Status {
+    Status::unavailable(
+        "the server is shutting down; resume from the last seq or cursor you received",
+    )
+}
+
 #[tonic::async_trait]
-impl ReleaseService for ReleaseApi {}
+impl ReleaseService for ReleaseApi {
+    async fn trigger_release(
+        &self,
+        request: Request<pb::TriggerReleaseRequest>,
+    ) -> Result<Response<pb::TriggerReleaseResponse>, Status> {
+        let req = request.into_inner();
+        let mut v = Violations::new();
+        crate::domain::check_name(&mut v, "flow", &req.flow);
+        crate::domain::check_name(&mut v, "product", &req.product);
+        for (field, value) in [
+            ("version", &req.version),
+            ("request_id", &req.request_id),
+            ("initiator", &req.initiator),
+            ("message", &req.message),
+        ] {
+            if value.len() > crate::domain::catalog::MAX_TEXT {
+                v.push(field, "is longer than 4096 bytes");
+            }
+        }
+        check(v)?;
+        let r = self
+            .ctx
+            .engine
+            .trigger(TriggerRequest {
+                flow: req.flow,
+                product: req.product,
+                version: req.version,
+                request_id: req.request_id,
+                initiator: req.initiator,
+                message: req.message,
+            })
+            .await?;
+        Ok(Response::new(pb::TriggerReleaseResponse {
+            release: Some(release_out(r)),
+        }))
+    }
+
+    async fn get_release(
+        &self,
+        request: Request<pb::GetReleaseRequest>,
+    ) -> Result<Response<pb::GetReleaseResponse>, Status> {
+        let r = self
+            .ctx
+            .store
+            .get_release(&request.into_inner().release_id)
+            .await?;
+        Ok(Response::new(pb::GetReleaseResponse {
+            release: Some(release_out(r)),
+        }))
+    }
+
+    async fn list_releases(
+        &self,
+        request: Request<pb::ListReleasesRequest>,
+    ) -> Result<Response<pb::ListReleasesResponse>, Status> {
+        let req = request.into_inner();
+        let mut v = Violations::new();
+        let status = match enum_in::<pb::ReleaseStatus>(&mut v, "status", req.status) {
+            Some(pb::ReleaseStatus::Unspecified) | None => None,
+            Some(s) => s
+                .as_str_name()
+                .strip_prefix("RELEASE_STATUS_")
+                .and_then(|s| s.parse::<ReleaseStatus>().ok()),
+        };
+        check(v)?;
+        let page = PageRequest::parse(req.page_size, &req.page_token)?;
+        let page = self
+            .ctx
+            .store
+            .list_releases(&req.product, &req.flow, status, &page)
+            .await?;
+        Ok(Response::new(pb::ListReleasesResponse {
+            releases: page.items.into_iter().map(release_out).collect(),
+            next_page_token: page.next_page_token,
+        }))
+    }
+
+    async fn terminate_release(
+        &self,
+        request: Request<pb::TerminateReleaseRequest>,
+    ) -> Result<Response<pb::TerminateReleaseResponse>, Status> {
+        let req = request.into_inner();
+        if req.reason.len() > crate::domain::catalog::MAX_TEXT {
+            return Err(Error::invalid_field("reason", "is longer than 4096 bytes").into());
+        }
+        let r = self
+            .ctx
+            .engine
+            .terminate(&req.release_id, &req.reason)
+            .await?;
+        Ok(Response::new(pb::TerminateReleaseResponse {
+            release: Some(release_out(r)),
+        }))
+    }
+
+    async fn retry_release(
+        &self,
+        request: Request<pb::RetryReleaseRequest>,
+    ) -> Result<Response<pb::RetryReleaseResponse>, Status> {
+        let r = self
+            .ctx
+            .engine
+            .retry(&request.into_inner().release_id)
+            .await?;
+        Ok(Response::new(pb::RetryReleaseResponse {
+            release: Some(release_out(r)),
+        }))
+    }
+
+    async fn approve_environment(
+        &self,
+        request: Request<pb::ApproveEnvironmentRequest>,
+    ) -> Result<Response<pb::ApproveEnvironmentResponse>, Status> {
+        let req = request.into_inner();
+        if req.comment.len() > crate::domain::catalog::MAX_TEXT {
+            return Err(Error::invalid_field("comment", "is longer than 4096 bytes").into());
+        }
+        let r = self
+            .ctx
+            .engine
+            .approve(&req.release_id, &req.environment, req.approve, &req.comment)
+            .await?;
+        Ok(Response::new(pb::ApproveEnvironmentResponse {
+            release: Some(release_out(r)),
+        }))
+    }
+
+    type WatchReleaseStream = EventStream<pb::WatchReleaseResponse>;
+
+    async fn watch_release(
+        &self,
+        request: Request<pb::WatchReleaseRequest>,
+    ) -> Result<Response<Self::WatchReleaseStream>, Status> {
+        let req = request.into_inner();
+        if req.after_seq < 0 {
+            return Err(Error::invalid_field("after_seq", "must not be negative").into());
+        }
+        let store = self.ctx.store.clone();
+        let hub_rx = self.ctx.engine.hub().watch_release(&req.release_id);
+        let shutdown = self.ctx.engine.shutdown_token();
+        let interval = self.ctx.config.heartbeat_interval;
+        let id = req.release_id.clone();
+        // Subscribed before reading, so no commit after the read is missed.
+        let mut first = Vec::new();
+        let (cursor, done) = if req.after_seq == 0 {
+            let snap = store.release_snapshot(&id).await?;
+            let seq = snap.last_seq;
+            let done = snap.status.is_final();
+            first.push(pb::ReleaseEvent {
+                release_id: id.clone(),
+                seq,
+                time: timestamp(Some(chrono::Utc::now())),
+                change: Some(PbChange::Snapshot(release_out(snap))),
+            });
+            (seq, done)
+        } else {
+            let r = store.get_release(&id).await?;
+            if req.after_seq > r.last_seq {
+                return Err(Error::OutOfRange(format!(
+                    "after_seq {} is beyond the last event of release {id} ({}); resume from at most {}",
+                    req.after_seq, r.last_seq, r.last_seq
+                ))
+                .into());
+            }
+            (req.after_seq, false)
+        };
+        struct State {
+            store: crate::store::Store,
+            rx: tokio::sync::watch::Receiver<i64>,
+            shutdown: tokio_util::sync::CancellationToken,
+            interval: Duration,
+            id: String,
+            cursor: i64,
+            buffer: std::collections::VecDeque<pb::ReleaseEvent>,
+            done: bool,
+            finished: bool,
+        }
+        let state = State {
+            store,
+            rx: hub_rx,
+            shutdown,
+            interval,
+            id,
+            cursor,
+            buffer: first.into(),
+            done,
+            finished: false,
+        };
+        let stream = futures::stream::unfold(state, |mut s| async move {
+            loop {
+                if s.finished {
+                    return None;
+                }
+                if let Some(e) = s.buffer.pop_front() {
+                    if s.buffer.is_empty() && s.done {
+                        s.finished = true;
+                    }
+                    return Some((Ok(pb::WatchReleaseResponse { event: Some(e) }), s));
+                }
+                if s.done {
+                    return None;
+                }
+                // Catch up from the store (the truth), then wait.
+                match s.store.events_after(&s.id, s.cursor, CATCH_UP_BATCH).await {
+                    Err(e) => {
+                        s.finished = true;
+                        return Some((Err(Status::from(e)), s));
+                    }
+                    Ok(events) if !events.is_empty() => {
+                        for e in events {
+                            s.cursor = e.seq;
+                            let last = e.body.is_final();
+                            s.buffer.push_back(event_out(e));
+                            if last {
+                                s.done = true;
+                                break;
+                            }
+                        }
+                        continue;
+                    }
+                    Ok(_) => {}
+                }
+                match wait(&mut s.rx, s.interval, &s.shutdown).await {
+                    Wake::Changed => {}
+                    Wake::Heartbeat => {
+                        let hb = heartbeat(&s.id, s.cursor);
+                        return Some((Ok(pb::WatchReleaseResponse { event: Some(hb) }), s));
+                    }
+                    Wake::Shutdown => {
+                        s.finished = true;
+                        return Some((Err(shutting_down()), s));
+                    }
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    type WatchReleasesStream = EventStream<pb::WatchReleasesResponse>;
+
+    async fn watch_releases(
+        &self,
+        request: Request<pb::WatchReleasesRequest>,
+    ) -> Result<Response<Self::WatchReleasesStream>, Status> {
+        let req = request.into_inner();
+        let store = self.ctx.store.clone();
+        let rx = self.ctx.engine.hub().watch_all();
+        let latest = store.latest_position().await?;
+        let cursor = if req.after_cursor.is_empty() {
+            latest
+        } else {
+            let c = decode_cursor(&req.after_cursor)?;
+            if c > latest {
+                return Err(Error::OutOfRange(format!(
+                    "the cursor is beyond the last event ({latest}); resume from a cursor this server returned"
+                ))
+                .into());
+            }
+            c
+        };
+        struct State {
+            store: crate::store::Store,
+            rx: tokio::sync::watch::Receiver<i64>,
+            shutdown: tokio_util::sync::CancellationToken,
+            interval: Duration,
+            product: String,
+            flow: String,
+            cursor: i64,
+            buffer: std::collections::VecDeque<pb::WatchReleasesResponse>,
+            finished: bool,
+        }
+        let state = State {
+            store,
+            rx,
+            shutdown: self.ctx.engine.shutdown_token(),
+            interval: self.ctx.config.heartbeat_interval,
+            product: req.product,
+            flow: req.flow,
+            cursor,
+            buffer: Default::default(),
+            finished: false,
+        };
+        let stream = futures::stream::unfold(state, |mut s| async move {
+            loop {
+                if s.finished {
+                    return None;
+                }
+                if let Some(e) = s.buffer.pop_front() {
+                    return Some((Ok(e), s));
+                }
+                // Everything up to the clock's committed position is visible
+                // (positions are handed out under a lock held to commit), so
+                // the cursor may move to it even past filtered-out events.
+                let upto = match s.store.latest_position().await {
+                    Ok(p) => p,
+                    Err(e) => {
+                        s.finished = true;
+                        return Some((Err(Status::from(e)), s));
+                    }
+                };
+                if upto > s.cursor {
+                    match s
+                        .store
+                        .events_between(s.cursor, upto, &s.product, &s.flow, CATCH_UP_BATCH)
+                        .await
+                    {
+                        Err(e) => {
+                            s.finished = true;
+                            return Some((Err(Status::from(e)), s));
+                        }
+                        Ok(events) => {
+                            let full = events.len() as u64 == CATCH_UP_BATCH;
+                            for e in events {
+                                s.cursor = e.position;
+                                let cursor = encode_cursor(e.position);
+                                s.buffer.push_back(pb::WatchReleasesResponse {
+                                    event: Some(event_out(e)),
+                                    cursor,
+                                });
+                            }
+                            if !full {
+                                s.cursor = upto;
+                            }
+                            continue;
+                        }
+                    }
+                }
+                match wait(&mut s.rx, s.interval, &s.shutdown).await {
+                    Wake::Changed => {}
+                    Wake::Heartbeat => {
+                        let mut hb = heartbeat("", 0);
+                        hb.seq = 0;
+                        return Some((
+                            Ok(pb::WatchReleasesResponse {
+                                event: Some(hb),
+                                cursor: encode_cursor(s.cursor),
+                            }),
+                            s,
+                        ));
+                    }
+                    Wake::Shutdown => {
+                        s.finished = true;
+                        return Some((Err(shutting_down()), s));
+                    }
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+}

@@ -1,6 +1,5 @@
 //! `WorkflowService`.
 
-
 use tonic::{Request, Response, Status};
 
 use super::{
@@ -72,12 +71,19 @@ fn workflow_in(w: &pb::Workflow) -> crate::error::Result<catalog::Workflow> {
     let mut v = Violations::new();
     let kind = match &w.kind {
         None => {
-            v.push("workflow.kind", "set one of http, wait, approval or command");
+            v.push(
+                "workflow.kind",
+                "set one of http, wait, approval or command",
+            );
             WorkflowKind::Wait { duration_ms: 1 }
         }
         Some(Kind::Http(h)) => WorkflowKind::Http {
             url: h.url.clone(),
-            headers: h.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            headers: h
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
             timeout_ms: duration_ms_in(&mut v, "workflow.http.timeout", h.timeout.as_ref())
                 .unwrap_or(DEFAULT_TIMEOUT_MS),
             max_attempts: match h.max_attempts {
@@ -117,7 +123,6 @@ fn workflow_in(w: &pb::Workflow) -> crate::error::Result<catalog::Workflow> {
     Ok(wf)
 }
 
-
 #[tonic::async_trait]
 impl WorkflowService for WorkflowApi {
     async fn create_workflow(
@@ -136,7 +141,11 @@ impl WorkflowService for WorkflowApi {
         &self,
         request: Request<pb::GetWorkflowRequest>,
     ) -> Result<Response<pb::GetWorkflowResponse>, Status> {
-        let wf = self.ctx.store.get_workflow(&request.into_inner().name).await?;
+        let wf = self
+            .ctx
+            .store
+            .get_workflow(&request.into_inner().name)
+            .await?;
         Ok(Response::new(pb::GetWorkflowResponse {
             workflow: Some(workflow_out(wf)),
         }))

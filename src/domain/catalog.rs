@@ -418,3 +418,113 @@ mod tests {
         );
     }
 }
+
+/// True when `value` matches `pattern`, where `*` matches any run of
+/// characters (including none) and everything else matches itself.
+pub fn wildcard_match(pattern: &str, value: &str) -> bool {
+    // Iterative glob matching with backtracking to the last `*`: linear in
+    // practice, no regex compilation per check.
+    let (p, v) = (pattern.as_bytes(), value.as_bytes());
+    let (mut pi, mut vi) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while vi < v.len() {
+        if pi < p.len() && p[pi] == b'*' {
+            star = Some((pi, vi));
+            pi += 1;
+        } else if pi < p.len() && p[pi] == v[vi] {
+            pi += 1;
+            vi += 1;
+        } else if let Some((sp, sv)) = star {
+            pi = sp + 1;
+            vi = sv + 1;
+            star = Some((sp, sv + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&b| b == b'*')
+}
+
+impl TriggerSelector {
+    /// Whether a deployment with `commit` satisfies this selector.
+    pub fn matches(&self, commit: &Commit) -> bool {
+        let value = match self.key {
+            SelectorKey::CommitMessage => commit.message.as_str(),
+            SelectorKey::GitRevision => commit.revision.as_str(),
+        };
+        let any = self.values.iter().any(|p| wildcard_match(p, value));
+        match self.operator {
+            SelectorOperator::In => any,
+            SelectorOperator::NotIn => !any,
+        }
+    }
+}
+
+impl ProductFlow {
+    /// All selectors match (no selectors: always).
+    pub fn matches(&self, commit: &Commit) -> bool {
+        self.selectors.iter().all(|s| s.matches(commit))
+    }
+}
+
+#[cfg(test)]
+mod selector_tests {
+    use super::*;
+
+    #[test]
+    fn wildcards() {
+        assert!(wildcard_match("*", ""));
+        assert!(wildcard_match("release-*", "release-1.2"));
+        assert!(wildcard_match("*fix*", "a fix here"));
+        assert!(!wildcard_match("release-*", "hotfix"));
+        assert!(wildcard_match("a*b*c", "axxbyyc"));
+        assert!(!wildcard_match("a*b*c", "axxbyy"));
+        assert!(wildcard_match("exact", "exact"));
+        assert!(!wildcard_match("exact", "exactly"));
+    }
+
+    #[test]
+    fn selectors_all_must_match() {
+        let commit = Commit {
+            message: "feat: deploy [promote]".into(),
+            revision: "main".into(),
+            ..Default::default()
+        };
+        let flow = |selectors| ProductFlow {
+            flow: "f".into(),
+            selectors,
+        };
+        let sel = |key, operator, values: &[&str]| TriggerSelector {
+            key,
+            operator,
+            values: values.iter().map(|s| s.to_string()).collect(),
+        };
+        assert!(flow(vec![]).matches(&commit));
+        assert!(
+            flow(vec![
+                sel(
+                    SelectorKey::CommitMessage,
+                    SelectorOperator::In,
+                    &["*[promote]*"]
+                ),
+                sel(SelectorKey::GitRevision, SelectorOperator::NotIn, &["dev*"]),
+            ])
+            .matches(&commit)
+        );
+        assert!(
+            !flow(vec![
+                sel(
+                    SelectorKey::CommitMessage,
+                    SelectorOperator::In,
+                    &["*[promote]*"]
+                ),
+                sel(
+                    SelectorKey::GitRevision,
+                    SelectorOperator::In,
+                    &["release-*"]
+                ),
+            ])
+            .matches(&commit)
+        );
+    }
+}

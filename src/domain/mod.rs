@@ -62,7 +62,11 @@ impl Violations {
     }
 
     pub fn finish(self) -> Result<(), Vec<Violation>> {
-        if self.0.is_empty() { Ok(()) } else { Err(self.0) }
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(self.0)
+        }
     }
 }
 
@@ -79,9 +83,7 @@ pub fn is_dns_label(name: &str) -> bool {
         return false;
     }
     let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
-    alnum(bytes[0])
-        && alnum(bytes[bytes.len() - 1])
-        && bytes.iter().all(|&b| alnum(b) || b == b'-')
+    alnum(bytes[0]) && alnum(bytes[bytes.len() - 1]) && bytes.iter().all(|&b| alnum(b) || b == b'-')
 }
 
 /// Records a violation at `field` unless `name` is a valid DNS label.

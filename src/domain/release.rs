@@ -333,11 +333,11 @@ impl Release {
         ) {
             return (changes, start);
         }
-        if let Some(deadline) = self.deadline {
-            if now >= deadline {
-                changes.extend(self.request_terminate("timeout"));
-                return (changes, start);
-            }
+        if let Some(deadline) = self.deadline
+            && now >= deadline
+        {
+            changes.extend(self.request_terminate("timeout"));
+            return (changes, start);
         }
         // Release-level on_start runs before anything else.
         if let Some(i) = self
@@ -724,18 +724,18 @@ impl Release {
     /// Puts a running step on hold until a person decides (approvals).
     pub fn suspend_step(&mut self, at: StepRef, deadline: Option<Time>) -> Vec<Change> {
         let mut changes = Vec::new();
-        if let Some(s) = self.step_mut(at) {
-            if s.status == StepStatus::Running {
-                s.status = StepStatus::Suspended;
-                s.deadline = deadline;
-                changes.push(Change::Step(at));
-            }
+        if let Some(s) = self.step_mut(at)
+            && s.status == StepStatus::Running
+        {
+            s.status = StepStatus::Suspended;
+            s.deadline = deadline;
+            changes.push(Change::Step(at));
         }
-        if let Some(e) = at.env {
-            if self.envs[e].status != EnvironmentStatus::Suspended {
-                self.envs[e].status = EnvironmentStatus::Suspended;
-                changes.push(Change::Env(e));
-            }
+        if let Some(e) = at.env
+            && self.envs[e].status != EnvironmentStatus::Suspended
+        {
+            self.envs[e].status = EnvironmentStatus::Suspended;
+            changes.push(Change::Env(e));
         }
         changes
     }

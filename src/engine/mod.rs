@@ -25,7 +25,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ServerConfig;
-use crate::domain::catalog::WorkflowKind;
+use crate::domain::catalog::{Application, Commit, WorkflowKind};
 use crate::domain::flow::Action;
 use crate::domain::release::{Outcome, Release, StepRef};
 use crate::domain::status::{ReleaseStatus, StepKind};
@@ -155,6 +155,65 @@ impl Engine {
         }
     }
 
+    /// Records a deployment and, when one of the product's promotion flows
+    /// starts in that environment and its selectors match the commit,
+    /// triggers a release of it (the first match wins).
+    pub async fn report_deployment(
+        &self,
+        product: &str,
+        environment: &str,
+        version: &str,
+        commit: Option<&Commit>,
+        request_id: &str,
+    ) -> Result<(Application, Option<Release>)> {
+        let store = &self.inner.store;
+        let p = store.get_product(product).await?;
+        let previous = p
+            .application(environment)
+            .ok_or_else(|| {
+                Error::NotFound(format!(
+                    "product {product:?} has no application in environment {environment:?}"
+                ))
+            })?
+            .version
+            .clone();
+        let empty = Commit::default();
+        let c = commit.unwrap_or(&empty);
+        let mut chosen = None;
+        if previous != version {
+            for pf in &p.promotion_flows {
+                let Ok(flow) = store.get_flow(&pf.flow, 0).await else {
+                    continue;
+                };
+                if flow.spec.trigger_environment == environment && pf.matches(c) {
+                    chosen = Some(pf.flow.clone());
+                    break;
+                }
+            }
+        }
+        let app = store
+            .record_deployment(product, environment, version, commit)
+            .await?;
+        let Some(flow) = chosen else {
+            return Ok((app, None));
+        };
+        let release = self
+            .trigger(TriggerRequest {
+                flow,
+                product: product.to_string(),
+                version: version.to_string(),
+                request_id: if request_id.is_empty() {
+                    String::new()
+                } else {
+                    format!("report:{request_id}")
+                },
+                initiator: "report-deployment".into(),
+                message: c.message.clone(),
+            })
+            .await?;
+        Ok((app, Some(release)))
+    }
+
     /// Creates a release of `flow` for `product` (see `TriggerRelease`).
     pub async fn trigger(&self, req: TriggerRequest) -> Result<Release> {
         let store = &self.inner.store;
@@ -220,10 +279,7 @@ impl Engine {
             "{}\u{0}{}\u{0}{}\u{0}{}\u{0}{}",
             req.flow, req.product, req.version, req.initiator, req.message
         );
-        let request = r
-            .request_id
-            .clone()
-            .map(|key| (key, hash));
+        let request = r.request_id.clone().map(|key| (key, hash));
         let created = store
             .create_release(
                 r,
@@ -401,12 +457,11 @@ impl Engine {
                         if !ch.is_empty()
                             && matches!(outcome, Outcome::Succeeded { .. })
                             && r.step(*at).map(|s| s.kind) == Some(StepKind::Action)
+                            && let Some(e) = at.env
                         {
-                            if let Some(e) = at.env {
-                                effect = Some(SideEffect::RecordVersion {
-                                    environment: r.envs[e].environment.clone(),
-                                });
-                            }
+                            effect = Some(SideEffect::RecordVersion {
+                                environment: r.envs[e].environment.clone(),
+                            });
                         }
                         changes.extend(ch);
                     }
@@ -534,7 +589,9 @@ impl Engine {
         let engine = self.clone();
         tokio::spawn(async move {
             let _permit = engine.inner.permits.clone().acquire_owned().await;
-            let result = engine.run_step(&step.kind, &step.workflow, action, &ctx).await;
+            let result = engine
+                .run_step(&step.kind, &step.workflow, action, &ctx)
+                .await;
             let _ = done.send((at, step.attempt, result));
         })
     }
@@ -574,6 +631,13 @@ impl Engine {
             }
         };
         let kind: &WorkflowKind = &wf.kind;
-        workflows::run(&self.inner.http, self.inner.allow_commands, workflow, kind, ctx).await
+        workflows::run(
+            &self.inner.http,
+            self.inner.allow_commands,
+            workflow,
+            kind,
+            ctx,
+        )
+        .await
     }
 }

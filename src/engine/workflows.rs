@@ -70,10 +70,15 @@ pub async fn run(
             // Measured from the step's recorded start, so a restart waits
             // only for the time that is left.
             let end = ctx.start_time + chrono::Duration::milliseconds(*duration_ms as i64);
-            let left = (end - chrono::Utc::now()).to_std().unwrap_or(Duration::ZERO);
+            let left = (end - chrono::Utc::now())
+                .to_std()
+                .unwrap_or(Duration::ZERO);
             tokio::time::sleep(left).await;
             succeeded(
-                format!("waited {}", humantime::format_duration(Duration::from_millis(*duration_ms))),
+                format!(
+                    "waited {}",
+                    humantime::format_duration(Duration::from_millis(*duration_ms))
+                ),
                 Map::new(),
             )
         }
@@ -200,7 +205,10 @@ async fn run_command(
         .env("PROMOFLOW_STEP", &ctx.step)
         .env("PROMOFLOW_ATTEMPT", ctx.attempt.to_string())
         .env("PROMOFLOW_IDEMPOTENCY_KEY", &ctx.idempotency_key)
-        .env("PROMOFLOW_CONTEXT", Value::Object(ctx.context.clone()).to_string())
+        .env(
+            "PROMOFLOW_CONTEXT",
+            Value::Object(ctx.context.clone()).to_string(),
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -8,14 +8,12 @@
 use std::collections::BTreeMap;
 
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, TransactionTrait,
 };
 
 use super::entity::{application, environment, flow, product, release, workflow};
-use super::versioned::{
-    delete_named, ensure_unused, ensure_version, list_page, update_versioned,
-};
+use super::versioned::{delete_named, ensure_unused, ensure_version, list_page, update_versioned};
 use super::{Page, PageRequest, Store, from_json, map_unique, now, to_json};
 use crate::domain::catalog::{
     Application, Commit, Concurrency, Environment, EnvironmentKind, Meta, Product, Workflow,
@@ -47,7 +45,11 @@ pub fn workflow_ref(name: &str) -> String {
     format!("workflow:{name}")
 }
 
-fn meta(version: i64, create: chrono::DateTime<chrono::Utc>, update: chrono::DateTime<chrono::Utc>) -> Meta {
+fn meta(
+    version: i64,
+    create: chrono::DateTime<chrono::Utc>,
+    update: chrono::DateTime<chrono::Utc>,
+) -> Meta {
     Meta {
         version,
         create_time: Some(create),
@@ -123,7 +125,11 @@ impl Store {
         })
     }
 
-    pub async fn update_environment(&self, env: &Environment, expected: i64) -> Result<Environment> {
+    pub async fn update_environment(
+        &self,
+        env: &Environment,
+        expected: i64,
+    ) -> Result<Environment> {
         let model = environment::ActiveModel {
             kind: Set(env.kind.as_str().to_string()),
             description: Set(env.description.clone()),
@@ -154,7 +160,8 @@ impl Store {
             .all(&txn)
             .await?;
         let flows = flows_referring(&txn, &environment_ref(name)).await?;
-        ensure_version::<environment::Entity, _>(&txn, "environment", ENV_COLS, name, expected).await?;
+        ensure_version::<environment::Entity, _>(&txn, "environment", ENV_COLS, name, expected)
+            .await?;
         ensure_unused(
             "environment",
             name,
@@ -192,7 +199,11 @@ fn product_from(m: product::Model, apps: Vec<application::Model>) -> Result<Prod
 
 fn application_from(a: application::Model) -> Result<Application> {
     Ok(Application {
-        last_commit: a.last_commit.as_deref().map(from_json::<Commit>).transpose()?,
+        last_commit: a
+            .last_commit
+            .as_deref()
+            .map(from_json::<Commit>)
+            .transpose()?,
         update_time: Some(a.update_time),
         environment: a.environment,
         name: a.name,
@@ -200,7 +211,10 @@ fn application_from(a: application::Model) -> Result<Application> {
     })
 }
 
-fn application_rows(p: &Product, t: chrono::DateTime<chrono::Utc>) -> Result<Vec<application::ActiveModel>> {
+fn application_rows(
+    p: &Product,
+    t: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<application::ActiveModel>> {
     p.applications
         .iter()
         .enumerate()
@@ -218,7 +232,11 @@ fn application_rows(p: &Product, t: chrono::DateTime<chrono::Utc>) -> Result<Vec
         .collect()
 }
 
-async fn insert_applications<C: ConnectionTrait>(db: &C, p: &Product, t: chrono::DateTime<chrono::Utc>) -> Result<()> {
+async fn insert_applications<C: ConnectionTrait>(
+    db: &C,
+    p: &Product,
+    t: chrono::DateTime<chrono::Utc>,
+) -> Result<()> {
     let rows = application_rows(p, t)?;
     if !rows.is_empty() {
         application::Entity::insert_many(rows)
@@ -236,7 +254,10 @@ async fn insert_applications<C: ConnectionTrait>(db: &C, p: &Product, t: chrono:
     Ok(())
 }
 
-async fn load_applications<C: ConnectionTrait>(db: &C, names: &[String]) -> Result<BTreeMap<String, Vec<application::Model>>> {
+async fn load_applications<C: ConnectionTrait>(
+    db: &C,
+    names: &[String],
+) -> Result<BTreeMap<String, Vec<application::Model>>> {
     let rows = application::Entity::find()
         .filter(application::Column::Product.is_in(names.iter().cloned()))
         .order_by_asc(application::Column::Product)
@@ -308,20 +329,27 @@ impl Store {
             update_time: Set(t),
             ..Default::default()
         };
-        update_versioned::<product::Entity, _>(&txn, "product", PRODUCT_COLS, &p.name, expected, model)
-            .await?;
+        update_versioned::<product::Entity, _>(
+            &txn,
+            "product",
+            PRODUCT_COLS,
+            &p.name,
+            expected,
+            model,
+        )
+        .await?;
         let old = load_applications(&txn, std::slice::from_ref(&p.name))
             .await?
             .remove(&p.name)
             .unwrap_or_default();
         let mut merged = p.clone();
         for app in &mut merged.applications {
-            if let Some(prev) = old.iter().find(|o| o.environment == app.environment) {
-                if app.version.is_empty() {
-                    app.version = prev.version.clone();
-                    app.last_commit = prev.last_commit.as_deref().map(from_json).transpose()?;
-                    app.update_time = Some(prev.update_time);
-                }
+            if let Some(prev) = old.iter().find(|o| o.environment == app.environment)
+                && app.version.is_empty()
+            {
+                app.version = prev.version.clone();
+                app.last_commit = prev.last_commit.as_deref().map(from_json).transpose()?;
+                app.update_time = Some(prev.update_time);
             }
         }
         application::Entity::delete_many()
@@ -406,9 +434,11 @@ pub(crate) async fn record_version<C: ConnectionTrait>(
     let row = application::Entity::find_by_id((product.to_string(), environment.to_string()))
         .one(db)
         .await?
-        .ok_or_else(|| Error::NotFound(format!(
-            "product {product:?} has no application in environment {environment:?}"
-        )))?;
+        .ok_or_else(|| {
+            Error::NotFound(format!(
+                "product {product:?} has no application in environment {environment:?}"
+            ))
+        })?;
     application_from(row)
 }
 
@@ -486,14 +516,22 @@ impl Store {
             update_time: Set(now()),
             ..Default::default()
         };
-        update_versioned::<workflow::Entity, _>(self.db(), "workflow", WORKFLOW_COLS, &w.name, expected, model)
-            .await?;
+        update_versioned::<workflow::Entity, _>(
+            self.db(),
+            "workflow",
+            WORKFLOW_COLS,
+            &w.name,
+            expected,
+            model,
+        )
+        .await?;
         self.get_workflow(&w.name).await
     }
 
     pub async fn delete_workflow(&self, name: &str, expected: i64) -> Result<()> {
         let txn = self.db().begin().await?;
-        ensure_version::<workflow::Entity, _>(&txn, "workflow", WORKFLOW_COLS, name, expected).await?;
+        ensure_version::<workflow::Entity, _>(&txn, "workflow", WORKFLOW_COLS, name, expected)
+            .await?;
         let flows = flows_referring(&txn, &workflow_ref(name)).await?;
         ensure_unused("workflow", name, &[("flows", flows)])?;
         delete_named::<workflow::Entity, _>(&txn, WORKFLOW_COLS.0, name).await?;
@@ -501,4 +539,3 @@ impl Store {
         Ok(())
     }
 }
-

@@ -45,10 +45,7 @@ fn refs(spec: &FlowSpec) -> Result<String> {
     to_json(&out)
 }
 
-fn stored(
-    f_create: chrono::DateTime<chrono::Utc>,
-    v: flow_version::Model,
-) -> Result<StoredFlow> {
+fn stored(f_create: chrono::DateTime<chrono::Utc>, v: flow_version::Model) -> Result<StoredFlow> {
     Ok(StoredFlow {
         spec: from_json(&v.spec)?,
         version: v.version,
@@ -83,7 +80,11 @@ impl Store {
     }
 
     /// Which of these environments and workflows exist, for validation.
-    pub async fn known_names_among(&self, envs: &[String], workflows: &[String]) -> Result<KnownNames> {
+    pub async fn known_names_among(
+        &self,
+        envs: &[String],
+        workflows: &[String],
+    ) -> Result<KnownNames> {
         Ok(KnownNames::new(
             self.existing_environments(envs).await?,
             self.existing_workflows(workflows).await?,
@@ -114,12 +115,16 @@ impl Store {
     pub async fn save_flow_version(&self, spec: &FlowSpec, expected: i64) -> Result<StoredFlow> {
         let t = now();
         let txn = self.db().begin().await?;
-        let current = current_version::<flow::Entity, _>(&txn, FLOW_COLS.0, FLOW_COLS.1, &spec.name)
-            .await?
-            .ok_or_else(|| Error::not_found("flow", &spec.name))?;
+        let current =
+            current_version::<flow::Entity, _>(&txn, FLOW_COLS.0, FLOW_COLS.1, &spec.name)
+                .await?
+                .ok_or_else(|| Error::not_found("flow", &spec.name))?;
         let expected = if expected == 0 { current } else { expected };
         let res = flow::Entity::update_many()
-            .col_expr(flow::Column::Version, Expr::col(flow::Column::Version).add(1))
+            .col_expr(
+                flow::Column::Version,
+                Expr::col(flow::Column::Version).add(1),
+            )
             .col_expr(flow::Column::Refs, Expr::value(refs(spec)?))
             .col_expr(flow::Column::UpdateTime, Expr::value(t))
             .filter(flow::Column::Name.eq(spec.name.as_str()))
@@ -190,7 +195,9 @@ impl Store {
             let idx = versions
                 .iter()
                 .position(|v| v.flow == f.name)
-                .ok_or_else(|| Error::Internal(format!("flow {:?} lost its latest version", f.name)))?;
+                .ok_or_else(|| {
+                    Error::Internal(format!("flow {:?} lost its latest version", f.name))
+                })?;
             items.push(stored(f.create_time, versions.swap_remove(idx))?);
         }
         Ok(Page {
@@ -200,7 +207,11 @@ impl Store {
     }
 
     /// Versions of one flow, newest first.
-    pub async fn list_flow_versions(&self, name: &str, page: &PageRequest) -> Result<Page<StoredFlow>> {
+    pub async fn list_flow_versions(
+        &self,
+        name: &str,
+        page: &PageRequest,
+    ) -> Result<Page<StoredFlow>> {
         let f = flow::Entity::find_by_id(name.to_string())
             .one(self.db())
             .await?
@@ -210,9 +221,9 @@ impl Store {
             .order_by_desc(flow_version::Column::Version)
             .limit(page.size + 1);
         if let Some(after) = &page.after {
-            let after: i64 = after
-                .parse()
-                .map_err(|_| Error::invalid_field("page_token", "is not a token returned by this server"))?;
+            let after: i64 = after.parse().map_err(|_| {
+                Error::invalid_field("page_token", "is not a token returned by this server")
+            })?;
             q = q.filter(flow_version::Column::Version.lt(after));
         }
         let rows = q.all(self.db()).await?;

@@ -30,15 +30,15 @@ pub async fn run(db: &DatabaseConnection, url: &str) -> Result<()> {
     // A session-level advisory lock belongs to one connection, so use a
     // pool of exactly one connection for the lock and the migrations.
     let mut opts = ConnectOptions::new(url.to_string());
-    opts.max_connections(1).min_connections(1).sqlx_logging(false);
+    opts.max_connections(1)
+        .min_connections(1)
+        .sqlx_logging(false);
     let conn = Database::connect(opts).await?;
     conn.execute_unprepared(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))
         .await?;
     let result = Migrator::up(&conn, None).await;
     let unlock = conn
-        .execute_unprepared(&format!(
-            "SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"
-        ))
+        .execute_unprepared(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"))
         .await;
     conn.close().await.ok();
     result?;

@@ -7,9 +7,9 @@
 pub mod catalog;
 pub mod entity;
 pub mod flows;
-pub mod releases;
 pub mod migration;
 mod page;
+pub mod releases;
 mod versioned;
 
 use std::time::Duration;

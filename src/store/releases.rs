@@ -91,7 +91,11 @@ fn release_model(r: &Release) -> Result<release::ActiveModel> {
     })
 }
 
-fn env_model(release_id: &str, position: usize, e: &EnvRun) -> Result<environment_run::ActiveModel> {
+fn env_model(
+    release_id: &str,
+    position: usize,
+    e: &EnvRun,
+) -> Result<environment_run::ActiveModel> {
     Ok(environment_run::ActiveModel {
         release_id: Set(release_id.to_string()),
         environment: Set(e.environment.clone()),
@@ -165,9 +169,7 @@ pub(crate) async fn load_release<C: ConnectionTrait>(db: &C, id: &str) -> Result
         .await?
         .ok_or_else(|| Error::not_found("release", id))?;
     let mut loaded = load_many(db, vec![r]).await?;
-    loaded
-        .pop()
-        .ok_or_else(|| Error::not_found("release", id))
+    loaded.pop().ok_or_else(|| Error::not_found("release", id))
 }
 
 /// Loads whole releases from their rows, in two more queries.
@@ -198,19 +200,22 @@ async fn load_many<C: ConnectionTrait>(db: &C, rows: Vec<release::Model>) -> Res
         let env_steps = steps_by
             .remove(&(e.release_id.clone(), e.environment.clone()))
             .unwrap_or_default();
-        envs_by.entry(e.release_id.clone()).or_default().push(EnvRun {
-            status: parse("environment status", &e.status)?,
-            depends_on: from_json(&e.depends_on)?,
-            blocked_on: from_json(&e.blocked_on)?,
-            attempt: e.attempt,
-            action: parse::<Action>("action", &e.action)?,
-            application: e.application,
-            message: e.message,
-            start_time: e.start_time,
-            finish_time: e.finish_time,
-            steps: env_steps,
-            environment: e.environment,
-        });
+        envs_by
+            .entry(e.release_id.clone())
+            .or_default()
+            .push(EnvRun {
+                status: parse("environment status", &e.status)?,
+                depends_on: from_json(&e.depends_on)?,
+                blocked_on: from_json(&e.blocked_on)?,
+                attempt: e.attempt,
+                action: parse::<Action>("action", &e.action)?,
+                application: e.application,
+                message: e.message,
+                start_time: e.start_time,
+                finish_time: e.finish_time,
+                steps: env_steps,
+                environment: e.environment,
+            });
     }
     rows.into_iter()
         .map(|r| {
@@ -249,7 +254,9 @@ async fn next_positions(txn: &DatabaseTransaction, n: usize) -> Result<i64> {
     let row = txn
         .query_one_raw(Statement::from_string(
             backend,
-            format!("UPDATE event_clock SET position = position + {n} WHERE id = 1 RETURNING position"),
+            format!(
+                "UPDATE event_clock SET position = position + {n} WHERE id = 1 RETURNING position"
+            ),
         ))
         .await?
         .ok_or_else(|| Error::Internal("event clock row missing".into()))?;
@@ -340,10 +347,7 @@ async fn persist_in(
     if let Some(SideEffect::RecordVersion { environment }) = effect {
         super::catalog::record_version(txn, &r.product, environment, &r.version, None).await?;
     }
-    let bodies: Vec<EventBody> = changes
-        .iter()
-        .filter_map(|c| r.event_body(*c))
-        .collect();
+    let bodies: Vec<EventBody> = changes.iter().filter_map(|c| r.event_body(*c)).collect();
     write_events(txn, r, first_seq, bodies, t).await
 }
 
@@ -531,7 +535,14 @@ impl Store {
                 .await?;
         }
         events.extend(
-            write_events(&txn, &r, 1, vec![EventBody::Snapshot(Box::new(r.clone()))], now_t).await?,
+            write_events(
+                &txn,
+                &r,
+                1,
+                vec![EventBody::Snapshot(Box::new(r.clone()))],
+                now_t,
+            )
+            .await?,
         );
         if start {
             let ch = r.start(now_t);
@@ -562,7 +573,10 @@ impl Store {
 
     /// Starts the oldest queued release of `product` when none is active.
     /// Returns it with the events written.
-    pub async fn promote_queued(&self, product: &str) -> Result<Option<(Release, Vec<StoredEvent>)>> {
+    pub async fn promote_queued(
+        &self,
+        product: &str,
+    ) -> Result<Option<(Release, Vec<StoredEvent>)>> {
         let txn = self.db().begin().await?;
         lock_product(&txn, product).await?;
         let active = releases_in(
@@ -696,7 +710,12 @@ impl Store {
     }
 
     /// Events of one release with `seq > after`, in order, at most `limit`.
-    pub async fn events_after(&self, release_id: &str, after: i64, limit: u64) -> Result<Vec<StoredEvent>> {
+    pub async fn events_after(
+        &self,
+        release_id: &str,
+        after: i64,
+        limit: u64,
+    ) -> Result<Vec<StoredEvent>> {
         event::Entity::find()
             .filter(event::Column::ReleaseId.eq(release_id))
             .filter(event::Column::Seq.gt(after))
@@ -709,17 +728,19 @@ impl Store {
             .collect()
     }
 
-    /// Events of all releases with `position > after`, filtered, in
-    /// position order, at most `limit`.
-    pub async fn events_after_position(
+    /// Events of all releases with `after < position <= upto`, filtered,
+    /// in position order, at most `limit`.
+    pub async fn events_between(
         &self,
         after: i64,
+        upto: i64,
         product: &str,
         flow: &str,
         limit: u64,
     ) -> Result<Vec<StoredEvent>> {
         let mut q = event::Entity::find()
             .filter(event::Column::Position.gt(after))
+            .filter(event::Column::Position.lte(upto))
             .order_by_asc(event::Column::Position)
             .limit(limit);
         if !product.is_empty() {

@@ -109,7 +109,11 @@ where
 }
 
 /// Fetches one page of `E` ordered by `name_col`.
-pub(crate) async fn list_page<E, C>(db: &C, name_col: E::Column, page: &PageRequest) -> Result<Vec<E::Model>>
+pub(crate) async fn list_page<E, C>(
+    db: &C,
+    name_col: E::Column,
+    page: &PageRequest,
+) -> Result<Vec<E::Model>>
 where
     E: EntityTrait,
     C: ConnectionTrait,
@@ -137,4 +141,3 @@ pub(crate) fn ensure_unused(kind: &str, name: &str, users: &[(&str, Vec<String>)
         )))
     }
 }
-

@@ -139,8 +139,8 @@ impl TestServer {
 
     /// Waits until health answers SERVING (migrations done, services up).
     async fn wait_ready(&self) {
-        use tonic_health::pb::health_client::HealthClient;
         use tonic_health::pb::HealthCheckRequest;
+        use tonic_health::pb::health_client::HealthClient;
         for _ in 0..600 {
             let mut health = HealthClient::new(self.channel.clone());
             if let Ok(r) = health
@@ -148,10 +148,9 @@ impl TestServer {
                     service: String::new(),
                 })
                 .await
+                && r.into_inner().status == 1
             {
-                if r.into_inner().status == 1 {
-                    return;
-                }
+                return;
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
@@ -161,15 +160,15 @@ impl TestServer {
     /// Stops the server gracefully and returns its database.
     pub async fn stop(mut self) -> TestDb {
         self.shutdown().await;
-        let db = std::mem::replace(
+
+        std::mem::replace(
             &mut self.db,
             TestDb {
                 url: String::new(),
                 _dir: None,
                 pg: None,
             },
-        );
-        db
+        )
     }
 
     async fn shutdown(&mut self) {
