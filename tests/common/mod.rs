@@ -232,3 +232,134 @@ pub fn expect_code<T: std::fmt::Debug>(
         }
     }
 }
+
+/// Seeds the quick-start world: environments dev, qa, prod, prod-eu,
+/// prod-asia (prod ones PRODUCTION), product `demo-trioapp` with an
+/// application in each (version 1.0.0 in dev), and the parallel flow
+/// `parallel` built by edits: dev → qa → {prod, prod-eu, prod-asia}.
+/// `post_action` (a workflow name) is set on every production step.
+pub async fn seed_parallel(server: &TestServer, post_action: Option<&str>) {
+    use promoflow::proto::v1 as pb;
+    let envs = ["dev", "qa", "prod", "prod-eu", "prod-asia"];
+    for name in envs {
+        let kind = if name.starts_with("prod") {
+            pb::EnvironmentKind::Production
+        } else {
+            pb::EnvironmentKind::NonProduction
+        };
+        server
+            .environments()
+            .create_environment(pb::CreateEnvironmentRequest {
+                environment: Some(pb::Environment {
+                    name: name.into(),
+                    kind: kind as i32,
+                    ..Default::default()
+                }),
+            })
+            .await
+            .expect("create environment");
+    }
+    server
+        .products()
+        .create_product(pb::CreateProductRequest {
+            product: Some(pb::Product {
+                name: "demo-trioapp".into(),
+                applications: envs
+                    .iter()
+                    .map(|e| pb::Application {
+                        environment: e.to_string(),
+                        name: format!("demo-trioapp-{e}"),
+                        version: if *e == "dev" { "1.0.0".into() } else { String::new() },
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("create product");
+    let mut flows = server.flows();
+    flows
+        .create_flow(pb::CreateFlowRequest {
+            flow: Some(pb::Flow {
+                name: "parallel".into(),
+                trigger_environment: "dev".into(),
+                steps: vec![pb::FlowStep {
+                    environment: "qa".into(),
+                    depends_on: vec!["dev".into()],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("create flow");
+    let policy = pb::Policy {
+        post_action: post_action.unwrap_or_default().to_string(),
+        action: pb::PromotionAction::None as i32,
+        ..Default::default()
+    };
+    flows
+        .edit_flow(pb::EditFlowRequest {
+            name: "parallel".into(),
+            expected_version: 1,
+            edits: vec![pb::FlowEdit {
+                edit: Some(pb::flow_edit::Edit::AddEnvironments(
+                    pb::flow_edit::AddEnvironments {
+                        after: "qa".into(),
+                        environments: vec!["prod".into(), "prod-eu".into(), "prod-asia".into()],
+                        policy: Some(policy),
+                    },
+                )),
+            }],
+        })
+        .await
+        .expect("edit flow");
+}
+
+/// Creates a `wait` workflow of `ms` milliseconds.
+pub async fn create_wait(server: &TestServer, name: &str, ms: u64) {
+    use promoflow::proto::v1 as pb;
+    server
+        .workflows()
+        .create_workflow(pb::CreateWorkflowRequest {
+            workflow: Some(pb::Workflow {
+                name: name.into(),
+                kind: Some(pb::workflow::Kind::Wait(pb::WaitWorkflow {
+                    duration: Some(prost_types::Duration {
+                        seconds: (ms / 1000) as i64,
+                        nanos: ((ms % 1000) * 1_000_000) as i32,
+                    }),
+                })),
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("create wait workflow");
+}
+
+/// Polls `GetRelease` until the release is final (or panics after 30 s).
+pub async fn wait_final(server: &TestServer, id: &str) -> promoflow::proto::v1::Release {
+    use promoflow::proto::v1 as pb;
+    for _ in 0..600 {
+        let r = server
+            .releases()
+            .get_release(pb::GetReleaseRequest {
+                release_id: id.into(),
+            })
+            .await
+            .expect("get release")
+            .into_inner()
+            .release
+            .expect("release");
+        let s = pb::ReleaseStatus::try_from(r.status).unwrap_or_default();
+        if matches!(
+            s,
+            pb::ReleaseStatus::Succeeded | pb::ReleaseStatus::Failed | pb::ReleaseStatus::Terminated
+        ) {
+            return r;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("release {id} did not finish in 30 s");
+}
