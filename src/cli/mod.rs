@@ -1,5 +1,8 @@
 //! Command-line interface: `serve`, `migrate`, and (later) client commands.
 
+pub mod demo;
+pub mod watch;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -20,6 +23,11 @@ pub enum Command {
     ///
     /// Example: promoflow serve --listen 0.0.0.0:50051 --database-url postgres://promoflow@db/promoflow
     Serve(ServerConfig),
+    /// Start a server with the quick-start world and show a parallel promotion live.
+    ///
+    /// Example: promoflow demo          (keeps serving afterwards; Ctrl-C stops)
+    /// Example: promoflow demo --exit   (for scripts: exit code 0 when the release succeeded)
+    Demo(demo::DemoArgs),
     /// Apply database migrations and exit.
     ///
     /// Example: promoflow migrate --database-url postgres://promoflow@db/promoflow
@@ -28,8 +36,14 @@ pub enum Command {
 
 /// Installs the tracing subscriber (`RUST_LOG` filters, default `info`).
 pub fn init_tracing(format: LogFormat) {
+    init_tracing_with(format, "info,sqlx=warn,sea_orm=warn");
+}
+
+/// Installs the tracing subscriber with `default` as the filter when
+/// `RUST_LOG` is unset (the demo keeps its own output readable with `warn`).
+fn init_tracing_with(format: LogFormat, default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,sea_orm=warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
@@ -47,6 +61,17 @@ pub async fn run(cli: Cli) -> ExitCode {
             }
             .await;
             report(result)
+        }
+        Command::Demo(args) => {
+            init_tracing_with(args.server.log_format, "warn");
+            match demo::run(args).await {
+                Ok(0) => ExitCode::SUCCESS,
+                Ok(_) => ExitCode::FAILURE,
+                Err(e) => {
+                    eprintln!("promoflow demo: {e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Command::Migrate(config) => {
             init_tracing(config.log_format);

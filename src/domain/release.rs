@@ -73,11 +73,15 @@ pub struct StepRef {
 }
 
 /// What changed in one transition; each becomes one event.
+///
+/// Variants are ordered cause before effect (steps, then environments, then
+/// the release): sorted changes give events in that order, so the event that
+/// makes a release final is always the last of its transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Change {
-    Release,
-    Env(usize),
     Step(StepRef),
+    Env(usize),
+    Release,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

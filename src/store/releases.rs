@@ -276,6 +276,11 @@ async fn persist_in(
     if changes.is_empty() {
         return Ok(Vec::new());
     }
+    // One event per changed thing, causes before effects (see `Change`).
+    let mut sorted = changes.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let changes = &sorted[..];
     let t = now();
     let first_seq = expected_seq + 1;
     r.last_seq = expected_seq + changes.len() as i64;
