@@ -449,6 +449,11 @@ impl FlowService for FlowApi {
         let source = self.ctx.store.get_flow(&req.source, version).await?;
         let mut spec = source.spec;
         spec.name = req.new_name;
+        // Validated again: an old version may name a workflow or an
+        // environment deleted since (only the latest version holds them).
+        if let Err(violations) = self.validate(&spec).await? {
+            return Err(Error::invalid(under_flow(violations)).into());
+        }
         let saved = self.ctx.store.create_flow(&spec).await?;
         Ok(Response::new(pb::CopyFlowResponse {
             flow: Some(flow_out(saved)),

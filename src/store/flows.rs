@@ -14,7 +14,7 @@ use sea_orm::{
 
 use super::catalog::{environment_ref, workflow_ref};
 use super::entity::{flow, flow_version, product, release};
-use super::versioned::{current_version, ensure_unused, ensure_version};
+use super::versioned::{conflict, current_version, ensure_unused, ensure_version};
 use super::{Page, PageRequest, Store, from_json, map_unique, now, to_json};
 use crate::domain::flow::{FlowSpec, KnownNames};
 use crate::error::{Error, Result};
@@ -115,32 +115,46 @@ impl Store {
     pub async fn save_flow_version(&self, spec: &FlowSpec, expected: i64) -> Result<StoredFlow> {
         let t = now();
         let txn = self.db().begin().await?;
-        let current =
-            current_version::<flow::Entity, _>(&txn, FLOW_COLS.0, FLOW_COLS.1, &spec.name)
-                .await?
-                .ok_or_else(|| Error::not_found("flow", &spec.name))?;
-        let expected = if expected == 0 { current } else { expected };
-        let res = flow::Entity::update_many()
+        // Write first, read after: a transaction that reads and then writes
+        // cannot wait for a concurrent SQLite writer (WAL answers
+        // `SQLITE_BUSY_SNAPSHOT` at once, whatever the busy timeout), while
+        // one that starts with the write waits for the lock and then sees
+        // the winner's version. On PostgreSQL the conditional update waits
+        // for a concurrent one and re-checks the version after it commits.
+        let mut update = flow::Entity::update_many()
             .col_expr(
                 flow::Column::Version,
                 Expr::col(flow::Column::Version).add(1),
             )
             .col_expr(flow::Column::Refs, Expr::value(refs(spec)?))
             .col_expr(flow::Column::UpdateTime, Expr::value(t))
-            .filter(flow::Column::Name.eq(spec.name.as_str()))
-            .filter(flow::Column::Version.eq(expected))
-            .exec(&txn)
-            .await?;
-        if res.rows_affected != 1 {
-            return Err(Error::stale("flow", &spec.name, expected, current));
+            .filter(flow::Column::Name.eq(spec.name.as_str()));
+        if expected != 0 {
+            update = update.filter(flow::Column::Version.eq(expected));
         }
-        insert_version(&txn, spec, expected + 1, t)
+        let res = update.exec(&txn).await?;
+        if res.rows_affected != 1 {
+            return Err(conflict::<flow::Entity, _>(
+                &txn,
+                "flow",
+                FLOW_COLS.0,
+                FLOW_COLS.1,
+                &spec.name,
+                expected,
+            )
+            .await);
+        }
+        let version =
+            current_version::<flow::Entity, _>(&txn, FLOW_COLS.0, FLOW_COLS.1, &spec.name)
+                .await?
+                .ok_or_else(|| Error::not_found("flow", &spec.name))?;
+        insert_version(&txn, spec, version, t)
             .await
-            // Two savers that both read `expected`: the loser's insert hits
-            // the primary key (PostgreSQL) after the winner committed.
-            .map_err(|_| Error::stale("flow", &spec.name, expected, expected + 1))?;
+            // Two savers that both passed the update: the loser's insert hits
+            // the primary key after the winner committed.
+            .map_err(|_| Error::stale("flow", &spec.name, version - 1, version))?;
         txn.commit().await?;
-        self.get_flow(&spec.name, expected + 1).await
+        self.get_flow(&spec.name, version).await
     }
 
     /// A version of a flow (0: the latest).

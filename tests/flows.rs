@@ -1,0 +1,1165 @@
+//! FlowService against a real server, on SQLite or PostgreSQL (see
+//! `common`): the quick-start flows built by edits, validation, edits,
+//! concurrency, YAML, rendering, referential rules and limits, following
+//! `proto/promoflow/v1/flow.proto` and DESIGN.md §2.
+
+mod common;
+
+use common::{TestServer, create_wait, expect_code, violation_fields};
+use pb::flow_edit::Edit as E;
+use promoflow::proto::v1 as pb;
+use tonic::transport::Channel;
+use tonic::{Code, Status};
+
+type Res<T> = Result<T, Status>;
+type Flows = pb::flow_service_client::FlowServiceClient<Channel>;
+
+// ------------------------------------------------------------------ helpers
+
+const ENVS: [&str; 6] = ["dev", "qa", "staging", "prod", "prod-eu", "prod-asia"];
+
+async fn world() -> TestServer {
+    let server = TestServer::start().await;
+    for name in ENVS {
+        server
+            .environments()
+            .create_environment(pb::CreateEnvironmentRequest {
+                environment: Some(pb::Environment {
+                    name: name.into(),
+                    kind: pb::EnvironmentKind::NonProduction as i32,
+                    ..Default::default()
+                }),
+            })
+            .await
+            .expect("create environment");
+    }
+    server
+}
+
+fn strs(xs: &[&str]) -> Vec<String> {
+    xs.iter().map(|s| s.to_string()).collect()
+}
+
+fn step(env: &str, deps: &[&str]) -> pb::FlowStep {
+    pb::FlowStep {
+        environment: env.into(),
+        depends_on: strs(deps),
+        ..Default::default()
+    }
+}
+
+fn flow(name: &str, trigger: &str, steps: Vec<pb::FlowStep>) -> pb::Flow {
+    pb::Flow {
+        name: name.into(),
+        trigger_environment: trigger.into(),
+        steps,
+        ..Default::default()
+    }
+}
+
+fn add_after(after: &str, envs: &[&str]) -> pb::FlowEdit {
+    pb::FlowEdit {
+        edit: Some(E::AddEnvironments(pb::flow_edit::AddEnvironments {
+            after: after.into(),
+            environments: strs(envs),
+            policy: None,
+        })),
+    }
+}
+
+fn set_deps(env: &str, deps: &[&str]) -> pb::FlowEdit {
+    pb::FlowEdit {
+        edit: Some(E::SetDependencies(pb::flow_edit::SetDependencies {
+            environment: env.into(),
+            depends_on: strs(deps),
+        })),
+    }
+}
+
+fn remove(env: &str, mode: Option<pb::flow_edit::remove_environment::Mode>) -> pb::FlowEdit {
+    pb::FlowEdit {
+        edit: Some(E::RemoveEnvironment(pb::flow_edit::RemoveEnvironment {
+            environment: env.into(),
+            mode,
+        })),
+    }
+}
+
+async fn create(flows: &mut Flows, f: pb::Flow) -> Res<pb::Flow> {
+    flows
+        .create_flow(pb::CreateFlowRequest { flow: Some(f) })
+        .await
+        .map(|r| r.into_inner().flow.expect("flow"))
+}
+
+async fn edit(
+    flows: &mut Flows,
+    name: &str,
+    expected: i64,
+    edits: Vec<pb::FlowEdit>,
+) -> Res<pb::Flow> {
+    flows
+        .edit_flow(pb::EditFlowRequest {
+            name: name.into(),
+            expected_version: expected,
+            edits,
+        })
+        .await
+        .map(|r| r.into_inner().flow.expect("flow"))
+}
+
+async fn get(flows: &mut Flows, name: &str, version: i64) -> Res<pb::Flow> {
+    flows
+        .get_flow(pb::GetFlowRequest {
+            name: name.into(),
+            version,
+        })
+        .await
+        .map(|r| r.into_inner().flow.expect("flow"))
+}
+
+async fn copy(flows: &mut Flows, source: &str, new_name: &str) -> Res<pb::Flow> {
+    flows
+        .copy_flow(pb::CopyFlowRequest {
+            source: source.into(),
+            version: 0,
+            new_name: new_name.into(),
+        })
+        .await
+        .map(|r| r.into_inner().flow.expect("flow"))
+}
+
+async fn versions(flows: &mut Flows, name: &str) -> Vec<i64> {
+    flows
+        .list_flow_versions(pb::ListFlowVersionsRequest {
+            name: name.into(),
+            ..Default::default()
+        })
+        .await
+        .expect("list versions")
+        .into_inner()
+        .versions
+        .iter()
+        .map(|f| f.version)
+        .collect()
+}
+
+async fn flow_names(flows: &mut Flows) -> Vec<String> {
+    flows
+        .list_flows(pb::ListFlowsRequest::default())
+        .await
+        .expect("list flows")
+        .into_inner()
+        .flows
+        .into_iter()
+        .map(|f| f.name)
+        .collect()
+}
+
+async fn export(flows: &mut Flows, name: &str) -> String {
+    flows
+        .export_flow(pb::ExportFlowRequest {
+            name: name.into(),
+            version: 0,
+        })
+        .await
+        .expect("export")
+        .into_inner()
+        .yaml
+}
+
+async fn import(flows: &mut Flows, yaml: &str, replace: bool) -> Res<pb::Flow> {
+    flows
+        .import_flow(pb::ImportFlowRequest {
+            yaml: yaml.into(),
+            replace,
+        })
+        .await
+        .map(|r| r.into_inner().flow.expect("flow"))
+}
+
+async fn render(flows: &mut Flows, name: &str, format: pb::RenderFormat) -> String {
+    flows
+        .render_flow(pb::RenderFlowRequest {
+            name: name.into(),
+            format: format as i32,
+            ..Default::default()
+        })
+        .await
+        .expect("render")
+        .into_inner()
+        .text
+}
+
+/// The (environment, depends_on) pairs of a flow's steps, in order.
+fn graph(f: &pb::Flow) -> Vec<(String, Vec<String>)> {
+    f.steps
+        .iter()
+        .map(|s| (s.environment.clone(), s.depends_on.clone()))
+        .collect()
+}
+
+fn g(pairs: &[(&str, &[&str])]) -> Vec<(String, Vec<String>)> {
+    pairs
+        .iter()
+        .map(|(e, d)| (e.to_string(), strs(d)))
+        .collect()
+}
+
+fn sorted_fields(status: &Status) -> Vec<String> {
+    let mut f = violation_fields(status);
+    f.sort();
+    f
+}
+
+fn descriptions(status: &Status) -> Vec<String> {
+    use tonic_types::StatusExt;
+    status
+        .get_details_bad_request()
+        .map(|b| {
+            b.field_violations
+                .into_iter()
+                .map(|v| v.description)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[track_caller]
+fn expect_invalid<T: std::fmt::Debug>(result: Res<T>, fields: &[&str]) -> Status {
+    let status = expect_code(result, Code::InvalidArgument);
+    let mut want = strs(fields);
+    want.sort();
+    assert_eq!(sorted_fields(&status), want, "violations of {status:?}");
+    status
+}
+
+async fn validate(flows: &mut Flows, f: pb::Flow) -> pb::ValidateFlowResponse {
+    flows
+        .validate_flow(pb::ValidateFlowRequest { flow: Some(f) })
+        .await
+        .expect("validate")
+        .into_inner()
+}
+
+fn waves(plan: &Option<pb::Plan>) -> Vec<Vec<String>> {
+    plan.as_ref()
+        .expect("plan")
+        .waves
+        .iter()
+        .map(|w| w.environments.clone())
+        .collect()
+}
+
+/// Builds the three quick-start flows exactly as a user clicks:
+/// `sequential` dev → qa → prod, `parallel` dev → qa → {prod, prod-eu,
+/// prod-asia} ("save as" the sequential one, then add), `dependencies`
+/// dev → {qa, staging} → prod.
+async fn quick_start(flows: &mut Flows) {
+    let f = create(flows, flow("sequential", "dev", vec![step("qa", &["dev"])]))
+        .await
+        .expect("create sequential");
+    assert_eq!(f.version, 1);
+    let f = edit(flows, "sequential", 1, vec![add_after("qa", &["prod"])])
+        .await
+        .expect("add prod");
+    assert_eq!(f.version, 2);
+
+    let f = copy(flows, "sequential", "parallel").await.expect("copy");
+    assert_eq!(f.version, 1);
+    assert_eq!(graph(&f), g(&[("qa", &["dev"]), ("prod", &["qa"])]));
+    let f = edit(
+        flows,
+        "parallel",
+        1,
+        vec![add_after("qa", &["prod-eu", "prod-asia"])],
+    )
+    .await
+    .expect("add parallel prods");
+    assert_eq!(f.version, 2);
+
+    copy(flows, "sequential", "dependencies")
+        .await
+        .expect("copy");
+    let f = edit(
+        flows,
+        "dependencies",
+        1,
+        vec![add_after("dev", &["staging"])],
+    )
+    .await
+    .expect("add staging");
+    assert_eq!(f.version, 2);
+    let f = edit(
+        flows,
+        "dependencies",
+        2,
+        vec![set_deps("prod", &["qa", "staging"])],
+    )
+    .await
+    .expect("fan-in");
+    assert_eq!(f.version, 3);
+}
+
+// -------------------------------------------------------------- quick start
+
+#[tokio::test]
+async fn quick_start_flows_built_by_edits() {
+    let server = world().await;
+    let mut flows = server.flows();
+    quick_start(&mut flows).await;
+
+    let seq = get(&mut flows, "sequential", 0).await.unwrap();
+    assert_eq!(seq.version, 2);
+    assert_eq!(seq.trigger_environment, "dev");
+    assert_eq!(graph(&seq), g(&[("qa", &["dev"]), ("prod", &["qa"])]));
+
+    let par = get(&mut flows, "parallel", 0).await.unwrap();
+    assert_eq!(par.version, 2);
+    assert_eq!(
+        graph(&par),
+        g(&[
+            ("qa", &["dev"]),
+            ("prod", &["qa"]),
+            ("prod-eu", &["qa"]),
+            ("prod-asia", &["qa"]),
+        ])
+    );
+
+    let dep = get(&mut flows, "dependencies", 0).await.unwrap();
+    assert_eq!(dep.version, 3);
+    assert_eq!(
+        graph(&dep),
+        g(&[
+            ("qa", &["dev"]),
+            ("prod", &["qa", "staging"]),
+            ("staging", &["dev"])
+        ])
+    );
+
+    // Versions: newest first, old ones still readable and unchanged.
+    assert_eq!(versions(&mut flows, "dependencies").await, [3, 2, 1]);
+    assert_eq!(versions(&mut flows, "sequential").await, [2, 1]);
+    let v1 = get(&mut flows, "dependencies", 1).await.unwrap();
+    assert_eq!(v1.version, 1);
+    assert_eq!(graph(&v1), g(&[("qa", &["dev"]), ("prod", &["qa"])]));
+    let v2 = get(&mut flows, "dependencies", 2).await.unwrap();
+    assert_eq!(
+        graph(&v2),
+        g(&[("qa", &["dev"]), ("prod", &["qa"]), ("staging", &["dev"])])
+    );
+    expect_code(get(&mut flows, "dependencies", 4).await, Code::NotFound);
+    assert_eq!(
+        flow_names(&mut flows).await,
+        ["dependencies", "parallel", "sequential"]
+    );
+
+    // Plans.
+    let r = validate(&mut flows, dep.clone()).await;
+    assert!(r.violations.is_empty(), "{:?}", r.violations);
+    assert_eq!(
+        waves(&r.plan),
+        vec![strs(&["dev"]), strs(&["qa", "staging"]), strs(&["prod"])]
+    );
+    let r = validate(&mut flows, par).await;
+    assert_eq!(
+        waves(&r.plan),
+        vec![
+            strs(&["dev"]),
+            strs(&["qa"]),
+            strs(&["prod", "prod-asia", "prod-eu"])
+        ]
+    );
+    let r = validate(&mut flows, seq).await;
+    assert_eq!(
+        waves(&r.plan),
+        vec![strs(&["dev"]), strs(&["qa"]), strs(&["prod"])]
+    );
+}
+
+// --------------------------------------------------------------- validation
+
+fn base(name: &str) -> pb::Flow {
+    flow(
+        name,
+        "dev",
+        vec![step("qa", &["dev"]), step("prod", &["qa"])],
+    )
+}
+
+/// Creating `f` fails with exactly `fields` (under `flow.`), nothing is
+/// saved, and ValidateFlow reports the same fields (without `flow.`).
+async fn rejected(flows: &mut Flows, f: pb::Flow, fields: &[&str]) -> Status {
+    let status = expect_invalid(create(flows, f.clone()).await, fields);
+    assert!(flow_names(flows).await.is_empty(), "nothing saved");
+    if !f.name.is_empty() {
+        expect_code(get(flows, &f.name, 0).await, Code::NotFound);
+    }
+    let r = validate(flows, f).await;
+    let mut got: Vec<String> = r
+        .violations
+        .iter()
+        .map(|v| format!("flow.{}", v.field))
+        .collect();
+    got.sort();
+    let mut want = strs(fields);
+    want.sort();
+    assert_eq!(got, want, "ValidateFlow reports the same violations");
+    assert!(r.plan.is_none());
+    status
+}
+
+#[tokio::test]
+async fn validation_rules_one_at_a_time() {
+    let server = world().await;
+    create_wait(&server, "soak", 10).await;
+    let mut flows = server.flows();
+
+    // The base flow is valid (checked, not saved).
+    let r = validate(&mut flows, base("ok")).await;
+    assert!(r.violations.is_empty(), "{:?}", r.violations);
+
+    let mut f = base("Bad_Name");
+    f.name = "Bad_Name".into();
+    rejected(&mut flows, f, &["flow.name"]).await;
+
+    let f = flow(
+        "f",
+        "mars",
+        vec![step("qa", &["mars"]), step("prod", &["qa"])],
+    );
+    let s = rejected(&mut flows, f, &["flow.trigger_environment"]).await;
+    assert!(descriptions(&s)[0].contains("mars"), "{s:?}");
+
+    let f = flow(
+        "f",
+        "dev",
+        vec![step("qa", &["dev"]), step("mars", &["qa"])],
+    );
+    rejected(&mut flows, f, &["flow.steps[1].environment"]).await;
+
+    let f = flow("f", "dev", vec![step("qa", &["dev"]), step("qa", &["dev"])]);
+    rejected(&mut flows, f, &["flow.steps[1].environment"]).await;
+
+    let f = flow("f", "dev", vec![step("qa", &["dev"]), step("dev", &["qa"])]);
+    rejected(&mut flows, f, &["flow.steps[1].environment"]).await;
+
+    let f = flow("f", "dev", vec![step("qa", &["dev"]), step("prod", &[])]);
+    rejected(&mut flows, f, &["flow.steps[1].depends_on"]).await;
+
+    let f = flow(
+        "f",
+        "dev",
+        vec![step("qa", &["dev"]), step("prod", &["staging"])],
+    );
+    rejected(&mut flows, f, &["flow.steps[1].depends_on[0]"]).await;
+
+    let f = flow(
+        "f",
+        "dev",
+        vec![step("qa", &["dev"]), step("prod", &["qa", "prod"])],
+    );
+    rejected(&mut flows, f, &["flow.steps[1].depends_on[1]"]).await;
+
+    let f = flow(
+        "f",
+        "dev",
+        vec![step("qa", &["dev"]), step("prod", &["qa", "qa"])],
+    );
+    rejected(&mut flows, f, &["flow.steps[1].depends_on[1]"]).await;
+
+    let f = flow(
+        "f",
+        "dev",
+        vec![
+            step("qa", &["dev", "prod"]),
+            step("staging", &["qa"]),
+            step("prod", &["staging"]),
+        ],
+    );
+    let s = expect_code(create(&mut flows, f.clone()).await, Code::InvalidArgument);
+    let fields = violation_fields(&s);
+    assert_eq!(fields.len(), 1, "{s:?}");
+    assert!(fields[0].starts_with("flow.steps["), "{s:?}");
+    let d = &descriptions(&s)[0];
+    for env in ["qa", "staging", "prod"] {
+        assert!(d.contains(env), "cycle description {d:?} names {env}");
+    }
+    assert!(!d.contains("dev"), "dev is not on the cycle: {d:?}");
+    let r = validate(&mut flows, f).await;
+    assert_eq!(r.violations.len(), 1);
+    assert!(flow_names(&mut flows).await.is_empty());
+
+    let mut f = base("f");
+    f.steps[1].policy = Some(pb::Policy {
+        post_action: "nope".into(),
+        ..Default::default()
+    });
+    rejected(&mut flows, f.clone(), &["flow.steps[1].policy.post_action"]).await;
+    // The same with an existing workflow is fine.
+    f.steps[1].policy.as_mut().unwrap().post_action = "soak".into();
+    assert!(validate(&mut flows, f).await.violations.is_empty());
+
+    let f = flow("f", "dev", vec![]);
+    rejected(&mut flows, f, &["flow.steps"]).await;
+
+    let mut f = base("f");
+    f.promotion_timeout = Some(prost_types::Duration {
+        seconds: 0,
+        nanos: 0,
+    });
+    rejected(&mut flows, f, &["flow.promotion_timeout"]).await;
+
+    // Several at once: all reported.
+    let mut f = flow(
+        "Bad",
+        "dev",
+        vec![
+            step("qa", &["dev"]),
+            step("mars", &["qa"]),
+            step("prod", &["prod"]),
+        ],
+    );
+    f.promotion_timeout = Some(prost_types::Duration {
+        seconds: 0,
+        nanos: 0,
+    });
+    rejected(
+        &mut flows,
+        f,
+        &[
+            "flow.name",
+            "flow.steps[1].environment",
+            "flow.steps[2].depends_on[0]",
+            "flow.promotion_timeout",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn invalid_update_changes_nothing() {
+    let server = world().await;
+    let mut flows = server.flows();
+    quick_start(&mut flows).await;
+    let before = get(&mut flows, "parallel", 0).await.unwrap();
+    let mut f = before.clone();
+    f.steps[1].depends_on = strs(&["mars"]);
+    let r = flows
+        .update_flow(pb::UpdateFlowRequest {
+            flow: Some(f),
+            expected_version: before.version,
+        })
+        .await;
+    expect_invalid(r, &["flow.steps[1].depends_on[0]"]);
+    assert_eq!(get(&mut flows, "parallel", 0).await.unwrap(), before);
+    assert_eq!(versions(&mut flows, "parallel").await, [2, 1]);
+}
+
+// -------------------------------------------------------------------- edits
+
+#[tokio::test]
+async fn remove_environment_modes() {
+    use pb::flow_edit::remove_environment::Mode;
+    let server = world().await;
+    let mut flows = server.flows();
+    quick_start(&mut flows).await;
+
+    // Without a mode while it has dependents: rejected, nothing saved.
+    let s = expect_invalid(
+        edit(&mut flows, "parallel", 2, vec![remove("qa", None)]).await,
+        &["edits[0].remove_environment"],
+    );
+    assert!(s.message().contains("prod") || descriptions(&s)[0].contains("prod"));
+    assert_eq!(versions(&mut flows, "parallel").await, [2, 1]);
+
+    // Reconnect: the children depend on dev instead.
+    let f = edit(
+        &mut flows,
+        "parallel",
+        2,
+        vec![remove("qa", Some(Mode::ReconnectTo("dev".into())))],
+    )
+    .await
+    .expect("reconnect");
+    assert_eq!(f.version, 3);
+    assert_eq!(
+        graph(&f),
+        g(&[
+            ("prod", &["dev"]),
+            ("prod-eu", &["dev"]),
+            ("prod-asia", &["dev"])
+        ])
+    );
+
+    // Without a mode and no dependents: just removed.
+    let f = edit(&mut flows, "parallel", 3, vec![remove("prod-asia", None)])
+        .await
+        .expect("leaf removal");
+    assert_eq!(graph(&f), g(&[("prod", &["dev"]), ("prod-eu", &["dev"])]));
+
+    // Remove downstream: dev → {qa, staging} → prod; removing qa removes prod.
+    let f = edit(
+        &mut flows,
+        "dependencies",
+        3,
+        vec![remove("qa", Some(Mode::RemoveDownstream(true)))],
+    )
+    .await
+    .expect("remove downstream");
+    assert_eq!(f.version, 4);
+    assert_eq!(graph(&f), g(&[("staging", &["dev"])]));
+
+    // remove_downstream false is rejected.
+    expect_invalid(
+        edit(
+            &mut flows,
+            "dependencies",
+            4,
+            vec![remove("staging", Some(Mode::RemoveDownstream(false)))],
+        )
+        .await,
+        &["edits[0].remove_environment.remove_downstream"],
+    );
+    // Removing the last step leaves an invalid flow.
+    expect_invalid(
+        edit(
+            &mut flows,
+            "dependencies",
+            4,
+            vec![remove("staging", Some(Mode::RemoveDownstream(true)))],
+        )
+        .await,
+        &["flow.steps"],
+    );
+    assert_eq!(versions(&mut flows, "dependencies").await, [4, 3, 2, 1]);
+}
+
+#[tokio::test]
+async fn bad_edits_save_nothing() {
+    let server = world().await;
+    let mut flows = server.flows();
+    quick_start(&mut flows).await;
+    let before = get(&mut flows, "sequential", 0).await.unwrap();
+
+    // An unknown `after`.
+    let s = expect_code(
+        edit(
+            &mut flows,
+            "sequential",
+            2,
+            vec![add_after("mars", &["staging"])],
+        )
+        .await,
+        Code::InvalidArgument,
+    );
+    let fields = violation_fields(&s);
+    assert!(
+        !fields.is_empty() && fields.iter().all(|f| f.starts_with("edits[0]")),
+        "{s:?}"
+    );
+
+    // The second edit is bad: the first is not saved either.
+    let s = expect_code(
+        edit(
+            &mut flows,
+            "sequential",
+            2,
+            vec![add_after("qa", &["staging"]), set_deps("prod-eu", &["qa"])],
+        )
+        .await,
+        Code::InvalidArgument,
+    );
+    let fields = violation_fields(&s);
+    assert!(
+        !fields.is_empty() && fields.iter().all(|f| f.starts_with("edits[1]")),
+        "{s:?}"
+    );
+
+    // Adding an environment that does not exist in the catalog.
+    let s = expect_code(
+        edit(
+            &mut flows,
+            "sequential",
+            2,
+            vec![add_after("qa", &["mars"])],
+        )
+        .await,
+        Code::InvalidArgument,
+    );
+    assert!(
+        violation_fields(&s)
+            .iter()
+            .all(|f| f.starts_with("edits[0]") || f.starts_with("flow.")),
+        "{s:?}"
+    );
+    assert!(s.message().contains("mars") || descriptions(&s).iter().any(|d| d.contains("mars")));
+
+    // Adding one already in the flow.
+    let s = expect_code(
+        edit(
+            &mut flows,
+            "sequential",
+            2,
+            vec![add_after("dev", &["prod"])],
+        )
+        .await,
+        Code::InvalidArgument,
+    );
+    assert!(
+        violation_fields(&s)
+            .iter()
+            .any(|f| f.starts_with("edits[0]")),
+        "{s:?}"
+    );
+
+    // Empty edit list, expected_version 0.
+    expect_invalid(edit(&mut flows, "sequential", 2, vec![]).await, &["edits"]);
+    expect_invalid(
+        edit(
+            &mut flows,
+            "sequential",
+            0,
+            vec![add_after("qa", &["staging"])],
+        )
+        .await,
+        &["expected_version"],
+    );
+    // Stale version: ABORTED.
+    let s = expect_code(
+        edit(
+            &mut flows,
+            "sequential",
+            1,
+            vec![add_after("qa", &["staging"])],
+        )
+        .await,
+        Code::Aborted,
+    );
+    assert!(s.message().contains('2'), "{s:?}");
+    // Unknown flow.
+    expect_code(
+        edit(&mut flows, "nope", 1, vec![add_after("qa", &["staging"])]).await,
+        Code::NotFound,
+    );
+
+    assert_eq!(get(&mut flows, "sequential", 0).await.unwrap(), before);
+    assert_eq!(versions(&mut flows, "sequential").await, [2, 1]);
+}
+
+#[tokio::test]
+async fn concurrent_edits_have_one_winner() {
+    let server = world().await;
+    let mut flows = server.flows();
+    quick_start(&mut flows).await;
+    let envs = ["staging", "prod-eu", "prod-asia"];
+    let mut tasks = Vec::new();
+    for i in 0..10 {
+        let mut c = server.flows();
+        let env = envs[i % envs.len()];
+        tasks.push(tokio::spawn(async move {
+            edit(&mut c, "sequential", 2, vec![add_after("qa", &[env])]).await
+        }));
+    }
+    let mut ok = Vec::new();
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(f) => ok.push(f),
+            Err(s) => assert_eq!(s.code(), Code::Aborted, "{s:?}"),
+        }
+    }
+    assert_eq!(ok.len(), 1, "exactly one winner");
+    assert_eq!(ok[0].version, 3);
+    assert_eq!(versions(&mut flows, "sequential").await, [3, 2, 1]);
+    let latest = get(&mut flows, "sequential", 0).await.unwrap();
+    assert_eq!(latest, ok[0]);
+    assert_eq!(latest.steps.len(), 3);
+}
+
+// --------------------------------------------------------------------- YAML
+
+#[tokio::test]
+async fn yaml_round_trip_of_the_quick_start_flows() {
+    let server = world().await;
+    let mut flows = server.flows();
+    quick_start(&mut flows).await;
+    for name in ["sequential", "parallel", "dependencies"] {
+        let yaml = export(&mut flows, name).await;
+        assert!(yaml.contains("kind: PromotionFlow"), "{yaml}");
+        let from = format!("name: {name}\n");
+        assert_eq!(yaml.matches(&from).count(), 1, "{yaml}");
+        let copy_name = format!("{name}-copy");
+        let renamed = yaml.replace(&from, &format!("name: {copy_name}\n"));
+        let f = import(&mut flows, &renamed, false).await.expect("import");
+        assert_eq!(f.version, 1);
+        let original = get(&mut flows, name, 0).await.unwrap();
+        assert_eq!(graph(&f), graph(&original));
+        assert_eq!(f.trigger_environment, original.trigger_environment);
+        let again = export(&mut flows, &copy_name).await;
+        assert_eq!(again, renamed, "export of the import equals the export");
+    }
+
+    // Existing name without replace: ALREADY_EXISTS; with replace: new version.
+    let yaml = export(&mut flows, "parallel").await;
+    expect_code(import(&mut flows, &yaml, false).await, Code::AlreadyExists);
+    assert_eq!(versions(&mut flows, "parallel").await, [2, 1]);
+    let f = import(&mut flows, &yaml, true).await.expect("replace");
+    assert_eq!(f.version, 3);
+    assert_eq!(versions(&mut flows, "parallel").await, [3, 2, 1]);
+
+    // Unknown field: named, nothing saved.
+    let bad = yaml.replace("name: parallel\n", "name: other\n").replace(
+        "triggerEnvironment: dev",
+        "triggerEnvironment: dev\n  bogusField: 1",
+    );
+    assert!(bad.contains("bogusField"), "{bad}");
+    let s = expect_code(import(&mut flows, &bad, false).await, Code::InvalidArgument);
+    let d = descriptions(&s).join(" ") + s.message();
+    assert!(d.contains("bogusField"), "{s:?}");
+    assert!(
+        violation_fields(&s).iter().all(|f| f.starts_with("yaml")),
+        "{s:?}"
+    );
+    expect_code(get(&mut flows, "other", 0).await, Code::NotFound);
+
+    // A valid document whose flow is invalid: `flow.` paths.
+    let bad = yaml
+        .replace("name: parallel\n", "name: other\n")
+        .replace("environment: prod-eu", "environment: mars");
+    let s = expect_code(import(&mut flows, &bad, false).await, Code::InvalidArgument);
+    assert!(
+        violation_fields(&s)
+            .iter()
+            .any(|f| f.starts_with("flow.steps[")),
+        "{s:?}"
+    );
+    expect_code(get(&mut flows, "other", 0).await, Code::NotFound);
+}
+
+// ------------------------------------------------------------------- render
+
+/// The node ids and edges of a Mermaid diagram, as environment names.
+fn mermaid_graph(text: &str) -> (Vec<String>, Vec<(String, String)>) {
+    let mut ids: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    let mut nodes = Vec::new();
+    let mut edges = Vec::new();
+    for line in text.lines().map(str::trim) {
+        if let Some((a, b)) = line.split_once(" --> ") {
+            edges.push((ids[a].clone(), ids[b].clone()));
+        } else if let Some(q) = line.find("\"")
+            && line.starts_with('n')
+        {
+            let id = line[..line.find(['[', '(']).unwrap()].to_string();
+            let label = line[q + 1..].split('"').next().unwrap();
+            let name = label.trim_end_matches(" (trigger)").to_string();
+            ids.insert(id, name.clone());
+            nodes.push(name);
+        }
+    }
+    nodes.sort();
+    edges.sort();
+    (nodes, edges)
+}
+
+#[tokio::test]
+async fn render_draws_every_node_and_edge() {
+    let server = world().await;
+    let mut flows = server.flows();
+    quick_start(&mut flows).await;
+
+    let text = render(&mut flows, "parallel", pb::RenderFormat::Unspecified).await;
+    assert!(text.starts_with("flowchart LR"), "{text}");
+    let (nodes, edges) = mermaid_graph(&text);
+    assert_eq!(
+        nodes,
+        strs(&["dev", "prod", "prod-asia", "prod-eu", "qa"]),
+        "{text}"
+    );
+    let mut want: Vec<(String, String)> = [
+        ("dev", "qa"),
+        ("qa", "prod"),
+        ("qa", "prod-eu"),
+        ("qa", "prod-asia"),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    want.sort();
+    assert_eq!(edges, want, "{text}");
+    assert!(text.contains("dev (trigger)"), "{text}");
+
+    let text = render(&mut flows, "dependencies", pb::RenderFormat::Dot).await;
+    assert!(text.starts_with("digraph \"dependencies\" {"), "{text}");
+    for env in ["dev", "qa", "staging", "prod"] {
+        assert!(
+            text.contains(&format!("    \"{env}\" [label=")),
+            "{env} in {text}"
+        );
+    }
+    let edge_lines: Vec<&str> = text.lines().filter(|l| l.contains(" -> ")).collect();
+    let mut want = vec![
+        "    \"dev\" -> \"qa\";",
+        "    \"dev\" -> \"staging\";",
+        "    \"qa\" -> \"prod\";",
+        "    \"staging\" -> \"prod\";",
+    ];
+    want.sort();
+    let mut got = edge_lines.clone();
+    got.sort();
+    assert_eq!(got, want, "{text}");
+    assert!(text.trim_end().ends_with('}'));
+
+    // Old versions render too; bad requests are rejected.
+    let old = flows
+        .render_flow(pb::RenderFlowRequest {
+            name: "dependencies".into(),
+            version: 1,
+            format: pb::RenderFormat::Dot as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .text;
+    assert!(!old.contains("staging"), "{old}");
+    expect_code(
+        flows
+            .render_flow(pb::RenderFlowRequest {
+                name: "nope".into(),
+                ..Default::default()
+            })
+            .await,
+        Code::NotFound,
+    );
+    expect_code(
+        flows
+            .render_flow(pb::RenderFlowRequest {
+                name: "parallel".into(),
+                version: -1,
+                ..Default::default()
+            })
+            .await,
+        Code::InvalidArgument,
+    );
+}
+
+// -------------------------------------------------------------- referential
+
+#[tokio::test]
+async fn referenced_environments_and_workflows_cannot_be_deleted() {
+    let server = world().await;
+    create_wait(&server, "soak", 10).await;
+    let mut flows = server.flows();
+    quick_start(&mut flows).await;
+    let mut f = get(&mut flows, "parallel", 0).await.unwrap();
+    f.steps[2].policy = Some(pb::Policy {
+        post_action: "soak".into(),
+        ..Default::default()
+    });
+    flows
+        .update_flow(pb::UpdateFlowRequest {
+            flow: Some(f),
+            expected_version: 2,
+        })
+        .await
+        .expect("update");
+
+    let s = expect_code(
+        server
+            .environments()
+            .delete_environment(pb::DeleteEnvironmentRequest {
+                name: "prod-eu".into(),
+                expected_version: 0,
+            })
+            .await,
+        Code::FailedPrecondition,
+    );
+    assert!(s.message().contains("parallel"), "{s:?}");
+    let s = expect_code(
+        server
+            .workflows()
+            .delete_workflow(pb::DeleteWorkflowRequest {
+                name: "soak".into(),
+                expected_version: 0,
+            })
+            .await,
+        Code::FailedPrecondition,
+    );
+    assert!(s.message().contains("parallel"), "{s:?}");
+    // qa is used by all three flows.
+    let s = expect_code(
+        server
+            .environments()
+            .delete_environment(pb::DeleteEnvironmentRequest {
+                name: "qa".into(),
+                expected_version: 0,
+            })
+            .await,
+        Code::FailedPrecondition,
+    );
+    assert!(s.message().contains("sequential"), "{s:?}");
+
+    expect_code(
+        flows
+            .delete_flow(pb::DeleteFlowRequest {
+                name: "parallel".into(),
+                expected_version: 1,
+            })
+            .await,
+        Code::Aborted,
+    );
+    flows
+        .delete_flow(pb::DeleteFlowRequest {
+            name: "parallel".into(),
+            expected_version: 3,
+        })
+        .await
+        .expect("delete flow");
+    expect_code(get(&mut flows, "parallel", 0).await, Code::NotFound);
+    expect_code(get(&mut flows, "parallel", 1).await, Code::NotFound);
+    expect_code(
+        flows
+            .list_flow_versions(pb::ListFlowVersionsRequest {
+                name: "parallel".into(),
+                ..Default::default()
+            })
+            .await,
+        Code::NotFound,
+    );
+    assert_eq!(flow_names(&mut flows).await, ["dependencies", "sequential"]);
+
+    // Now nothing refers to them.
+    server
+        .environments()
+        .delete_environment(pb::DeleteEnvironmentRequest {
+            name: "prod-eu".into(),
+            expected_version: 0,
+        })
+        .await
+        .expect("delete prod-eu");
+    server
+        .workflows()
+        .delete_workflow(pb::DeleteWorkflowRequest {
+            name: "soak".into(),
+            expected_version: 0,
+        })
+        .await
+        .expect("delete soak");
+    expect_code(
+        flows
+            .delete_flow(pb::DeleteFlowRequest {
+                name: "parallel".into(),
+                expected_version: 0,
+            })
+            .await,
+        Code::NotFound,
+    );
+}
+
+#[tokio::test]
+async fn copy_is_validated_again() {
+    let server = world().await;
+    let mut flows = server.flows();
+    quick_start(&mut flows).await;
+    expect_code(
+        copy(&mut flows, "sequential", "parallel").await,
+        Code::AlreadyExists,
+    );
+    expect_invalid(
+        copy(&mut flows, "sequential", "Bad_Name").await,
+        &["new_name"],
+    );
+    expect_code(copy(&mut flows, "nope", "x").await, Code::NotFound);
+    // A copy of an old version keeps that version's content.
+    let f = flows
+        .copy_flow(pb::CopyFlowRequest {
+            source: "dependencies".into(),
+            version: 1,
+            new_name: "old-deps".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .flow
+        .unwrap();
+    assert_eq!(f.version, 1);
+    assert_eq!(graph(&f), g(&[("qa", &["dev"]), ("prod", &["qa"])]));
+
+    // Version 3 of `parallel` uses workflow `soak`, version 4 no longer
+    // does, so `soak` can be deleted; copying version 3 is then invalid.
+    create_wait(&server, "soak", 10).await;
+    let policy = |post: &str| pb::FlowEdit {
+        edit: Some(E::SetPolicy(pb::flow_edit::SetPolicy {
+            environment: "prod-eu".into(),
+            policy: Some(pb::Policy {
+                post_action: post.into(),
+                ..Default::default()
+            }),
+        })),
+    };
+    edit(&mut flows, "parallel", 2, vec![policy("soak")])
+        .await
+        .expect("v3");
+    edit(&mut flows, "parallel", 3, vec![policy("")])
+        .await
+        .expect("v4");
+    server
+        .workflows()
+        .delete_workflow(pb::DeleteWorkflowRequest {
+            name: "soak".into(),
+            expected_version: 0,
+        })
+        .await
+        .expect("soak is unused by the latest version");
+    let r = flows
+        .copy_flow(pb::CopyFlowRequest {
+            source: "parallel".into(),
+            version: 3,
+            new_name: "revived".into(),
+        })
+        .await;
+    expect_invalid(r, &["flow.steps[2].policy.post_action"]);
+    expect_code(get(&mut flows, "revived", 0).await, Code::NotFound);
+}
+
+// ------------------------------------------------------------------- limits
+
+#[tokio::test]
+async fn size_limits() {
+    let server = world().await;
+    let mut flows = server.flows();
+    let mut steps = vec![step("qa", &["dev"])];
+    for i in 0..1000 {
+        steps.push(step(&format!("e{i}"), &["qa"]));
+    }
+    assert_eq!(steps.len(), 1001);
+    let s = expect_code(
+        create(&mut flows, flow("huge", "dev", steps.clone())).await,
+        Code::InvalidArgument,
+    );
+    assert!(
+        violation_fields(&s).contains(&"flow.steps".to_string()),
+        "{s:?}"
+    );
+    assert!(
+        violation_fields(&s).len() < 10,
+        "the limit, not 1000 violations: {s:?}"
+    );
+    let r = validate(&mut flows, flow("huge", "dev", steps)).await;
+    assert!(
+        r.violations.iter().any(|v| v.field == "steps"),
+        "{:?}",
+        r.violations.len()
+    );
+
+    let deps: Vec<String> = (0..65).map(|i| format!("e{i}")).collect();
+    let mut f = base("wide");
+    f.steps[1].depends_on = deps;
+    let s = expect_code(create(&mut flows, f).await, Code::InvalidArgument);
+    assert!(
+        violation_fields(&s).contains(&"flow.steps[1].depends_on".to_string()),
+        "{s:?}"
+    );
+    assert!(violation_fields(&s).len() < 10, "{s:?}");
+    assert!(flow_names(&mut flows).await.is_empty());
+}
