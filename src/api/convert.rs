@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use prost_types::Timestamp;
 
-use crate::domain::{Violation, Violations};
+use crate::domain::Violations;
 use crate::error::{Error, Result};
 
 pub fn timestamp(t: Option<chrono::DateTime<chrono::Utc>>) -> Option<Timestamp> {
@@ -62,16 +62,23 @@ pub fn check(v: Violations) -> Result<()> {
 }
 
 /// Requires a positive `expected_version` (updates must say which version
-/// they change, so a stale client can never overwrite newer data).
-pub fn expected_version(value: i64) -> Result<i64> {
+/// they change, so a stale client can never overwrite newer data); the
+/// violation joins the request's others.
+pub fn expected_version(v: &mut Violations, value: i64) -> i64 {
     if value <= 0 {
-        Err(Error::invalid(vec![Violation::new(
+        v.push(
             "expected_version",
             "is required: pass the version you read (updates are refused when it is stale)",
-        )]))
-    } else {
-        Ok(value)
+        );
     }
+    value
+}
+
+/// Fails with `INVALID_ARGUMENT` at `field` unless `name` is a valid name.
+pub fn check_name_field(field: &str, name: &str) -> Result<()> {
+    let mut v = Violations::new();
+    crate::domain::check_name(&mut v, field, name);
+    check(v)
 }
 
 /// Like [`expected_version`] but 0 means "any version" (deletes).

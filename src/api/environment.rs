@@ -33,10 +33,9 @@ pub fn environment_out(e: catalog::Environment) -> pb::Environment {
     }
 }
 
-/// Decodes and validates an environment from a request.
-fn environment_in(e: &pb::Environment) -> crate::error::Result<catalog::Environment> {
-    let mut v = crate::domain::Violations::new();
-    let kind = match super::enum_in::<pb::EnvironmentKind>(&mut v, "environment.kind", e.kind) {
+/// Decodes an environment from a request, collecting violations in `v`.
+fn environment_in(v: &mut crate::domain::Violations, e: &pb::Environment) -> catalog::Environment {
+    let kind = match super::enum_in::<pb::EnvironmentKind>(v, "environment.kind", e.kind) {
         Some(pb::EnvironmentKind::Production) => EnvironmentKind::Production,
         _ => EnvironmentKind::NonProduction,
     };
@@ -52,8 +51,7 @@ fn environment_in(e: &pb::Environment) -> crate::error::Result<catalog::Environm
         meta: Meta::default(),
     };
     v.extend(catalog::validate_environment(&env));
-    check(v)?;
-    Ok(env)
+    env
 }
 
 #[tonic::async_trait]
@@ -63,7 +61,9 @@ impl EnvironmentService for EnvironmentApi {
         request: Request<pb::CreateEnvironmentRequest>,
     ) -> Result<Response<pb::CreateEnvironmentResponse>, Status> {
         let req = request.into_inner();
-        let env = environment_in(required("environment", req.environment.as_ref())?)?;
+        let mut v = crate::domain::Violations::new();
+        let env = environment_in(&mut v, required("environment", req.environment.as_ref())?);
+        check(v)?;
         let env = self.ctx.store.create_environment(&env).await?;
         Ok(Response::new(pb::CreateEnvironmentResponse {
             environment: Some(environment_out(env)),
@@ -74,11 +74,9 @@ impl EnvironmentService for EnvironmentApi {
         &self,
         request: Request<pb::GetEnvironmentRequest>,
     ) -> Result<Response<pb::GetEnvironmentResponse>, Status> {
-        let env = self
-            .ctx
-            .store
-            .get_environment(&request.into_inner().name)
-            .await?;
+        let name = request.into_inner().name;
+        super::check_name_field("name", &name)?;
+        let env = self.ctx.store.get_environment(&name).await?;
         Ok(Response::new(pb::GetEnvironmentResponse {
             environment: Some(environment_out(env)),
         }))
@@ -89,7 +87,7 @@ impl EnvironmentService for EnvironmentApi {
         request: Request<pb::ListEnvironmentsRequest>,
     ) -> Result<Response<pb::ListEnvironmentsResponse>, Status> {
         let req = request.into_inner();
-        let page = PageRequest::parse(req.page_size, &req.page_token)?;
+        let page = PageRequest::parse("environments", req.page_size, &req.page_token)?;
         let page = self.ctx.store.list_environments(&page).await?;
         Ok(Response::new(pb::ListEnvironmentsResponse {
             environments: page.items.into_iter().map(environment_out).collect(),
@@ -102,8 +100,10 @@ impl EnvironmentService for EnvironmentApi {
         request: Request<pb::UpdateEnvironmentRequest>,
     ) -> Result<Response<pb::UpdateEnvironmentResponse>, Status> {
         let req = request.into_inner();
-        let env = environment_in(required("environment", req.environment.as_ref())?)?;
-        let expected = expected_version(req.expected_version)?;
+        let mut v = crate::domain::Violations::new();
+        let env = environment_in(&mut v, required("environment", req.environment.as_ref())?);
+        let expected = expected_version(&mut v, req.expected_version);
+        check(v)?;
         let env = self.ctx.store.update_environment(&env, expected).await?;
         Ok(Response::new(pb::UpdateEnvironmentResponse {
             environment: Some(environment_out(env)),

@@ -337,7 +337,7 @@ impl FlowService for FlowApi {
         request: Request<pb::ListFlowsRequest>,
     ) -> Result<Response<pb::ListFlowsResponse>, Status> {
         let req = request.into_inner();
-        let page = PageRequest::parse(req.page_size, &req.page_token)?;
+        let page = PageRequest::parse("flows", req.page_size, &req.page_token)?;
         let page = self.ctx.store.list_flows(&page).await?;
         Ok(Response::new(pb::ListFlowsResponse {
             flows: page.items.into_iter().map(flow_out).collect(),
@@ -353,7 +353,12 @@ impl FlowService for FlowApi {
         let (spec, _) = self
             .checked_spec(required("flow", req.flow.as_ref())?)
             .await?;
-        let expected = expected_version(req.expected_version)?;
+        let expected = {
+            let mut v = Violations::new();
+            let e = expected_version(&mut v, req.expected_version);
+            check(v)?;
+            e
+        };
         let saved = self.ctx.store.save_flow_version(&spec, expected).await?;
         Ok(Response::new(pb::UpdateFlowResponse {
             flow: Some(flow_out(saved)),
@@ -375,7 +380,11 @@ impl FlowService for FlowApi {
         request: Request<pb::ListFlowVersionsRequest>,
     ) -> Result<Response<pb::ListFlowVersionsResponse>, Status> {
         let req = request.into_inner();
-        let page = PageRequest::parse(req.page_size, &req.page_token)?;
+        let page = PageRequest::parse(
+            &format!("flow-versions:{}", req.name),
+            req.page_size,
+            &req.page_token,
+        )?;
         let page = self.ctx.store.list_flow_versions(&req.name, &page).await?;
         Ok(Response::new(pb::ListFlowVersionsResponse {
             versions: page.items.into_iter().map(flow_out).collect(),
@@ -418,7 +427,12 @@ impl FlowService for FlowApi {
         request: Request<pb::EditFlowRequest>,
     ) -> Result<Response<pb::EditFlowResponse>, Status> {
         let req = request.into_inner();
-        let expected = expected_version(req.expected_version)?;
+        let expected = {
+            let mut v = Violations::new();
+            let e = expected_version(&mut v, req.expected_version);
+            check(v)?;
+            e
+        };
         let current = self.ctx.store.get_flow(&req.name, 0).await?;
         if current.version != expected {
             return Err(Error::stale("flow", &req.name, expected, current.version).into());

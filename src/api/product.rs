@@ -94,10 +94,8 @@ pub fn product_out(p: catalog::Product) -> pb::Product {
 
 /// Decodes a product and validates it, including that every application's
 /// environment exists (looked up in one query).
-async fn product_in(ctx: &Ctx, p: &pb::Product) -> Result<catalog::Product> {
-    let mut v = Violations::new();
-    let concurrency = match enum_in::<pb::Concurrency>(&mut v, "product.concurrency", p.concurrency)
-    {
+async fn product_in(ctx: &Ctx, v: &mut Violations, p: &pb::Product) -> Result<catalog::Product> {
+    let concurrency = match enum_in::<pb::Concurrency>(v, "product.concurrency", p.concurrency) {
         Some(pb::Concurrency::Terminate) => Concurrency::Terminate,
         _ => Concurrency::Queue,
     };
@@ -106,30 +104,33 @@ async fn product_in(ctx: &Ctx, p: &pb::Product) -> Result<catalog::Product> {
         let mut selectors = Vec::with_capacity(f.selectors.len());
         for (j, s) in f.selectors.iter().enumerate() {
             let field = format!("product.promotion_flows[{i}].selectors[{j}]");
-            let key = match enum_in::<pb::SelectorKey>(&mut v, &format!("{field}.key"), s.key) {
-                Some(pb::SelectorKey::CommitMessage) => Some(SelectorKey::CommitMessage),
-                Some(pb::SelectorKey::GitRevision) => Some(SelectorKey::GitRevision),
+            // An invalid key or operator is reported and replaced by a
+            // placeholder, so later selectors keep their indexes in paths.
+            let key = match enum_in::<pb::SelectorKey>(v, &format!("{field}.key"), s.key) {
+                Some(pb::SelectorKey::GitRevision) => SelectorKey::GitRevision,
                 Some(pb::SelectorKey::Unspecified) => {
                     v.push(format!("{field}.key"), "is required");
-                    None
+                    SelectorKey::CommitMessage
                 }
-                None => None,
+                _ => SelectorKey::CommitMessage,
             };
             let operator = match enum_in::<pb::SelectorOperator>(
-                &mut v,
+                v,
                 &format!("{field}.operator"),
                 s.operator,
             ) {
                 Some(pb::SelectorOperator::NotIn) => SelectorOperator::NotIn,
+                Some(pb::SelectorOperator::Unspecified) => {
+                    v.push(format!("{field}.operator"), "is required");
+                    SelectorOperator::In
+                }
                 _ => SelectorOperator::In,
             };
-            if let Some(key) = key {
-                selectors.push(TriggerSelector {
-                    key,
-                    operator,
-                    values: s.values.clone(),
-                });
-            }
+            selectors.push(TriggerSelector {
+                key,
+                operator,
+                values: s.values.clone(),
+            });
         }
         promotion_flows.push(ProductFlow {
             flow: f.flow.clone(),
@@ -146,7 +147,8 @@ async fn product_in(ctx: &Ctx, p: &pb::Product) -> Result<catalog::Product> {
                 environment: a.environment.clone(),
                 name: a.name.clone(),
                 version: a.version.clone(),
-                last_commit: a.last_commit.as_ref().map(commit_in),
+                // Output only: commits come with deployment reports.
+                last_commit: None,
                 update_time: None,
             })
             .collect(),
@@ -169,10 +171,30 @@ async fn product_in(ctx: &Ctx, p: &pb::Product) -> Result<catalog::Product> {
         .await?
         .into_iter()
         .collect();
+    let flows: Vec<String> = product
+        .promotion_flows
+        .iter()
+        .map(|f| f.flow.clone())
+        .filter(|f| crate::domain::is_dns_label(f))
+        .take(catalog::MAX_COLLECTION)
+        .collect();
+    let existing_flows: HashSet<String> = ctx
+        .store
+        .existing_flows(&flows)
+        .await?
+        .into_iter()
+        .collect();
     v.extend(catalog::validate_product(&product, &|e| {
         existing.contains(e)
     }));
-    check(v)?;
+    for (i, f) in product.promotion_flows.iter().enumerate() {
+        if crate::domain::is_dns_label(&f.flow) && !existing_flows.contains(&f.flow) {
+            v.push(
+                format!("product.promotion_flows[{i}].flow"),
+                format!("flow {:?} does not exist", f.flow),
+            );
+        }
+    }
     Ok(product)
 }
 
@@ -183,7 +205,14 @@ impl ProductService for ProductApi {
         request: Request<pb::CreateProductRequest>,
     ) -> Result<Response<pb::CreateProductResponse>, Status> {
         let req = request.into_inner();
-        let p = product_in(&self.ctx, required("product", req.product.as_ref())?).await?;
+        let mut v = Violations::new();
+        let p = product_in(
+            &self.ctx,
+            &mut v,
+            required("product", req.product.as_ref())?,
+        )
+        .await?;
+        check(v)?;
         let p = self.ctx.store.create_product(&p).await?;
         Ok(Response::new(pb::CreateProductResponse {
             product: Some(product_out(p)),
@@ -194,11 +223,9 @@ impl ProductService for ProductApi {
         &self,
         request: Request<pb::GetProductRequest>,
     ) -> Result<Response<pb::GetProductResponse>, Status> {
-        let p = self
-            .ctx
-            .store
-            .get_product(&request.into_inner().name)
-            .await?;
+        let name = request.into_inner().name;
+        super::check_name_field("name", &name)?;
+        let p = self.ctx.store.get_product(&name).await?;
         Ok(Response::new(pb::GetProductResponse {
             product: Some(product_out(p)),
         }))
@@ -209,7 +236,7 @@ impl ProductService for ProductApi {
         request: Request<pb::ListProductsRequest>,
     ) -> Result<Response<pb::ListProductsResponse>, Status> {
         let req = request.into_inner();
-        let page = PageRequest::parse(req.page_size, &req.page_token)?;
+        let page = PageRequest::parse("products", req.page_size, &req.page_token)?;
         let page = self.ctx.store.list_products(&page).await?;
         Ok(Response::new(pb::ListProductsResponse {
             products: page.items.into_iter().map(product_out).collect(),
@@ -222,8 +249,15 @@ impl ProductService for ProductApi {
         request: Request<pb::UpdateProductRequest>,
     ) -> Result<Response<pb::UpdateProductResponse>, Status> {
         let req = request.into_inner();
-        let p = product_in(&self.ctx, required("product", req.product.as_ref())?).await?;
-        let expected = expected_version(req.expected_version)?;
+        let mut v = Violations::new();
+        let p = product_in(
+            &self.ctx,
+            &mut v,
+            required("product", req.product.as_ref())?,
+        )
+        .await?;
+        let expected = expected_version(&mut v, req.expected_version);
+        check(v)?;
         let p = self.ctx.store.update_product(&p, expected).await?;
         Ok(Response::new(pb::UpdateProductResponse {
             product: Some(product_out(p)),

@@ -264,7 +264,7 @@ impl ReleaseService for ReleaseApi {
                 .and_then(|s| s.parse::<ReleaseStatus>().ok()),
         };
         check(v)?;
-        let page = PageRequest::parse(req.page_size, &req.page_token)?;
+        let page = PageRequest::parse("releases", req.page_size, &req.page_token)?;
         let page = self
             .ctx
             .store
@@ -333,6 +333,9 @@ impl ReleaseService for ReleaseApi {
         request: Request<pb::WatchReleaseRequest>,
     ) -> Result<Response<Self::WatchReleaseStream>, Status> {
         let req = request.into_inner();
+        if req.release_id.is_empty() {
+            return Err(Error::invalid_field("release_id", "is required").into());
+        }
         if req.after_seq < 0 {
             return Err(Error::invalid_field("after_seq", "must not be negative").into());
         }
@@ -363,7 +366,12 @@ impl ReleaseService for ReleaseApi {
                 ))
                 .into());
             }
-            (req.after_seq, false)
+            // A final release with nothing after `after_seq` ends the
+            // stream at once instead of idling on heartbeats forever.
+            (
+                req.after_seq,
+                r.status.is_final() && req.after_seq == r.last_seq,
+            )
         };
         struct State {
             store: crate::store::Store,

@@ -66,8 +66,9 @@ pub fn workflow_out(w: catalog::Workflow) -> pb::Workflow {
 
 const DEFAULT_TIMEOUT_MS: u64 = DEFAULT_WORKFLOW_TIMEOUT.as_millis() as u64;
 
-/// Decodes and validates a workflow, filling documented defaults.
-fn workflow_in(w: &pb::Workflow) -> crate::error::Result<catalog::Workflow> {
+/// Decodes and validates a workflow, filling documented defaults; the
+/// violations are collected in `out`.
+fn workflow_in(out: &mut Violations, w: &pb::Workflow) -> catalog::Workflow {
     let mut v = Violations::new();
     let kind = match &w.kind {
         None => {
@@ -119,8 +120,8 @@ fn workflow_in(w: &pb::Workflow) -> crate::error::Result<catalog::Workflow> {
             v.0.push(x);
         }
     }
-    check(v)?;
-    Ok(wf)
+    out.extend(v);
+    wf
 }
 
 #[tonic::async_trait]
@@ -130,7 +131,9 @@ impl WorkflowService for WorkflowApi {
         request: Request<pb::CreateWorkflowRequest>,
     ) -> Result<Response<pb::CreateWorkflowResponse>, Status> {
         let req = request.into_inner();
-        let wf = workflow_in(required("workflow", req.workflow.as_ref())?)?;
+        let mut v = Violations::new();
+        let wf = workflow_in(&mut v, required("workflow", req.workflow.as_ref())?);
+        check(v)?;
         let wf = self.ctx.store.create_workflow(&wf).await?;
         Ok(Response::new(pb::CreateWorkflowResponse {
             workflow: Some(workflow_out(wf)),
@@ -141,11 +144,9 @@ impl WorkflowService for WorkflowApi {
         &self,
         request: Request<pb::GetWorkflowRequest>,
     ) -> Result<Response<pb::GetWorkflowResponse>, Status> {
-        let wf = self
-            .ctx
-            .store
-            .get_workflow(&request.into_inner().name)
-            .await?;
+        let name = request.into_inner().name;
+        super::check_name_field("name", &name)?;
+        let wf = self.ctx.store.get_workflow(&name).await?;
         Ok(Response::new(pb::GetWorkflowResponse {
             workflow: Some(workflow_out(wf)),
         }))
@@ -156,7 +157,7 @@ impl WorkflowService for WorkflowApi {
         request: Request<pb::ListWorkflowsRequest>,
     ) -> Result<Response<pb::ListWorkflowsResponse>, Status> {
         let req = request.into_inner();
-        let page = PageRequest::parse(req.page_size, &req.page_token)?;
+        let page = PageRequest::parse("workflows", req.page_size, &req.page_token)?;
         let page = self.ctx.store.list_workflows(&page).await?;
         Ok(Response::new(pb::ListWorkflowsResponse {
             workflows: page.items.into_iter().map(workflow_out).collect(),
@@ -169,8 +170,10 @@ impl WorkflowService for WorkflowApi {
         request: Request<pb::UpdateWorkflowRequest>,
     ) -> Result<Response<pb::UpdateWorkflowResponse>, Status> {
         let req = request.into_inner();
-        let wf = workflow_in(required("workflow", req.workflow.as_ref())?)?;
-        let expected = expected_version(req.expected_version)?;
+        let mut v = Violations::new();
+        let wf = workflow_in(&mut v, required("workflow", req.workflow.as_ref())?);
+        let expected = expected_version(&mut v, req.expected_version);
+        check(v)?;
         let wf = self.ctx.store.update_workflow(&wf, expected).await?;
         Ok(Response::new(pb::UpdateWorkflowResponse {
             workflow: Some(workflow_out(wf)),

@@ -95,7 +95,7 @@ pub struct Commit {
     pub revision: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Application {
     pub environment: String,
     pub name: String,

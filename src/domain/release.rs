@@ -804,7 +804,11 @@ impl Release {
         let mut changes = Vec::new();
         for i in 0..self.hooks.len() {
             if !self.hooks[i].status.is_final() {
-                self.hooks[i].status = StepStatus::Terminated;
+                self.hooks[i].status = if self.hooks[i].status == StepStatus::Pending {
+                    StepStatus::Skipped
+                } else {
+                    StepStatus::Terminated
+                };
                 self.hooks[i].finish_time = Some(now);
                 changes.push(Change::Step(StepRef { env: None, idx: i }));
             }
@@ -816,7 +820,13 @@ impl Release {
             }
             for (i, s) in env.steps.iter_mut().enumerate() {
                 if !s.status.is_final() {
-                    s.status = StepStatus::Terminated;
+                    // Cancelled while running or suspended; a step that
+                    // never started was skipped (see StepStatus).
+                    s.status = if s.status == StepStatus::Pending {
+                        StepStatus::Skipped
+                    } else {
+                        StepStatus::Terminated
+                    };
                     if s.start_time.is_some() {
                         s.finish_time = Some(now);
                     }
@@ -833,8 +843,9 @@ impl Release {
         }
         self.status = ReleaseStatus::Terminated;
         self.finish_time = Some(now);
-        let reason = self.terminate_reason.clone().unwrap_or_default();
-        self.message = format!("terminated: {reason}");
+        // The reason itself is the message ("timeout", "superseded by
+        // release <id>", or the caller's reason), as the API documents.
+        self.message = self.terminate_reason.clone().unwrap_or_default();
         changes.push(Change::Release);
         changes
     }

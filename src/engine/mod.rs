@@ -157,7 +157,8 @@ impl Engine {
 
     /// Records a deployment and, when one of the product's promotion flows
     /// starts in that environment and its selectors match the commit,
-    /// triggers a release of it (the first match wins).
+    /// triggers a release of it (the first match wins). A repeated
+    /// `request_id` returns the first answer and changes nothing.
     pub async fn report_deployment(
         &self,
         product: &str,
@@ -167,16 +168,53 @@ impl Engine {
         request_id: &str,
     ) -> Result<(Application, Option<Release>)> {
         let store = &self.inner.store;
+        if request_id.is_empty() {
+            return self
+                .report_once(product, environment, version, commit)
+                .await;
+        }
+        let hash = serde_json::json!([product, environment, version, commit]).to_string();
+        if let Some((app, release_id)) = store.claim_report(request_id, &hash).await? {
+            let app: Application = serde_json::from_str(&app)
+                .map_err(|e| Error::Internal(format!("stored report answer: {e}")))?;
+            let release = match release_id {
+                Some(id) => Some(store.get_release(&id).await?),
+                None => None,
+            };
+            return Ok((app, release));
+        }
+        match self
+            .report_once(product, environment, version, commit)
+            .await
+        {
+            Ok((app, release)) => {
+                let answer = serde_json::to_string(&app)
+                    .map_err(|e| Error::Internal(format!("encoding report answer: {e}")))?;
+                store
+                    .finish_report(request_id, &answer, release.as_ref().map(|r| r.id.as_str()))
+                    .await?;
+                Ok((app, release))
+            }
+            Err(e) => {
+                store.release_report_claim(request_id).await?;
+                Err(e)
+            }
+        }
+    }
+
+    async fn report_once(
+        &self,
+        product: &str,
+        environment: &str,
+        version: &str,
+        commit: Option<&Commit>,
+    ) -> Result<(Application, Option<Release>)> {
+        let store = &self.inner.store;
         let p = store.get_product(product).await?;
         let previous = p
             .application(environment)
-            .ok_or_else(|| {
-                Error::NotFound(format!(
-                    "product {product:?} has no application in environment {environment:?}"
-                ))
-            })?
-            .version
-            .clone();
+            .map(|a| a.version.clone())
+            .unwrap_or_default();
         let empty = Commit::default();
         let c = commit.unwrap_or(&empty);
         let mut chosen = None;
@@ -191,6 +229,8 @@ impl Engine {
                 }
             }
         }
+        // Records (or explains why it cannot: unknown environment, no
+        // application there).
         let app = store
             .record_deployment(product, environment, version, commit)
             .await?;
@@ -202,11 +242,7 @@ impl Engine {
                 flow,
                 product: product.to_string(),
                 version: version.to_string(),
-                request_id: if request_id.is_empty() {
-                    String::new()
-                } else {
-                    format!("report:{request_id}")
-                },
+                request_id: String::new(),
                 initiator: "report-deployment".into(),
                 message: c.message.clone(),
             })
@@ -335,7 +371,7 @@ impl Engine {
 
     pub async fn terminate(&self, id: &str, reason: &str) -> Result<Release> {
         let reason = if reason.is_empty() {
-            "terminated by request"
+            "terminated on request"
         } else {
             reason
         };

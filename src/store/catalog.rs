@@ -113,7 +113,7 @@ impl Store {
 
     pub async fn list_environments(&self, page: &PageRequest) -> Result<Page<Environment>> {
         let rows = list_page::<environment::Entity, _>(self.db(), ENV_COLS.0, page).await?;
-        let page = Page::from_fetched(rows, page.size, |m| m.name.clone());
+        let page = Page::from_fetched(rows, page, |m| m.name.clone());
         let items = page
             .items
             .into_iter()
@@ -204,7 +204,7 @@ fn application_from(a: application::Model) -> Result<Application> {
             .as_deref()
             .map(from_json::<Commit>)
             .transpose()?,
-        update_time: Some(a.update_time),
+        update_time: a.update_time,
         environment: a.environment,
         name: a.name,
         version: a.version,
@@ -226,7 +226,8 @@ fn application_rows(
                 version: Set(a.version.clone()),
                 last_commit: Set(a.last_commit.as_ref().map(to_json).transpose()?),
                 position: Set(i as i32),
-                update_time: Set(a.update_time.unwrap_or(t)),
+                // A version given at creation counts as recorded then.
+                update_time: Set(a.update_time.or((!a.version.is_empty()).then_some(t))),
             })
         })
         .collect()
@@ -299,7 +300,7 @@ impl Store {
 
     pub async fn list_products(&self, page: &PageRequest) -> Result<Page<Product>> {
         let rows = list_page::<product::Entity, _>(self.db(), PRODUCT_COLS.0, page).await?;
-        let page = Page::from_fetched(rows, page.size, |m| m.name.clone());
+        let page = Page::from_fetched(rows, page, |m| m.name.clone());
         let names: Vec<String> = page.items.iter().map(|m| m.name.clone()).collect();
         let mut apps = load_applications(self.db(), &names).await?;
         let items = page
@@ -344,12 +345,11 @@ impl Store {
             .unwrap_or_default();
         let mut merged = p.clone();
         for app in &mut merged.applications {
-            if let Some(prev) = old.iter().find(|o| o.environment == app.environment)
-                && app.version.is_empty()
-            {
+            // Only deployments and promotions change a recorded version.
+            if let Some(prev) = old.iter().find(|o| o.environment == app.environment) {
                 app.version = prev.version.clone();
                 app.last_commit = prev.last_commit.as_deref().map(from_json).transpose()?;
-                app.update_time = Some(prev.update_time);
+                app.update_time = prev.update_time;
             }
         }
         application::Entity::delete_many()
@@ -387,7 +387,14 @@ impl Store {
         version: &str,
         commit: Option<&Commit>,
     ) -> Result<Application> {
-        record_version(self.db(), product, environment, version, commit).await
+        record_version(
+            self.db(),
+            product,
+            environment,
+            version,
+            CommitUpdate::Replace(commit),
+        )
+        .await
     }
 }
 
@@ -403,6 +410,15 @@ pub(crate) async fn get_product_in<C: ConnectionTrait>(db: &C, name: &str) -> Re
     product_from(m, apps)
 }
 
+/// What a recorded version does to the application's last commit.
+#[derive(Debug, Clone, Copy)]
+pub enum CommitUpdate<'a> {
+    /// A deployment report: the commit (or none) replaces the previous one.
+    Replace(Option<&'a Commit>),
+    /// A promotion: the commit stays what it was.
+    Keep,
+}
+
 /// Sets the recorded version of one application (used by deployment reports
 /// and by the engine when an action succeeds).
 pub(crate) async fn record_version<C: ConnectionTrait>(
@@ -410,15 +426,15 @@ pub(crate) async fn record_version<C: ConnectionTrait>(
     product: &str,
     environment: &str,
     version: &str,
-    commit: Option<&Commit>,
+    commit: CommitUpdate<'_>,
 ) -> Result<Application> {
     let mut model = application::ActiveModel {
         version: Set(version.to_string()),
-        update_time: Set(now()),
+        update_time: Set(Some(now())),
         ..Default::default()
     };
-    if let Some(c) = commit {
-        model.last_commit = Set(Some(to_json(c)?));
+    if let CommitUpdate::Replace(c) = commit {
+        model.last_commit = Set(c.map(to_json).transpose()?);
     }
     let res = application::Entity::update_many()
         .set(model)
@@ -427,9 +443,18 @@ pub(crate) async fn record_version<C: ConnectionTrait>(
         .exec(db)
         .await?;
     if res.rows_affected == 0 {
-        return Err(Error::NotFound(format!(
-            "product {product:?} has no application in environment {environment:?}"
-        )));
+        get_product_in(db, product).await?;
+        let env_exists = environment::Entity::find_by_id(environment.to_string())
+            .one(db)
+            .await?
+            .is_some();
+        return Err(if env_exists {
+            Error::FailedPrecondition(format!(
+                "product {product:?} has no application in environment {environment:?}: add one with UpdateProduct first"
+            ))
+        } else {
+            Error::not_found("environment", environment)
+        });
     }
     let row = application::Entity::find_by_id((product.to_string(), environment.to_string()))
         .one(db)
@@ -483,6 +508,17 @@ impl Store {
         workflow_from(m)
     }
 
+    /// Which of the flows in `names` exist, in one query.
+    pub async fn existing_flows(&self, names: &[String]) -> Result<Vec<String>> {
+        Ok(flow::Entity::find()
+            .select_only()
+            .column(flow::Column::Name)
+            .filter(flow::Column::Name.is_in(names.iter().cloned()))
+            .into_tuple::<String>()
+            .all(self.db())
+            .await?)
+    }
+
     /// Which of `names` exist, in one query.
     pub async fn existing_workflows(&self, names: &[String]) -> Result<Vec<String>> {
         Ok(workflow::Entity::find()
@@ -496,7 +532,7 @@ impl Store {
 
     pub async fn list_workflows(&self, page: &PageRequest) -> Result<Page<Workflow>> {
         let rows = list_page::<workflow::Entity, _>(self.db(), WORKFLOW_COLS.0, page).await?;
-        let page = Page::from_fetched(rows, page.size, |m| m.name.clone());
+        let page = Page::from_fetched(rows, page, |m| m.name.clone());
         let items = page
             .items
             .into_iter()

@@ -185,7 +185,7 @@ impl Store {
             q = q.filter(flow::Column::Name.gt(after.as_str()));
         }
         let rows = q.all(self.db()).await?;
-        let page = Page::from_fetched(rows, page.size, |m| m.name.clone());
+        let page = Page::from_fetched(rows, page, |m| m.name.clone());
         if page.items.is_empty() {
             return Ok(Page {
                 items: Vec::new(),
@@ -241,7 +241,7 @@ impl Store {
             q = q.filter(flow_version::Column::Version.lt(after));
         }
         let rows = q.all(self.db()).await?;
-        let page = Page::from_fetched(rows, page.size, |m| m.version.to_string());
+        let page = Page::from_fetched(rows, page, |m| m.version.to_string());
         let items = page
             .items
             .into_iter()

@@ -87,7 +87,7 @@ impl MigrationTrait for InitialSchema {
                 .col(string("version"))
                 .col(text_null("last_commit"))
                 .col(integer("position"))
-                .col(timestamp_with_time_zone("update_time"))
+                .col(timestamp_with_time_zone_null("update_time"))
                 .primary_key(Index::create().col("product").col("environment"))
                 .foreign_key(
                     ForeignKey::create()
@@ -288,6 +288,7 @@ impl MigrationTrait for InitialSchema {
                 .col(string("key"))
                 .col(string("request_hash"))
                 .col(string_null("release_id"))
+                .col(text_null("response"))
                 .col(timestamp_with_time_zone("create_time"))
                 .primary_key(Index::create().col("scope").col("key"))
                 .to_owned(),

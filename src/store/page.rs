@@ -18,11 +18,15 @@ pub struct PageRequest {
     pub size: u64,
     /// Key to start after.
     pub after: Option<String>,
+    /// Which listing the tokens belong to.
+    pub scope: String,
 }
 
 impl PageRequest {
-    /// Validates `page_size` (0 = default, capped at the maximum) and decodes `page_token`.
-    pub fn parse(page_size: i32, page_token: &str) -> Result<Self> {
+    /// Validates `page_size` (0 = default, capped at the maximum) and decodes
+    /// `page_token`, which must come from a listing of the same `scope`
+    /// (e.g. `environments`): a token from another call is refused.
+    pub fn parse(scope: &str, page_size: i32, page_token: &str) -> Result<Self> {
         if page_size < 0 {
             return Err(Error::invalid_field("page_size", "must not be negative"));
         }
@@ -36,11 +40,25 @@ impl PageRequest {
             let bytes = URL_SAFE_NO_PAD.decode(page_token).map_err(|_| {
                 Error::invalid_field("page_token", "is not a token returned by this server")
             })?;
-            Some(String::from_utf8(bytes).map_err(|_| {
+            let text = String::from_utf8(bytes).map_err(|_| {
                 Error::invalid_field("page_token", "is not a token returned by this server")
-            })?)
+            })?;
+            let key = text
+                .strip_prefix(scope)
+                .and_then(|rest| rest.strip_prefix('\0'))
+                .ok_or_else(|| {
+                    Error::invalid_field(
+                        "page_token",
+                        format!("is not a token of this {scope} listing; start without one"),
+                    )
+                })?;
+            Some(key.to_string())
         };
-        Ok(Self { size, after })
+        Ok(Self {
+            size,
+            after,
+            scope: scope.to_string(),
+        })
     }
 }
 
@@ -54,11 +72,12 @@ pub struct Page<T> {
 impl<T> Page<T> {
     /// Builds a page from up to `size + 1` fetched items: the extra one only
     /// tells that another page exists.
-    pub fn from_fetched(mut items: Vec<T>, size: u64, key: impl Fn(&T) -> String) -> Self {
+    pub fn from_fetched(mut items: Vec<T>, page: &PageRequest, key: impl Fn(&T) -> String) -> Self {
+        let size = page.size;
         let more = items.len() as u64 > size;
         items.truncate(size as usize);
         let next_page_token = match (more, items.last()) {
-            (true, Some(last)) => URL_SAFE_NO_PAD.encode(key(last)),
+            (true, Some(last)) => URL_SAFE_NO_PAD.encode(format!("{}\0{}", page.scope, key(last))),
             _ => String::new(),
         };
         Self {

@@ -350,7 +350,14 @@ async fn persist_in(
             .await?;
     }
     if let Some(SideEffect::RecordVersion { environment }) = effect {
-        super::catalog::record_version(txn, &r.product, environment, &r.version, None).await?;
+        super::catalog::record_version(
+            txn,
+            &r.product,
+            environment,
+            &r.version,
+            super::catalog::CommitUpdate::Keep,
+        )
+        .await?;
     }
     let bodies: Vec<EventBody> = changes.iter().filter_map(|c| r.event_body(*c)).collect();
     write_events(txn, r, first_seq, bodies, t).await
@@ -407,14 +414,28 @@ fn event_from(m: event::Model) -> Result<StoredEvent> {
     })
 }
 
-/// Locks the product's row for the rest of the transaction on PostgreSQL,
-/// so concurrency decisions (queue, supersede) for one product are taken one
-/// at a time across replicas. SQLite has a single writer anyway.
+/// Locks the product's row for the rest of the transaction, so concurrency
+/// decisions (queue, supersede) for one product are taken one at a time
+/// across replicas. Call it before the transaction reads anything.
+///
+/// On SQLite this is a no-op write: a transaction that reads first and
+/// writes later cannot wait for a concurrent writer (WAL answers
+/// `SQLITE_BUSY_SNAPSHOT` at once, whatever the busy timeout), so the
+/// transaction must take the single write lock before its first read.
 async fn lock_product(txn: &DatabaseTransaction, product: &str) -> Result<()> {
     if txn.get_database_backend() == DbBackend::Postgres {
         product::Entity::find_by_id(product.to_string())
             .lock_exclusive()
             .one(txn)
+            .await?;
+    } else {
+        product::Entity::update_many()
+            .col_expr(
+                product::Column::Name,
+                sea_orm::sea_query::Expr::col(product::Column::Name).into(),
+            )
+            .filter(product::Column::Name.eq(product))
+            .exec(txn)
             .await?;
     }
     Ok(())
@@ -460,6 +481,7 @@ impl Store {
                 key: Set(key.to_string()),
                 request_hash: Set(hash.to_string()),
                 release_id: Set(Some(r.id.clone())),
+                response: Set(None),
                 create_time: Set(now()),
             })
             .on_conflict(
@@ -559,6 +581,83 @@ impl Store {
             events,
             terminating,
         })
+    }
+
+    /// Claims the deployment-report idempotency key `key` for a request
+    /// hashed `hash`. `Ok(None)`: first use, go ahead (then call
+    /// [`Store::finish_report`]); `Ok(Some(..))`: a replay, with the stored
+    /// answer (application JSON, release id).
+    pub async fn claim_report(
+        &self,
+        key: &str,
+        hash: &str,
+    ) -> Result<Option<(String, Option<String>)>> {
+        let inserted = idempotency_key::Entity::insert(idempotency_key::ActiveModel {
+            scope: Set("report".into()),
+            key: Set(key.to_string()),
+            request_hash: Set(hash.to_string()),
+            release_id: Set(None),
+            response: Set(None),
+            create_time: Set(now()),
+        })
+        .on_conflict(
+            OnConflict::columns([idempotency_key::Column::Scope, idempotency_key::Column::Key])
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(self.db())
+        .await?;
+        if inserted == 1 {
+            return Ok(None);
+        }
+        let row = idempotency_key::Entity::find_by_id(("report".to_string(), key.to_string()))
+            .one(self.db())
+            .await?
+            .ok_or_else(|| Error::Internal("idempotency key vanished".into()))?;
+        if row.request_hash != hash {
+            return Err(Error::AlreadyExists(format!(
+                "request_id {key:?} was already used for a different deployment report; use a new request_id"
+            )));
+        }
+        match row.response {
+            Some(resp) => Ok(Some((resp, row.release_id))),
+            None => Err(Error::Unavailable(format!(
+                "the first request with request_id {key:?} is still being processed; retry"
+            ))),
+        }
+    }
+
+    /// Stores the answer of a claimed deployment report for its replays.
+    pub async fn finish_report(
+        &self,
+        key: &str,
+        response: &str,
+        release_id: Option<&str>,
+    ) -> Result<()> {
+        idempotency_key::Entity::update_many()
+            .col_expr(
+                idempotency_key::Column::Response,
+                sea_orm::sea_query::Expr::value(response.to_string()),
+            )
+            .col_expr(
+                idempotency_key::Column::ReleaseId,
+                sea_orm::sea_query::Expr::value(release_id.map(str::to_string)),
+            )
+            .filter(idempotency_key::Column::Scope.eq("report"))
+            .filter(idempotency_key::Column::Key.eq(key))
+            .exec(self.db())
+            .await?;
+        Ok(())
+    }
+
+    /// Forgets a claimed key whose request failed, so it can be sent again.
+    pub async fn release_report_claim(&self, key: &str) -> Result<()> {
+        idempotency_key::Entity::delete_many()
+            .filter(idempotency_key::Column::Scope.eq("report"))
+            .filter(idempotency_key::Column::Key.eq(key))
+            .exec(self.db())
+            .await?;
+        Ok(())
     }
 
     async fn existing_request(&self, key: &str, hash: &str) -> Result<Created> {
@@ -706,7 +805,7 @@ impl Store {
             q = q.filter(release::Column::Id.lt(after.as_str()));
         }
         let rows = q.all(self.db()).await?;
-        let page = super::Page::from_fetched(rows, page.size, |m| m.id.clone());
+        let page = super::Page::from_fetched(rows, page, |m| m.id.clone());
         let items = load_many(self.db(), page.items).await?;
         Ok(super::Page {
             items,

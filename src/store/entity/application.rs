@@ -18,7 +18,9 @@ pub struct Model {
     pub last_commit: Option<String>,
     /// Position in the product's list, so reads return the order written.
     pub position: i32,
-    pub update_time: DateTimeUtc,
+    /// When a version was last recorded; unset while none ever was.
+    #[sea_orm(nullable)]
+    pub update_time: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

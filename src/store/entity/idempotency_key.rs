@@ -14,6 +14,9 @@ pub struct Model {
     /// The release the request produced, if any.
     #[sea_orm(nullable)]
     pub release_id: Option<String>,
+    /// JSON of what the first request answered, returned to replays.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub response: Option<String>,
     pub create_time: DateTimeUtc,
 }
 
