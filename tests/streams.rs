@@ -1,0 +1,757 @@
+//! The release status streams (WatchRelease, WatchReleases) against a real
+//! server (SQLite or PostgreSQL, see `common`).
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use common::{TestDb, TestServer, create_wait, expect_code, seed_parallel, wait_final};
+use promoflow::proto::v1 as pb;
+use promoflow::proto::v1::release_event::Change;
+use promoflow::proto::v1::release_service_client::ReleaseServiceClient;
+use tonic::transport::Channel;
+
+type Watch = tonic::Streaming<pb::WatchReleaseResponse>;
+
+async fn trigger(server: &TestServer, product: &str) -> pb::Release {
+    server
+        .releases()
+        .trigger_release(pb::TriggerReleaseRequest {
+            flow: "parallel".into(),
+            product: product.into(),
+            initiator: "test".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("trigger")
+        .into_inner()
+        .release
+        .expect("release")
+}
+
+async fn watch_on(
+    client: &mut ReleaseServiceClient<Channel>,
+    id: &str,
+    after_seq: i64,
+) -> Result<Watch, tonic::Status> {
+    client
+        .watch_release(pb::WatchReleaseRequest {
+            release_id: id.into(),
+            after_seq,
+        })
+        .await
+        .map(|r| r.into_inner())
+}
+
+async fn watch(server: &TestServer, id: &str, after_seq: i64) -> Watch {
+    watch_on(&mut server.releases(), id, after_seq)
+        .await
+        .expect("watch release")
+}
+
+fn is_heartbeat(e: &pb::ReleaseEvent) -> bool {
+    matches!(e.change, Some(Change::Heartbeat(_)))
+}
+
+/// Reads a stream to its end (skipping heartbeats); panics on an error.
+async fn drain(mut s: Watch) -> Vec<pb::ReleaseEvent> {
+    let mut out = Vec::new();
+    while let Some(m) = s.message().await.expect("stream ends with OK") {
+        let e = m.event.expect("event set");
+        if !is_heartbeat(&e) {
+            out.push(e);
+        }
+    }
+    out
+}
+
+fn describe(events: &[pb::ReleaseEvent]) -> String {
+    events
+        .iter()
+        .map(|e| {
+            let d = match &e.change {
+                Some(Change::Release(c)) => {
+                    format!("release {:?}", pb::ReleaseStatus::try_from(c.status))
+                }
+                Some(Change::Environment(_)) => format!("env {:?}", env_change(e)),
+                Some(Change::Step(c)) => format!(
+                    "step {} {} {:?}",
+                    c.environment,
+                    c.index,
+                    c.step.as_ref().map(|s| (s.kind, s.status))
+                ),
+                Some(Change::Snapshot(_)) => "snapshot".into(),
+                Some(Change::Heartbeat(_)) => "heartbeat".into(),
+                None => "none".into(),
+            };
+            format!("{} {}", e.seq, d)
+        })
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
+fn seqs(events: &[pb::ReleaseEvent]) -> Vec<i64> {
+    events.iter().map(|e| e.seq).collect()
+}
+
+fn release_status(e: &pb::ReleaseEvent) -> Option<pb::ReleaseStatus> {
+    match &e.change {
+        Some(Change::Release(r)) => pb::ReleaseStatus::try_from(r.status).ok(),
+        _ => None,
+    }
+}
+
+fn env_change(e: &pb::ReleaseEvent) -> Option<(&str, pb::EnvironmentStatus)> {
+    match &e.change {
+        Some(Change::Environment(c)) => {
+            let env = c.environment.as_ref().expect("environment set");
+            Some((
+                env.environment.as_str(),
+                pb::EnvironmentStatus::try_from(env.status).unwrap_or_default(),
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// The whole event log of a (final) release: event 1 is the creation
+/// snapshot, the others come from a replay after seq 1.
+async fn full_log(server: &TestServer, id: &str) -> Vec<pb::ReleaseEvent> {
+    let rest = drain(watch(server, id, 1).await).await;
+    let r = get(server, id).await;
+    let expected: Vec<i64> = (2..=r.last_seq).collect();
+    assert_eq!(
+        seqs(&rest),
+        expected,
+        "replay after 1 is the whole log: {}",
+        describe(&rest)
+    );
+    rest
+}
+
+async fn get(server: &TestServer, id: &str) -> pb::Release {
+    server
+        .releases()
+        .get_release(pb::GetReleaseRequest {
+            release_id: id.into(),
+        })
+        .await
+        .expect("get release")
+        .into_inner()
+        .release
+        .expect("release")
+}
+
+async fn create_approval(server: &TestServer, name: &str) {
+    server
+        .workflows()
+        .create_workflow(pb::CreateWorkflowRequest {
+            workflow: Some(pb::Workflow {
+                name: name.into(),
+                kind: Some(pb::workflow::Kind::Approval(pb::ApprovalWorkflow {
+                    timeout: None,
+                })),
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("create approval workflow");
+}
+
+/// Polls until the release is SUSPENDED (all prod approvals waiting).
+async fn wait_suspended(server: &TestServer, id: &str) -> pb::Release {
+    for _ in 0..600 {
+        let r = get(server, id).await;
+        if r.status == pb::ReleaseStatus::Suspended as i32 {
+            return r;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("release {id} did not suspend");
+}
+
+async fn approve_prods(server: &TestServer, id: &str) {
+    for env in ["prod", "prod-eu", "prod-asia"] {
+        server
+            .releases()
+            .approve_environment(pb::ApproveEnvironmentRequest {
+                release_id: id.into(),
+                environment: env.into(),
+                approve: true,
+                comment: "ok".into(),
+            })
+            .await
+            .expect("approve");
+    }
+}
+
+/// Asserts `events` end with the event that made the release SUCCEEDED.
+#[track_caller]
+fn ends_succeeded(events: &[pb::ReleaseEvent]) {
+    let last = events.last().expect("some event");
+    assert_eq!(
+        release_status(last),
+        Some(pb::ReleaseStatus::Succeeded),
+        "last event: {last:?}"
+    );
+}
+
+#[tokio::test]
+async fn watch_from_snapshot_sees_every_event_in_order() {
+    let server = TestServer::start().await;
+    create_wait(&server, "soak", 300).await;
+    seed_parallel(&server, Some("soak")).await;
+    let r = trigger(&server, "demo-trioapp").await;
+    let mut s = watch(&server, &r.id, 0).await;
+    let first = s.message().await.expect("first").expect("not ended");
+    let first = first.event.expect("event");
+    let snap = match &first.change {
+        Some(Change::Snapshot(snap)) => snap.clone(),
+        other => panic!("first message is not a snapshot: {other:?}"),
+    };
+    assert_eq!(first.seq, snap.last_seq, "snapshot carries its seq");
+    assert!(first.seq >= 1);
+    let events = drain(s).await;
+    let expected: Vec<i64> = (first.seq + 1..first.seq + 1 + events.len() as i64).collect();
+    assert_eq!(seqs(&events), expected, "contiguous, in seq order");
+    // Ends right after the event that made the release SUCCEEDED.
+    ends_succeeded(&events);
+    assert!(
+        events[..events.len() - 1]
+            .iter()
+            .all(|e| release_status(e).is_none_or(|s| s != pb::ReleaseStatus::Succeeded)),
+        "only the last event is the final one"
+    );
+    let done = get(&server, &r.id).await;
+    assert_eq!(
+        done.last_seq,
+        events.last().unwrap().seq,
+        "{}",
+        describe(&events)
+    );
+    // Same events as a later replay.
+    let log = full_log(&server, &r.id).await;
+    assert_eq!(&log[(first.seq - 1) as usize..], &events[..]);
+    // The branches ran together: each prod's RUNNING before any SUCCEEDED
+    // (checked on the whole log: the snapshot may already include some).
+    let events = log;
+    let pos = |env: &str, st: pb::EnvironmentStatus| {
+        events
+            .iter()
+            .position(|e| env_change(e) == Some((env, st)))
+            .unwrap_or_else(|| panic!("no {st:?} event for {env}: {}", describe(&events)))
+    };
+    let prods = ["prod", "prod-eu", "prod-asia"];
+    let last_running = prods
+        .iter()
+        .map(|p| pos(p, pb::EnvironmentStatus::Running))
+        .max()
+        .unwrap();
+    let first_succeeded = prods
+        .iter()
+        .map(|p| pos(p, pb::EnvironmentStatus::Succeeded))
+        .min()
+        .unwrap();
+    assert!(last_running < first_succeeded, "{}", describe(&events));
+}
+
+#[tokio::test]
+async fn resume_replays_exactly_the_rest() {
+    let server = TestServer::start().await;
+    create_wait(&server, "soak", 300).await;
+    seed_parallel(&server, Some("soak")).await;
+    let r = trigger(&server, "demo-trioapp").await;
+    // Live: read up to seq 5, then drop the stream mid-release.
+    let k = 5;
+    let mut s = watch(&server, &r.id, 1).await;
+    let mut head = Vec::new();
+    while head.last().map(|e: &pb::ReleaseEvent| e.seq) != Some(k) {
+        let e = s
+            .message()
+            .await
+            .expect("live event")
+            .expect("not ended")
+            .event
+            .expect("event");
+        if !is_heartbeat(&e) {
+            head.push(e);
+        }
+    }
+    drop(s);
+    let done = wait_final(&server, &r.id).await;
+    assert_eq!(done.status, pb::ReleaseStatus::Succeeded as i32);
+    let log = full_log(&server, &r.id).await; // seqs 2..=last
+    let last = done.last_seq;
+    assert!(last > k + 1, "enough events: {last}");
+    let at = |seq: i64| (seq - 2) as usize;
+    assert_eq!(&head[..], &log[..at(k + 1)], "live head matches the log");
+    // k mid: union of head and resume is the log, no gap or duplicate.
+    let tail = drain(watch(&server, &r.id, k).await).await;
+    let mut union = head.clone();
+    union.extend(tail);
+    assert_eq!(union, log);
+    // k = 1: everything after the creation snapshot.
+    assert_eq!(drain(watch(&server, &r.id, 1).await).await, log);
+    // k = last - 1: only the final event.
+    let one = drain(watch(&server, &r.id, last - 1).await).await;
+    assert_eq!(one, log[at(last)..]);
+    ends_succeeded(&one);
+    // k = last on a final release: ends with OK at once, no event.
+    assert!(drain(watch(&server, &r.id, last).await).await.is_empty());
+    // Errors.
+    let mut c = server.releases();
+    let e = expect_code(
+        watch_on(&mut c, &r.id, last + 1).await,
+        tonic::Code::OutOfRange,
+    );
+    assert!(e.message().contains(&last.to_string()), "{e:?}");
+    expect_code(
+        watch_on(&mut c, "no-such-release", 0).await,
+        tonic::Code::NotFound,
+    );
+    expect_code(
+        watch_on(&mut c, "no-such-release", 3).await,
+        tonic::Code::NotFound,
+    );
+    expect_code(
+        watch_on(&mut c, &r.id, -1).await,
+        tonic::Code::InvalidArgument,
+    );
+    expect_code(watch_on(&mut c, "", 0).await, tonic::Code::InvalidArgument);
+}
+
+#[tokio::test]
+async fn idle_watcher_gets_heartbeats_with_the_latest_seq() {
+    let server =
+        TestServer::start_with(|c| c.heartbeat_interval = Duration::from_millis(200)).await;
+    create_approval(&server, "gate").await;
+    seed_parallel(&server, Some("gate")).await;
+    let r = trigger(&server, "demo-trioapp").await;
+    let suspended = wait_suspended(&server, &r.id).await;
+    let latest = suspended.last_seq;
+    let mut s = watch(&server, &r.id, latest).await;
+    for _ in 0..2 {
+        let e = s
+            .message()
+            .await
+            .expect("heartbeat")
+            .expect("not ended")
+            .event
+            .expect("event");
+        match e.change {
+            Some(Change::Heartbeat(h)) => {
+                assert_eq!(h.latest_seq, latest);
+                assert_eq!(e.seq, latest);
+                assert_eq!(e.release_id, r.id);
+            }
+            other => panic!("expected a heartbeat while suspended, got {other:?}"),
+        }
+    }
+    // Still live after heartbeats: approvals flow through and the stream ends.
+    approve_prods(&server, &r.id).await;
+    let rest = drain(s).await;
+    let expected: Vec<i64> = (latest + 1..=latest + rest.len() as i64).collect();
+    assert_eq!(seqs(&rest), expected);
+    ends_succeeded(&rest);
+}
+
+#[tokio::test]
+async fn slow_watcher_misses_nothing() {
+    let server = TestServer::start().await;
+    create_wait(&server, "soak", 100).await;
+    seed_parallel(&server, Some("soak")).await;
+    let r = trigger(&server, "demo-trioapp").await;
+    // Opened before the fast one, read only after the fast one finished.
+    let slow = watch(&server, &r.id, 1).await;
+    let fast = drain(watch(&server, &r.id, 1).await).await;
+    ends_succeeded(&fast);
+    let slow = drain(slow).await;
+    assert_eq!(slow, fast);
+    assert_eq!(slow, full_log(&server, &r.id).await);
+}
+
+/// Creates `product` with an application in every quick-start environment
+/// (version 1.0.0 in dev).
+async fn create_product(server: &TestServer, product: &str) {
+    let envs = ["dev", "qa", "prod", "prod-eu", "prod-asia"];
+    server
+        .products()
+        .create_product(pb::CreateProductRequest {
+            product: Some(pb::Product {
+                name: product.into(),
+                applications: envs
+                    .iter()
+                    .map(|e| pb::Application {
+                        environment: e.to_string(),
+                        name: format!("{product}-{e}"),
+                        version: if *e == "dev" {
+                            "1.0.0".into()
+                        } else {
+                            String::new()
+                        },
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("create product");
+}
+
+#[tokio::test]
+async fn watch_releases_across_concurrent_releases() {
+    let server =
+        TestServer::start_with(|c| c.heartbeat_interval = Duration::from_millis(200)).await;
+    create_wait(&server, "soak", 100).await;
+    seed_parallel(&server, Some("soak")).await;
+    let products: Vec<String> = (0..20).map(|i| format!("app{i:02}")).collect();
+    for p in &products {
+        create_product(&server, p).await;
+    }
+    let mut client = server.releases();
+    // Opened before triggering: sees every event from seq 1 on.
+    let mut all = client
+        .watch_releases(pb::WatchReleasesRequest::default())
+        .await
+        .expect("watch releases")
+        .into_inner();
+    let ids: Vec<String> = futures::future::join_all(products.iter().map(|p| trigger(&server, p)))
+        .await
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    let mut per: HashMap<String, Vec<i64>> = HashMap::new();
+    let mut msgs: Vec<(String, pb::ReleaseEvent)> = Vec::new();
+    let mut finished = 0;
+    while finished < ids.len() {
+        let m = all.message().await.expect("event").expect("not ended");
+        let e = m.event.clone().expect("event");
+        if is_heartbeat(&e) {
+            assert!(e.release_id.is_empty());
+            continue;
+        }
+        assert!(ids.contains(&e.release_id), "unknown release {e:?}");
+        if matches!(
+            release_status(&e),
+            Some(pb::ReleaseStatus::Succeeded | pb::ReleaseStatus::Failed)
+        ) {
+            finished += 1;
+        }
+        per.entry(e.release_id.clone()).or_default().push(e.seq);
+        msgs.push((m.cursor, e));
+    }
+    for id in &ids {
+        let r = get(&server, id).await;
+        assert_eq!(r.status, pb::ReleaseStatus::Succeeded as i32);
+        let expected: Vec<i64> = (1..=r.last_seq).collect();
+        assert_eq!(per[id], expected, "events of {id}");
+        // Seq 1 is the creation snapshot.
+        let first = msgs.iter().find(|(_, e)| &e.release_id == id).unwrap();
+        assert!(matches!(first.1.change, Some(Change::Snapshot(_))));
+        // Same events as the release's own stream.
+        let log = full_log(&server, id).await;
+        let mine: Vec<&pb::ReleaseEvent> = msgs
+            .iter()
+            .map(|(_, e)| e)
+            .filter(|e| &e.release_id == id && e.seq > 1)
+            .collect();
+        assert_eq!(mine, log.iter().collect::<Vec<_>>());
+    }
+    drop(all);
+    // Resume from mid-stream: exactly the rest, then (idle) a heartbeat.
+    for m in [0, msgs.len() / 3, msgs.len() / 2, msgs.len() - 1] {
+        let mut resumed = client
+            .watch_releases(pb::WatchReleasesRequest {
+                after_cursor: msgs[m].0.clone(),
+                ..Default::default()
+            })
+            .await
+            .expect("resume")
+            .into_inner();
+        let mut got = Vec::new();
+        loop {
+            let r = resumed.message().await.expect("event").expect("not ended");
+            let e = r.event.expect("event");
+            if is_heartbeat(&e) {
+                break;
+            }
+            got.push(e);
+        }
+        let want: Vec<pb::ReleaseEvent> = msgs[m + 1..].iter().map(|(_, e)| e.clone()).collect();
+        assert_eq!(got.len(), want.len(), "resume after message {m}");
+        assert!(got == want, "resume after message {m}: different events");
+    }
+    // A product filter sees only that product's releases.
+    let mut one = client
+        .watch_releases(pb::WatchReleasesRequest {
+            product: "app07".into(),
+            after_cursor: msgs[0].0.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("filtered")
+        .into_inner();
+    let mut got = Vec::new();
+    loop {
+        let e = one.message().await.unwrap().unwrap().event.unwrap();
+        if is_heartbeat(&e) {
+            break;
+        }
+        got.push(e);
+    }
+    let app07 = &ids[7];
+    let want: Vec<pb::ReleaseEvent> = msgs[1..]
+        .iter()
+        .map(|(_, e)| e.clone())
+        .filter(|e| &e.release_id == app07)
+        .collect();
+    assert!(!want.is_empty());
+    assert!(got == want, "filtered stream");
+    // Bad cursors.
+    // Not base64, wrong prefix ("x:1"), negative ("p:-1"), not a number ("p:a").
+    for bad in ["!!!", "eDox", "cDotMQ", "cDph"] {
+        let r = client
+            .watch_releases(pb::WatchReleasesRequest {
+                after_cursor: bad.into(),
+                ..Default::default()
+            })
+            .await
+            .map(|_| ());
+        let s = expect_code(r, tonic::Code::InvalidArgument);
+        assert_eq!(common::violation_fields(&s), vec!["after_cursor"], "{bad}");
+    }
+}
+
+#[tokio::test]
+async fn a_thousand_watchers_see_every_event() {
+    let server = TestServer::start().await;
+    create_approval(&server, "gate").await;
+    seed_parallel(&server, Some("gate")).await;
+    let r = trigger(&server, "demo-trioapp").await;
+    let suspended = wait_suspended(&server, &r.id).await;
+    // All watchers open (and read up to now) while the release waits.
+    let client = server.releases();
+    let mut tasks = Vec::new();
+    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<()>(1000);
+    for _ in 0..1000 {
+        let mut c = client.clone();
+        let id = r.id.clone();
+        let ready = ready_tx.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut s = watch_on(&mut c, &id, 1).await.expect("watch");
+            let mut got = Vec::new();
+            let mut told = false;
+            while let Some(m) = s.message().await.expect("stream ends with OK") {
+                let e = m.event.expect("event");
+                if is_heartbeat(&e) {
+                    continue;
+                }
+                let seq = e.seq;
+                got.push(e);
+                if !told && seq == suspended.last_seq {
+                    told = true;
+                    let _ = ready.send(()).await;
+                }
+            }
+            got
+        }));
+    }
+    drop(ready_tx);
+    for _ in 0..1000 {
+        ready_rx.recv().await.expect("every watcher caught up");
+    }
+    approve_prods(&server, &r.id).await;
+    let mut all = Vec::new();
+    for t in tasks {
+        all.push(t.await.expect("watcher task"));
+    }
+    let log = full_log(&server, &r.id).await;
+    ends_succeeded(&log);
+    for (i, got) in all.iter().enumerate() {
+        assert!(got == &log, "watcher {i} saw {:?}", seqs(got));
+    }
+}
+
+#[tokio::test]
+async fn shutdown_ends_open_watches_with_unavailable() {
+    let server = TestServer::start().await;
+    create_approval(&server, "gate").await;
+    seed_parallel(&server, Some("gate")).await;
+    let r = trigger(&server, "demo-trioapp").await;
+    let suspended = wait_suspended(&server, &r.id).await;
+    let mut s = watch(&server, &r.id, 0).await;
+    let snap = s.message().await.unwrap().unwrap().event.unwrap();
+    assert_eq!(snap.seq, suspended.last_seq);
+    let mut all = server
+        .releases()
+        .watch_releases(pb::WatchReleasesRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let reader = tokio::spawn(async move {
+        let one = loop {
+            match s.message().await {
+                Ok(Some(m)) if m.event.as_ref().is_some_and(is_heartbeat) => continue,
+                other => break other.map(|m| m.map(|m| m.event)),
+            }
+        };
+        let two = loop {
+            match all.message().await {
+                Ok(Some(m)) if m.event.as_ref().is_some_and(is_heartbeat) => continue,
+                other => break other.map(|m| m.map(|m| m.event)),
+            }
+        };
+        (one, two)
+    });
+    let _db = server.stop().await;
+    let (one, two) = reader.await.unwrap();
+    let one = expect_code(one, tonic::Code::Unavailable);
+    assert!(one.message().contains("resume"), "{one:?}");
+    expect_code(two, tonic::Code::Unavailable);
+}
+
+/// The real binary, killed with SIGKILL on drop.
+struct Binary {
+    child: tokio::process::Child,
+    channel: Channel,
+}
+
+async fn spawn_binary(db_url: &str) -> Binary {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_promoflow"))
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--database-url",
+            db_url,
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn promoflow");
+    let channel = Channel::from_shared(format!("http://127.0.0.1:{port}"))
+        .unwrap()
+        .connect_lazy();
+    for _ in 0..600 {
+        let mut c = ReleaseServiceClient::new(channel.clone());
+        if c.list_releases(pb::ListReleasesRequest::default())
+            .await
+            .is_ok()
+        {
+            return Binary { child, channel };
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("promoflow binary did not start");
+}
+
+#[tokio::test]
+async fn kill_9_then_resume_misses_nothing() {
+    // Seed in-process, then run the real binary on the same database.
+    let server = TestServer::start().await;
+    create_wait(&server, "soak", 2000).await;
+    seed_parallel(&server, Some("soak")).await;
+    let db: TestDb = server.stop().await;
+
+    let mut bin = spawn_binary(&db.url).await;
+    let mut client = ReleaseServiceClient::new(bin.channel.clone());
+    let r = client
+        .trigger_release(pb::TriggerReleaseRequest {
+            flow: "parallel".into(),
+            product: "demo-trioapp".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .release
+        .unwrap();
+    let mut s = watch_on(&mut client, &r.id, 0).await.unwrap();
+    let snap = s.message().await.unwrap().unwrap().event.unwrap();
+    let mut seen = vec![snap.seq];
+    // Read until a production environment runs its 2 s soak, then kill -9.
+    loop {
+        let e = s.message().await.unwrap().unwrap().event.unwrap();
+        if is_heartbeat(&e) {
+            continue;
+        }
+        seen.push(e.seq);
+        if matches!(env_change(&e), Some((env, pb::EnvironmentStatus::Running)) if env.starts_with("prod"))
+        {
+            break;
+        }
+    }
+    bin.child.start_kill().expect("kill -9");
+    bin.child.wait().await.expect("reaped");
+    // Whatever was already on the wire still counts; then the stream breaks.
+    loop {
+        match s.message().await {
+            Ok(Some(m)) => {
+                let e = m.event.unwrap();
+                if !is_heartbeat(&e) {
+                    seen.push(e.seq);
+                }
+            }
+            Ok(None) => panic!("stream ended with OK after a crash"),
+            Err(_) => break,
+        }
+    }
+    drop(s);
+
+    let bin = spawn_binary(&db.url).await;
+    let mut client = ReleaseServiceClient::new(bin.channel.clone());
+    let last_seen = *seen.last().unwrap();
+    let rest = drain(watch_on(&mut client, &r.id, last_seen).await.unwrap()).await;
+    ends_succeeded(&rest);
+    seen.extend(seqs(&rest));
+    let expected: Vec<i64> = (snap.seq..=*seen.last().unwrap()).collect();
+    assert_eq!(seen, expected, "no event missing or repeated");
+    let done = client
+        .get_release(pb::GetReleaseRequest {
+            release_id: r.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .release
+        .unwrap();
+    assert_eq!(done.status, pb::ReleaseStatus::Succeeded as i32);
+    assert_eq!(done.last_seq, *seen.last().unwrap());
+}
+
+#[tokio::test]
+async fn zz_debug_log() {
+    let server = TestServer::start().await;
+    create_wait(&server, "soak", 300).await;
+    seed_parallel(&server, Some("soak")).await;
+    let r = trigger(&server, "demo-trioapp").await;
+    wait_final(&server, &r.id).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let r = get(&server, &r.id).await;
+    for seq in 1..r.last_seq {
+        let mut s = watch(&server, &r.id, seq).await;
+        let e = s.message().await.unwrap().unwrap().event.unwrap();
+        let d = match &e.change {
+            Some(Change::Release(c)) => {
+                format!("release {:?}", pb::ReleaseStatus::try_from(c.status))
+            }
+            Some(Change::Environment(_)) => format!("env {:?}", env_change(&e)),
+            Some(Change::Step(c)) => format!(
+                "step {} {} {:?}",
+                c.environment,
+                c.index,
+                c.step.as_ref().map(|s| (s.kind, s.status))
+            ),
+            other => format!("{other:?}"),
+        };
+        println!("{} {}", e.seq, d);
+    }
+}
