@@ -415,6 +415,18 @@ async fn validation_rules_one_at_a_time() {
     create_wait(&server, "soak", 10).await;
     let mut flows = server.flows();
 
+    // An unset flow is checked as an empty one: the required fields.
+    let r = flows
+        .validate_flow(pb::ValidateFlowRequest { flow: None })
+        .await
+        .expect("validate an unset flow")
+        .into_inner();
+    let fields: Vec<&str> = r.violations.iter().map(|v| v.field.as_str()).collect();
+    for field in ["name", "trigger_environment", "steps"] {
+        assert!(fields.contains(&field), "{field} in {fields:?}");
+    }
+    assert!(r.plan.is_none());
+
     // The base flow is valid (checked, not saved).
     let r = validate(&mut flows, base("ok")).await;
     assert!(r.violations.is_empty(), "{:?}", r.violations);
@@ -815,11 +827,27 @@ async fn yaml_round_trip_of_the_quick_start_flows() {
     assert!(bad.contains("bogusField"), "{bad}");
     let s = expect_code(import(&mut flows, &bad, false).await, Code::InvalidArgument);
     let d = descriptions(&s).join(" ") + s.message();
-    assert!(d.contains("bogusField"), "{s:?}");
+    assert_eq!(violation_fields(&s), ["yaml"], "{s:?}");
     assert!(
-        violation_fields(&s).iter().all(|f| f.starts_with("yaml")),
+        d.contains("spec.bogusField"),
+        "the description names the path: {s:?}"
+    );
+    // A misspelt step field, and a document that is not YAML at all.
+    let bad =
+        yaml.replace("name: parallel\n", "name: other\n")
+            .replacen("dependsOn:", "dependsOm:", 1);
+    let s = expect_invalid(import(&mut flows, &bad, false).await, &["yaml"]);
+    assert!(
+        descriptions(&s)
+            .iter()
+            .any(|d| d.contains("spec.steps[0].dependsOm")),
         "{s:?}"
     );
+    let s = expect_invalid(
+        import(&mut flows, "spec: [unclosed", false).await,
+        &["yaml"],
+    );
+    assert!(!descriptions(&s)[0].is_empty());
     expect_code(get(&mut flows, "other", 0).await, Code::NotFound);
 
     // A valid document whose flow is invalid: `flow.` paths.

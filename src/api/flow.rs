@@ -397,9 +397,10 @@ impl FlowService for FlowApi {
         request: Request<pb::ValidateFlowRequest>,
     ) -> Result<Response<pb::ValidateFlowResponse>, Status> {
         let req = request.into_inner();
-        let f = required("flow", req.flow.as_ref())?;
+        // Unset is checked as an empty flow (see the proto).
+        let f = req.flow.unwrap_or_default();
         let mut v = Violations::new();
-        let spec = spec_in(&mut v, f);
+        let spec = spec_in(&mut v, &f);
         let (violations, plan) = match self.validate(&spec).await? {
             Ok(plan) if v.is_empty() => (Vec::new(), Some(plan_out(plan))),
             Ok(_) => (v.0, None),
@@ -483,7 +484,15 @@ impl FlowService for FlowApi {
             Error::invalid(
                 violations
                     .into_iter()
-                    .map(|x| Violation::new(format!("yaml.{}", x.field), x.description))
+                    // The contract: every document problem is on field
+                    // `yaml`, the description naming its path.
+                    .map(|x| {
+                        if x.field == "yaml" {
+                            Violation::new("yaml", x.description)
+                        } else {
+                            Violation::new("yaml", format!("{}: {}", x.field, x.description))
+                        }
+                    })
                     .collect(),
             )
         })?;
