@@ -310,11 +310,16 @@ impl Engine {
         r.trigger_message = req.message.clone();
         r.request_id = (!req.request_id.is_empty()).then(|| req.request_id.clone());
         // The idempotency hash covers what the caller asked for, not what
-        // was derived from it.
-        let hash = format!(
-            "{}\u{0}{}\u{0}{}\u{0}{}\u{0}{}",
-            req.flow, req.product, req.version, req.initiator, req.message
-        );
+        // was derived from it. JSON keeps the fields apart without NUL
+        // separators, which PostgreSQL text cannot store.
+        let hash = serde_json::json!([
+            req.flow,
+            req.product,
+            req.version,
+            req.initiator,
+            req.message
+        ])
+        .to_string();
         let request = r.request_id.clone().map(|key| (key, hash));
         let created = store
             .create_release(
