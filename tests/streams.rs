@@ -678,11 +678,25 @@ async fn kill_9_then_resume_misses_nothing() {
     let snap = s.message().await.unwrap().unwrap().event.unwrap();
     let mut seen = vec![snap.seq];
     // Read until a production environment runs its 2 s soak, then kill -9.
-    loop {
-        let e = s.message().await.unwrap().unwrap().event.unwrap();
+    let prod_running = match &snap.change {
+        Some(Change::Snapshot(r)) => r.environments.iter().any(|e| {
+            e.environment.starts_with("prod") && e.status == pb::EnvironmentStatus::Running as i32
+        }),
+        _ => panic!("first message is a snapshot"),
+    };
+    let mut live = Vec::new();
+    while !prod_running {
+        let e = s
+            .message()
+            .await
+            .expect("live event")
+            .unwrap_or_else(|| panic!("ended early: {:?} {}", snap, describe(&live)))
+            .event
+            .unwrap();
         if is_heartbeat(&e) {
             continue;
         }
+        live.push(e.clone());
         seen.push(e.seq);
         if matches!(env_change(&e), Some((env, pb::EnvironmentStatus::Running)) if env.starts_with("prod"))
         {
@@ -725,33 +739,4 @@ async fn kill_9_then_resume_misses_nothing() {
         .unwrap();
     assert_eq!(done.status, pb::ReleaseStatus::Succeeded as i32);
     assert_eq!(done.last_seq, *seen.last().unwrap());
-}
-
-#[tokio::test]
-async fn zz_debug_log() {
-    let server = TestServer::start().await;
-    create_wait(&server, "soak", 300).await;
-    seed_parallel(&server, Some("soak")).await;
-    let r = trigger(&server, "demo-trioapp").await;
-    wait_final(&server, &r.id).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let r = get(&server, &r.id).await;
-    for seq in 1..r.last_seq {
-        let mut s = watch(&server, &r.id, seq).await;
-        let e = s.message().await.unwrap().unwrap().event.unwrap();
-        let d = match &e.change {
-            Some(Change::Release(c)) => {
-                format!("release {:?}", pb::ReleaseStatus::try_from(c.status))
-            }
-            Some(Change::Environment(_)) => format!("env {:?}", env_change(&e)),
-            Some(Change::Step(c)) => format!(
-                "step {} {} {:?}",
-                c.environment,
-                c.index,
-                c.step.as_ref().map(|s| (s.kind, s.status))
-            ),
-            other => format!("{other:?}"),
-        };
-        println!("{} {}", e.seq, d);
-    }
 }
