@@ -29,12 +29,20 @@ def _slow_world(pf: Client) -> None:
 
 
 def _soak_running(event: pb.ReleaseEvent) -> bool:
-    return (
-        event.WhichOneof("change") == "step"
-        and event.step.environment == "qa"
-        and event.step.step.kind == pb.STEP_KIND_POST_ACTION
-        and event.step.step.status == pb.STEP_STATUS_RUNNING
-    )
+    """Whether the event shows qa's soak (post-action) running: as a step
+    change, or inside a snapshot / environment change when the watch started late."""
+
+    def running(steps) -> bool:  # type: ignore[no-untyped-def]
+        return any(s.kind == pb.STEP_KIND_POST_ACTION and s.status == pb.STEP_STATUS_RUNNING for s in steps)
+
+    kind = event.WhichOneof("change")
+    if kind == "step":
+        return event.step.environment == "qa" and running([event.step.step])
+    if kind == "environment":
+        return event.environment.environment.environment == "qa" and running(event.environment.environment.steps)
+    if kind == "snapshot":
+        return any(e.environment == "qa" and running(e.steps) for e in event.snapshot.environments)
+    return False
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])

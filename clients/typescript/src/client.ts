@@ -1,0 +1,70 @@
+// The promoflow client: one gRPC transport (Connect-ES over HTTP/2) and a
+// typed Connect client per service, with errors turned into PromoflowError.
+import type { Client, Interceptor, Transport } from "@connectrpc/connect";
+import { createClient as createConnectClient } from "@connectrpc/connect";
+import { createGrpcTransport, type GrpcTransportOptions } from "@connectrpc/connect-node";
+import { EnvironmentService } from "./gen/promoflow/v1/environment_pb.js";
+import { FlowService } from "./gen/promoflow/v1/flow_pb.js";
+import { ProductService } from "./gen/promoflow/v1/product_pb.js";
+import { ReleaseService } from "./gen/promoflow/v1/release_pb.js";
+import { WorkflowService } from "./gen/promoflow/v1/workflow_pb.js";
+import { toPromoflowError } from "./errors.js";
+
+/** Typed clients of every promoflow service, sharing one transport. */
+export interface PromoflowClient {
+  readonly environments: Client<typeof EnvironmentService>;
+  readonly workflows: Client<typeof WorkflowService>;
+  readonly products: Client<typeof ProductService>;
+  readonly flows: Client<typeof FlowService>;
+  readonly releases: Client<typeof ReleaseService>;
+  readonly transport: Transport;
+}
+
+export type ClientOptions = Partial<Omit<GrpcTransportOptions, "baseUrl">>;
+
+/** Rethrows every error of a call, unary or streaming, as a PromoflowError. */
+export const typedErrors: Interceptor = (next) => async (req) => {
+  try {
+    const res = await next(req);
+    if (!res.stream) {
+      return res;
+    }
+    const messages = res.message;
+    return {
+      ...res,
+      message: (async function* () {
+        try {
+          yield* messages;
+        } catch (e) {
+          throw toPromoflowError(e);
+        }
+      })(),
+    };
+  } catch (e) {
+    throw toPromoflowError(e);
+  }
+};
+
+/**
+ * A client of the promoflow server at `baseUrl` (`http://host:port`; a bare
+ * `host:port` means plaintext http) over the gRPC protocol.
+ *
+ *     const pf = createClient("http://127.0.0.1:50051");
+ *     const { environment } = await pf.environments.createEnvironment({ environment: { name: "dev" } });
+ */
+export function createClient(baseUrl: string, options: ClientOptions = {}): PromoflowClient {
+  const url = /^[a-z][a-z0-9+.-]*:\/\//i.test(baseUrl) ? baseUrl : `http://${baseUrl}`;
+  const transport = createGrpcTransport({
+    ...options,
+    baseUrl: url,
+    interceptors: [typedErrors, ...(options.interceptors ?? [])],
+  });
+  return {
+    environments: createConnectClient(EnvironmentService, transport),
+    workflows: createConnectClient(WorkflowService, transport),
+    products: createConnectClient(ProductService, transport),
+    flows: createConnectClient(FlowService, transport),
+    releases: createConnectClient(ReleaseService, transport),
+    transport,
+  };
+}

@@ -1,0 +1,132 @@
+// A real `promoflow serve` per test: free port, temporary SQLite database,
+// restartable on the same port and database.
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, openSync, closeSync, readFileSync, rmSync, accessSync, constants } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { createClient } from "../src/index.js";
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+// dist/test -> clients/typescript -> repo root
+const REPO_ROOT = resolve(HERE, "..", "..", "..", "..");
+
+function binary(): string {
+  const bin = process.env["PROMOFLOW_BIN"] || join(REPO_ROOT, "target", "debug", "promoflow");
+  accessSync(bin, constants.X_OK);
+  return bin;
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const addr = srv.address();
+      const port = typeof addr === "object" && addr !== null ? addr.port : 0;
+      srv.close(() => resolvePort(port));
+    });
+  });
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export class Server {
+  readonly dir: string;
+  readonly logPath: string;
+  port = 0;
+  private proc: ChildProcess | undefined;
+  private exited: Promise<void> | undefined;
+
+  constructor() {
+    this.dir = mkdtempSync(join(tmpdir(), "promoflow-ts-"));
+    this.logPath = join(this.dir, "server.log");
+  }
+
+  get baseUrl(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  static async start(): Promise<Server> {
+    const s = new Server();
+    s.port = await freePort();
+    await s.start();
+    return s;
+  }
+
+  async start(): Promise<void> {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const log = openSync(this.logPath, "a");
+      const proc = spawn(
+        binary(),
+        ["serve", "--listen", `127.0.0.1:${this.port}`, "--database-url", `sqlite://${join(this.dir, "promoflow.db")}?mode=rwc`],
+        { stdio: ["ignore", log, log], env: { ...process.env, RUST_LOG: process.env["RUST_LOG"] ?? "info" } },
+      );
+      closeSync(log);
+      this.proc = proc;
+      this.exited = new Promise((r) => proc.once("exit", () => r()));
+      if (await this.waitReady(30_000)) {
+        return;
+      }
+      const log2 = this.log();
+      await this.stop();
+      if (/in use/i.test(log2)) {
+        await sleep(200);
+        continue;
+      }
+      break;
+    }
+    throw new Error(`promoflow server did not start; log:\n${this.log()}`);
+  }
+
+  private async waitReady(timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    const pf = createClient(this.baseUrl);
+    while (Date.now() < deadline) {
+      if (this.proc?.exitCode !== null || this.proc?.signalCode !== null) {
+        return false;
+      }
+      try {
+        await pf.environments.listEnvironments({ pageSize: 1 }, { timeoutMs: 2000 });
+        return true;
+      } catch {
+        await sleep(100);
+      }
+    }
+    return false;
+  }
+
+  async stop(signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
+    const proc = this.proc;
+    if (proc === undefined) {
+      return;
+    }
+    this.proc = undefined;
+    if (proc.exitCode === null && proc.signalCode === null) {
+      proc.kill(signal);
+      const timer = setTimeout(() => proc.kill("SIGKILL"), 15_000);
+      await this.exited;
+      clearTimeout(timer);
+    }
+  }
+
+  async restart(signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
+    await this.stop(signal);
+    await this.start();
+  }
+
+  log(): string {
+    try {
+      return readFileSync(this.logPath, "utf8").split("\n").slice(-60).join("\n");
+    } catch {
+      return "(no log)";
+    }
+  }
+
+  async dispose(): Promise<void> {
+    await this.stop();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
