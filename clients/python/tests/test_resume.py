@@ -95,3 +95,42 @@ def test_watch_gives_up_when_server_stays_down(server: Server, client: Client) -
         for event in client.watch_release(release.id, reconnect_timeout=1.0):
             if _soak_running(event):
                 server.stop()
+
+
+def test_watch_releases_resumes_from_cursor_across_restart(server: Server, client: Client) -> None:
+    import threading
+
+    _slow_world(client)
+    # A release finished before the watch starts is not seen ("from now").
+    first_id = client.trigger_release("slow", "app").id
+    client.terminate_release(first_id)
+    assert client.wait_release(first_id).status == pb.RELEASE_STATUS_TERMINATED
+
+    triggered: list[str] = []
+
+    def trigger_later() -> None:
+        import time
+
+        time.sleep(0.5)
+        with Client(server.target) as other:
+            triggered.append(other.trigger_release("slow", "app", version="2.0.0").id)
+
+    threading.Thread(target=trigger_later, daemon=True).start()
+    events: list[pb.ReleaseEvent] = []
+    restarted = False
+    for response in client.watch_releases(product="app", reconnect_timeout=30):
+        event = response.event
+        if event.WhichOneof("change") == "heartbeat":
+            continue
+        assert response.cursor
+        assert event.release_id != first_id
+        events.append(event)
+        if not restarted and _soak_running(event):
+            server.restart()
+            restarted = True
+        if final_status(events) == pb.RELEASE_STATUS_SUCCEEDED:
+            break
+    assert restarted
+    assert triggered and all(e.release_id == triggered[0] for e in events)
+    assert events[0].seq == 1 and events[0].WhichOneof("change") == "snapshot"
+    assert_contiguous(events)
