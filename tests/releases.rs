@@ -1251,3 +1251,64 @@ async fn releases_survive_kill_9() {
     drop(child);
     drop(db);
 }
+
+#[tokio::test]
+async fn retry_is_refused_while_another_release_of_the_product_runs() {
+    let server = TestServer::start().await;
+    let (hook, failed) = failing_branch(&server).await;
+    assert_eq!(status(&failed), pb::ReleaseStatus::Failed, "{failed:?}");
+    hook.heal();
+    // A newer release of the same product now runs (soaking in prod).
+    create_wait(&server, "long", 30_000).await;
+    edit_flow(
+        &server,
+        "parallel",
+        vec![pb::flow_edit::Edit::SetPolicy(pb::flow_edit::SetPolicy {
+            environment: "prod".into(),
+            policy: Some(pb::Policy {
+                post_action: "long".into(),
+                ..Default::default()
+            }),
+        })],
+    )
+    .await;
+    let newer = trigger(&server, "2.0.0").await;
+    assert_eq!(status(&newer), pb::ReleaseStatus::Running, "{newer:?}");
+    let s = expect_code(
+        server
+            .releases()
+            .retry_release(pb::RetryReleaseRequest {
+                release_id: failed.id.clone(),
+            })
+            .await,
+        tonic::Code::FailedPrecondition,
+    );
+    assert!(
+        s.message().contains(&newer.id),
+        "names the other release: {s:?}"
+    );
+    assert_eq!(
+        status(&get(&server, &failed.id).await),
+        pb::ReleaseStatus::Failed
+    );
+    server
+        .releases()
+        .terminate_release(pb::TerminateReleaseRequest {
+            release_id: newer.id.clone(),
+            reason: String::new(),
+        })
+        .await
+        .expect("terminate");
+    let newer = wait_final(&server, &newer.id).await;
+    assert_eq!(newer.message, "terminated on request");
+    // Now nothing else is active: the retry goes through.
+    server
+        .releases()
+        .retry_release(pb::RetryReleaseRequest {
+            release_id: failed.id.clone(),
+        })
+        .await
+        .expect("retry");
+    let done = wait_final(&server, &failed.id).await;
+    assert_eq!(status(&done), pb::ReleaseStatus::Succeeded, "{done:?}");
+}

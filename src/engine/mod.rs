@@ -409,6 +409,34 @@ impl Engine {
     }
 
     pub async fn retry(&self, id: &str) -> Result<Release> {
+        // Another release of the product that is not final would race this
+        // one for the same applications (and, under QUEUE, run out of turn).
+        let current = self.inner.store.get_release(id).await?;
+        for status in [
+            ReleaseStatus::Running,
+            ReleaseStatus::Suspended,
+            ReleaseStatus::Terminating,
+            ReleaseStatus::Queued,
+        ] {
+            let page = crate::store::PageRequest {
+                size: 2,
+                after: None,
+                scope: String::new(),
+            };
+            let others = self
+                .inner
+                .store
+                .list_releases(&current.product, "", Some(status), &page)
+                .await?;
+            if let Some(other) = others.items.iter().find(|o| o.id != id) {
+                return Err(Error::FailedPrecondition(format!(
+                    "release {} of product {:?} is {}; retry {id} once it is final (or terminate it)",
+                    other.id,
+                    current.product,
+                    other.status.as_str()
+                )));
+            }
+        }
         let r = self
             .command(id, |r| match r.retry(now()) {
                 Some(ch) => Ok(Some(ch)),
