@@ -66,6 +66,20 @@ pub struct ServerConfig {
     )]
     pub max_parallel_environments: usize,
 
+    /// This replica's id in leases and logs (default: random at each start).
+    #[arg(long, env = "PROMOFLOW_REPLICA_ID")]
+    pub replica_id: Option<String>,
+
+    /// How long a replica's claim on a release lasts without renewal; a
+    /// replica that dies loses its releases to the others after this long.
+    #[arg(long, env = "PROMOFLOW_LEASE_DURATION", value_parser = humantime::parse_duration, default_value = "15s")]
+    pub lease_duration: Duration,
+
+    /// How often a replica looks for releases without a live lease and
+    /// re-checks the store for events it may not have been told about.
+    #[arg(long, env = "PROMOFLOW_CATCH_UP_INTERVAL", value_parser = humantime::parse_duration, default_value = "1s")]
+    pub catch_up_interval: Duration,
+
     /// Largest number of database connections in the pool.
     #[arg(long, env = "PROMOFLOW_DB_MAX_CONNECTIONS", default_value_t = 16)]
     pub db_max_connections: u32,
@@ -95,6 +109,9 @@ impl ServerConfig {
             shutdown_grace: Duration::from_secs(2),
             allow_command_workflows: false,
             max_parallel_environments: 256,
+            replica_id: None,
+            lease_duration: Duration::from_secs(15),
+            catch_up_interval: Duration::from_secs(1),
             db_max_connections: 8,
         }
     }

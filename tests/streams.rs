@@ -685,22 +685,25 @@ async fn kill_9_then_resume_misses_nothing() {
         _ => panic!("first message is a snapshot"),
     };
     let mut live = Vec::new();
-    while !prod_running {
-        let e = s
-            .message()
-            .await
-            .expect("live event")
-            .unwrap_or_else(|| panic!("ended early: {:?} {}", snap, describe(&live)))
-            .event
-            .unwrap();
-        if is_heartbeat(&e) {
-            continue;
-        }
-        live.push(e.clone());
-        seen.push(e.seq);
-        if matches!(env_change(&e), Some((env, pb::EnvironmentStatus::Running)) if env.starts_with("prod"))
-        {
-            break;
+    // Already running in the snapshot: kill at once; otherwise read on.
+    if !prod_running {
+        loop {
+            let e = s
+                .message()
+                .await
+                .expect("live event")
+                .unwrap_or_else(|| panic!("ended early: {:?} {}", snap, describe(&live)))
+                .event
+                .unwrap();
+            if is_heartbeat(&e) {
+                continue;
+            }
+            live.push(e.clone());
+            seen.push(e.seq);
+            if matches!(env_change(&e), Some((env, pb::EnvironmentStatus::Running)) if env.starts_with("prod"))
+            {
+                break;
+            }
         }
     }
     bin.child.start_kill().expect("kill -9");

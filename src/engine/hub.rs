@@ -37,36 +37,48 @@ impl Hub {
     /// Announces committed events: each release's latest `seq` and the
     /// latest global position.
     pub fn publish(&self, events: &[StoredEvent]) {
-        if events.is_empty() {
-            return;
+        for e in events {
+            self.announce(&e.release_id, e.seq, e.position);
         }
+    }
+
+    /// Announces that release `release_id` has events up to `seq`, and the
+    /// store up to global `position` (also for commits of other replicas,
+    /// learnt through `LISTEN/NOTIFY`).
+    pub fn announce(&self, release_id: &str, seq: i64, position: i64) {
         {
             let mut map = self.releases.lock().unwrap_or_else(|p| p.into_inner());
-            for e in events {
-                if let Some(tx) = map.get(&e.release_id) {
-                    tx.send_if_modified(|v| {
-                        if e.seq > *v {
-                            *v = e.seq;
-                            true
-                        } else {
-                            false
-                        }
-                    });
-                }
+            if let Some(tx) = map.get(release_id) {
+                tx.send_if_modified(|v| {
+                    if seq > *v {
+                        *v = seq;
+                        true
+                    } else {
+                        false
+                    }
+                });
             }
             // Forget releases nobody watches any more.
             map.retain(|_, tx| tx.receiver_count() > 0);
         }
-        if let Some(max) = events.iter().map(|e| e.position).max() {
-            self.global.send_if_modified(|v| {
-                if max > *v {
-                    *v = max;
-                    true
-                } else {
-                    false
-                }
-            });
+        self.global.send_if_modified(|v| {
+            if position > *v {
+                *v = position;
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    /// Wakes every stream so each checks the store: the periodic catch-up
+    /// that covers notifications lost while a listening connection was down.
+    pub fn ring_all(&self) {
+        let map = self.releases.lock().unwrap_or_else(|p| p.into_inner());
+        for tx in map.values() {
+            tx.send_modify(|_| {});
         }
+        self.global.send_modify(|_| {});
     }
 
     /// A doorbell for one release, holding its latest announced `seq`.

@@ -14,6 +14,7 @@
 //!   reloads.
 
 pub mod hub;
+mod replica;
 pub mod workflows;
 
 use std::collections::HashMap;
@@ -62,12 +63,17 @@ struct Inner {
     http: reqwest::Client,
     permits: Arc<Semaphore>,
     allow_commands: bool,
+    /// This replica's id: the owner written into the leases it takes.
+    replica_id: String,
+    lease_ttl: chrono::Duration,
+    catch_up: Duration,
     shutdown: CancellationToken,
     workers: tokio_util::task::TaskTracker,
 }
 
 impl Engine {
     pub fn new(store: Store, config: &ServerConfig) -> Self {
+        let backend = store.backend();
         Self {
             inner: Arc::new(Inner {
                 store,
@@ -79,6 +85,19 @@ impl Engine {
                     .unwrap_or_default(),
                 permits: Arc::new(Semaphore::new(config.max_parallel_environments.max(1))),
                 allow_commands: config.allow_command_workflows,
+                // SQLite has one replica: a fixed id lets a restarted
+                // server take its releases back at once. PostgreSQL
+                // replicas get a fresh id each start unless one is given.
+                replica_id: config.replica_id.clone().unwrap_or_else(|| {
+                    if backend == sea_orm::DbBackend::Sqlite {
+                        "local".to_string()
+                    } else {
+                        uuid::Uuid::new_v4().simple().to_string()[..12].to_string()
+                    }
+                }),
+                lease_ttl: chrono::Duration::from_std(config.lease_duration)
+                    .unwrap_or_else(|_| chrono::Duration::seconds(15)),
+                catch_up: config.catch_up_interval,
                 shutdown: CancellationToken::new(),
                 workers: tokio_util::task::TaskTracker::new(),
             }),
@@ -93,6 +112,11 @@ impl Engine {
         &self.inner.hub
     }
 
+    /// This replica's id (in leases and logs).
+    pub fn replica_id(&self) -> &str {
+        &self.inner.replica_id
+    }
+
     /// Cancelled when the server shuts down: streams end with `UNAVAILABLE`.
     pub fn shutdown_token(&self) -> CancellationToken {
         self.inner.shutdown.clone()
@@ -101,7 +125,9 @@ impl Engine {
     /// Resumes every release left unfinished (after a restart or crash) and
     /// starts queued releases whose turn has come.
     pub async fn recover(&self) -> Result<()> {
-        let ids = self.inner.store.unfinished_releases().await?;
+        tracing::info!(replica = %self.inner.replica_id, "engine starting");
+        replica::spawn(self.clone());
+        let ids = self.inner.store.orphaned_releases(10_000).await?;
         if !ids.is_empty() {
             tracing::info!(count = ids.len(), "resuming unfinished releases");
         }
@@ -360,7 +386,12 @@ impl Engine {
             let Some(changes) = change(&mut r)? else {
                 return Ok(r);
             };
-            match self.inner.store.persist(&mut r, &changes, seq, None).await {
+            match self
+                .inner
+                .store
+                .persist(&mut r, &changes, seq, None, None)
+                .await
+            {
                 Ok(events) => {
                     self.publish(&events);
                     return Ok(r);
@@ -485,6 +516,22 @@ impl Engine {
     /// until the release is final (or queued, or the server stops).
     async fn work(&self, id: &str, notify: Arc<tokio::sync::Notify>) {
         let store = &self.inner.store;
+        let ttl = self.inner.lease_ttl;
+        let fence = match store.claim_release(id, &self.inner.replica_id, ttl).await {
+            Ok(Some(f)) => f,
+            Ok(None) => return, // another replica drives it, or nothing to do
+            Err(e) => {
+                tracing::warn!(release = id, error = %e, "claiming release failed");
+                return;
+            }
+        };
+        tracing::debug!(release = id, epoch = fence.epoch, "lease taken");
+        let mut lost = false;
+        let renew_every =
+            (ttl.to_std().unwrap_or(Duration::from_secs(15)) / 3).max(Duration::from_millis(50));
+        let mut renew = tokio::time::interval(renew_every);
+        renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        renew.tick().await;
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(StepRef, i32, StepResult)>();
         let mut tasks: HashMap<StepRef, (i32, JoinHandle<()>)> = HashMap::new();
         let mut pending: Vec<(StepRef, i32, StepResult)> = Vec::new();
@@ -560,13 +607,28 @@ impl Engine {
             }
             changes.sort();
             changes.dedup();
-            match store.persist(&mut r, &changes, seq, effect.as_ref()).await {
+            match store
+                .persist(&mut r, &changes, seq, effect.as_ref(), Some(&fence))
+                .await
+            {
                 Ok(events) => {
                     pending.drain(..applied);
                     self.publish(&events);
                     failures = 0;
                 }
-                Err(Error::Aborted(_)) => continue, // someone else wrote: reload
+                Err(Error::Aborted(_)) => {
+                    // Someone else wrote (reload), or the lease is gone: a
+                    // replica that lost it must not touch the release again.
+                    if !matches!(store.renew_lease(id, &fence, ttl).await, Ok(true)) {
+                        tracing::warn!(
+                            release = id,
+                            "lease lost; another replica drives the release"
+                        );
+                        lost = true;
+                        break false;
+                    }
+                    continue;
+                }
                 Err(e) => {
                     failures += 1;
                     tracing::warn!(release = id, error = %e, "persisting release failed");
@@ -619,11 +681,21 @@ impl Engine {
                 }
                 _ = notify.notified() => {}
                 _ = sleep => {}
+                _ = renew.tick() => {
+                    if !matches!(store.renew_lease(id, &fence, ttl).await, Ok(true)) {
+                        tracing::warn!(release = id, "lease lost; another replica drives the release");
+                        lost = true;
+                        break false;
+                    }
+                }
                 _ = self.inner.shutdown.cancelled() => {}
             }
         };
         for (_, (_, h)) in tasks.drain() {
             h.abort();
+        }
+        if !lost && let Err(e) = store.release_lease(id, &fence).await {
+            tracing::warn!(release = id, error = %e, "releasing lease failed; it expires by itself");
         }
         if finished && !product.is_empty() {
             self.promote(&product).await;

@@ -7,6 +7,7 @@
 pub mod catalog;
 pub mod entity;
 pub mod flows;
+pub mod leases;
 pub mod migration;
 mod page;
 pub mod releases;

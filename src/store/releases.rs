@@ -17,12 +17,17 @@ use sea_orm::{
 };
 
 use super::entity::{environment_run, event, idempotency_key, product, release, step_run};
+use super::leases::Fence;
 use super::{Store, from_json, now, to_json};
 use crate::domain::catalog::Concurrency;
 use crate::domain::flow::{Action, FlowSpec};
 use crate::domain::release::{Change, EnvRun, EventBody, Release, StepRef, StepRun};
 use crate::domain::status::{EnvironmentStatus, ReleaseStatus};
 use crate::error::{Error, Result};
+
+/// The PostgreSQL channel on which commits of events are announced, with
+/// the payload `"<release id> <last seq> <last position>"`.
+pub const NOTIFY_CHANNEL: &str = "promoflow_events";
 
 /// Most releases of one product that may wait in the queue.
 pub const MAX_QUEUED: usize = 50;
@@ -265,13 +270,15 @@ async fn next_positions(txn: &DatabaseTransaction, n: usize) -> Result<i64> {
 }
 
 /// Writes the rows behind `changes` and one event per change. The release
-/// row is updated only if its `last_seq` is still `expected_seq`.
+/// row is updated only if its `last_seq` is still `expected_seq` and, for a
+/// worker's writes, only while the worker still holds the lease (`fence`).
 async fn persist_in(
     txn: &DatabaseTransaction,
     r: &mut Release,
     changes: &[Change],
     expected_seq: i64,
     effect: Option<&SideEffect>,
+    fence: Option<&Fence>,
 ) -> Result<Vec<StoredEvent>> {
     if changes.is_empty() {
         return Ok(Vec::new());
@@ -290,12 +297,16 @@ async fn persist_in(
     model.lease_expires_at = sea_orm::ActiveValue::NotSet;
     model.lease_epoch = sea_orm::ActiveValue::NotSet;
     model.id = sea_orm::ActiveValue::NotSet;
-    let res = release::Entity::update_many()
+    let mut update = release::Entity::update_many()
         .set(model)
         .filter(release::Column::Id.eq(r.id.as_str()))
-        .filter(release::Column::LastSeq.eq(expected_seq))
-        .exec(txn)
-        .await?;
+        .filter(release::Column::LastSeq.eq(expected_seq));
+    if let Some(f) = fence {
+        update = update
+            .filter(release::Column::LeaseOwner.eq(f.owner.as_str()))
+            .filter(release::Column::LeaseEpoch.eq(f.epoch));
+    }
+    let res = update.exec(txn).await?;
     if res.rows_affected != 1 {
         r.last_seq = expected_seq;
         return Err(Error::Aborted(format!(
@@ -399,6 +410,21 @@ async fn write_events(
             .exec_without_returning(txn)
             .await?;
     }
+    if let Some(last) = events.last()
+        && txn.get_database_backend() == DbBackend::Postgres
+    {
+        // Delivered when (and only if) the transaction commits: other
+        // replicas wake their streams and workers without polling.
+        txn.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pg_notify($1, $2)",
+            [
+                NOTIFY_CHANNEL.into(),
+                format!("{} {} {}", last.release_id, last.seq, last.position).into(),
+            ],
+        ))
+        .await?;
+    }
     Ok(events)
 }
 
@@ -432,7 +458,7 @@ async fn lock_product(txn: &DatabaseTransaction, product: &str) -> Result<()> {
         product::Entity::update_many()
             .col_expr(
                 product::Column::Name,
-                sea_orm::sea_query::Expr::col(product::Column::Name).into(),
+                sea_orm::sea_query::Expr::col(product::Column::Name),
             )
             .filter(product::Column::Name.eq(product))
             .exec(txn)
@@ -515,7 +541,7 @@ impl Store {
                         r.product
                     ));
                     ch.extend(old.finish_terminate(now_t));
-                    events.extend(persist_in(&txn, &mut old, &ch, seq, None).await?);
+                    events.extend(persist_in(&txn, &mut old, &ch, seq, None, None).await?);
                 }
             }
             Concurrency::Terminate => {
@@ -528,7 +554,7 @@ impl Store {
                     } else {
                         terminating.push(id.clone());
                     }
-                    events.extend(persist_in(&txn, &mut old, &ch, seq, None).await?);
+                    events.extend(persist_in(&txn, &mut old, &ch, seq, None, None).await?);
                 }
                 start = true;
             }
@@ -573,7 +599,7 @@ impl Store {
         );
         if start {
             let ch = r.start(now_t);
-            events.extend(persist_in(&txn, &mut r, &ch, 1, None).await?);
+            events.extend(persist_in(&txn, &mut r, &ch, 1, None, None).await?);
         }
         txn.commit().await?;
         Ok(Created::New {
@@ -706,24 +732,26 @@ impl Store {
         let mut r = load_release(&txn, &next).await?;
         let seq = r.last_seq;
         let ch = r.start(now());
-        let events = persist_in(&txn, &mut r, &ch, seq, None).await?;
+        let events = persist_in(&txn, &mut r, &ch, seq, None, None).await?;
         txn.commit().await?;
         Ok(Some((r, events)))
     }
 
-    /// Persists `changes` of `r` (read at `expected_seq`) with their events.
+    /// Persists `changes` of `r` (read at `expected_seq`) with their events;
+    /// `fence` makes the write conditional on holding the release's lease.
     pub async fn persist(
         &self,
         r: &mut Release,
         changes: &[Change],
         expected_seq: i64,
         effect: Option<&SideEffect>,
+        fence: Option<&Fence>,
     ) -> Result<Vec<StoredEvent>> {
         if changes.is_empty() {
             return Ok(Vec::new());
         }
         let txn = self.db().begin().await?;
-        let events = persist_in(&txn, r, changes, expected_seq, effect).await?;
+        let events = persist_in(&txn, r, changes, expected_seq, effect, fence).await?;
         txn.commit().await?;
         Ok(events)
     }

@@ -1,0 +1,111 @@
+//! What makes several replicas on one PostgreSQL work together, and one
+//! replica survive its own restarts:
+//!
+//! - a periodic scan claims releases whose lease expired or was never
+//!   taken (their replica died) and starts queued releases whose turn came;
+//! - `LISTEN promoflow_events` turns other replicas' commits into local
+//!   doorbells (streams) and pokes (workers), with low delay;
+//! - the same scan rings every doorbell, covering notifications lost while
+//!   the listening connection was down: the store stays the truth.
+
+use sea_orm::DbBackend;
+
+use super::Engine;
+use crate::store::releases::NOTIFY_CHANNEL;
+
+/// Starts the background tasks of this replica (stopped at shutdown).
+pub(super) fn spawn(engine: Engine) {
+    let scan = engine.clone();
+    engine
+        .inner
+        .workers
+        .spawn(async move { scan_loop(scan).await });
+    if engine.inner.store.backend() == DbBackend::Postgres {
+        let listen = engine.clone();
+        engine
+            .inner
+            .workers
+            .spawn(async move { listen_loop(listen).await });
+    }
+}
+
+async fn scan_loop(engine: Engine) {
+    let mut tick = tokio::time::interval(engine.inner.catch_up);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = engine.inner.shutdown.cancelled() => return,
+        }
+        engine.inner.hub.ring_all();
+        match engine.inner.store.orphaned_releases(100).await {
+            Ok(ids) => {
+                for id in ids {
+                    tracing::info!(release = %id, replica = %engine.inner.replica_id, "taking over a release without a live lease");
+                    engine.ensure_worker(&id);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "scanning for orphaned releases failed"),
+        }
+        match engine.inner.store.products_with_queue().await {
+            Ok(products) => {
+                for p in products {
+                    engine.promote(&p).await;
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "scanning queued releases failed"),
+        }
+    }
+}
+
+async fn listen_loop(engine: Engine) {
+    let pool = engine
+        .inner
+        .store
+        .db()
+        .get_postgres_connection_pool()
+        .clone();
+    loop {
+        let mut listener = match sea_orm::sqlx::postgres::PgListener::connect_with(&pool).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "LISTEN connection failed; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => continue,
+                    _ = engine.inner.shutdown.cancelled() => return,
+                }
+            }
+        };
+        if let Err(e) = listener.listen(NOTIFY_CHANNEL).await {
+            tracing::warn!(error = %e, "LISTEN failed; retrying");
+            continue;
+        }
+        loop {
+            let n = tokio::select! {
+                n = listener.recv() => n,
+                _ = engine.inner.shutdown.cancelled() => return,
+            };
+            match n {
+                Ok(n) => {
+                    let mut parts = n.payload().split(' ');
+                    let (Some(id), Some(seq), Some(pos)) =
+                        (parts.next(), parts.next(), parts.next())
+                    else {
+                        continue;
+                    };
+                    let (Ok(seq), Ok(pos)) = (seq.parse::<i64>(), pos.parse::<i64>()) else {
+                        continue;
+                    };
+                    engine.inner.hub.announce(id, seq, pos);
+                    engine.inner.pokes.poke(id);
+                }
+                Err(e) => {
+                    // The periodic catch-up covers what this connection missed.
+                    tracing::warn!(error = %e, "LISTEN connection lost; reconnecting");
+                    engine.inner.hub.ring_all();
+                    break;
+                }
+            }
+        }
+    }
+}
