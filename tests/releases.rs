@@ -1112,6 +1112,12 @@ async fn spawn_binary(url: &str) -> Child {
             &format!("127.0.0.1:{port}"),
             "--database-url",
             url,
+            // A new process is another replica: it takes over the killed
+            // one's releases once their leases expire; keep that short.
+            "--lease-duration",
+            "2s",
+            "--catch-up-interval",
+            "200ms",
         ])
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
