@@ -1,7 +1,16 @@
-//! Command-line interface: `serve`, `migrate`, and (later) client commands.
+//! Command-line interface: `serve`, `demo`, `migrate`, and the client
+//! commands, one module per command group. [`client`] holds what they share
+//! (connection, error display), [`output`] tables and JSON/YAML.
 
+pub mod client;
 pub mod demo;
+pub mod env;
+pub mod flow;
+pub mod output;
+pub mod product;
+pub mod release;
 pub mod watch;
+pub mod workflow;
 
 use std::process::ExitCode;
 
@@ -12,9 +21,14 @@ use crate::config::{LogFormat, ServerConfig};
 /// promoflow: promote application versions through graphs of environments.
 #[derive(Debug, Parser)]
 #[command(name = "promoflow", version, about, long_about = None)]
+#[command(
+    after_help = "Quick start:\n  promoflow serve &\n  promoflow env create dev && promoflow env create qa\n  promoflow product create demo --app dev=demo-dev@1.0.0 --app qa=demo-qa\n  promoflow flow apply -f promotion-flow.yaml\n  promoflow release trigger --flow my-flow --product demo --wait"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    #[command(flatten)]
+    pub client: client::ClientArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -32,6 +46,29 @@ pub enum Command {
     ///
     /// Example: promoflow migrate --database-url postgres://promoflow@db/promoflow
     Migrate(ServerConfig),
+    /// Environments: create, get, list, delete.
+    #[command(subcommand)]
+    Env(env::EnvCommand),
+    /// Products and their applications: create, get, list, delete.
+    #[command(subcommand)]
+    Product(product::ProductCommand),
+    /// Workflows (HTTP call, wait, approval, command): create, get, list, delete.
+    #[command(subcommand)]
+    Workflow(workflow::WorkflowCommand),
+    /// Promotion flows: apply YAML, get, list, versions, edit, validate, copy, render, delete.
+    #[command(subcommand)]
+    Flow(flow::FlowCommand),
+    /// Releases: trigger, watch, get, list, terminate, retry, approve, reject.
+    #[command(subcommand)]
+    Release(release::ReleaseCommand),
+    /// Print a shell completion script.
+    ///
+    /// Example: promoflow completions bash > /etc/bash_completion.d/promoflow
+    /// Example: promoflow completions zsh > "${fpath[1]}/_promoflow"
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 /// Installs the tracing subscriber (`RUST_LOG` filters, default `info`).
@@ -52,6 +89,7 @@ fn init_tracing_with(format: LogFormat, default: &str) {
 }
 
 pub async fn run(cli: Cli) -> ExitCode {
+    let args = cli.client;
     match cli.command {
         Command::Serve(config) => {
             init_tracing(config.log_format);
@@ -86,7 +124,41 @@ pub async fn run(cli: Cli) -> ExitCode {
             .await;
             report(result)
         }
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "promoflow",
+                &mut std::io::stdout(),
+            );
+            ExitCode::SUCCESS
+        }
+        Command::Env(cmd) => client(&args, |ctx| async move { env::run(&ctx, cmd).await }).await,
+        Command::Product(cmd) => {
+            client(&args, |ctx| async move { product::run(&ctx, cmd).await }).await
+        }
+        Command::Workflow(cmd) => {
+            client(&args, |ctx| async move { workflow::run(&ctx, cmd).await }).await
+        }
+        Command::Flow(cmd) => client(&args, |ctx| async move { flow::run(&ctx, cmd).await }).await,
+        Command::Release(cmd) => {
+            client(&args, |ctx| async move { release::run(&ctx, cmd).await }).await
+        }
     }
+}
+
+/// Runs a client command and turns its result into the exit code.
+async fn client<F, Fut>(args: &client::ClientArgs, command: F) -> ExitCode
+where
+    F: FnOnce(client::Ctx) -> Fut,
+    Fut: std::future::Future<Output = client::CmdResult>,
+{
+    let result = match client::Ctx::new(args) {
+        Ok(ctx) => command(ctx).await,
+        Err(e) => Err(e),
+    };
+    client::finish(args, result)
 }
 
 fn report(result: crate::error::Result<()>) -> ExitCode {

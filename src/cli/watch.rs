@@ -1,39 +1,40 @@
-//! The live release view: one line per change, built on `WatchRelease`
-//! with resume (a dropped connection reconnects from the last `seq`).
+//! The live release view, built on `WatchRelease` with resume (a dropped
+//! connection reconnects from the last `seq`).
+//!
+//! On a terminal it redraws in place: the flow's waves (environments
+//! grouped by dependency depth), a coloured status symbol per environment,
+//! its current step and elapsed time, and a summary line with counters.
+//! When stdout is not a terminal (piped, in CI, the demo's logs) it prints
+//! one line per event instead, which reads well in a file.
 
+use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
+use crossterm::style::{Color, Stylize};
 use tonic::transport::Channel;
 
+use super::output::{self, elapsed, env_status, release_status, step_kind, step_status};
 use crate::proto::v1 as pb;
 use crate::proto::v1::release_event::Change;
 use crate::proto::v1::release_service_client::ReleaseServiceClient;
 
-fn name<E: TryFrom<i32> + std::fmt::Debug>(
-    v: i32,
-    strip: &str,
-    f: fn(&E) -> &'static str,
-) -> String {
-    E::try_from(v)
-        .map(|e| f(&e).trim_start_matches(strip).to_string())
-        .unwrap_or_else(|_| v.to_string())
+type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+/// How a watch shows progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    /// `Live` on a terminal, `Lines` otherwise.
+    Auto,
+    /// One line per event.
+    Lines,
+    /// Redrawn in place (needs a terminal).
+    Live,
+    /// Nothing: only the final status is returned.
+    Quiet,
 }
 
-fn release_status(v: i32) -> String {
-    name::<pb::ReleaseStatus>(v, "RELEASE_STATUS_", pb::ReleaseStatus::as_str_name)
-}
-
-fn env_status(v: i32) -> String {
-    name::<pb::EnvironmentStatus>(v, "ENVIRONMENT_STATUS_", pb::EnvironmentStatus::as_str_name)
-}
-
-fn step_status(v: i32) -> String {
-    name::<pb::StepStatus>(v, "STEP_STATUS_", pb::StepStatus::as_str_name)
-}
-
-fn step_kind(v: i32) -> String {
-    name::<pb::StepKind>(v, "STEP_KIND_", pb::StepKind::as_str_name).to_lowercase()
-}
+/// Gives up after this many reconnects in a row without progress.
+const MAX_RECONNECTS: u32 = 30;
 
 fn symbol(status: &str) -> &'static str {
     match status {
@@ -43,31 +44,59 @@ fn symbol(status: &str) -> &'static str {
         "SUSPENDED" => "⏸",
         "SKIPPED" => "↷",
         "TERMINATED" | "TERMINATING" => "■",
+        "QUEUED" => "…",
         _ => "·",
     }
 }
 
-/// Watches release `id` until it is final, printing each change; returns
-/// the final status.
-pub async fn watch(
-    channel: Channel,
-    id: &str,
-) -> Result<pb::ReleaseStatus, Box<dyn std::error::Error + Send + Sync>> {
-    let start = Instant::now();
-    let mut after = 0i64;
-    let mut status = pb::ReleaseStatus::Unspecified;
+fn color(status: &str) -> Color {
+    match status {
+        "SUCCEEDED" => Color::Green,
+        "FAILED" => Color::Red,
+        "RUNNING" | "TERMINATING" => Color::Cyan,
+        "SUSPENDED" | "QUEUED" => Color::Yellow,
+        "TERMINATED" => Color::Magenta,
+        _ => Color::DarkGrey,
+    }
+}
+
+/// Watches release `id` until it is final and returns the final status;
+/// on a terminal the view redraws in place, otherwise one line per change.
+pub async fn watch(channel: Channel, id: &str) -> Res<pb::ReleaseStatus> {
+    watch_with(channel, id, View::Auto).await
+}
+
+/// [`watch`] with an explicit view.
+pub async fn watch_with(channel: Channel, id: &str, view: View) -> Res<pb::ReleaseStatus> {
+    let view = match view {
+        View::Auto if std::io::stdout().is_terminal() => View::Live,
+        View::Auto => View::Lines,
+        v => v,
+    };
+    let mut w = Watcher {
+        id: id.to_string(),
+        view,
+        start: Instant::now(),
+        after: 0,
+        status: pb::ReleaseStatus::Unspecified,
+        release: None,
+        drawn: 0,
+        note: String::new(),
+    };
     let mut reconnects = 0;
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         let mut client = ReleaseServiceClient::new(channel.clone());
         let stream = client
             .watch_release(pb::WatchReleaseRequest {
                 release_id: id.to_string(),
-                after_seq: after,
+                after_seq: w.after,
             })
             .await;
         let mut stream = match stream {
             Ok(s) => s.into_inner(),
-            Err(e) if e.code() == tonic::Code::Unavailable && reconnects < 30 => {
+            Err(e) if e.code() == tonic::Code::Unavailable && reconnects < MAX_RECONNECTS => {
                 reconnects += 1;
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
@@ -75,95 +104,394 @@ pub async fn watch(
             Err(e) => return Err(e.into()),
         };
         loop {
-            match stream.message().await {
+            let message = tokio::select! {
+                m = stream.message() => m,
+                _ = tick.tick(), if w.view == View::Live => {
+                    w.redraw();
+                    continue;
+                }
+            };
+            match message {
                 Ok(Some(msg)) => {
-                    let Some(ev) = msg.event else { continue };
-                    let t = start.elapsed().as_secs_f64();
-                    match ev.change {
-                        Some(Change::Snapshot(r)) => {
-                            after = ev.seq;
-                            status = pb::ReleaseStatus::try_from(r.status).unwrap_or_default();
-                            for e in &r.environments {
-                                let s = env_status(e.status);
-                                println!("[{t:5.1}s] {} {:<10} {s}", symbol(&s), e.environment);
-                            }
-                        }
-                        Some(Change::Release(c)) => {
-                            after = ev.seq;
-                            let s = release_status(c.status);
-                            status = pb::ReleaseStatus::try_from(c.status).unwrap_or_default();
-                            let n = c.counters.unwrap_or_default();
-                            println!(
-                                "[{t:5.1}s] {} release {s}  ({} succeeded, {} running, {} pending, {} failed){}",
-                                symbol(&s),
-                                n.succeeded,
-                                n.running + n.suspended,
-                                n.pending,
-                                n.failed,
-                                if c.message.is_empty() {
-                                    String::new()
-                                } else {
-                                    format!(": {}", c.message)
-                                }
-                            );
-                        }
-                        Some(Change::Environment(c)) => {
-                            after = ev.seq;
-                            if let Some(e) = c.environment {
-                                let s = env_status(e.status);
-                                let extra = if !e.blocked_on.is_empty() && s != "RUNNING" {
-                                    format!(" (waiting for {})", e.blocked_on.join(", "))
-                                } else if !e.message.is_empty() {
-                                    format!(" ({})", e.message)
-                                } else {
-                                    String::new()
-                                };
-                                println!(
-                                    "[{t:5.1}s] {} {:<10} {s}{extra}",
-                                    symbol(&s),
-                                    e.environment
-                                );
-                            }
-                        }
-                        Some(Change::Step(c)) => {
-                            after = ev.seq;
-                            if let Some(s) = c.step {
-                                let st = step_status(s.status);
-                                let what = if s.workflow.is_empty() {
-                                    step_kind(s.kind)
-                                } else {
-                                    format!("{} {}", step_kind(s.kind), s.workflow)
-                                };
-                                let env = if c.environment.is_empty() {
-                                    "release"
-                                } else {
-                                    &c.environment
-                                };
-                                println!("[{t:5.1}s]   {:<10} {what}: {st}", env);
-                            }
-                        }
-                        Some(Change::Heartbeat(_)) | None => {}
+                    reconnects = 0;
+                    if let Some(ev) = msg.event {
+                        w.event(ev);
                     }
                 }
                 Ok(None) => {
-                    println!(
-                        "\nrelease {id} {} in {:.1}s",
-                        release_status(status as i32),
-                        start.elapsed().as_secs_f64()
-                    );
-                    return Ok(status);
+                    w.finish();
+                    return Ok(w.status);
                 }
-                Err(e) if e.code() == tonic::Code::Unavailable && reconnects < 30 => {
+                Err(e) if e.code() == tonic::Code::Unavailable && reconnects < MAX_RECONNECTS => {
                     reconnects += 1;
-                    eprintln!(
-                        "connection lost ({}); resuming after seq {after}",
-                        e.message()
+                    let note = format!(
+                        "connection lost ({}); resuming after seq {}",
+                        e.message(),
+                        w.after
                     );
+                    match w.view {
+                        View::Live => {
+                            w.note = note;
+                            w.redraw();
+                        }
+                        View::Lines => eprintln!("{note}"),
+                        _ => {}
+                    }
                     tokio::time::sleep(Duration::from_secs(1)).await;
                     break;
                 }
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+}
+
+struct Watcher {
+    id: String,
+    view: View,
+    start: Instant,
+    /// The last `seq` seen: where a reconnect resumes.
+    after: i64,
+    status: pb::ReleaseStatus,
+    /// The release as the events built it (the live view's model).
+    release: Option<pb::Release>,
+    /// Lines of the last frame, to move back over when redrawing.
+    drawn: usize,
+    /// A transient remark shown under the live view (reconnects).
+    note: String,
+}
+
+impl Watcher {
+    fn event(&mut self, ev: pb::ReleaseEvent) {
+        let Some(change) = ev.change else { return };
+        if !matches!(change, Change::Heartbeat(_)) {
+            self.after = ev.seq;
+            self.note.clear();
+        }
+        match self.view {
+            View::Lines => self.print_line(&change),
+            View::Live => {
+                self.apply(change);
+                self.redraw();
+            }
+            _ => self.apply(change),
+        }
+    }
+
+    /// Applies a change to the model.
+    fn apply(&mut self, change: Change) {
+        match change {
+            Change::Snapshot(r) => {
+                self.status = pb::ReleaseStatus::try_from(r.status).unwrap_or_default();
+                self.release = Some(r);
+            }
+            Change::Release(c) => {
+                self.status = pb::ReleaseStatus::try_from(c.status).unwrap_or_default();
+                if let Some(r) = &mut self.release {
+                    r.status = c.status;
+                    r.message = c.message;
+                    r.counters = c.counters.or(r.counters);
+                    r.start_time = c.start_time.or(r.start_time);
+                    r.finish_time = c.finish_time;
+                }
+            }
+            Change::Environment(c) => {
+                if let (Some(r), Some(mut e)) = (&mut self.release, c.environment) {
+                    match r
+                        .environments
+                        .iter_mut()
+                        .find(|x| x.environment == e.environment)
+                    {
+                        Some(x) => {
+                            if e.steps.is_empty() {
+                                e.steps = std::mem::take(&mut x.steps);
+                            }
+                            *x = e;
+                        }
+                        None => r.environments.push(e),
+                    }
+                }
+            }
+            Change::Step(c) => {
+                if let (Some(r), Some(step)) = (&mut self.release, c.step) {
+                    let steps = if c.environment.is_empty() {
+                        Some(&mut r.hooks)
+                    } else {
+                        r.environments
+                            .iter_mut()
+                            .find(|x| x.environment == c.environment)
+                            .map(|e| &mut e.steps)
+                    };
+                    if let Some(steps) = steps {
+                        let i = c.index.max(0) as usize;
+                        if steps.len() <= i {
+                            steps.resize(i + 1, pb::StepRun::default());
+                        }
+                        steps[i] = step;
+                    }
+                }
+            }
+            Change::Heartbeat(_) => {}
+        }
+    }
+
+    /// One line per change (the view when stdout is not a terminal).
+    fn print_line(&mut self, change: &Change) {
+        let t = self.start.elapsed().as_secs_f64();
+        match change {
+            Change::Snapshot(r) => {
+                self.status = pb::ReleaseStatus::try_from(r.status).unwrap_or_default();
+                for e in &r.environments {
+                    let s = env_status(e.status);
+                    println!("[{t:5.1}s] {} {:<10} {s}", symbol(&s), e.environment);
+                }
+            }
+            Change::Release(c) => {
+                let s = release_status(c.status);
+                self.status = pb::ReleaseStatus::try_from(c.status).unwrap_or_default();
+                let n = c.counters.unwrap_or_default();
+                println!(
+                    "[{t:5.1}s] {} release {s}  ({} succeeded, {} running, {} pending, {} failed){}",
+                    symbol(&s),
+                    n.succeeded,
+                    n.running + n.suspended,
+                    n.pending,
+                    n.failed,
+                    if c.message.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", c.message)
+                    }
+                );
+            }
+            Change::Environment(c) => {
+                if let Some(e) = &c.environment {
+                    let s = env_status(e.status);
+                    let extra = if !e.blocked_on.is_empty() && s != "RUNNING" {
+                        format!(" (waiting for {})", e.blocked_on.join(", "))
+                    } else if !e.message.is_empty() {
+                        format!(" ({})", e.message)
+                    } else {
+                        String::new()
+                    };
+                    println!("[{t:5.1}s] {} {:<10} {s}{extra}", symbol(&s), e.environment);
+                }
+            }
+            Change::Step(c) => {
+                if let Some(s) = &c.step {
+                    let env = if c.environment.is_empty() {
+                        "release"
+                    } else {
+                        &c.environment
+                    };
+                    println!(
+                        "[{t:5.1}s]   {:<10} {}: {}",
+                        env,
+                        step_label(s),
+                        step_status(s.status)
+                    );
+                }
+            }
+            Change::Heartbeat(_) => {}
+        }
+    }
+
+    /// Redraws the live view in place.
+    fn redraw(&mut self) {
+        if self.view != View::Live {
+            return;
+        }
+        let lines = self.frame();
+        // A pseudo-terminal without a size reports 0 columns.
+        let width = crossterm::terminal::size()
+            .ok()
+            .filter(|(w, _)| *w > 0)
+            .map_or(120, |(w, _)| w as usize)
+            .max(20);
+        let mut out = std::io::stdout().lock();
+        if self.drawn > 0 {
+            let _ = crossterm::queue!(
+                out,
+                crossterm::cursor::MoveToPreviousLine(self.drawn as u16),
+                crossterm::terminal::Clear(crossterm::terminal::ClearType::FromCursorDown)
+            );
+        }
+        for line in &lines {
+            let _ = writeln!(out, "{}", line.render(width - 1));
+        }
+        let _ = out.flush();
+        self.drawn = lines.len();
+    }
+
+    /// The live view's lines.
+    fn frame(&self) -> Vec<Line> {
+        let mut lines = Vec::new();
+        let Some(r) = &self.release else {
+            lines.push(Line::plain(format!("waiting for release {} …", self.id)));
+            return lines;
+        };
+        let status = release_status(r.status);
+        let mut head = Line::plain(format!("release {}  ", r.id));
+        head.push(
+            format!("{} {status}", symbol(&status)),
+            Some(color(&status)),
+        );
+        head.push(
+            format!(
+                "  {} {} · flow {} v{} · {}",
+                r.product,
+                r.version,
+                r.flow,
+                r.flow_version,
+                elapsed(
+                    r.start_time.as_ref().or(r.create_time.as_ref()),
+                    r.finish_time.as_ref()
+                )
+            ),
+            None,
+        );
+        lines.push(head);
+        lines.push(Line::plain(String::new()));
+        let nodes: Vec<(&str, &[String])> = r
+            .environments
+            .iter()
+            .map(|e| (e.environment.as_str(), e.depends_on.as_slice()))
+            .collect();
+        let name_width = nodes.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+        for (i, wave) in output::waves(&nodes).iter().enumerate() {
+            for (j, name) in wave.iter().enumerate() {
+                let Some(e) = r.environments.iter().find(|e| e.environment == *name) else {
+                    continue;
+                };
+                let s = env_status(e.status);
+                let label = if j == 0 {
+                    format!("  wave {i:<2} ")
+                } else {
+                    " ".repeat(10)
+                };
+                let mut line = Line::plain(label);
+                line.push(symbol(&s).to_string(), Some(color(&s)));
+                line.push(format!(" {name:<name_width$}  "), None);
+                line.push(format!("{s:<10}"), Some(color(&s)));
+                let time = elapsed(e.start_time.as_ref(), e.finish_time.as_ref());
+                line.push(format!(" {time:>7}  {}", env_detail(e, &s)), None);
+                lines.push(line);
+            }
+        }
+        lines.push(Line::plain(String::new()));
+        let n = r.counters.unwrap_or_default();
+        let mut summary = Line::plain(format!("  {}/{} succeeded", n.succeeded, n.total));
+        for (count, what, status) in [
+            (n.running, "running", "RUNNING"),
+            (n.suspended, "awaiting approval", "SUSPENDED"),
+            (n.pending, "pending", "PENDING"),
+            (n.failed, "failed", "FAILED"),
+            (n.skipped, "skipped", "SKIPPED"),
+            (n.terminated, "terminated", "TERMINATED"),
+        ] {
+            summary.push(" · ".to_string(), None);
+            let c = if count > 0 { Some(color(status)) } else { None };
+            summary.push(format!("{count} {what}"), c);
+        }
+        lines.push(summary);
+        if !r.message.is_empty() {
+            lines.push(Line::plain(format!("  {}", r.message)));
+        }
+        if !self.note.is_empty() {
+            lines.push(Line::plain(format!("  {}", self.note)));
+        }
+        lines
+    }
+
+    /// Ends the view with the final status line.
+    fn finish(&mut self) {
+        match self.view {
+            View::Quiet => {}
+            View::Live => {
+                self.redraw();
+                println!(
+                    "\nrelease {} {} in {:.1}s",
+                    self.id,
+                    release_status(self.status as i32),
+                    self.start.elapsed().as_secs_f64()
+                );
+            }
+            _ => println!(
+                "\nrelease {} {} in {:.1}s",
+                self.id,
+                release_status(self.status as i32),
+                self.start.elapsed().as_secs_f64()
+            ),
+        }
+    }
+}
+
+/// `post-action soak-1s`, or `action` without a workflow.
+fn step_label(s: &pb::StepRun) -> String {
+    if s.workflow.is_empty() {
+        step_kind(s.kind)
+    } else {
+        format!("{} {}", step_kind(s.kind), s.workflow)
+    }
+}
+
+/// What an environment is doing, waiting for, or why it failed.
+fn env_detail(e: &pb::EnvironmentRun, status: &str) -> String {
+    let current = e.steps.iter().rev().find(|s| {
+        matches!(
+            pb::StepStatus::try_from(s.status),
+            Ok(pb::StepStatus::Running | pb::StepStatus::Suspended)
+        )
+    });
+    let attempt = if e.attempt > 1 {
+        format!(" (attempt {})", e.attempt)
+    } else {
+        String::new()
+    };
+    let text = match status {
+        "PENDING" if !e.blocked_on.is_empty() => {
+            format!("waiting for {}", e.blocked_on.join(", "))
+        }
+        "SUSPENDED" => format!(
+            "{}: awaiting approval",
+            current.map(step_label).unwrap_or_default()
+        ),
+        "RUNNING" => current.map(step_label).unwrap_or_default(),
+        "FAILED" | "SKIPPED" | "TERMINATED" if !e.message.is_empty() => e.message.clone(),
+        "SKIPPED" if !e.blocked_on.is_empty() => format!("blocked on {}", e.blocked_on.join(", ")),
+        _ => String::new(),
+    };
+    format!("{text}{attempt}")
+}
+
+/// A line of the live view: text segments, some coloured.
+struct Line(Vec<(String, Option<Color>)>);
+
+impl Line {
+    fn plain(s: String) -> Self {
+        Self(vec![(s, None)])
+    }
+
+    fn push(&mut self, s: String, c: Option<Color>) {
+        self.0.push((s, c));
+    }
+
+    /// The line cut to `width` characters (a wrapped line would break the
+    /// redraw's line count), with colours.
+    fn render(&self, width: usize) -> String {
+        let mut out = String::new();
+        let mut left = width;
+        for (text, c) in &self.0 {
+            if left == 0 {
+                break;
+            }
+            let part: String = text.chars().take(left).collect();
+            left -= part.chars().count();
+            match c {
+                Some(c) => out.push_str(&part.with(*c).to_string()),
+                None => out.push_str(&part),
+            }
+        }
+        out
     }
 }

@@ -1,0 +1,225 @@
+//! What every client command shares: the connection flags, the gRPC
+//! clients, and one way to show an error.
+
+use std::fmt;
+use std::process::ExitCode;
+
+use clap::Args;
+use tonic::transport::Channel;
+use tonic_types::StatusExt;
+
+use super::output::Output;
+use crate::proto::v1::environment_service_client::EnvironmentServiceClient;
+use crate::proto::v1::flow_service_client::FlowServiceClient;
+use crate::proto::v1::product_service_client::ProductServiceClient;
+use crate::proto::v1::release_service_client::ReleaseServiceClient;
+use crate::proto::v1::workflow_service_client::WorkflowServiceClient;
+
+/// Flags of the client commands (global: accepted before or after the
+/// subcommand).
+#[derive(Debug, Clone, Args)]
+pub struct ClientArgs {
+    /// The promoflow server the client commands talk to.
+    #[arg(
+        long,
+        global = true,
+        env = "PROMOFLOW_SERVER",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    pub server: String,
+    /// Output of the client commands: a table for people, JSON or YAML for scripts.
+    #[arg(short, long, global = true, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+}
+
+/// A client command's connection and output choice.
+pub struct Ctx {
+    pub channel: Channel,
+    pub output: Output,
+}
+
+impl Ctx {
+    /// A lazily connected channel: an unreachable server shows up as an
+    /// `UNAVAILABLE` error of the first call, explained by [`finish`].
+    pub fn new(args: &ClientArgs) -> Result<Self, CliError> {
+        let channel = Channel::from_shared(args.server.clone())
+            .map_err(|e| {
+                CliError::Message(format!(
+                    "--server {:?} is not a URL ({e}); example: http://127.0.0.1:50051",
+                    args.server
+                ))
+            })?
+            .connect_lazy();
+        Ok(Self {
+            channel,
+            output: args.output,
+        })
+    }
+
+    pub fn environments(&self) -> EnvironmentServiceClient<Channel> {
+        EnvironmentServiceClient::new(self.channel.clone())
+    }
+    pub fn products(&self) -> ProductServiceClient<Channel> {
+        ProductServiceClient::new(self.channel.clone())
+    }
+    pub fn workflows(&self) -> WorkflowServiceClient<Channel> {
+        WorkflowServiceClient::new(self.channel.clone())
+    }
+    pub fn flows(&self) -> FlowServiceClient<Channel> {
+        FlowServiceClient::new(self.channel.clone())
+    }
+    pub fn releases(&self) -> ReleaseServiceClient<Channel> {
+        ReleaseServiceClient::new(self.channel.clone())
+    }
+}
+
+/// Why a client command failed.
+#[derive(Debug)]
+pub enum CliError {
+    /// The server answered with an error.
+    Status(tonic::Status),
+    /// A local problem (bad flag value, unreadable file).
+    Message(String),
+}
+
+impl From<tonic::Status> for CliError {
+    fn from(s: tonic::Status) -> Self {
+        Self::Status(s)
+    }
+}
+
+impl From<std::io::Error> for CliError {
+    fn from(e: std::io::Error) -> Self {
+        Self::Message(e.to_string())
+    }
+}
+
+impl From<Box<dyn std::error::Error + Send + Sync>> for CliError {
+    fn from(e: Box<dyn std::error::Error + Send + Sync>) -> Self {
+        match e.downcast::<tonic::Status>() {
+            Ok(s) => Self::Status(*s),
+            Err(e) => Self::Message(e.to_string()),
+        }
+    }
+}
+
+/// Shorthand for a local error.
+pub fn fail<T>(message: impl Into<String>) -> Result<T, CliError> {
+    Err(CliError::Message(message.into()))
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Message(m) => write!(f, "{m}"),
+            Self::Status(s) => {
+                let message = if s.message().is_empty() {
+                    code_words(s.code()).to_string()
+                } else {
+                    s.message().to_string()
+                };
+                write!(f, "{message} ({})", code_words(s.code()))?;
+                if let Some(bad) = s.get_details_bad_request() {
+                    for v in bad.field_violations {
+                        write!(f, "\n  - {}: {}", v.field, v.description)?;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The status code in words (`NOT_FOUND` → "not found").
+fn code_words(code: tonic::Code) -> &'static str {
+    use tonic::Code::*;
+    match code {
+        Ok => "ok",
+        Cancelled => "cancelled",
+        Unknown => "unknown error",
+        InvalidArgument => "invalid argument",
+        DeadlineExceeded => "deadline exceeded",
+        NotFound => "not found",
+        AlreadyExists => "already exists",
+        PermissionDenied => "permission denied",
+        ResourceExhausted => "resource exhausted",
+        FailedPrecondition => "failed precondition",
+        Aborted => "aborted",
+        OutOfRange => "out of range",
+        Unimplemented => "not implemented by the server",
+        Internal => "internal server error",
+        Unavailable => "server unavailable",
+        DataLoss => "data loss",
+        Unauthenticated => "unauthenticated",
+    }
+}
+
+/// The result of a client command: its exit code, or an error.
+pub type CmdResult = Result<ExitCode, CliError>;
+
+/// Prints a failed command's error on stderr and turns it into exit code 1.
+pub fn finish(args: &ClientArgs, result: CmdResult) -> ExitCode {
+    match result {
+        Ok(code) => code,
+        Err(CliError::Status(s)) if s.code() == tonic::Code::Unavailable => {
+            eprintln!(
+                "error: cannot reach the promoflow server at {} ({}).\n  Is `promoflow serve` running there? Point --server or PROMOFLOW_SERVER at it.",
+                args.server,
+                s.message()
+            );
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Splits `KEY=VALUE` (for `--label`, `--app`, `--header` …).
+pub fn key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("expected KEY=VALUE, got {s:?}")),
+    }
+}
+
+/// Parses a human duration (`30s`, `1h 30m`) into a protobuf duration.
+pub fn duration(s: &str) -> Result<prost_types::Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 30s, 5m, 1h)"))?;
+    Ok(prost_types::Duration {
+        seconds: d.as_secs() as i64,
+        nanos: d.subsec_nanos() as i32,
+    })
+}
+
+/// The initiator recorded on releases started from this command line.
+pub fn initiator() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .unwrap_or_default();
+    if user.is_empty() {
+        "cli".to_string()
+    } else {
+        format!("cli:{user}")
+    }
+}
+
+/// Every item of a paginated list: `page` fetches one page for a token and
+/// returns its items and the next token (empty at the end).
+pub async fn all_pages<T, F, Fut>(mut page: F) -> Result<Vec<T>, CliError>
+where
+    F: FnMut(String) -> Fut,
+    Fut: std::future::Future<Output = Result<(Vec<T>, String), tonic::Status>>,
+{
+    let mut all = Vec::new();
+    let mut token = String::new();
+    loop {
+        let (items, next) = page(token).await?;
+        all.extend(items);
+        if next.is_empty() {
+            return Ok(all);
+        }
+        token = next;
+    }
+}

@@ -1,0 +1,499 @@
+//! `promoflow flow`: promotion flows — apply Codefresh YAML, inspect, edit,
+//! validate, copy and render.
+
+use std::process::ExitCode;
+
+use clap::{ArgGroup, Subcommand, ValueEnum};
+
+use super::client::{CliError, CmdResult, Ctx, all_pages, fail, key_value};
+use super::output::{self, Output, fields, print_list, print_one, print_value, table, to_value};
+use crate::proto::v1 as pb;
+use crate::proto::v1::flow_edit::{
+    AddEnvironments, Edit, RemoveEnvironment, SetDependencies, SetSettings, remove_environment,
+};
+
+#[derive(Debug, Subcommand)]
+pub enum FlowCommand {
+    /// Create or update a flow from a Codefresh `PromotionFlow` YAML file.
+    #[command(
+        after_help = "Example:\n  promoflow flow apply -f promotion-flow.yaml\n  cat flow.yaml | promoflow flow apply -f -"
+    )]
+    Apply {
+        /// The YAML file (`-` reads standard input).
+        #[arg(short, long)]
+        file: String,
+    },
+    /// Show a flow; `-o yaml` prints it as Codefresh `PromotionFlow` YAML.
+    #[command(
+        after_help = "Examples:\n  promoflow flow get parallel\n  promoflow flow get parallel -o yaml > parallel.yaml\n  promoflow flow get parallel --version 2 -o json"
+    )]
+    Get {
+        name: String,
+        /// A recorded version (default: the latest).
+        #[arg(long, default_value_t = 0)]
+        version: i64,
+    },
+    /// List flows.
+    #[command(after_help = "Example:\n  promoflow flow list")]
+    List,
+    /// List the recorded versions of a flow.
+    #[command(after_help = "Example:\n  promoflow flow versions parallel")]
+    Versions { name: String },
+    /// Edit a flow in place: one new version with every edit applied at once.
+    #[command(
+        group(ArgGroup::new("edit").required(true).multiple(true).args(["add", "remove", "depends_on", "description", "trigger_environment"])),
+        after_help = "Examples:\n  promoflow flow edit parallel --add prod,prod-eu,prod-asia --after qa\n  promoflow flow edit parallel --remove prod-asia --remove-downstream\n  promoflow flow edit parallel --remove qa --reconnect-to dev\n  promoflow flow edit dependency --depends-on prod=qa,staging"
+    )]
+    Edit {
+        name: String,
+        /// Environments to add as parallel siblings (comma-separated), with --after.
+        #[arg(long, value_delimiter = ',', requires = "after")]
+        add: Vec<String>,
+        /// The environment the added ones depend on.
+        #[arg(long, requires = "add")]
+        after: Option<String>,
+        /// An environment to remove, with --reconnect-to or --remove-downstream.
+        #[arg(long)]
+        remove: Option<String>,
+        /// Re-parent the removed environment's children to this one.
+        #[arg(long, requires = "remove", conflicts_with = "remove_downstream")]
+        reconnect_to: Option<String>,
+        /// Also remove every environment that depends on the removed one.
+        #[arg(long, requires = "remove")]
+        remove_downstream: bool,
+        /// Set an environment's dependencies: ENV=a,b (repeatable).
+        #[arg(long, value_parser = key_value)]
+        depends_on: Vec<(String, String)>,
+        /// A new description.
+        #[arg(long)]
+        description: Option<String>,
+        /// A new trigger environment.
+        #[arg(long)]
+        trigger_environment: Option<String>,
+        /// Refuse the edit unless the latest version is this one (default: the latest, read first).
+        #[arg(long)]
+        expected_version: Option<i64>,
+    },
+    /// Check a Codefresh `PromotionFlow` YAML file against the server without saving it.
+    #[command(after_help = "Example:\n  promoflow flow validate -f promotion-flow.yaml")]
+    Validate {
+        /// The YAML file (`-` reads standard input).
+        #[arg(short, long)]
+        file: String,
+    },
+    /// Save a copy of a flow under a new name ("save as new flow").
+    #[command(after_help = "Example:\n  promoflow flow copy sequential parallel")]
+    Copy {
+        source: String,
+        new_name: String,
+        /// The version to copy (default: the latest).
+        #[arg(long, default_value_t = 0)]
+        version: i64,
+    },
+    /// Draw a flow as a Mermaid or Graphviz chart, optionally with a release's statuses.
+    #[command(
+        after_help = "Examples:\n  promoflow flow render parallel > flow.mmd\n  promoflow flow render parallel --format dot | dot -Tsvg > flow.svg\n  promoflow flow render parallel --release 0193c0de-…"
+    )]
+    Render {
+        name: String,
+        #[arg(long, value_enum, default_value_t = Format::Mermaid)]
+        format: Format,
+        /// Colour each environment with its status in this release.
+        #[arg(long)]
+        release: Option<String>,
+        /// A recorded version (default: the latest, or the release's).
+        #[arg(long, default_value_t = 0)]
+        version: i64,
+    },
+    /// Delete a flow.
+    #[command(after_help = "Example:\n  promoflow flow delete parallel")]
+    Delete { name: String },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Format {
+    Mermaid,
+    Dot,
+}
+
+fn read(file: &str) -> Result<String, CliError> {
+    let text = if file == "-" {
+        std::io::read_to_string(std::io::stdin())
+    } else {
+        std::fs::read_to_string(file)
+    };
+    text.map_err(|e| CliError::Message(format!("cannot read {file}: {e}")))
+}
+
+pub async fn run(ctx: &Ctx, cmd: FlowCommand) -> CmdResult {
+    let mut client = ctx.flows();
+    match cmd {
+        FlowCommand::Apply { file } => {
+            let flow = client
+                .import_flow(pb::ImportFlowRequest {
+                    yaml: read(&file)?,
+                    replace: true,
+                })
+                .await?
+                .into_inner()
+                .flow
+                .unwrap_or_default();
+            print_one(ctx.output, &flow, |f| {
+                if f.version == 1 {
+                    format!("flow {} created (version 1)", f.name)
+                } else {
+                    format!("flow {} applied (version {})", f.name, f.version)
+                }
+            })?;
+        }
+        FlowCommand::Get { name, version } => {
+            if ctx.output == Output::Yaml {
+                let yaml = client
+                    .export_flow(pb::ExportFlowRequest { name, version })
+                    .await?
+                    .into_inner()
+                    .yaml;
+                print!("{yaml}");
+            } else {
+                let flow = client
+                    .get_flow(pb::GetFlowRequest { name, version })
+                    .await?
+                    .into_inner()
+                    .flow
+                    .unwrap_or_default();
+                print_one(ctx.output, &flow, describe)?;
+            }
+        }
+        FlowCommand::List => {
+            let all = all_pages(|page_token| {
+                let mut client = client.clone();
+                async move {
+                    let r = client
+                        .list_flows(pb::ListFlowsRequest {
+                            page_size: 0,
+                            page_token,
+                        })
+                        .await?
+                        .into_inner();
+                    Ok((r.flows, r.next_page_token))
+                }
+            })
+            .await?;
+            print_list(
+                ctx.output,
+                &all,
+                &["name", "version", "trigger", "environments", "description"],
+                |f| {
+                    vec![
+                        f.name.clone(),
+                        f.version.to_string(),
+                        f.trigger_environment.clone(),
+                        (f.steps.len() + 1).to_string(),
+                        f.description.clone(),
+                    ]
+                },
+            )?;
+        }
+        FlowCommand::Versions { name } => {
+            let all = all_pages(|page_token| {
+                let mut client = client.clone();
+                let name = name.clone();
+                async move {
+                    let r = client
+                        .list_flow_versions(pb::ListFlowVersionsRequest {
+                            name,
+                            page_size: 0,
+                            page_token,
+                        })
+                        .await?
+                        .into_inner();
+                    Ok((r.versions, r.next_page_token))
+                }
+            })
+            .await?;
+            print_list(
+                ctx.output,
+                &all,
+                &["version", "saved", "environments", "description"],
+                |f| {
+                    vec![
+                        f.version.to_string(),
+                        output::time(f.update_time.as_ref()),
+                        environments(f),
+                        f.description.clone(),
+                    ]
+                },
+            )?;
+        }
+        FlowCommand::Edit {
+            name,
+            add,
+            after,
+            remove,
+            reconnect_to,
+            remove_downstream,
+            depends_on,
+            description,
+            trigger_environment,
+            expected_version,
+        } => {
+            let mut edits = Vec::new();
+            if let Some(after) = after {
+                edits.push(Edit::AddEnvironments(AddEnvironments {
+                    after,
+                    environments: add,
+                    policy: None,
+                }));
+            }
+            for (environment, list) in depends_on {
+                edits.push(Edit::SetDependencies(SetDependencies {
+                    environment,
+                    depends_on: list
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(String::from)
+                        .collect(),
+                }));
+            }
+            if let Some(environment) = remove {
+                let mode = match (reconnect_to, remove_downstream) {
+                    (Some(to), _) => remove_environment::Mode::ReconnectTo(to),
+                    (None, true) => remove_environment::Mode::RemoveDownstream(true),
+                    (None, false) => {
+                        return fail(
+                            "--remove needs --reconnect-to ENV (keep its children, re-parented) or --remove-downstream (remove them too)",
+                        );
+                    }
+                };
+                edits.push(Edit::RemoveEnvironment(RemoveEnvironment {
+                    environment,
+                    mode: Some(mode),
+                }));
+            }
+            if description.is_some() || trigger_environment.is_some() {
+                edits.push(Edit::SetSettings(SetSettings {
+                    description,
+                    trigger_environment,
+                    ..Default::default()
+                }));
+            }
+            let expected_version = match expected_version {
+                Some(v) => v,
+                None => {
+                    client
+                        .get_flow(pb::GetFlowRequest {
+                            name: name.clone(),
+                            version: 0,
+                        })
+                        .await?
+                        .into_inner()
+                        .flow
+                        .unwrap_or_default()
+                        .version
+                }
+            };
+            let flow = client
+                .edit_flow(pb::EditFlowRequest {
+                    name,
+                    expected_version,
+                    edits: edits
+                        .into_iter()
+                        .map(|e| pb::FlowEdit { edit: Some(e) })
+                        .collect(),
+                })
+                .await?
+                .into_inner()
+                .flow
+                .unwrap_or_default();
+            print_one(ctx.output, &flow, |f| {
+                format!(
+                    "flow {} edited (version {}): {}",
+                    f.name,
+                    f.version,
+                    environments(f)
+                )
+            })?;
+        }
+        FlowCommand::Validate { file } => return validate(ctx, &read(&file)?).await,
+        FlowCommand::Copy {
+            source,
+            new_name,
+            version,
+        } => {
+            let flow = client
+                .copy_flow(pb::CopyFlowRequest {
+                    source: source.clone(),
+                    version,
+                    new_name,
+                })
+                .await?
+                .into_inner()
+                .flow
+                .unwrap_or_default();
+            print_one(ctx.output, &flow, |f| {
+                format!("flow {source} copied to {}", f.name)
+            })?;
+        }
+        FlowCommand::Render {
+            name,
+            format,
+            release,
+            version,
+        } => {
+            let format = match format {
+                Format::Mermaid => pb::RenderFormat::Mermaid,
+                Format::Dot => pb::RenderFormat::Dot,
+            };
+            let text = client
+                .render_flow(pb::RenderFlowRequest {
+                    name,
+                    version,
+                    release_id: release.unwrap_or_default(),
+                    format: format as i32,
+                })
+                .await?
+                .into_inner()
+                .text;
+            println!("{}", text.trim_end());
+        }
+        FlowCommand::Delete { name } => {
+            client
+                .delete_flow(pb::DeleteFlowRequest {
+                    name: name.clone(),
+                    expected_version: 0,
+                })
+                .await?;
+            println!("flow {name} deleted");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Parses the YAML locally (shape: unknown fields, types) and has the
+/// server check the rest (names exist, graph, workflows). Exit code 1 when
+/// anything is wrong.
+async fn validate(ctx: &Ctx, yaml: &str) -> CmdResult {
+    let (violations, plan) = match crate::domain::codefresh::from_yaml(yaml) {
+        Err(violations) => (
+            violations
+                .into_iter()
+                .map(|v| pb::FlowViolation {
+                    field: v.field,
+                    description: v.description,
+                })
+                .collect(),
+            None,
+        ),
+        Ok(spec) => {
+            let now = chrono::Utc::now();
+            let flow = crate::api::flow::flow_out(crate::store::flows::StoredFlow {
+                spec,
+                version: 0,
+                create_time: now,
+                update_time: now,
+            });
+            let r = ctx
+                .flows()
+                .validate_flow(pb::ValidateFlowRequest { flow: Some(flow) })
+                .await?
+                .into_inner();
+            (r.violations, r.plan)
+        }
+    };
+    let ok = violations.is_empty();
+    let response = pb::ValidateFlowResponse { violations, plan };
+    match ctx.output {
+        Output::Table => {
+            if ok {
+                println!("valid; execution plan:");
+                for (i, w) in response.plan.unwrap_or_default().waves.iter().enumerate() {
+                    println!("  wave {i}: {}", w.environments.join(", "));
+                }
+            } else {
+                eprintln!("invalid flow:");
+                for v in &response.violations {
+                    eprintln!("  - {}: {}", v.field, v.description);
+                }
+            }
+        }
+        _ => print_value(ctx.output, &to_value(&response)?)?,
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// `dev → qa → {prod, prod-eu}`: the environments by wave.
+fn environments(f: &pb::Flow) -> String {
+    let mut nodes: Vec<(&str, &[String])> = vec![(f.trigger_environment.as_str(), &[])];
+    nodes.extend(
+        f.steps
+            .iter()
+            .map(|s| (s.environment.as_str(), s.depends_on.as_slice())),
+    );
+    output::waves(&nodes)
+        .iter()
+        .map(|w| {
+            if w.len() == 1 {
+                w[0].to_string()
+            } else {
+                format!("{{{}}}", w.join(", "))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" → ")
+}
+
+fn describe(f: &pb::Flow) -> String {
+    let hooks = |h: &Option<pb::Hooks>| {
+        h.as_ref()
+            .map(|h| {
+                [
+                    ("on-start", &h.on_start),
+                    ("on-success", &h.on_success),
+                    ("on-fail", &h.on_fail),
+                ]
+                .iter()
+                .filter(|(_, w)| !w.is_empty())
+                .map(|(k, w)| format!("{k}={w}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+            })
+            .unwrap_or_default()
+    };
+    let head = fields(&[
+        ("name", f.name.clone()),
+        ("description", f.description.clone()),
+        ("version", f.version.to_string()),
+        ("trigger", f.trigger_environment.clone()),
+        ("trigger workflow", f.trigger_workflow.clone()),
+        ("timeout", output::duration(f.promotion_timeout.as_ref())),
+        ("hooks", hooks(&f.hooks)),
+        ("graph", environments(f)),
+    ]);
+    let steps = table(
+        &[
+            "environment",
+            "depends on",
+            "pre-action",
+            "action",
+            "post-action",
+            "hooks",
+        ],
+        f.steps.iter().map(|s| {
+            let p = s.policy.clone().unwrap_or_default();
+            vec![
+                s.environment.clone(),
+                s.depends_on.join(","),
+                p.pre_action,
+                output::action(p.action),
+                p.post_action,
+                hooks(&s.hooks),
+            ]
+        }),
+    );
+    format!("{head}\n\n{steps}")
+}

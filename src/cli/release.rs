@@ -1,0 +1,416 @@
+//! `promoflow release`: trigger, watch and steer releases.
+
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand, ValueEnum};
+
+use super::client::{CmdResult, Ctx, all_pages, initiator};
+use super::output::{
+    self, Output, elapsed, env_status, fields, print_list, print_one, release_status, step_kind,
+    step_status, table,
+};
+use super::watch::{View, watch_with};
+use crate::proto::v1 as pb;
+
+#[derive(Debug, Subcommand)]
+pub enum ReleaseCommand {
+    /// Start a release of a product through a flow.
+    #[command(
+        after_help = "Examples:\n  promoflow release trigger --flow parallel --product demo --wait\n  promoflow release trigger --flow parallel --product demo --version 1.2.0 -o json\n\nWith --wait the exit code is 0 only when the release SUCCEEDED."
+    )]
+    Trigger {
+        #[arg(long)]
+        flow: String,
+        #[arg(long)]
+        product: String,
+        /// The version to promote (default: the one recorded in the trigger environment).
+        #[arg(long, default_value = "")]
+        version: String,
+        /// A note recorded with the release.
+        #[arg(long, default_value = "")]
+        message: String,
+        /// Idempotency key: the same key and request return the same release.
+        #[arg(long, default_value = "")]
+        request_id: String,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Follow a release live until it is final (exit code 0 when it SUCCEEDED).
+    #[command(
+        after_help = "Example:\n  promoflow release watch 0193c0de-…\n\nOn a terminal the view redraws in place; piped, it prints one line per change."
+    )]
+    Watch {
+        id: String,
+        #[arg(long, value_enum, default_value_t = ViewArg::Auto)]
+        view: ViewArg,
+    },
+    /// Show a release and its environments.
+    #[command(after_help = "Example:\n  promoflow release get 0193c0de-… -o json")]
+    Get { id: String },
+    /// List releases, newest first.
+    #[command(after_help = "Example:\n  promoflow release list --product demo --status running")]
+    List {
+        #[arg(long, default_value = "")]
+        product: String,
+        #[arg(long, default_value = "")]
+        flow: String,
+        #[arg(long, value_enum)]
+        status: Option<StatusArg>,
+    },
+    /// Stop a release: running steps are cancelled, unfinished environments TERMINATED.
+    #[command(
+        after_help = "Example:\n  promoflow release terminate 0193c0de-… --reason 'bad build'"
+    )]
+    Terminate {
+        id: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Re-run a FAILED or TERMINATED release from the steps that did not succeed.
+    #[command(after_help = "Example:\n  promoflow release retry 0193c0de-… --wait")]
+    Retry {
+        id: String,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Approve an environment awaiting approval.
+    #[command(
+        after_help = "Example:\n  promoflow release approve 0193c0de-… prod --comment 'change ticket 4711'"
+    )]
+    Approve {
+        id: String,
+        environment: String,
+        #[arg(long, default_value = "")]
+        comment: String,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Reject an environment awaiting approval (the environment fails).
+    #[command(
+        after_help = "Example:\n  promoflow release reject 0193c0de-… prod --comment 'not during the freeze'"
+    )]
+    Reject {
+        id: String,
+        environment: String,
+        #[arg(long, default_value = "")]
+        comment: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// Follow the release until it is final; exit code 0 only when it SUCCEEDED.
+    #[arg(long)]
+    wait: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ViewArg {
+    /// Redraw in place on a terminal, one line per change otherwise.
+    Auto,
+    /// Always one line per change.
+    Lines,
+    /// Always redraw in place.
+    Live,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum StatusArg {
+    Queued,
+    Running,
+    Suspended,
+    Terminating,
+    Succeeded,
+    Failed,
+    Terminated,
+}
+
+impl From<StatusArg> for pb::ReleaseStatus {
+    fn from(s: StatusArg) -> Self {
+        match s {
+            StatusArg::Queued => Self::Queued,
+            StatusArg::Running => Self::Running,
+            StatusArg::Suspended => Self::Suspended,
+            StatusArg::Terminating => Self::Terminating,
+            StatusArg::Succeeded => Self::Succeeded,
+            StatusArg::Failed => Self::Failed,
+            StatusArg::Terminated => Self::Terminated,
+        }
+    }
+}
+
+pub async fn run(ctx: &Ctx, cmd: ReleaseCommand) -> CmdResult {
+    let mut client = ctx.releases();
+    let release = match cmd {
+        ReleaseCommand::Trigger {
+            flow,
+            product,
+            version,
+            message,
+            request_id,
+            wait,
+        } => {
+            let r = client
+                .trigger_release(pb::TriggerReleaseRequest {
+                    flow,
+                    product,
+                    version,
+                    request_id,
+                    initiator: initiator(),
+                    message,
+                })
+                .await?
+                .into_inner()
+                .release
+                .unwrap_or_default();
+            return after_change(ctx, r, wait.wait, |r| {
+                format!(
+                    "release {} triggered: {} {} through {} v{}",
+                    r.id, r.product, r.version, r.flow, r.flow_version
+                )
+            })
+            .await;
+        }
+        ReleaseCommand::Watch { id, view } => {
+            let view = match view {
+                ViewArg::Auto => View::Auto,
+                ViewArg::Lines => View::Lines,
+                ViewArg::Live => View::Live,
+            };
+            return watch(ctx, &id, view).await;
+        }
+        ReleaseCommand::Get { id } => {
+            let r = get(ctx, &id).await?;
+            print_one(ctx.output, &r, describe)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        ReleaseCommand::List {
+            product,
+            flow,
+            status,
+        } => {
+            let status = status.map(pb::ReleaseStatus::from).unwrap_or_default() as i32;
+            let all = all_pages(|page_token| {
+                let mut client = client.clone();
+                let (product, flow) = (product.clone(), flow.clone());
+                async move {
+                    let r = client
+                        .list_releases(pb::ListReleasesRequest {
+                            product,
+                            flow,
+                            status,
+                            page_size: 0,
+                            page_token,
+                        })
+                        .await?
+                        .into_inner();
+                    Ok((r.releases, r.next_page_token))
+                }
+            })
+            .await?;
+            print_list(
+                ctx.output,
+                &all,
+                &[
+                    "id", "product", "version", "flow", "status", "progress", "created",
+                ],
+                |r| {
+                    let n = r.counters.unwrap_or_default();
+                    vec![
+                        r.id.clone(),
+                        r.product.clone(),
+                        r.version.clone(),
+                        format!("{} v{}", r.flow, r.flow_version),
+                        release_status(r.status),
+                        format!("{}/{}", n.succeeded, n.total),
+                        output::time(r.create_time.as_ref()),
+                    ]
+                },
+            )?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        ReleaseCommand::Terminate { id, reason } => client
+            .terminate_release(pb::TerminateReleaseRequest {
+                release_id: id,
+                reason,
+            })
+            .await?
+            .into_inner()
+            .release
+            .unwrap_or_default(),
+        ReleaseCommand::Retry { id, wait } => {
+            let r = client
+                .retry_release(pb::RetryReleaseRequest { release_id: id })
+                .await?
+                .into_inner()
+                .release
+                .unwrap_or_default();
+            return after_change(ctx, r, wait.wait, |r| {
+                format!("release {} retried: {}", r.id, release_status(r.status))
+            })
+            .await;
+        }
+        ReleaseCommand::Approve {
+            id,
+            environment,
+            comment,
+            wait,
+        } => {
+            let r = client
+                .approve_environment(pb::ApproveEnvironmentRequest {
+                    release_id: id,
+                    environment: environment.clone(),
+                    approve: true,
+                    comment,
+                })
+                .await?
+                .into_inner()
+                .release
+                .unwrap_or_default();
+            return after_change(ctx, r, wait.wait, |r| {
+                format!("{environment} approved in release {}", r.id)
+            })
+            .await;
+        }
+        ReleaseCommand::Reject {
+            id,
+            environment,
+            comment,
+        } => {
+            let r = client
+                .approve_environment(pb::ApproveEnvironmentRequest {
+                    release_id: id,
+                    environment: environment.clone(),
+                    approve: false,
+                    comment,
+                })
+                .await?
+                .into_inner()
+                .release
+                .unwrap_or_default();
+            print_one(ctx.output, &r, |r| {
+                format!("{environment} rejected in release {}", r.id)
+            })?;
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
+    // Terminate.
+    print_one(ctx.output, &release, |r| {
+        format!("release {} {}", r.id, release_status(r.status))
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn get(ctx: &Ctx, id: &str) -> Result<pb::Release, super::client::CliError> {
+    Ok(ctx
+        .releases()
+        .get_release(pb::GetReleaseRequest {
+            release_id: id.to_string(),
+        })
+        .await?
+        .into_inner()
+        .release
+        .unwrap_or_default())
+}
+
+/// After a trigger, retry or approval: without `--wait` print the release;
+/// with it, follow the release (tables: the live view; JSON/YAML: quietly,
+/// then the final release).
+async fn after_change(
+    ctx: &Ctx,
+    release: pb::Release,
+    wait: bool,
+    line: impl FnOnce(&pb::Release) -> String,
+) -> CmdResult {
+    if !wait {
+        print_one(ctx.output, &release, line)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if ctx.output == Output::Table {
+        println!("{}\n", line(&release));
+    }
+    watch(ctx, &release.id, View::Auto).await
+}
+
+/// Follows a release; exit code 0 only when it SUCCEEDED.
+async fn watch(ctx: &Ctx, id: &str, view: View) -> CmdResult {
+    let view = if ctx.output == Output::Table {
+        view
+    } else {
+        View::Quiet
+    };
+    let status = watch_with(ctx.channel.clone(), id, view).await?;
+    if ctx.output != Output::Table {
+        let r = get(ctx, id).await?;
+        print_one(ctx.output, &r, |_| String::new())?;
+    }
+    Ok(if status == pb::ReleaseStatus::Succeeded {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn describe(r: &pb::Release) -> String {
+    let n = r.counters.unwrap_or_default();
+    let head = fields(&[
+        ("release", r.id.clone()),
+        ("status", release_status(r.status)),
+        ("product", format!("{} {}", r.product, r.version)),
+        ("flow", format!("{} v{}", r.flow, r.flow_version)),
+        ("initiator", r.initiator.clone()),
+        ("note", r.trigger_message.clone()),
+        ("message", r.message.clone()),
+        ("created", output::time(r.create_time.as_ref())),
+        (
+            "duration",
+            elapsed(r.start_time.as_ref(), r.finish_time.as_ref()),
+        ),
+        (
+            "progress",
+            format!(
+                "{}/{} succeeded, {} running, {} awaiting approval, {} pending, {} failed, {} skipped, {} terminated",
+                n.succeeded,
+                n.total,
+                n.running,
+                n.suspended,
+                n.pending,
+                n.failed,
+                n.skipped,
+                n.terminated
+            ),
+        ),
+    ]);
+    let envs = table(
+        &[
+            "environment",
+            "status",
+            "attempt",
+            "steps",
+            "duration",
+            "message",
+        ],
+        r.environments.iter().map(|e| {
+            let message = if !e.message.is_empty() {
+                e.message.clone()
+            } else if !e.blocked_on.is_empty() {
+                format!("waiting for {}", e.blocked_on.join(", "))
+            } else {
+                String::new()
+            };
+            vec![
+                e.environment.clone(),
+                env_status(e.status),
+                e.attempt.to_string(),
+                e.steps
+                    .iter()
+                    .map(|s| format!("{} {}", step_kind(s.kind), step_status(s.status)))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                elapsed(e.start_time.as_ref(), e.finish_time.as_ref()),
+                message,
+            ]
+        }),
+    );
+    format!("{head}\n\n{envs}")
+}

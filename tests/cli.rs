@@ -1,0 +1,580 @@
+//! The `promoflow` command line against a real server: the binary is run as
+//! a user would run it, with `PROMOFLOW_SERVER` pointing at a test server,
+//! and its exit codes and output are checked.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::TestServer;
+use promoflow::proto::v1 as pb;
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_promoflow");
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    #[track_caller]
+    fn ok(self) -> Self {
+        assert_eq!(
+            self.code, 0,
+            "expected success\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    #[track_caller]
+    fn failed(self) -> Self {
+        assert_ne!(
+            self.code, 0,
+            "expected failure\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    #[track_caller]
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", self.stdout))
+    }
+
+    fn all(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+}
+
+/// Runs `promoflow ARGS` against `server`.
+async fn cli(server: &TestServer, args: &[&str]) -> Run {
+    cli_at(&format!("http://{}", server.addr), args).await
+}
+
+async fn cli_at(url: &str, args: &[&str]) -> Run {
+    let out = tokio::process::Command::new(BIN)
+        .args(args)
+        .env("PROMOFLOW_SERVER", url)
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .expect("run promoflow");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Writes `text` to a temporary file and returns it (kept until dropped).
+fn yaml_file(text: &str) -> tempfile::NamedTempFile {
+    let mut f = tempfile::Builder::new()
+        .suffix(".yaml")
+        .tempfile()
+        .expect("temp file");
+    std::io::Write::write_all(&mut f, text.as_bytes()).expect("write");
+    f
+}
+
+fn flow_yaml(name: &str, qa_pre_action: &str) -> String {
+    let pre = if qa_pre_action.is_empty() {
+        String::new()
+    } else {
+        format!("\n        preAction: {qa_pre_action}")
+    };
+    format!(
+        r#"apiVersion: codefresh.io/v1beta1
+kind: PromotionFlow
+metadata:
+  name: {name}
+  annotations:
+    description: from the quick start
+spec:
+  triggerEnvironment: dev
+  steps:
+    - environment: qa
+      dependsOn:
+        - dev
+      policy:
+        action: none{pre}
+"#
+    )
+}
+
+/// Environments dev, qa, prod, prod-eu, prod-asia and product `demo` with an
+/// application in each (1.0.0 in dev), all created through the CLI.
+async fn seed(server: &TestServer) {
+    for env in ["dev", "qa"] {
+        cli(server, &["env", "create", env]).await.ok();
+    }
+    for env in ["prod", "prod-eu", "prod-asia"] {
+        cli(
+            server,
+            &[
+                "env",
+                "create",
+                env,
+                "--kind",
+                "production",
+                "--description",
+                "production",
+            ],
+        )
+        .await
+        .ok();
+    }
+    cli(
+        server,
+        &[
+            "product",
+            "create",
+            "demo",
+            "--app",
+            "dev=demo-dev@1.0.0",
+            "--app",
+            "qa=demo-qa",
+            "--app",
+            "prod=demo-prod",
+            "--app",
+            "prod-eu=demo-prod-eu",
+            "--app",
+            "prod-asia=demo-prod-asia",
+        ],
+    )
+    .await
+    .ok();
+}
+
+async fn release_status(server: &TestServer, id: &str) -> pb::ReleaseStatus {
+    let r = server
+        .releases()
+        .get_release(pb::GetReleaseRequest {
+            release_id: id.into(),
+        })
+        .await
+        .expect("get release")
+        .into_inner()
+        .release
+        .expect("release");
+    pb::ReleaseStatus::try_from(r.status).unwrap_or_default()
+}
+
+async fn wait_for(server: &TestServer, id: &str, want: pb::ReleaseStatus) {
+    for _ in 0..600 {
+        if release_status(server, id).await == want {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("release {id} never reached {want:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn quick_start_apply_edit_render_trigger() {
+    let server = TestServer::start().await;
+    seed(&server).await;
+
+    let file = yaml_file(&flow_yaml("quick", ""));
+    let path = file.path().to_str().unwrap();
+    let r = cli(&server, &["flow", "validate", "-f", path]).await.ok();
+    assert!(r.stdout.contains("wave 1: qa"), "{}", r.stdout);
+    let r = cli(&server, &["flow", "apply", "-f", path]).await.ok();
+    assert!(r.stdout.contains("flow quick"), "{}", r.stdout);
+    // Applying again updates (or keeps) the same flow: no ALREADY_EXISTS.
+    cli(&server, &["flow", "apply", "-f", path]).await.ok();
+
+    let r = cli(
+        &server,
+        &[
+            "flow",
+            "edit",
+            "quick",
+            "--add",
+            "prod,prod-eu",
+            "--after",
+            "qa",
+        ],
+    )
+    .await
+    .ok();
+    assert!(
+        r.stdout.contains("dev → qa → {prod, prod-eu}"),
+        "{}",
+        r.stdout
+    );
+
+    let r = cli(&server, &["flow", "render", "quick", "--format", "mermaid"])
+        .await
+        .ok();
+    for env in ["dev", "qa", "prod", "prod-eu"] {
+        assert!(r.stdout.contains(env), "{env} missing in\n{}", r.stdout);
+    }
+    let r = cli(&server, &["flow", "get", "quick", "-o", "yaml"])
+        .await
+        .ok();
+    assert!(r.stdout.contains("kind: PromotionFlow"), "{}", r.stdout);
+    assert!(r.stdout.contains("prod-eu"), "{}", r.stdout);
+    let flow = cli(&server, &["flow", "get", "quick", "-o", "json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(flow["name"], "quick");
+    assert_eq!(flow["steps"].as_array().map(Vec::len), Some(3));
+    let versions = cli(&server, &["-o", "json", "flow", "versions", "quick"])
+        .await
+        .ok()
+        .json();
+    assert!(versions.as_array().map(Vec::len).unwrap_or(0) >= 2);
+    cli(&server, &["flow", "copy", "quick", "quick-copy"])
+        .await
+        .ok();
+    let r = cli(&server, &["flow", "list"]).await.ok();
+    assert!(r.stdout.contains("quick-copy"), "{}", r.stdout);
+
+    let r = cli(
+        &server,
+        &[
+            "release",
+            "trigger",
+            "--flow",
+            "quick",
+            "--product",
+            "demo",
+            "--wait",
+        ],
+    )
+    .await
+    .ok();
+    assert!(r.stdout.contains("SUCCEEDED"), "{}", r.stdout);
+
+    let releases = cli(
+        &server,
+        &["release", "list", "--product", "demo", "-o", "json"],
+    )
+    .await
+    .ok()
+    .json();
+    let list = releases.as_array().expect("array");
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0]["status"], "RELEASE_STATUS_SUCCEEDED");
+    let id = list[0]["id"].as_str().unwrap();
+    let r = cli(&server, &["release", "get", id]).await.ok();
+    assert!(r.stdout.contains("prod-eu"), "{}", r.stdout);
+    let product = cli(&server, &["product", "get", "demo", "-o", "json"])
+        .await
+        .ok()
+        .json();
+    let apps = product["applications"].as_array().unwrap();
+    assert!(
+        apps.iter()
+            .all(|a| a["version"] == "1.0.0" || a["environment"] == "prod-asia"),
+        "{product}"
+    );
+    let envs = cli(&server, &["env", "list", "-o", "json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(envs.as_array().map(Vec::len), Some(5));
+    let r = cli(&server, &["env", "list", "-o", "yaml"]).await.ok();
+    assert!(r.stdout.contains("name: prod-asia"), "{}", r.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn approve_via_cli_then_watch_succeeds() {
+    let server = TestServer::start().await;
+    seed(&server).await;
+    cli(
+        &server,
+        &[
+            "workflow",
+            "create",
+            "gate",
+            "--approval",
+            "--timeout",
+            "1h",
+        ],
+    )
+    .await
+    .ok();
+    let file = yaml_file(&flow_yaml("gated", "gate"));
+    cli(
+        &server,
+        &["flow", "apply", "-f", file.path().to_str().unwrap()],
+    )
+    .await
+    .ok();
+    let release = cli(
+        &server,
+        &[
+            "release",
+            "trigger",
+            "--flow",
+            "gated",
+            "--product",
+            "demo",
+            "-o",
+            "json",
+        ],
+    )
+    .await
+    .ok()
+    .json();
+    let id = release["id"].as_str().expect("id").to_string();
+    wait_for(&server, &id, pb::ReleaseStatus::Suspended).await;
+    let r = cli(&server, &["release", "get", &id]).await.ok();
+    assert!(r.stdout.contains("SUSPENDED"), "{}", r.stdout);
+    cli(
+        &server,
+        &["release", "approve", &id, "qa", "--comment", "looks good"],
+    )
+    .await
+    .ok();
+    let r = cli(&server, &["release", "watch", &id]).await.ok();
+    assert!(r.stdout.contains("SUCCEEDED"), "{}", r.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn terminate_then_retry() {
+    let server = TestServer::start().await;
+    seed(&server).await;
+    cli(&server, &["workflow", "create", "gate", "--approval"])
+        .await
+        .ok();
+    let file = yaml_file(&flow_yaml("gated", "gate"));
+    cli(
+        &server,
+        &["flow", "apply", "-f", file.path().to_str().unwrap()],
+    )
+    .await
+    .ok();
+    let id = cli(
+        &server,
+        &[
+            "release",
+            "trigger",
+            "--flow",
+            "gated",
+            "--product",
+            "demo",
+            "-o",
+            "json",
+        ],
+    )
+    .await
+    .ok()
+    .json()["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    wait_for(&server, &id, pb::ReleaseStatus::Suspended).await;
+    cli(&server, &["release", "terminate", &id, "--reason", "stop"])
+        .await
+        .ok();
+    // Watching a terminated release ends at once, with a non-zero exit code.
+    let r = cli(&server, &["release", "watch", &id]).await.failed();
+    assert!(r.stdout.contains("TERMINATED"), "{}", r.all());
+
+    let r = cli(&server, &["release", "retry", &id]).await.ok();
+    assert!(r.stdout.contains("retried"), "{}", r.stdout);
+    wait_for(&server, &id, pb::ReleaseStatus::Suspended).await;
+    // Rejecting fails the environment: the release ends FAILED.
+    cli(
+        &server,
+        &["release", "reject", &id, "qa", "--comment", "no"],
+    )
+    .await
+    .ok();
+    cli(&server, &["release", "watch", &id]).await.failed();
+    // A second retry, approved this time, succeeds.
+    cli(&server, &["release", "retry", &id]).await.ok();
+    wait_for(&server, &id, pb::ReleaseStatus::Suspended).await;
+    let r = cli(&server, &["release", "approve", &id, "qa", "--wait"])
+        .await
+        .ok();
+    assert!(r.stdout.contains("SUCCEEDED"), "{}", r.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn errors_are_sentences_with_field_violations() {
+    let server = TestServer::start().await;
+    seed(&server).await;
+
+    // Unknown field: refused by apply (server) and validate (local parse).
+    let bad = flow_yaml("broken", "").replace("action: none", "acton: none");
+    let file = yaml_file(&bad);
+    let path = file.path().to_str().unwrap();
+    let r = cli(&server, &["flow", "apply", "-f", path]).await.failed();
+    assert!(r.stderr.contains("acton"), "{}", r.all());
+    assert!(!r.stderr.contains("Status {"), "{}", r.all());
+    let r = cli(&server, &["flow", "validate", "-f", path])
+        .await
+        .failed();
+    assert!(
+        r.all().contains("spec.steps[0].policy.acton"),
+        "{}",
+        r.all()
+    );
+
+    // Shape is fine, the graph is not: the server's violations, by field.
+    let unknown = flow_yaml("broken", "").replace("- dev", "- nowhere");
+    let file = yaml_file(&unknown);
+    let r = cli(
+        &server,
+        &["flow", "validate", "-f", file.path().to_str().unwrap()],
+    )
+    .await
+    .failed();
+    assert!(r.all().contains("depends_on"), "{}", r.all());
+    assert!(r.all().contains("nowhere"), "{}", r.all());
+    let v = cli(
+        &server,
+        &[
+            "flow",
+            "validate",
+            "-f",
+            file.path().to_str().unwrap(),
+            "-o",
+            "json",
+        ],
+    )
+    .await
+    .failed()
+    .json();
+    assert!(!v["violations"].as_array().unwrap().is_empty(), "{v}");
+
+    // A bad name: INVALID_ARGUMENT with the field named.
+    let r = cli(&server, &["env", "create", "Bad_Name"]).await.failed();
+    assert!(r.stderr.starts_with("error: "), "{}", r.stderr);
+    assert!(r.stderr.contains("invalid argument"), "{}", r.stderr);
+    assert!(r.stderr.contains("  - environment.name: "), "{}", r.stderr);
+
+    // Not found.
+    let r = cli(&server, &["release", "get", "nope"]).await.failed();
+    assert!(r.stderr.starts_with("error: "), "{}", r.stderr);
+
+    // Flags checked before anything is sent.
+    cli(&server, &["workflow", "create", "w"]).await.failed();
+    cli(&server, &["flow", "edit", "quick", "--remove", "qa"])
+        .await
+        .failed();
+
+    // No server there.
+    let r = cli_at("http://127.0.0.1:1", &["env", "list"])
+        .await
+        .failed();
+    assert!(r.stderr.contains("cannot reach"), "{}", r.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn help_has_examples_and_completions_work() {
+    for args in [
+        vec!["env", "create", "--help"],
+        vec!["product", "create", "--help"],
+        vec!["workflow", "create", "--help"],
+        vec!["flow", "edit", "--help"],
+        vec!["release", "trigger", "--help"],
+        vec!["release", "watch", "--help"],
+    ] {
+        let r = cli_at("http://127.0.0.1:1", &args).await.ok();
+        assert!(r.stdout.contains("Example"), "{args:?}:\n{}", r.stdout);
+    }
+    for shell in ["bash", "zsh", "fish"] {
+        let r = cli_at("http://127.0.0.1:1", &["completions", shell])
+            .await
+            .ok();
+        assert!(r.stdout.contains("release"), "{shell}");
+    }
+}
+
+/// The live view on a real terminal: `release watch` runs under `script`
+/// (a pseudo-terminal), and some frame shows prod, prod-eu and prod-asia
+/// RUNNING at the same time.
+#[tokio::test(flavor = "multi_thread")]
+async fn live_view_on_a_terminal_shows_parallel_environments() {
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: util-linux `script` is not installed");
+        return;
+    }
+    let server = TestServer::start().await;
+    seed(&server).await;
+    cli(&server, &["workflow", "create", "soak", "--wait", "2s"])
+        .await
+        .ok();
+    let mut yaml = flow_yaml("parallel", "");
+    for env in ["prod", "prod-eu", "prod-asia"] {
+        yaml.push_str(&format!(
+            "    - environment: {env}\n      dependsOn:\n        - qa\n      policy:\n        action: none\n        postAction: soak\n"
+        ));
+    }
+    let file = yaml_file(&yaml);
+    cli(
+        &server,
+        &["flow", "apply", "-f", file.path().to_str().unwrap()],
+    )
+    .await
+    .ok();
+    let id = cli(
+        &server,
+        &[
+            "release",
+            "trigger",
+            "--flow",
+            "parallel",
+            "--product",
+            "demo",
+            "-o",
+            "json",
+        ],
+    )
+    .await
+    .ok()
+    .json()["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let command = format!("stty cols 120 rows 40; {BIN} release watch {id}");
+    let out = tokio::process::Command::new("script")
+        .args(["-qfec", &command, "/dev/null"])
+        .env("PROMOFLOW_SERVER", format!("http://{}", server.addr))
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .expect("script");
+    let raw = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "exit {:?}\n{raw}", out.status);
+    // Frames are separated by the cursor moving back up (CSI n F).
+    let frames: Vec<String> = regex::Regex::new(r"\x1b\[\d+F")
+        .unwrap()
+        .split(&raw)
+        .map(|f| {
+            regex::Regex::new(r"\x1b\[[0-9;]*[A-Za-z]")
+                .unwrap()
+                .replace_all(f, "")
+                .into_owned()
+        })
+        .collect();
+    assert!(frames.len() > 3, "no redraws:\n{raw}");
+    let parallel = frames.iter().find(|f| {
+        ["prod ", "prod-eu ", "prod-asia "].iter().all(|env| {
+            f.lines()
+                .any(|l| l.contains(&format!("▶ {env}")) && l.contains("RUNNING"))
+        })
+    });
+    let Some(frame) = parallel else {
+        panic!("no frame with the three production environments RUNNING:\n{raw}");
+    };
+    println!("a frame of the live view:\n{frame}");
+    assert!(frame.contains("wave 2"), "{frame}");
+    assert!(frame.contains("post-action soak"), "{frame}");
+    assert!(frame.contains("3 running"), "{frame}");
+    assert!(raw.contains("SUCCEEDED"), "{raw}");
+}
