@@ -8,6 +8,8 @@
 
 #![allow(dead_code)]
 
+pub mod replica;
+
 use std::net::SocketAddr;
 
 use promoflow::config::ServerConfig;
@@ -269,7 +271,11 @@ pub async fn seed_parallel(server: &TestServer, post_action: Option<&str>) {
                     .map(|e| pb::Application {
                         environment: e.to_string(),
                         name: format!("demo-trioapp-{e}"),
-                        version: if *e == "dev" { "1.0.0".into() } else { String::new() },
+                        version: if *e == "dev" {
+                            "1.0.0".into()
+                        } else {
+                            String::new()
+                        },
                         ..Default::default()
                     })
                     .collect(),
@@ -355,7 +361,9 @@ pub async fn wait_final(server: &TestServer, id: &str) -> promoflow::proto::v1::
         let s = pb::ReleaseStatus::try_from(r.status).unwrap_or_default();
         if matches!(
             s,
-            pb::ReleaseStatus::Succeeded | pb::ReleaseStatus::Failed | pb::ReleaseStatus::Terminated
+            pb::ReleaseStatus::Succeeded
+                | pb::ReleaseStatus::Failed
+                | pb::ReleaseStatus::Terminated
         ) {
             return r;
         }
