@@ -210,7 +210,11 @@ async fn three_replicas_run_every_step_exactly_once() {
     let mut ids = Vec::new();
     for i in 0..50 {
         let ch = &replicas[i % 3].channel;
-        ids.push(trigger(ch, &format!("app-{}", i % 5), &format!("2.{i}.0")).await.id);
+        ids.push(
+            trigger(ch, &format!("app-{}", i % 5), &format!("2.{i}.0"))
+                .await
+                .id,
+        );
     }
     let done = wait_all(&replicas[1].channel, &ids).await;
     for r in &done {
@@ -264,8 +268,15 @@ async fn a_killed_replicas_releases_are_finished_by_the_others() {
     // step used exactly one key.
     let per_key = hook.per_key();
     assert!(per_key.values().all(|n| *n <= 2), "{per_key:?}");
-    assert!(per_key.values().any(|n| *n == 2), "some step was re-run after the kill");
-    assert_eq!(per_key.len(), hook.per_step().len(), "one idempotency key per step");
+    assert!(
+        per_key.values().any(|n| *n == 2),
+        "some step was re-run after the kill"
+    );
+    assert_eq!(
+        per_key.len(),
+        hook.per_step().len(),
+        "one idempotency key per step"
+    );
     assert_eq!(per_key.len(), 12);
 }
 
@@ -280,7 +291,11 @@ async fn a_watcher_on_one_replica_sees_another_replicas_release() {
     let (seqs, ended_final) = read_stream(&b.channel, &r.id, 1, 10_000).await;
     let last = get(&a.channel, &r.id).await.last_seq;
     assert!(ended_final, "the stream on B ended with the final event");
-    assert_eq!(seqs, (2..=last).collect::<Vec<_>>(), "every event, in order");
+    assert_eq!(
+        seqs,
+        (2..=last).collect::<Vec<_>>(),
+        "every event, in order"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -299,7 +314,11 @@ async fn a_watch_resumes_on_another_replica_after_a_kill() {
     assert_eq!(last.status, pb::ReleaseStatus::Succeeded as i32);
     assert!(ended_final);
     let all: Vec<i64> = head.into_iter().chain(tail).collect();
-    assert_eq!(all, (2..=last.last_seq).collect::<Vec<_>>(), "no gap, no duplicate");
+    assert_eq!(
+        all,
+        (2..=last.last_seq).collect::<Vec<_>>(),
+        "no gap, no duplicate"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
