@@ -397,7 +397,15 @@ async fn failing_branch_skips_descendants_and_fails_release() {
     for d in ["prod-eu-edge", "prod-eu-tail"] {
         assert_eq!(env_status(&done, d), pb::EnvironmentStatus::Skipped, "{d}");
         assert_eq!(env(&done, d).blocked_on, vec!["prod-eu".to_string()], "{d}");
+        // Never started: attempt 0, steps skipped.
+        assert_eq!(env(&done, d).attempt, 0, "{d}");
+        assert!(env(&done, d).start_time.is_none(), "{d}");
+        for s in &env(&done, d).steps {
+            assert_eq!(s.status, pb::StepStatus::Skipped as i32, "{d}: {s:?}");
+            assert_eq!(s.attempt, 0, "{d}: {s:?}");
+        }
     }
+    assert_eq!(env(&done, "prod-eu").attempt, 1);
     for ok in ["dev", "qa", "prod", "prod-asia"] {
         assert_eq!(
             env_status(&done, ok),

@@ -35,7 +35,8 @@ impl StepRun {
             workflow: workflow.into(),
             status: StepStatus::Pending,
             message: String::new(),
-            attempt: 1,
+            // 0 until it first starts (see `begin_step`).
+            attempt: 0,
             deadline: None,
             start_time: None,
             finish_time: None,
@@ -174,7 +175,7 @@ impl Release {
             depends_on: Vec::new(),
             status: EnvironmentStatus::Pending,
             blocked_on: Vec::new(),
-            attempt: 1,
+            attempt: 0,
             application: application(&spec.trigger_environment),
             action: Action::None,
             message: String::new(),
@@ -202,7 +203,7 @@ impl Release {
                 depends_on: step.depends_on.clone(),
                 status: EnvironmentStatus::Pending,
                 blocked_on: step.depends_on.clone(),
-                attempt: 1,
+                attempt: 0,
                 application: application(&step.environment),
                 action: step.policy.action,
                 message: String::new(),
@@ -461,6 +462,8 @@ impl Release {
         env.status = EnvironmentStatus::Running;
         env.blocked_on.clear();
         env.message.clear();
+        // 0 while never started, 1 on the first run (retries count on).
+        env.attempt = env.attempt.max(1);
         if env.start_time.is_none() || env.attempt > 1 {
             env.start_time = Some(now);
         }
@@ -695,6 +698,7 @@ impl Release {
     fn begin_step(&mut self, at: StepRef, now: Time) {
         if let Some(s) = self.step_mut(at) {
             s.status = StepStatus::Running;
+            s.attempt = s.attempt.max(1);
             s.start_time = Some(now);
             s.finish_time = None;
             s.message.clear();
@@ -865,10 +869,20 @@ impl Release {
             let env = &mut self.envs[e];
             match env.status {
                 EnvironmentStatus::Failed | EnvironmentStatus::Terminated => {
-                    env.attempt += 1;
-                    let attempt = env.attempt;
+                    // Terminated before it started: its first run is still
+                    // attempt 1.
+                    if env.start_time.is_some() {
+                        env.attempt += 1;
+                    }
                     for (i, s) in env.steps.iter_mut().enumerate() {
                         if s.status != StepStatus::Succeeded || s.is_outcome_hook() {
+                            // A step that ran runs again as a new attempt
+                            // (new idempotency key; late results of the old
+                            // one are ignored); one that never started
+                            // stays at 0 until it does.
+                            if s.start_time.is_some() {
+                                s.attempt += 1;
+                            }
                             if s.status != StepStatus::Pending {
                                 changes.push(Change::Step(StepRef {
                                     env: Some(e),
@@ -880,7 +894,6 @@ impl Release {
                             s.deadline = None;
                             s.start_time = None;
                             s.finish_time = None;
-                            s.attempt = attempt;
                         }
                     }
                     env.status = EnvironmentStatus::Pending;
@@ -904,6 +917,9 @@ impl Release {
         }
         for (i, h) in self.hooks.iter_mut().enumerate() {
             if h.kind != StepKind::OnStart || h.status != StepStatus::Succeeded {
+                if h.start_time.is_some() {
+                    h.attempt += 1;
+                }
                 h.status = StepStatus::Pending;
                 h.message.clear();
                 h.start_time = None;
