@@ -77,6 +77,7 @@ async fn parallel_quick_start_runs_branches_together() {
 #[derive(Clone, Default)]
 struct Hook {
     hits: Arc<Mutex<Vec<(String, String)>>>,
+    bodies: Arc<Mutex<Vec<serde_json::Value>>>,
     failing: Arc<Mutex<HashSet<String>>>,
 }
 
@@ -111,13 +112,16 @@ impl Hook {
             .unwrap_or_default()
             .to_string();
         hook.hits.lock().unwrap().push((env.clone(), key));
+        hook.bodies.lock().unwrap().push(v.clone());
         if hook.failing.lock().unwrap().contains(&env) {
             (
                 axum::http::StatusCode::INTERNAL_SERVER_ERROR,
                 "deploy check exploded".into(),
             )
         } else {
-            (axum::http::StatusCode::OK, r#"{"outputs":{}}"#.into())
+            // Each environment leaves a trace in the promotion context.
+            let out = serde_json::json!({ "outputs": { format!("from_{env}"): env } });
+            (axum::http::StatusCode::OK, out.to_string())
         }
     }
 
@@ -1325,4 +1329,135 @@ async fn retry_is_refused_while_another_release_of_the_product_runs() {
         .expect("retry");
     let done = wait_final(&server, &failed.id).await;
     assert_eq!(status(&done), pb::ReleaseStatus::Succeeded, "{done:?}");
+}
+
+#[tokio::test]
+async fn queued_release_is_terminated_at_once() {
+    let server = TestServer::start().await;
+    create_wait(&server, "long", 30_000).await;
+    seed_parallel(&server, Some("long")).await;
+    let first = trigger(&server, "2.0.0").await;
+    let second = trigger(&server, "3.0.0").await;
+    assert_eq!(status(&second), pb::ReleaseStatus::Queued);
+    let t = server
+        .releases()
+        .terminate_release(pb::TerminateReleaseRequest {
+            release_id: second.id.clone(),
+            reason: "not needed".into(),
+        })
+        .await
+        .expect("terminate queued")
+        .into_inner()
+        .release
+        .unwrap();
+    assert_eq!(status(&t), pb::ReleaseStatus::Terminated, "{t:?}");
+    assert_eq!(t.message, "not needed");
+    assert!(t.start_time.is_none(), "never started: {t:?}");
+    for e in &t.environments {
+        assert_eq!(e.status, pb::EnvironmentStatus::Terminated as i32, "{e:?}");
+        assert_eq!(e.attempt, 0, "{e:?}");
+    }
+    // The running one is untouched.
+    assert_eq!(
+        status(&get(&server, &first.id).await),
+        pb::ReleaseStatus::Running
+    );
+    server
+        .releases()
+        .terminate_release(pb::TerminateReleaseRequest {
+            release_id: first.id.clone(),
+            reason: String::new(),
+        })
+        .await
+        .expect("terminate first");
+    assert_eq!(
+        wait_final(&server, &first.id).await.message,
+        "terminated on request"
+    );
+}
+
+#[tokio::test]
+async fn approval_timeout_fails_the_environment() {
+    let server = TestServer::start().await;
+    server
+        .workflows()
+        .create_workflow(pb::CreateWorkflowRequest {
+            workflow: Some(pb::Workflow {
+                name: "brief-gate".into(),
+                kind: Some(pb::workflow::Kind::Approval(pb::ApprovalWorkflow {
+                    timeout: Some(dur(300)),
+                })),
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("create approval");
+    seed_parallel(&server, Some("brief-gate")).await;
+    let r = trigger(&server, "").await;
+    let done = wait_final(&server, &r.id).await;
+    assert_eq!(status(&done), pb::ReleaseStatus::Failed, "{done:?}");
+    for e in ["prod", "prod-eu", "prod-asia"] {
+        assert_eq!(env_status(&done, e), pb::EnvironmentStatus::Failed, "{e}");
+        let post = step(env(&done, e), pb::StepKind::PostAction);
+        assert_eq!(post.status, pb::StepStatus::Failed as i32, "{post:?}");
+        assert!(post.message.contains("timed out"), "{post:?}");
+    }
+}
+
+#[tokio::test]
+async fn http_outputs_flow_into_later_workflows_and_on_fail_runs() {
+    let server = TestServer::start().await;
+    let (hook, url) = Hook::start(&["prod-asia"]).await;
+    create_http(&server, "notify", &url, 2).await;
+    seed_parallel(&server, Some("notify")).await;
+    edit_flow(
+        &server,
+        "parallel",
+        vec![
+            pb::flow_edit::Edit::SetPolicy(pb::flow_edit::SetPolicy {
+                environment: "qa".into(),
+                policy: Some(pb::Policy {
+                    post_action: "notify".into(),
+                    ..Default::default()
+                }),
+            }),
+            pb::flow_edit::Edit::SetHooks(pb::flow_edit::SetHooks {
+                environment: String::new(),
+                hooks: Some(pb::Hooks {
+                    on_fail: "notify".into(),
+                    ..Default::default()
+                }),
+            }),
+        ],
+    )
+    .await;
+    let r = trigger(&server, "").await;
+    let done = wait_final(&server, &r.id).await;
+    assert_eq!(status(&done), pb::ReleaseStatus::Failed, "{done:?}");
+    // prod-asia was tried twice (max_attempts 2), then failed with the status.
+    let counts = hook.counts();
+    assert_eq!(counts.get("prod-asia"), Some(&2), "{counts:?}");
+    let post = step(env(&done, "prod-asia"), pb::StepKind::PostAction);
+    assert!(post.message.contains("500"), "{post:?}");
+    assert_eq!(post.attempt, 1, "HTTP retries are not attempts: {post:?}");
+    // The release-level on_fail hook ran once (environment empty).
+    assert_eq!(counts.get(""), Some(&1), "{counts:?}");
+    let hooks = &done.hooks;
+    assert_eq!(hooks.len(), 1, "{hooks:?}");
+    assert_eq!(hooks[0].kind, pb::StepKind::OnFail as i32);
+    assert_eq!(
+        hooks[0].status,
+        pb::StepStatus::Succeeded as i32,
+        "{hooks:?}"
+    );
+    // qa's output reached the production post-actions' context.
+    let bodies = hook.bodies.lock().unwrap().clone();
+    let prod = bodies
+        .iter()
+        .find(|b| b["environment"] == "prod")
+        .expect("prod was called");
+    assert_eq!(prod["context"]["from_qa"], "qa", "{prod}");
+    assert_eq!(prod["version"], "1.0.0");
+    assert_eq!(prod["product"], "demo-trioapp");
+    assert_eq!(prod["release_id"], r.id.as_str());
 }
