@@ -335,7 +335,7 @@ fn status(r: &pb::Release) -> pb::ReleaseStatus {
     pb::ReleaseStatus::try_from(r.status).unwrap_or_default()
 }
 
-fn step<'a>(e: &'a pb::EnvironmentRun, kind: pb::StepKind) -> &'a pb::StepRun {
+fn step(e: &pb::EnvironmentRun, kind: pb::StepKind) -> &pb::StepRun {
     e.steps
         .iter()
         .find(|s| s.kind == kind as i32)
@@ -417,7 +417,7 @@ async fn failing_branch_skips_descendants_and_fails_release() {
             "{ok}"
         );
     }
-    let c = done.counters.clone().expect("counters");
+    let c = done.counters.expect("counters");
     assert_eq!(
         (
             c.total,
@@ -581,7 +581,7 @@ async fn terminate_cancels_running_environments() {
             "{e}"
         );
     }
-    let c = done.counters.clone().unwrap();
+    let c = done.counters.unwrap();
     assert_eq!((c.terminated, c.succeeded, c.running), (3, 2, 0), "{c:?}");
     // Already final: nothing to terminate.
     expect_code(
@@ -657,7 +657,7 @@ async fn approval_world(server: &TestServer) -> pb::Release {
     for e in ["prod-eu", "prod-asia"] {
         assert_eq!(env_status(&r, e), pb::EnvironmentStatus::Succeeded, "{e}");
     }
-    assert_eq!(r.counters.clone().unwrap().suspended, 1);
+    assert_eq!(r.counters.unwrap().suspended, 1);
     r
 }
 
