@@ -450,7 +450,7 @@ async fn errors_are_sentences_with_field_violations() {
     // A bad name: INVALID_ARGUMENT with the field named.
     let r = cli(&server, &["env", "create", "Bad_Name"]).await.failed();
     assert!(r.stderr.starts_with("error: "), "{}", r.stderr);
-    assert!(r.stderr.contains("invalid argument"), "{}", r.stderr);
+    assert!(r.stderr.contains("invalid"), "{}", r.stderr);
     assert!(r.stderr.contains("  - environment.name: "), "{}", r.stderr);
 
     // Not found.

@@ -113,16 +113,25 @@ impl fmt::Display for CliError {
         match self {
             Self::Message(m) => write!(f, "{m}"),
             Self::Status(s) => {
-                let message = if s.message().is_empty() {
-                    code_words(s.code()).to_string()
+                let violations = s
+                    .get_details_bad_request()
+                    .map(|b| b.field_violations)
+                    .unwrap_or_default();
+                if !violations.is_empty() && s.code() == tonic::Code::InvalidArgument {
+                    // The message only summarises the violations: list them instead.
+                    let n = violations.len();
+                    write!(
+                        f,
+                        "the server refused the request as invalid ({n} problem{}):",
+                        if n == 1 { "" } else { "s" }
+                    )?;
+                } else if s.message().is_empty() {
+                    write!(f, "{}", code_words(s.code()))?;
                 } else {
-                    s.message().to_string()
-                };
-                write!(f, "{message} ({})", code_words(s.code()))?;
-                if let Some(bad) = s.get_details_bad_request() {
-                    for v in bad.field_violations {
-                        write!(f, "\n  - {}: {}", v.field, v.description)?;
-                    }
+                    write!(f, "{} ({})", s.message(), code_words(s.code()))?;
+                }
+                for v in violations {
+                    write!(f, "\n  - {}: {}", v.field, v.description)?;
                 }
                 Ok(())
             }

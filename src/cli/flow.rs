@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use clap::{ArgGroup, Subcommand, ValueEnum};
 
 use super::client::{CliError, CmdResult, Ctx, all_pages, fail, key_value};
-use super::output::{self, Output, fields, print_list, print_one, print_value, table, to_value};
+use super::output::{
+    self, Output, fields, out, outln, print_list, print_one, print_value, table, to_value,
+};
 use crate::proto::v1 as pb;
 use crate::proto::v1::flow_edit::{
     AddEnvironments, Edit, RemoveEnvironment, SetDependencies, SetSettings, remove_environment,
@@ -153,7 +155,7 @@ pub async fn run(ctx: &Ctx, cmd: FlowCommand) -> CmdResult {
                     .await?
                     .into_inner()
                     .yaml;
-                print!("{yaml}");
+                out!("{yaml}");
             } else {
                 let flow = client
                     .get_flow(pb::GetFlowRequest { name, version })
@@ -355,7 +357,7 @@ pub async fn run(ctx: &Ctx, cmd: FlowCommand) -> CmdResult {
                 .await?
                 .into_inner()
                 .text;
-            println!("{}", text.trim_end());
+            outln!("{}", text.trim_end());
         }
         FlowCommand::Delete { name } => {
             client
@@ -364,7 +366,7 @@ pub async fn run(ctx: &Ctx, cmd: FlowCommand) -> CmdResult {
                     expected_version: 0,
                 })
                 .await?;
-            println!("flow {name} deleted");
+            outln!("flow {name} deleted");
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -406,9 +408,9 @@ async fn validate(ctx: &Ctx, yaml: &str) -> CmdResult {
     match ctx.output {
         Output::Table => {
             if ok {
-                println!("valid; execution plan:");
+                outln!("valid; execution plan:");
                 for (i, w) in response.plan.unwrap_or_default().waves.iter().enumerate() {
-                    println!("  wave {i}: {}", w.environments.join(", "));
+                    outln!("  wave {i}: {}", w.environments.join(", "));
                 }
             } else {
                 eprintln!("invalid flow:");

@@ -2,6 +2,7 @@
 //! the protobuf JSON mapping (field names as in the `.proto` files, enums
 //! by name, RFC 3339 times, `"30s"` durations) for scripts.
 
+use std::io::Write;
 use std::sync::LazyLock;
 
 use clap::ValueEnum;
@@ -11,6 +12,34 @@ use serde_json::Value;
 
 use super::client::{CliError, fail};
 use crate::proto::v1 as pb;
+
+/// Writes to stdout. A closed pipe (`promoflow release list | head -1`)
+/// ends the process quietly, with the usual SIGPIPE exit status, instead of
+/// the panic `println!` would give.
+pub fn emit(text: std::fmt::Arguments) {
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(text).and_then(|()| out.flush())
+        && e.kind() == std::io::ErrorKind::BrokenPipe
+    {
+        std::process::exit(141);
+    }
+}
+
+/// `println!` through [`emit`].
+macro_rules! outln {
+    ($($t:tt)*) => {
+        $crate::cli::output::emit(format_args!("{}\n", format_args!($($t)*)))
+    };
+}
+
+/// `print!` through [`emit`].
+macro_rules! out {
+    ($($t:tt)*) => {
+        $crate::cli::output::emit(format_args!($($t)*))
+    };
+}
+
+pub(crate) use {out, outln};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Output {
@@ -67,11 +96,11 @@ pub fn to_value<M: Named>(msg: &M) -> Result<Value, CliError> {
 pub fn print_value(output: Output, value: &Value) -> Result<(), CliError> {
     match output {
         Output::Table => {}
-        Output::Json => println!(
+        Output::Json => outln!(
             "{}",
             serde_json::to_string_pretty(value).map_err(|e| CliError::Message(e.to_string()))?
         ),
-        Output::Yaml => print!(
+        Output::Yaml => out!(
             "{}",
             serde_saphyr::to_string(value).map_err(|e| CliError::Message(e.to_string()))?
         ),
@@ -87,7 +116,7 @@ pub fn print_one<M: Named>(
 ) -> Result<(), CliError> {
     match output {
         Output::Table => {
-            println!("{}", table(msg));
+            outln!("{}", table(msg));
             Ok(())
         }
         _ => print_value(output, &to_value(msg)?),
@@ -105,9 +134,9 @@ pub fn print_list<M: Named>(
     match output {
         Output::Table => {
             if items.is_empty() {
-                println!("(none)");
+                outln!("(none)");
             } else {
-                println!("{}", table(header, items.iter().map(row)));
+                outln!("{}", table(header, items.iter().map(row)));
             }
             Ok(())
         }
@@ -119,7 +148,7 @@ pub fn print_list<M: Named>(
 }
 
 /// A borderless table in the style of `kubectl get`.
-pub fn table(header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> Table {
+pub fn table(header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> String {
     let mut t = Table::new();
     t.load_preset(comfy_table::presets::NOTHING)
         .set_content_arrangement(ContentArrangement::Disabled)
@@ -131,7 +160,10 @@ pub fn table(header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> Ta
     if let Some(c) = t.column_mut(0) {
         c.set_padding((0, 1));
     }
-    t
+    t.lines()
+        .map(|l| l.trim_end().to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// `label: value` lines, aligned, skipping empty values.

@@ -6,8 +6,8 @@ use clap::{Args, Subcommand, ValueEnum};
 
 use super::client::{CmdResult, Ctx, all_pages, initiator};
 use super::output::{
-    self, Output, elapsed, env_status, fields, print_list, print_one, release_status, step_kind,
-    step_status, table,
+    self, Output, elapsed, env_status, fields, outln, print_list, print_one, release_status,
+    step_kind, step_status, table,
 };
 use super::watch::{View, watch_with};
 use crate::proto::v1 as pb;
@@ -327,7 +327,7 @@ async fn after_change(
         return Ok(ExitCode::SUCCESS);
     }
     if ctx.output == Output::Table {
-        println!("{}\n", line(&release));
+        outln!("{}\n", line(&release));
     }
     watch(ctx, &release.id, View::Auto).await
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use crossterm::style::{Color, Stylize};
 use tonic::transport::Channel;
 
-use super::output::{self, elapsed, env_status, release_status, step_kind, step_status};
+use super::output::{self, elapsed, env_status, outln, release_status, step_kind, step_status};
 use crate::proto::v1 as pb;
 use crate::proto::v1::release_event::Change;
 use crate::proto::v1::release_service_client::ReleaseServiceClient;
@@ -243,14 +243,14 @@ impl Watcher {
                 self.status = pb::ReleaseStatus::try_from(r.status).unwrap_or_default();
                 for e in &r.environments {
                     let s = env_status(e.status);
-                    println!("[{t:5.1}s] {} {:<10} {s}", symbol(&s), e.environment);
+                    outln!("[{t:5.1}s] {} {:<10} {s}", symbol(&s), e.environment);
                 }
             }
             Change::Release(c) => {
                 let s = release_status(c.status);
                 self.status = pb::ReleaseStatus::try_from(c.status).unwrap_or_default();
                 let n = c.counters.unwrap_or_default();
-                println!(
+                outln!(
                     "[{t:5.1}s] {} release {s}  ({} succeeded, {} running, {} pending, {} failed){}",
                     symbol(&s),
                     n.succeeded,
@@ -274,7 +274,7 @@ impl Watcher {
                     } else {
                         String::new()
                     };
-                    println!("[{t:5.1}s] {} {:<10} {s}{extra}", symbol(&s), e.environment);
+                    outln!("[{t:5.1}s] {} {:<10} {s}{extra}", symbol(&s), e.environment);
                 }
             }
             Change::Step(c) => {
@@ -284,7 +284,7 @@ impl Watcher {
                     } else {
                         &c.environment
                     };
-                    println!(
+                    outln!(
                         "[{t:5.1}s]   {:<10} {}: {}",
                         env,
                         step_label(s),
@@ -409,14 +409,14 @@ impl Watcher {
             View::Quiet => {}
             View::Live => {
                 self.redraw();
-                println!(
+                outln!(
                     "\nrelease {} {} in {:.1}s",
                     self.id,
                     release_status(self.status as i32),
                     self.start.elapsed().as_secs_f64()
                 );
             }
-            _ => println!(
+            _ => outln!(
                 "\nrelease {} {} in {:.1}s",
                 self.id,
                 release_status(self.status as i32),
