@@ -265,6 +265,22 @@ async fn quick_start_apply_edit_render_trigger() {
     let id = list[0]["id"].as_str().unwrap();
     let r = cli(&server, &["release", "get", id]).await.ok();
     assert!(r.stdout.contains("prod-eu"), "{}", r.stdout);
+    let r = cli(
+        &server,
+        &[
+            "flow",
+            "render",
+            "quick",
+            "--release",
+            id,
+            "--format",
+            "dot",
+        ],
+    )
+    .await
+    .ok();
+    assert!(r.stdout.starts_with("digraph"), "{}", r.stdout);
+    assert!(r.stdout.contains("prod-eu"), "{}", r.stdout);
     let product = cli(&server, &["product", "get", "demo", "-o", "json"])
         .await
         .ok()
@@ -282,6 +298,18 @@ async fn quick_start_apply_edit_render_trigger() {
     assert_eq!(envs.as_array().map(Vec::len), Some(5));
     let r = cli(&server, &["env", "list", "-o", "yaml"]).await.ok();
     assert!(r.stdout.contains("name: prod-asia"), "{}", r.stdout);
+
+    cli(&server, &["workflow", "create", "unused", "--wait", "1s"])
+        .await
+        .ok();
+    let r = cli(&server, &["workflow", "list"]).await.ok();
+    assert!(r.stdout.contains("wait 1s"), "{}", r.stdout);
+    let done = cli(&server, &["workflow", "delete", "unused", "-o", "json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(done, serde_json::json!({}));
+    cli(&server, &["workflow", "get", "unused"]).await.failed();
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::{Subcommand, ValueEnum};
 
 use super::client::{CmdResult, Ctx, all_pages, key_value};
-use super::output::{self, fields, outln, print_list, print_one};
+use super::output::{self, fields, print_done, print_list, print_one};
 use crate::proto::v1 as pb;
 
 #[derive(Debug, Subcommand)]
@@ -118,7 +118,7 @@ pub async fn run(ctx: &Ctx, cmd: EnvCommand) -> CmdResult {
                     expected_version: 0,
                 })
                 .await?;
-            outln!("environment {name} deleted");
+            print_done(ctx.output, &format!("environment {name} deleted"))?;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -7,7 +7,8 @@ use clap::{ArgGroup, Subcommand, ValueEnum};
 
 use super::client::{CliError, CmdResult, Ctx, all_pages, fail, key_value};
 use super::output::{
-    self, Output, fields, out, outln, print_list, print_one, print_value, table, to_value,
+    self, Output, fields, out, outln, print_done, print_list, print_one, print_value, table,
+    to_value,
 };
 use crate::proto::v1 as pb;
 use crate::proto::v1::flow_edit::{
@@ -366,7 +367,7 @@ pub async fn run(ctx: &Ctx, cmd: FlowCommand) -> CmdResult {
                     expected_version: 0,
                 })
                 .await?;
-            outln!("flow {name} deleted");
+            print_done(ctx.output, &format!("flow {name} deleted"))?;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -147,6 +147,18 @@ pub fn print_list<M: Named>(
     }
 }
 
+/// Confirms a change that returns nothing (a delete): `message` for
+/// people, an empty object for scripts.
+pub fn print_done(output: Output, message: &str) -> Result<(), CliError> {
+    match output {
+        Output::Table => {
+            outln!("{message}");
+            Ok(())
+        }
+        _ => print_value(output, &Value::Object(Default::default())),
+    }
+}
+
 /// A borderless table in the style of `kubectl get`.
 pub fn table(header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> String {
     let mut t = Table::new();

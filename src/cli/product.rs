@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::{Subcommand, ValueEnum};
 
 use super::client::{CmdResult, Ctx, all_pages};
-use super::output::{self, fields, outln, print_list, print_one, table};
+use super::output::{self, fields, print_done, print_list, print_one, table};
 use crate::proto::v1 as pb;
 
 #[derive(Debug, Subcommand)]
@@ -152,7 +152,7 @@ pub async fn run(ctx: &Ctx, cmd: ProductCommand) -> CmdResult {
                     expected_version: 0,
                 })
                 .await?;
-            outln!("product {name} deleted");
+            print_done(ctx.output, &format!("product {name} deleted"))?;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -301,13 +301,22 @@ impl Watcher {
         if self.view != View::Live {
             return;
         }
-        let lines = self.frame();
+        let mut lines = self.frame();
         // A pseudo-terminal without a size reports 0 columns.
-        let width = crossterm::terminal::size()
+        let (width, height) = crossterm::terminal::size()
             .ok()
-            .filter(|(w, _)| *w > 0)
-            .map_or(120, |(w, _)| w as usize)
-            .max(20);
+            .filter(|(w, h)| *w > 0 && *h > 0)
+            .map_or((120, 50), |(w, h)| (w as usize, h as usize));
+        let (width, height) = (width.max(20), height.max(5));
+        // The cursor cannot move above the screen's top: a frame taller than
+        // the terminal would scroll and leave stale lines behind.
+        if lines.len() >= height {
+            let hidden = lines.len() - (height - 2);
+            lines.truncate(height - 2);
+            lines.push(Line::plain(format!(
+                "  … {hidden} more lines (a taller terminal shows them)"
+            )));
+        }
         let mut out = std::io::stdout().lock();
         if self.drawn > 0 {
             let _ = crossterm::queue!(
@@ -397,6 +406,14 @@ impl Watcher {
         if !r.message.is_empty() {
             lines.push(Line::plain(format!("  {}", r.message)));
         }
+        for e in &r.environments {
+            if e.status == pb::EnvironmentStatus::Suspended as i32 {
+                lines.push(Line::plain(format!(
+                    "  approve: promoflow release approve {} {}   (or reject)",
+                    r.id, e.environment
+                )));
+            }
+        }
         if !self.note.is_empty() {
             lines.push(Line::plain(format!("  {}", self.note)));
         }
@@ -481,7 +498,9 @@ impl Line {
     fn render(&self, width: usize) -> String {
         let mut out = String::new();
         let mut left = width;
-        for (text, c) in &self.0 {
+        let last = self.0.len().saturating_sub(1);
+        for (i, (text, c)) in self.0.iter().enumerate() {
+            let text = if i == last { text.trim_end() } else { text };
             if left == 0 {
                 break;
             }

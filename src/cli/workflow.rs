@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{ArgGroup, Subcommand};
 
 use super::client::{CmdResult, Ctx, all_pages, duration, fail, key_value};
-use super::output::{self, fields, outln, print_list, print_one};
+use super::output::{self, fields, print_done, print_list, print_one};
 use crate::proto::v1 as pb;
 use crate::proto::v1::workflow::Kind;
 
@@ -170,7 +170,7 @@ pub async fn run(ctx: &Ctx, cmd: WorkflowCommand) -> CmdResult {
                     expected_version: 0,
                 })
                 .await?;
-            outln!("workflow {name} deleted");
+            print_done(ctx.output, &format!("workflow {name} deleted"))?;
         }
     }
     Ok(ExitCode::SUCCESS)
