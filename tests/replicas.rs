@@ -155,7 +155,10 @@ async fn wait_all(ch: &Channel, ids: &[String]) -> Vec<pb::Release> {
     panic!("releases did not finish in 60 s");
 }
 
-fn ts(t: &Option<prost_types::Timestamp>) -> (i64, i32) {
+/// A protobuf timestamp as (seconds, nanos), ordered like time.
+type Instant = (i64, i32);
+
+fn ts(t: &Option<prost_types::Timestamp>) -> Instant {
     t.as_ref().map(|t| (t.seconds, t.nanos)).expect("timestamp")
 }
 
@@ -225,7 +228,7 @@ async fn three_replicas_run_every_step_exactly_once() {
     assert_eq!(per_step.len(), 150, "one hit per (release, environment)");
     assert!(per_step.values().all(|n| *n == 1), "{per_step:?}");
     // QUEUE held across replicas: a product's releases never overlapped.
-    let mut by_product: HashMap<String, Vec<((i64, i32), (i64, i32))>> = HashMap::new();
+    let mut by_product: HashMap<String, Vec<(Instant, Instant)>> = HashMap::new();
     for r in &done {
         by_product
             .entry(r.product.clone())
