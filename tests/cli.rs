@@ -606,3 +606,86 @@ async fn live_view_on_a_terminal_shows_parallel_environments() {
     assert!(frame.contains("3 running"), "{frame}");
     assert!(raw.contains("SUCCEEDED"), "{raw}");
 }
+
+/// `release watch` survives a server restart: it reconnects to the same
+/// address and resumes after the last `seq` it printed, without a gap or a
+/// repeated line, and still exits 0 when the release succeeds.
+#[tokio::test(flavor = "multi_thread")]
+async fn watch_resumes_after_a_server_restart() {
+    let short_lease = |c: &mut promoflow::config::ServerConfig| {
+        c.lease_duration = Duration::from_secs(1);
+    };
+    let server = TestServer::start_with(short_lease).await;
+    seed(&server).await;
+    cli(&server, &["workflow", "create", "soak", "--wait", "3s"])
+        .await
+        .ok();
+    let yaml =
+        flow_yaml("soaked", "").replace("action: none", "action: none\n        postAction: soak");
+    let file = yaml_file(&yaml);
+    cli(
+        &server,
+        &["flow", "apply", "-f", file.path().to_str().unwrap()],
+    )
+    .await
+    .ok();
+    let id = cli(
+        &server,
+        &[
+            "release",
+            "trigger",
+            "--flow",
+            "soaked",
+            "--product",
+            "demo",
+            "-o",
+            "json",
+        ],
+    )
+    .await
+    .ok()
+    .json()["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let addr = server.addr;
+    let watcher = tokio::process::Command::new(BIN)
+        .args(["release", "watch", &id])
+        .env("PROMOFLOW_SERVER", format!("http://{addr}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn watch");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let db = server.stop().await;
+    let server = TestServer::start_on(db, |c| {
+        c.listen = addr;
+        short_lease(c);
+    })
+    .await;
+    let out = tokio::time::timeout(Duration::from_secs(60), watcher.wait_with_output())
+        .await
+        .expect("watch finished in time")
+        .expect("watch output");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        out.status
+    );
+    assert!(stderr.contains("resuming after seq"), "{stderr}");
+    assert!(
+        stdout.contains(&format!("release {id} SUCCEEDED")),
+        "{stdout}"
+    );
+    let qa_done = stdout
+        .lines()
+        .filter(|l| l.contains("✔ qa") && l.contains("SUCCEEDED"))
+        .count();
+    assert_eq!(qa_done, 1, "{stdout}");
+    println!("{stdout}{stderr}");
+    drop(server);
+}

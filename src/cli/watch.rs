@@ -60,6 +60,13 @@ fn color(status: &str) -> Color {
     }
 }
 
+fn is_final(s: pb::ReleaseStatus) -> bool {
+    matches!(
+        s,
+        pb::ReleaseStatus::Succeeded | pb::ReleaseStatus::Failed | pb::ReleaseStatus::Terminated
+    )
+}
+
 /// Watches release `id` until it is final and returns the final status;
 /// on a terminal the view redraws in place, otherwise one line per change.
 pub async fn watch(channel: Channel, id: &str) -> Res<pb::ReleaseStatus> {
@@ -113,30 +120,36 @@ pub async fn watch_with(channel: Channel, id: &str, view: View) -> Res<pb::Relea
             };
             match message {
                 Ok(Some(msg)) => {
-                    reconnects = 0;
                     if let Some(ev) = msg.event {
+                        let before = w.after;
                         w.event(ev);
+                        if w.after > before {
+                            reconnects = 0;
+                        }
                     }
                 }
-                Ok(None) => {
+                // The stream ends with OK after the final event; an earlier
+                // clean end (a proxy closing it) is resumed like an error.
+                Ok(None) if is_final(w.status) || reconnects >= MAX_RECONNECTS => {
                     w.finish();
                     return Ok(w.status);
                 }
+                Ok(None) => {
+                    reconnects += 1;
+                    w.lost(format!(
+                        "stream ended early; resuming after seq {}",
+                        w.after
+                    ));
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    break;
+                }
                 Err(e) if e.code() == tonic::Code::Unavailable && reconnects < MAX_RECONNECTS => {
                     reconnects += 1;
-                    let note = format!(
+                    w.lost(format!(
                         "connection lost ({}); resuming after seq {}",
                         e.message(),
                         w.after
-                    );
-                    match w.view {
-                        View::Live => {
-                            w.note = note;
-                            w.redraw();
-                        }
-                        View::Lines => eprintln!("{note}"),
-                        _ => {}
-                    }
+                    ));
                     tokio::time::sleep(Duration::from_secs(1)).await;
                     break;
                 }
@@ -293,6 +306,18 @@ impl Watcher {
                 }
             }
             Change::Heartbeat(_) => {}
+        }
+    }
+
+    /// Tells the person watching that the stream is being resumed.
+    fn lost(&mut self, note: String) {
+        match self.view {
+            View::Live => {
+                self.note = note;
+                self.redraw();
+            }
+            View::Lines => eprintln!("{note}"),
+            _ => {}
         }
     }
 
