@@ -1461,3 +1461,106 @@ async fn http_outputs_flow_into_later_workflows_and_on_fail_runs() {
     assert_eq!(prod["product"], "demo-trioapp");
     assert_eq!(prod["release_id"], r.id.as_str());
 }
+
+#[tokio::test]
+async fn terminated_release_retries_from_the_terminated_step() {
+    let server = TestServer::start().await;
+    create_wait(&server, "long", 30_000).await;
+    seed_parallel(&server, Some("long")).await;
+    let r = trigger(&server, "").await;
+    wait_until(&server, &r.id, "production post-actions running", |r| {
+        ["prod", "prod-eu", "prod-asia"].iter().all(|e| {
+            step(env(r, e), pb::StepKind::PostAction).status == pb::StepStatus::Running as i32
+        })
+    })
+    .await;
+    server
+        .releases()
+        .terminate_release(pb::TerminateReleaseRequest {
+            release_id: r.id.clone(),
+            reason: "pause".into(),
+        })
+        .await
+        .expect("terminate");
+    let t = wait_final(&server, &r.id).await;
+    assert_eq!(status(&t), pb::ReleaseStatus::Terminated);
+    // Workflows run as currently defined: shorten the soak, then retry.
+    let wf = server
+        .workflows()
+        .get_workflow(pb::GetWorkflowRequest {
+            name: "long".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .workflow
+        .unwrap();
+    let version = wf.version;
+    let mut wf = wf;
+    wf.kind = Some(pb::workflow::Kind::Wait(pb::WaitWorkflow {
+        duration: Some(dur(50)),
+    }));
+    server
+        .workflows()
+        .update_workflow(pb::UpdateWorkflowRequest {
+            workflow: Some(wf),
+            expected_version: version,
+        })
+        .await
+        .expect("update workflow");
+    server
+        .releases()
+        .retry_release(pb::RetryReleaseRequest {
+            release_id: r.id.clone(),
+        })
+        .await
+        .expect("retry");
+    let done = wait_final(&server, &r.id).await;
+    assert_eq!(status(&done), pb::ReleaseStatus::Succeeded, "{done:?}");
+    assert!(done.message.is_empty(), "{done:?}");
+    for e in ["prod", "prod-eu", "prod-asia"] {
+        let run = env(&done, e);
+        assert_eq!(run.attempt, 2, "{run:?}");
+        assert_eq!(step(run, pb::StepKind::Action).attempt, 1, "{run:?}");
+        assert_eq!(step(run, pb::StepKind::PostAction).attempt, 2, "{run:?}");
+        assert_eq!(
+            step(run, pb::StepKind::PostAction).status,
+            pb::StepStatus::Succeeded as i32
+        );
+    }
+    assert_eq!(env(&done, "qa").attempt, 1);
+}
+
+#[tokio::test]
+async fn terminate_cancels_a_pending_approval() {
+    let server = TestServer::start().await;
+    let r = approval_world(&server).await;
+    server
+        .releases()
+        .terminate_release(pb::TerminateReleaseRequest {
+            release_id: r.id.clone(),
+            reason: "abandoned".into(),
+        })
+        .await
+        .expect("terminate");
+    let done = wait_final(&server, &r.id).await;
+    assert_eq!(status(&done), pb::ReleaseStatus::Terminated, "{done:?}");
+    assert_eq!(done.message, "abandoned");
+    let prod = env(&done, "prod");
+    assert_eq!(prod.status, pb::EnvironmentStatus::Terminated as i32);
+    assert_eq!(
+        step(prod, pb::StepKind::PreAction).status,
+        pb::StepStatus::Terminated as i32,
+        "{prod:?}"
+    );
+    // The action never started: skipped, not terminated.
+    assert_eq!(
+        step(prod, pb::StepKind::Action).status,
+        pb::StepStatus::Skipped as i32,
+        "{prod:?}"
+    );
+    expect_code(
+        approve(&server, &r.id, "prod", true).await,
+        tonic::Code::FailedPrecondition,
+    );
+}

@@ -347,13 +347,23 @@ impl Engine {
         ])
         .to_string();
         let request = r.request_id.clone().map(|key| (key, hash));
-        let created = store
-            .create_release(
-                r,
-                request.as_ref().map(|(k, h)| (k.as_str(), h.as_str())),
-                product.concurrency,
-            )
-            .await?;
+        // Superseding or dropping from the queue writes other releases,
+        // whose workers may commit in between (ABORTED): the transaction
+        // rolled back entirely, so try again.
+        let mut conflicts = 0;
+        let created = loop {
+            match store
+                .create_release(
+                    r.clone(),
+                    request.as_ref().map(|(k, h)| (k.as_str(), h.as_str())),
+                    product.concurrency,
+                )
+                .await
+            {
+                Err(Error::Aborted(_)) if conflicts < MAX_CONFLICT_RETRIES => conflicts += 1,
+                other => break other?,
+            }
+        };
         match created {
             Created::Existing(id) => store.get_release(&id).await,
             Created::New {
