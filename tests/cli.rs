@@ -310,6 +310,54 @@ async fn quick_start_apply_edit_render_trigger() {
         .json();
     assert_eq!(done, serde_json::json!({}));
     cli(&server, &["workflow", "get", "unused"]).await.failed();
+
+    // CI reports a deployment to dev: the product's flow is triggered.
+    let mut create = vec!["product", "create", "auto", "--flow", "quick"];
+    let apps: Vec<String> = ["dev", "qa", "prod", "prod-eu"]
+        .iter()
+        .map(|e| format!("{e}=auto-{e}"))
+        .collect();
+    for app in &apps {
+        create.extend(["--app", app.as_str()]);
+    }
+    cli(&server, &create).await.ok();
+    let report = cli(
+        &server,
+        &[
+            "product",
+            "report",
+            "auto",
+            "--env",
+            "dev",
+            "--version",
+            "2.0.0",
+            "--sha",
+            "abc123",
+            "-o",
+            "json",
+        ],
+    )
+    .await
+    .ok()
+    .json();
+    assert_eq!(report["application"]["version"], "2.0.0", "{report}");
+    let id = report["release"]["id"]
+        .as_str()
+        .expect("a release")
+        .to_string();
+    cli(&server, &["release", "watch", &id]).await.ok();
+    let product = cli(&server, &["product", "get", "auto", "-o", "json"])
+        .await
+        .ok()
+        .json();
+    assert!(
+        product["applications"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["version"] == "2.0.0"),
+        "{product}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

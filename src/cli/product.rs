@@ -5,7 +5,9 @@ use std::process::ExitCode;
 use clap::{Subcommand, ValueEnum};
 
 use super::client::{CmdResult, Ctx, all_pages};
-use super::output::{self, fields, print_done, print_list, print_one, table};
+use super::output::{
+    self, Output, fields, outln, print_done, print_list, print_one, print_value, table, to_value,
+};
 use crate::proto::v1 as pb;
 
 #[derive(Debug, Subcommand)]
@@ -35,6 +37,33 @@ pub enum ProductCommand {
     /// List products.
     #[command(after_help = "Example:\n  promoflow product list -o json")]
     List,
+    /// Record a new version deployed to an environment (what CI calls after a
+    /// deploy); it triggers the first matching promotion flow of the product.
+    #[command(
+        after_help = "Example:\n  promoflow product report demo --env dev --version 1.2.0 --sha 4f2c1e9 --message 'feat: faster checkout' --revision main"
+    )]
+    Report {
+        name: String,
+        /// The environment deployed to.
+        #[arg(long = "env")]
+        environment: String,
+        #[arg(long)]
+        version: String,
+        /// The commit's SHA.
+        #[arg(long, default_value = "")]
+        sha: String,
+        /// The commit message (matched by COMMIT_MESSAGE selectors).
+        #[arg(long, default_value = "")]
+        message: String,
+        #[arg(long, default_value = "")]
+        author: String,
+        /// The Git revision, e.g. a branch (matched by GIT_REVISION selectors).
+        #[arg(long, default_value = "")]
+        revision: String,
+        /// Idempotency key: CI retries with the same key record it once.
+        #[arg(long, default_value = "")]
+        request_id: String,
+    },
     /// Delete a product.
     #[command(after_help = "Example:\n  promoflow product delete demo")]
     Delete { name: String },
@@ -144,6 +173,60 @@ pub async fn run(ctx: &Ctx, cmd: ProductCommand) -> CmdResult {
                     ]
                 },
             )?;
+        }
+        ProductCommand::Report {
+            name,
+            environment,
+            version,
+            sha,
+            message,
+            author,
+            revision,
+            request_id,
+        } => {
+            let r = client
+                .report_deployment(pb::ReportDeploymentRequest {
+                    product: name.clone(),
+                    environment,
+                    version,
+                    commit: Some(pb::Commit {
+                        sha,
+                        message,
+                        author,
+                        revision,
+                    }),
+                    request_id,
+                })
+                .await?
+                .into_inner();
+            let app = r.application.unwrap_or_default();
+            match (ctx.output, r.release) {
+                (Output::Table, release) => {
+                    outln!(
+                        "{name} {} recorded in {} ({})",
+                        app.version,
+                        app.environment,
+                        app.name
+                    );
+                    match release {
+                        Some(rel) => outln!(
+                            "release {} triggered through {}: promoflow release watch {}",
+                            rel.id,
+                            rel.flow,
+                            rel.id
+                        ),
+                        None => outln!("no promotion flow of {name} matched: nothing triggered"),
+                    }
+                }
+                (output, release) => {
+                    let mut doc = serde_json::Map::new();
+                    doc.insert("application".into(), to_value(&app)?);
+                    if let Some(rel) = release {
+                        doc.insert("release".into(), to_value(&rel)?);
+                    }
+                    print_value(output, &serde_json::Value::Object(doc))?;
+                }
+            }
         }
         ProductCommand::Delete { name } => {
             client
