@@ -737,3 +737,30 @@ async fn watch_resumes_after_a_server_restart() {
     println!("{stdout}{stderr}");
     drop(server);
 }
+
+/// Every command and command group documents an example in its `--help`.
+#[test]
+fn every_command_has_an_example() {
+    use clap::CommandFactory;
+    fn walk(cmd: &mut clap::Command, path: &str, missing: &mut Vec<String>) {
+        // clap's generated `help` pseudo-commands have nothing to show.
+        if cmd.get_name() == "help" {
+            return;
+        }
+        let path = format!("{path} {}", cmd.get_name());
+        let help = cmd.render_long_help().to_string();
+        if !help.contains("Example") {
+            missing.push(path.clone());
+        }
+        for sub in cmd.get_subcommands_mut() {
+            walk(sub, &path, missing);
+        }
+    }
+    let mut cli = promoflow::cli::Cli::command();
+    cli.build();
+    let mut missing = Vec::new();
+    for sub in cli.get_subcommands_mut() {
+        walk(sub, "promoflow", &mut missing);
+    }
+    assert!(missing.is_empty(), "no example in --help of: {missing:?}");
+}

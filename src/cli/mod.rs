@@ -47,19 +47,34 @@ pub enum Command {
     /// Example: promoflow migrate --database-url postgres://promoflow@db/promoflow
     Migrate(ServerConfig),
     /// Environments: create, get, list, delete.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Example:\n  promoflow env create prod-eu --kind production --description 'EU production'"
+    )]
     Env(env::EnvCommand),
-    /// Products and their applications: create, get, list, delete.
-    #[command(subcommand)]
+    /// Products and their applications: create, get, list, report, delete.
+    #[command(
+        subcommand,
+        after_help = "Example:\n  promoflow product create demo --app dev=demo-dev@1.0.0 --app qa=demo-qa --app prod=demo-prod"
+    )]
     Product(product::ProductCommand),
     /// Workflows (HTTP call, wait, approval, command): create, get, list, delete.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Example:\n  promoflow workflow create soak --wait 30s"
+    )]
     Workflow(workflow::WorkflowCommand),
     /// Promotion flows: apply YAML, get, list, versions, edit, validate, copy, render, delete.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Example:\n  promoflow flow apply -f promotion-flow.yaml && promoflow flow render my-flow"
+    )]
     Flow(flow::FlowCommand),
     /// Releases: trigger, watch, get, list, terminate, retry, approve, reject.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Example:\n  promoflow release trigger --flow my-flow --product demo --wait"
+    )]
     Release(release::ReleaseCommand),
     /// Print a shell completion script.
     ///
