@@ -29,15 +29,30 @@ pub(super) fn spawn(engine: Engine) {
     }
 }
 
+/// How often a replica logs the leases it holds.
+const LEASE_REPORT_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
 async fn scan_loop(engine: Engine) {
     let mut tick = tokio::time::interval(engine.inner.catch_up);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_report = tokio::time::Instant::now();
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = engine.inner.shutdown.cancelled() => return,
         }
         engine.inner.hub.ring_all();
+        if last_report.elapsed() >= LEASE_REPORT_EVERY {
+            last_report = tokio::time::Instant::now();
+            if let Ok(leases) = engine.inner.store.leases_of(&engine.inner.replica_id).await {
+                tracing::info!(
+                    replica = %engine.inner.replica_id,
+                    leases = leases.len(),
+                    releases = ?leases,
+                    "leases held"
+                );
+            }
+        }
         match engine.inner.store.orphaned_releases(100).await {
             Ok(ids) => {
                 for id in ids {
