@@ -219,12 +219,36 @@ async fn quick_start_apply_edit_render_trigger() {
         .ok();
     assert!(r.stdout.contains("kind: PromotionFlow"), "{}", r.stdout);
     assert!(r.stdout.contains("prod-eu"), "{}", r.stdout);
+    cli(&server, &["workflow", "create", "short", "--wait", "100ms"])
+        .await
+        .ok();
+    cli(
+        &server,
+        &[
+            "flow",
+            "edit",
+            "quick",
+            "--policy",
+            "prod-eu",
+            "--post-action",
+            "short",
+        ],
+    )
+    .await
+    .ok();
     let flow = cli(&server, &["flow", "get", "quick", "-o", "json"])
         .await
         .ok()
         .json();
     assert_eq!(flow["name"], "quick");
     assert_eq!(flow["steps"].as_array().map(Vec::len), Some(3));
+    let prod_eu = &flow["steps"][2];
+    assert_eq!(prod_eu["environment"], "prod-eu", "{flow}");
+    assert_eq!(prod_eu["policy"]["post_action"], "short", "{flow}");
+    assert_eq!(
+        prod_eu["policy"]["action"], "PROMOTION_ACTION_NONE",
+        "{flow}"
+    );
     let versions = cli(&server, &["-o", "json", "flow", "versions", "quick"])
         .await
         .ok()

@@ -12,7 +12,8 @@ use super::output::{
 };
 use crate::proto::v1 as pb;
 use crate::proto::v1::flow_edit::{
-    AddEnvironments, Edit, RemoveEnvironment, SetDependencies, SetSettings, remove_environment,
+    AddEnvironments, Edit, RemoveEnvironment, SetDependencies, SetPolicy, SetSettings,
+    remove_environment,
 };
 
 #[derive(Debug, Subcommand)]
@@ -44,8 +45,8 @@ pub enum FlowCommand {
     Versions { name: String },
     /// Edit a flow in place: one new version with every edit applied at once.
     #[command(
-        group(ArgGroup::new("edit").required(true).multiple(true).args(["add", "remove", "depends_on", "description", "trigger_environment"])),
-        after_help = "Examples:\n  promoflow flow edit parallel --add prod,prod-eu,prod-asia --after qa\n  promoflow flow edit parallel --remove prod-asia --remove-downstream\n  promoflow flow edit parallel --remove qa --reconnect-to dev\n  promoflow flow edit dependency --depends-on prod=qa,staging"
+        group(ArgGroup::new("edit").required(true).multiple(true).args(["add", "remove", "depends_on", "policy", "description", "trigger_environment"])),
+        after_help = "Examples:\n  promoflow flow edit parallel --add prod,prod-eu,prod-asia --after qa\n  promoflow flow edit parallel --remove prod-asia --remove-downstream\n  promoflow flow edit parallel --remove qa --reconnect-to dev\n  promoflow flow edit dependency --depends-on prod=qa,staging\n  promoflow flow edit parallel --policy prod --pre-action sign-off --post-action soak"
     )]
     Edit {
         name: String,
@@ -67,6 +68,19 @@ pub enum FlowCommand {
         /// Set an environment's dependencies: ENV=a,b (repeatable).
         #[arg(long, value_parser = key_value)]
         depends_on: Vec<(String, String)>,
+        /// Change an environment's policy: with --pre-action, --action, --post-action
+        /// (the parts not given stay as they are; an empty value clears a workflow).
+        #[arg(long)]
+        policy: Option<String>,
+        /// The workflow run before the promotion action (with --policy).
+        #[arg(long, requires = "policy")]
+        pre_action: Option<String>,
+        /// The promotion action (with --policy).
+        #[arg(long, value_enum, requires = "policy")]
+        action: Option<ActionArg>,
+        /// The workflow run after the promotion action (with --policy).
+        #[arg(long, requires = "policy")]
+        post_action: Option<String>,
         /// A new description.
         #[arg(long)]
         description: Option<String>,
@@ -111,6 +125,16 @@ pub enum FlowCommand {
     /// Delete a flow.
     #[command(after_help = "Example:\n  promoflow flow delete parallel")]
     Delete { name: String },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ActionArg {
+    /// Record the version on the target application.
+    None,
+    /// Commit the version to the application's Git source.
+    Commit,
+    /// Open a pull request with the version.
+    Pr,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -236,6 +260,10 @@ pub async fn run(ctx: &Ctx, cmd: FlowCommand) -> CmdResult {
             reconnect_to,
             remove_downstream,
             depends_on,
+            policy,
+            pre_action,
+            action,
+            post_action,
             description,
             trigger_environment,
             expected_version,
@@ -281,21 +309,50 @@ pub async fn run(ctx: &Ctx, cmd: FlowCommand) -> CmdResult {
                     ..Default::default()
                 }));
             }
-            let expected_version = match expected_version {
-                Some(v) => v,
-                None => {
-                    client
-                        .get_flow(pb::GetFlowRequest {
-                            name: name.clone(),
-                            version: 0,
-                        })
-                        .await?
-                        .into_inner()
-                        .flow
-                        .unwrap_or_default()
-                        .version
-                }
+            // The latest version: the base of the edit unless the caller
+            // pins one, and the policy the --policy changes start from.
+            let current = if expected_version.is_none() || policy.is_some() {
+                client
+                    .get_flow(pb::GetFlowRequest {
+                        name: name.clone(),
+                        version: 0,
+                    })
+                    .await?
+                    .into_inner()
+                    .flow
+            } else {
+                None
             };
+            if let Some(environment) = policy {
+                let mut p = current
+                    .as_ref()
+                    .and_then(|f| f.steps.iter().find(|s| s.environment == environment))
+                    .and_then(|s| s.policy.clone())
+                    .unwrap_or_default();
+                if let Some(w) = pre_action {
+                    p.pre_action = w;
+                }
+                if let Some(w) = post_action {
+                    p.post_action = w;
+                }
+                if p.action == pb::PromotionAction::Unspecified as i32 {
+                    p.action = pb::PromotionAction::None as i32;
+                }
+                if let Some(a) = action {
+                    p.action = match a {
+                        ActionArg::None => pb::PromotionAction::None,
+                        ActionArg::Commit => pb::PromotionAction::Commit,
+                        ActionArg::Pr => pb::PromotionAction::PullRequest,
+                    } as i32;
+                }
+                edits.push(Edit::SetPolicy(SetPolicy {
+                    environment,
+                    policy: Some(p),
+                }));
+            }
+            let expected_version = expected_version
+                .or(current.map(|f| f.version))
+                .unwrap_or_default();
             let flow = client
                 .edit_flow(pb::EditFlowRequest {
                     name,
