@@ -167,6 +167,28 @@ fn decode_cursor(cursor: &str) -> Result<i64> {
         .ok_or_else(bad)
 }
 
+/// Requires a release id (an empty one is the caller's mistake, not a
+/// release that does not exist).
+fn require_release_id(id: &str) -> Result<()> {
+    if id.is_empty() {
+        Err(Error::invalid_field("release_id", "is required"))
+    } else {
+        Ok(())
+    }
+}
+
+/// Bounds a free-text field of a request.
+fn check_text(field: &str, value: &str) -> Result<()> {
+    if value.len() > crate::domain::catalog::MAX_TEXT {
+        Err(Error::invalid_field(
+            field,
+            format!("is longer than {} bytes", crate::domain::catalog::MAX_TEXT),
+        ))
+    } else {
+        Ok(())
+    }
+}
+
 type EventStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
 /// What a stream waits for between reads.
@@ -240,11 +262,9 @@ impl ReleaseService for ReleaseApi {
         &self,
         request: Request<pb::GetReleaseRequest>,
     ) -> Result<Response<pb::GetReleaseResponse>, Status> {
-        let r = self
-            .ctx
-            .store
-            .get_release(&request.into_inner().release_id)
-            .await?;
+        let id = request.into_inner().release_id;
+        require_release_id(&id)?;
+        let r = self.ctx.store.get_release(&id).await?;
         Ok(Response::new(pb::GetReleaseResponse {
             release: Some(release_out(r)),
         }))
@@ -281,9 +301,8 @@ impl ReleaseService for ReleaseApi {
         request: Request<pb::TerminateReleaseRequest>,
     ) -> Result<Response<pb::TerminateReleaseResponse>, Status> {
         let req = request.into_inner();
-        if req.reason.len() > crate::domain::catalog::MAX_TEXT {
-            return Err(Error::invalid_field("reason", "is longer than 4096 bytes").into());
-        }
+        require_release_id(&req.release_id)?;
+        check_text("reason", &req.reason)?;
         let r = self
             .ctx
             .engine
@@ -298,11 +317,9 @@ impl ReleaseService for ReleaseApi {
         &self,
         request: Request<pb::RetryReleaseRequest>,
     ) -> Result<Response<pb::RetryReleaseResponse>, Status> {
-        let r = self
-            .ctx
-            .engine
-            .retry(&request.into_inner().release_id)
-            .await?;
+        let id = request.into_inner().release_id;
+        require_release_id(&id)?;
+        let r = self.ctx.engine.retry(&id).await?;
         Ok(Response::new(pb::RetryReleaseResponse {
             release: Some(release_out(r)),
         }))
@@ -313,9 +330,8 @@ impl ReleaseService for ReleaseApi {
         request: Request<pb::ApproveEnvironmentRequest>,
     ) -> Result<Response<pb::ApproveEnvironmentResponse>, Status> {
         let req = request.into_inner();
-        if req.comment.len() > crate::domain::catalog::MAX_TEXT {
-            return Err(Error::invalid_field("comment", "is longer than 4096 bytes").into());
-        }
+        require_release_id(&req.release_id)?;
+        check_text("comment", &req.comment)?;
         let r = self
             .ctx
             .engine
@@ -333,9 +349,7 @@ impl ReleaseService for ReleaseApi {
         request: Request<pb::WatchReleaseRequest>,
     ) -> Result<Response<Self::WatchReleaseStream>, Status> {
         let req = request.into_inner();
-        if req.release_id.is_empty() {
-            return Err(Error::invalid_field("release_id", "is required").into());
-        }
+        require_release_id(&req.release_id)?;
         if req.after_seq < 0 {
             return Err(Error::invalid_field("after_seq", "must not be negative").into());
         }
