@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use clap::{ArgGroup, Subcommand, ValueEnum};
+use clap::{ArgGroup, Args, Subcommand, ValueEnum};
 
 use super::client::{CliError, CmdResult, Ctx, all_pages, fail, key_value};
 use super::output::{
@@ -44,53 +44,7 @@ pub enum FlowCommand {
     #[command(after_help = "Example:\n  promoflow flow versions parallel")]
     Versions { name: String },
     /// Edit a flow in place: one new version with every edit applied at once.
-    #[command(
-        group(ArgGroup::new("edit").required(true).multiple(true).args(["add", "remove", "depends_on", "policy", "description", "trigger_environment"])),
-        after_help = "Examples:\n  promoflow flow edit parallel --add prod,prod-eu,prod-asia --after qa\n  promoflow flow edit parallel --remove prod-asia --remove-downstream\n  promoflow flow edit parallel --remove qa --reconnect-to dev\n  promoflow flow edit dependency --depends-on prod=qa,staging\n  promoflow flow edit parallel --policy prod --pre-action sign-off --post-action soak"
-    )]
-    Edit {
-        name: String,
-        /// Environments to add as parallel siblings (comma-separated), with --after.
-        #[arg(long, value_delimiter = ',', requires = "after")]
-        add: Vec<String>,
-        /// The environment the added ones depend on.
-        #[arg(long, requires = "add")]
-        after: Option<String>,
-        /// An environment to remove, with --reconnect-to or --remove-downstream.
-        #[arg(long)]
-        remove: Option<String>,
-        /// Re-parent the removed environment's children to this one.
-        #[arg(long, requires = "remove", conflicts_with = "remove_downstream")]
-        reconnect_to: Option<String>,
-        /// Also remove every environment that depends on the removed one.
-        #[arg(long, requires = "remove")]
-        remove_downstream: bool,
-        /// Set an environment's dependencies: ENV=a,b (repeatable).
-        #[arg(long, value_parser = key_value)]
-        depends_on: Vec<(String, String)>,
-        /// Change an environment's policy: with --pre-action, --action, --post-action
-        /// (the parts not given stay as they are; an empty value clears a workflow).
-        #[arg(long)]
-        policy: Option<String>,
-        /// The workflow run before the promotion action (with --policy).
-        #[arg(long, requires = "policy")]
-        pre_action: Option<String>,
-        /// The promotion action (with --policy).
-        #[arg(long, value_enum, requires = "policy")]
-        action: Option<ActionArg>,
-        /// The workflow run after the promotion action (with --policy).
-        #[arg(long, requires = "policy")]
-        post_action: Option<String>,
-        /// A new description.
-        #[arg(long)]
-        description: Option<String>,
-        /// A new trigger environment.
-        #[arg(long)]
-        trigger_environment: Option<String>,
-        /// Refuse the edit unless the latest version is this one (default: the latest, read first).
-        #[arg(long)]
-        expected_version: Option<i64>,
-    },
+    Edit(Box<EditArgs>),
     /// Check a Codefresh `PromotionFlow` YAML file against the server without saving it.
     #[command(after_help = "Example:\n  promoflow flow validate -f promotion-flow.yaml")]
     Validate {
@@ -125,6 +79,56 @@ pub enum FlowCommand {
     /// Delete a flow.
     #[command(after_help = "Example:\n  promoflow flow delete parallel")]
     Delete { name: String },
+}
+
+/// The edits of `promoflow flow edit` (boxed: far larger than the other commands).
+#[derive(Debug, Args)]
+#[command(
+    group(ArgGroup::new("edit").required(true).multiple(true).args(["add", "remove", "depends_on", "policy", "description", "trigger_environment"])),
+    after_help = "Examples:\n  promoflow flow edit parallel --add prod,prod-eu,prod-asia --after qa\n  promoflow flow edit parallel --remove prod-asia --remove-downstream\n  promoflow flow edit parallel --remove qa --reconnect-to dev\n  promoflow flow edit dependency --depends-on prod=qa,staging\n  promoflow flow edit parallel --policy prod --pre-action sign-off --post-action soak"
+)]
+pub struct EditArgs {
+    name: String,
+    /// Environments to add as parallel siblings (comma-separated), with --after.
+    #[arg(long, value_delimiter = ',', requires = "after")]
+    add: Vec<String>,
+    /// The environment the added ones depend on.
+    #[arg(long, requires = "add")]
+    after: Option<String>,
+    /// An environment to remove, with --reconnect-to or --remove-downstream.
+    #[arg(long)]
+    remove: Option<String>,
+    /// Re-parent the removed environment's children to this one.
+    #[arg(long, requires = "remove", conflicts_with = "remove_downstream")]
+    reconnect_to: Option<String>,
+    /// Also remove every environment that depends on the removed one.
+    #[arg(long, requires = "remove")]
+    remove_downstream: bool,
+    /// Set an environment's dependencies: ENV=a,b (repeatable).
+    #[arg(long, value_parser = key_value)]
+    depends_on: Vec<(String, String)>,
+    /// Change an environment's policy: with --pre-action, --action, --post-action
+    /// (the parts not given stay as they are; an empty value clears a workflow).
+    #[arg(long)]
+    policy: Option<String>,
+    /// The workflow run before the promotion action (with --policy).
+    #[arg(long, requires = "policy")]
+    pre_action: Option<String>,
+    /// The promotion action (with --policy).
+    #[arg(long, value_enum, requires = "policy")]
+    action: Option<ActionArg>,
+    /// The workflow run after the promotion action (with --policy).
+    #[arg(long, requires = "policy")]
+    post_action: Option<String>,
+    /// A new description.
+    #[arg(long)]
+    description: Option<String>,
+    /// A new trigger environment.
+    #[arg(long)]
+    trigger_environment: Option<String>,
+    /// Refuse the edit unless the latest version is this one (default: the latest, read first).
+    #[arg(long)]
+    expected_version: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -252,22 +256,23 @@ pub async fn run(ctx: &Ctx, cmd: FlowCommand) -> CmdResult {
                 },
             )?;
         }
-        FlowCommand::Edit {
-            name,
-            add,
-            after,
-            remove,
-            reconnect_to,
-            remove_downstream,
-            depends_on,
-            policy,
-            pre_action,
-            action,
-            post_action,
-            description,
-            trigger_environment,
-            expected_version,
-        } => {
+        FlowCommand::Edit(edit) => {
+            let EditArgs {
+                name,
+                add,
+                after,
+                remove,
+                reconnect_to,
+                remove_downstream,
+                depends_on,
+                policy,
+                pre_action,
+                action,
+                post_action,
+                description,
+                trigger_environment,
+                expected_version,
+            } = *edit;
             let mut edits = Vec::new();
             if let Some(after) = after {
                 edits.push(Edit::AddEnvironments(AddEnvironments {
