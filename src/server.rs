@@ -140,8 +140,23 @@ pub async fn serve(
     };
 
     let local = listener.local_addr().ok();
-    tracing::info!(address = ?local, "promoflow serving");
+    tracing::info!(address = ?local, replica = %engine.replica_id(), "promoflow serving");
+    // Every response, health checks included, says which replica answered
+    // and how many releases it drives: `grpcurl -v … Health/Check` shows it.
+    let replica = http::HeaderValue::from_str(engine.replica_id())
+        .unwrap_or_else(|_| http::HeaderValue::from_static("invalid-id"));
+    let counted = engine.clone();
     let server = tonic::transport::Server::builder()
+        .layer(tower_http::set_header::SetResponseHeaderLayer::overriding(
+            http::HeaderName::from_static("promoflow-replica"),
+            move |_: &http::Response<tonic::body::Body>| Some(replica.clone()),
+        ))
+        .layer(tower_http::set_header::SetResponseHeaderLayer::overriding(
+            http::HeaderName::from_static("promoflow-leases"),
+            move |_: &http::Response<tonic::body::Body>| {
+                Some(http::HeaderValue::from(counted.leases_held()))
+            },
+        ))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

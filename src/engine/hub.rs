@@ -120,6 +120,15 @@ impl Pokes {
             .remove(id);
     }
 
+    /// How many workers run here.
+    pub fn len(&self) -> usize {
+        self.map.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Wakes the worker of `id`; false when no worker runs it here.
     pub fn poke(&self, id: &str) -> bool {
         match self.map.lock().unwrap_or_else(|p| p.into_inner()).get(id) {

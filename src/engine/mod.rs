@@ -117,6 +117,12 @@ impl Engine {
         &self.inner.replica_id
     }
 
+    /// How many releases this replica drives now (a worker runs only while
+    /// it holds its release's lease).
+    pub fn leases_held(&self) -> usize {
+        self.inner.pokes.len()
+    }
+
     /// Cancelled when the server shuts down: streams end with `UNAVAILABLE`.
     pub fn shutdown_token(&self) -> CancellationToken {
         self.inner.shutdown.clone()
