@@ -1,7 +1,7 @@
 //! `promoflow demo`: a server with the quick-start world, and a parallel
 //! promotion shown live.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::Args;
 use tonic::transport::Channel;
@@ -58,7 +58,7 @@ pub async fn run(mut args: DemoArgs) -> Res<i32> {
     ));
     let endpoint = format!("http://{addr}");
     let channel = Channel::from_shared(endpoint.clone())?.connect_lazy();
-    wait_ready(&channel).await?;
+    super::wait_ready(&channel, Duration::from_secs(30)).await?;
     println!("promoflow demo: server on {endpoint}\n");
     seed(&channel).await?;
     let mut releases = ReleaseServiceClient::new(channel.clone());
@@ -95,28 +95,6 @@ struct TempDir(std::path::PathBuf);
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-async fn wait_ready(channel: &Channel) -> Res<()> {
-    use tonic_health::pb::HealthCheckRequest;
-    use tonic_health::pb::health_client::HealthClient;
-    let start = Instant::now();
-    loop {
-        let mut health = HealthClient::new(channel.clone());
-        if let Ok(r) = health
-            .check(HealthCheckRequest {
-                service: String::new(),
-            })
-            .await
-            && r.into_inner().status == 1
-        {
-            return Ok(());
-        }
-        if start.elapsed() > Duration::from_secs(30) {
-            return Err("the server did not become ready".into());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

@@ -185,3 +185,34 @@ fn report(result: crate::error::Result<()>) -> ExitCode {
         }
     }
 }
+
+/// Waits until the server behind `channel` answers health `SERVING`
+/// (migrations applied, services up), for at most `timeout`. Used by the
+/// demo and by tests that start servers.
+pub async fn wait_ready(
+    channel: &tonic::transport::Channel,
+    timeout: std::time::Duration,
+) -> Result<(), String> {
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_client::HealthClient;
+    let start = std::time::Instant::now();
+    loop {
+        let mut health = HealthClient::new(channel.clone());
+        if let Ok(r) = health
+            .check(HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            && r.into_inner().status
+                == tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+        {
+            return Ok(());
+        }
+        if start.elapsed() > timeout {
+            return Err(format!(
+                "the server did not become ready within {timeout:?}"
+            ));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

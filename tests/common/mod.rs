@@ -139,24 +139,12 @@ impl TestServer {
         server
     }
 
-    /// Waits until health answers SERVING (migrations done, services up).
     async fn wait_ready(&self) {
-        use tonic_health::pb::HealthCheckRequest;
-        use tonic_health::pb::health_client::HealthClient;
-        for _ in 0..600 {
-            let mut health = HealthClient::new(self.channel.clone());
-            if let Ok(r) = health
-                .check(HealthCheckRequest {
-                    service: String::new(),
-                })
-                .await
-                && r.into_inner().status == 1
-            {
-                return;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        if let Err(e) =
+            promoflow::cli::wait_ready(&self.channel, std::time::Duration::from_secs(30)).await
+        {
+            panic!("server on {}: {e}", self.addr);
         }
-        panic!("server on {} did not become ready", self.addr);
     }
 
     /// Stops the server gracefully and returns its database.

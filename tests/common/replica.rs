@@ -64,22 +64,11 @@ impl Replica {
     }
 
     async fn wait_ready(&self) {
-        use tonic_health::pb::HealthCheckRequest;
-        use tonic_health::pb::health_client::HealthClient;
-        for _ in 0..600 {
-            let mut h = HealthClient::new(self.channel.clone());
-            if let Ok(r) = h
-                .check(HealthCheckRequest {
-                    service: String::new(),
-                })
-                .await
-                && r.into_inner().status == 1
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        if let Err(e) =
+            promoflow::cli::wait_ready(&self.channel, std::time::Duration::from_secs(30)).await
+        {
+            panic!("replica {}: {e}", self.id);
         }
-        panic!("replica {} did not become ready", self.id);
     }
 
     fn signal(&self, sig: &str) {
