@@ -7,7 +7,13 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::builder::RangedU64ValueParser;
 use clap::{Args, ValueEnum};
+
+use crate::domain::flow;
+
+/// Largest value `--max-flow-steps` accepts.
+pub const MAX_FLOW_STEPS_CEILING: usize = 100_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum LogFormat {
@@ -83,6 +89,16 @@ pub struct ServerConfig {
     /// Largest number of database connections in the pool.
     #[arg(long, env = "PROMOFLOW_DB_MAX_CONNECTIONS", default_value_t = 16)]
     pub db_max_connections: u32,
+
+    /// Most steps a flow may have (1 to 100000); flows, edits and YAML
+    /// imports beyond it are refused.
+    #[arg(
+        long,
+        env = "PROMOFLOW_MAX_FLOW_STEPS",
+        default_value_t = flow::MAX_STEPS,
+        value_parser = RangedU64ValueParser::<usize>::new().range(1..=MAX_FLOW_STEPS_CEILING as u64)
+    )]
+    pub max_flow_steps: usize,
 }
 
 impl ServerConfig {
@@ -113,6 +129,53 @@ impl ServerConfig {
             lease_duration: Duration::from_secs(15),
             catch_up_interval: Duration::from_secs(1),
             db_max_connections: 8,
+            max_flow_steps: flow::MAX_STEPS,
+        }
+    }
+
+    /// The flow size limits this server applies.
+    pub fn flow_limits(&self) -> flow::Limits {
+        flow::Limits::with_max_steps(self.max_flow_steps)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        server: ServerConfig,
+    }
+
+    fn max_flow_steps(args: &[&str]) -> Result<usize, clap::Error> {
+        let argv = std::iter::once("promoflow").chain(args.iter().copied());
+        Cli::try_parse_from(argv).map(|cli| cli.server.max_flow_steps)
+    }
+
+    #[test]
+    fn max_flow_steps_defaults_to_the_api_limit_and_is_bounded() {
+        // The variable would change the default; the test sets the flag.
+        if std::env::var_os("PROMOFLOW_MAX_FLOW_STEPS").is_none() {
+            assert_eq!(max_flow_steps(&[]).expect("default"), 1000);
+        }
+        for ok in [1, 10_000, 100_000] {
+            let arg = ok.to_string();
+            assert_eq!(
+                max_flow_steps(&["--max-flow-steps", &arg]).expect("in range"),
+                ok
+            );
+        }
+        for bad in ["0", "100001", "many"] {
+            let e = max_flow_steps(&["--max-flow-steps", bad]).expect_err(bad);
+            assert_eq!(
+                e.kind(),
+                clap::error::ErrorKind::ValueValidation,
+                "{bad}: {e}"
+            );
         }
     }
 }

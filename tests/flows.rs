@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{TestServer, create_wait, expect_code, violation_fields};
+use common::{TestServer, create_environments, create_wait, expect_code, violation_fields};
 use pb::flow_edit::Edit as E;
 use promoflow::proto::v1 as pb;
 use tonic::transport::Channel;
@@ -1190,4 +1190,165 @@ async fn size_limits() {
     );
     assert!(violation_fields(&s).len() < 10, "{s:?}");
     assert!(flow_names(&mut flows).await.is_empty());
+}
+
+/// `dev -> e0 -> e1 -> ... -> e{n-1}`, named `name`.
+fn chain(name: &str, n: usize) -> pb::Flow {
+    let steps = (0..n)
+        .map(|i| {
+            let dep = if i == 0 {
+                "dev".to_string()
+            } else {
+                format!("e{}", i - 1)
+            };
+            step(&format!("e{i}"), &[dep.as_str()])
+        })
+        .collect();
+    flow(name, "dev", steps)
+}
+
+/// The description of the ValidateFlow violation on `field`, if any.
+fn reported_on<'r>(r: &'r pb::ValidateFlowResponse, field: &str) -> Option<&'r str> {
+    r.violations
+        .iter()
+        .find(|v| v.field == field)
+        .map(|v| v.description.as_str())
+}
+
+/// The description of the status's violation on `field`, if any.
+fn violation_on(status: &Status, field: &str) -> Option<String> {
+    use tonic_types::StatusExt;
+    status
+        .get_details_bad_request()?
+        .field_violations
+        .into_iter()
+        .find(|v| v.field == field)
+        .map(|v| v.description)
+}
+
+/// Fails with `INVALID_ARGUMENT` and `description` on `flow.steps`. (A flow
+/// over the limit is refused without looking up its names, so its trigger
+/// environment may also be reported missing, as it always was.)
+#[track_caller]
+fn too_many_steps<T: std::fmt::Debug>(result: Res<T>, description: &str) {
+    let s = expect_code(result, Code::InvalidArgument);
+    assert_eq!(
+        violation_on(&s, "flow.steps").as_deref(),
+        Some(description),
+        "{s:?}"
+    );
+}
+
+/// `--max-flow-steps` raises the limit through every flow RPC; the same
+/// database served with the default limit refuses the same flows at 1000.
+#[tokio::test]
+async fn configured_step_limit() {
+    let server = TestServer::start_with(|c| c.max_flow_steps = 1500).await;
+    create_environments(
+        &server,
+        std::iter::once("dev".to_string()).chain((0..1250).map(|i| format!("e{i}"))),
+    )
+    .await;
+    let mut flows = server.flows();
+    let big = chain("big", 1200);
+
+    let r = validate(&mut flows, big.clone()).await;
+    assert!(r.violations.is_empty(), "within 1500: {:?}", r.violations);
+    let plan = waves(&r.plan);
+    assert_eq!(plan.len(), 1201);
+    assert_eq!(plan[1200], ["e1199"]);
+    // The configured limit is the one reported.
+    let r = validate(&mut flows, chain("bigger", 1501)).await;
+    assert_eq!(
+        reported_on(&r, "steps"),
+        Some("at most 1500 steps, got 1501")
+    );
+    assert!(r.plan.is_none());
+
+    let created = create(&mut flows, big.clone()).await.expect("create");
+    assert_eq!(created.steps.len(), 1200);
+    let more: Vec<String> = (1200..1250).map(|i| format!("e{i}")).collect();
+    let more: Vec<&str> = more.iter().map(String::as_str).collect();
+    let edited = edit(&mut flows, "big", 1, vec![add_after("e1199", &more)])
+        .await
+        .expect("edit within the limit");
+    assert_eq!((edited.version, edited.steps.len()), (2, 1250));
+    let beyond: Vec<String> = (0..251).map(|i| format!("x{i}")).collect();
+    let beyond: Vec<&str> = beyond.iter().map(String::as_str).collect();
+    let s = expect_invalid(
+        edit(&mut flows, "big", 2, vec![add_after("dev", &beyond)]).await,
+        &["edits[0].add_environments.environments"],
+    );
+    assert_eq!(
+        descriptions(&s),
+        ["the flow would have more than 1500 steps"]
+    );
+    let updated = flows
+        .update_flow(pb::UpdateFlowRequest {
+            flow: Some(big.clone()),
+            expected_version: 2,
+        })
+        .await
+        .expect("update")
+        .into_inner()
+        .flow
+        .expect("flow");
+    assert_eq!((updated.version, updated.steps.len()), (3, 1200));
+    let copied = copy(&mut flows, "big", "big-copy").await.expect("copy");
+    assert_eq!(copied.steps.len(), 1200);
+    let yaml = export(&mut flows, "big").await;
+    let renamed = |to: &str| yaml.replacen("  name: big\n", &format!("  name: {to}\n"), 1);
+    assert_ne!(renamed("imported"), yaml);
+    let imported = import(&mut flows, &renamed("imported"), false)
+        .await
+        .expect("import");
+    assert_eq!(imported.steps.len(), 1200);
+
+    // The same database and requests on a server with the default limit.
+    let db = server.stop().await;
+    let server = TestServer::start_on(db, |_| {}).await;
+    let mut flows = server.flows();
+    let r = validate(&mut flows, big.clone()).await;
+    assert_eq!(
+        reported_on(&r, "steps"),
+        Some("at most 1000 steps, got 1200")
+    );
+    assert!(r.plan.is_none());
+    let too_big = "a flow has at most 1000 steps, this one has 1200";
+    let mut other = big.clone();
+    other.name = "other".into();
+    too_many_steps(
+        create(&mut flows, other).await,
+        "at most 1000 steps, got 1200",
+    );
+    too_many_steps(
+        flows
+            .update_flow(pb::UpdateFlowRequest {
+                flow: Some(big.clone()),
+                expected_version: 3,
+            })
+            .await,
+        "at most 1000 steps, got 1200",
+    );
+    too_many_steps(copy(&mut flows, "big", "big-copy-2").await, too_big);
+    too_many_steps(
+        import(&mut flows, &renamed("imported-2"), false).await,
+        too_big,
+    );
+    too_many_steps(
+        edit(&mut flows, "big", 3, vec![set_deps("e1", &["e0"])]).await,
+        too_big,
+    );
+    let s = expect_invalid(
+        edit(&mut flows, "big", 3, vec![add_after("e1199", &["e1200"])]).await,
+        &["edits[0].add_environments.environments"],
+    );
+    assert_eq!(
+        descriptions(&s),
+        ["the flow would have more than 1000 steps"]
+    );
+    let mut names = flow_names(&mut flows).await;
+    names.sort();
+    assert_eq!(names, ["big", "big-copy", "imported"], "nothing saved");
+    assert_eq!(versions(&mut flows, "big").await.len(), 3, "nothing saved");
 }

@@ -81,13 +81,13 @@ fn seconds_in(v: &mut Violations, field: &str, d: Option<&prost_types::Duration>
 }
 
 /// Decodes a flow; violations are collected in `v` with paths relative to
-/// the flow (`steps[0].policy.action`).
-fn spec_in(v: &mut Violations, f: &pb::Flow) -> FlowSpec {
-    if f.steps.len() > flow::MAX_STEPS {
+/// the flow (`steps[0].policy.action`). `max_steps` is the server's limit.
+fn spec_in(v: &mut Violations, f: &pb::Flow, max_steps: usize) -> FlowSpec {
+    if f.steps.len() > max_steps {
         // Don't decode a huge request: validation reports the limit.
         v.push(
             "steps",
-            format!("at most {} steps, got {}", flow::MAX_STEPS, f.steps.len()),
+            format!("at most {max_steps} steps, got {}", f.steps.len()),
         );
     }
     FlowSpec {
@@ -100,7 +100,7 @@ fn spec_in(v: &mut Violations, f: &pb::Flow) -> FlowSpec {
         steps: f
             .steps
             .iter()
-            .take(flow::MAX_STEPS + 1)
+            .take(max_steps.saturating_add(1))
             .enumerate()
             .map(|(i, s)| Step {
                 environment: s.environment.clone(),
@@ -164,10 +164,20 @@ fn under_flow(violations: Vec<Violation>) -> Vec<Violation> {
 }
 
 impl FlowApi {
+    /// The size limits of this server (`--max-flow-steps`).
+    fn limits(&self) -> flow::Limits {
+        self.ctx.config.flow_limits()
+    }
+
+    /// Decodes a flow with this server's step limit.
+    fn spec_in(&self, v: &mut Violations, f: &pb::Flow) -> FlowSpec {
+        spec_in(v, f, self.limits().max_steps)
+    }
+
     /// Decodes and fully validates a flow against the catalog.
     async fn checked_spec(&self, f: &pb::Flow) -> Result<(FlowSpec, Plan)> {
         let mut v = Violations::new();
-        let spec = spec_in(&mut v, f);
+        let spec = self.spec_in(&mut v, f);
         let validation = self.validate(&spec).await?;
         match validation {
             Ok(plan) if v.is_empty() => Ok((spec, plan)),
@@ -182,13 +192,20 @@ impl FlowApi {
         }
     }
 
-    /// Validates `spec` against the environments and workflows that exist.
+    /// Validates `spec` against the environments and workflows that exist,
+    /// with this server's limits.
     async fn validate(&self, spec: &FlowSpec) -> Result<std::result::Result<Plan, Vec<Violation>>> {
-        if spec.steps.len() > flow::MAX_STEPS {
-            return Ok(flow::validate(spec, &flow::KnownNames::default()));
+        let limits = self.limits();
+        if spec.steps.len() > limits.max_steps {
+            // Refused for its size alone: no need to look up its names.
+            return Ok(flow::validate_with_limits(
+                spec,
+                &flow::KnownNames::default(),
+                limits,
+            ));
         }
         let known = self.ctx.store.known_names(spec).await?;
-        Ok(flow::validate(spec, &known))
+        Ok(flow::validate_with_limits(spec, &known, limits))
     }
 }
 
@@ -400,7 +417,7 @@ impl FlowService for FlowApi {
         // Unset is checked as an empty flow (see the proto).
         let f = req.flow.unwrap_or_default();
         let mut v = Violations::new();
-        let spec = spec_in(&mut v, &f);
+        let spec = self.spec_in(&mut v, &f);
         let (violations, plan) = match self.validate(&spec).await? {
             Ok(plan) if v.is_empty() => (Vec::new(), Some(plan_out(plan))),
             Ok(_) => (v.0, None),
@@ -445,7 +462,8 @@ impl FlowService for FlowApi {
         let (envs, workflows) = mentioned_names(&current.spec, &edits);
         let known = self.ctx.store.known_names_among(&envs, &workflows).await?;
         let (edited, _) =
-            edit::apply_edits(&current.spec, &edits, &known).map_err(edit_violations)?;
+            edit::apply_edits_with_limits(&current.spec, &edits, &known, self.limits())
+                .map_err(edit_violations)?;
         let saved = self.ctx.store.save_flow_version(&edited, expected).await?;
         Ok(Response::new(pb::EditFlowResponse {
             flow: Some(flow_out(saved)),
@@ -480,22 +498,23 @@ impl FlowService for FlowApi {
         request: Request<pb::ImportFlowRequest>,
     ) -> Result<Response<pb::ImportFlowResponse>, Status> {
         let req = request.into_inner();
-        let spec = codefresh::from_yaml(&req.yaml).map_err(|violations| {
-            Error::invalid(
-                violations
-                    .into_iter()
-                    // The contract: every document problem is on field
-                    // `yaml`, the description naming its path.
-                    .map(|x| {
-                        if x.field == "yaml" {
-                            Violation::new("yaml", x.description)
-                        } else {
-                            Violation::new("yaml", format!("{}: {}", x.field, x.description))
-                        }
-                    })
-                    .collect(),
-            )
-        })?;
+        let spec =
+            codefresh::from_yaml_with_limits(&req.yaml, self.limits()).map_err(|violations| {
+                Error::invalid(
+                    violations
+                        .into_iter()
+                        // The contract: every document problem is on field
+                        // `yaml`, the description naming its path.
+                        .map(|x| {
+                            if x.field == "yaml" {
+                                Violation::new("yaml", x.description)
+                            } else {
+                                Violation::new("yaml", format!("{}: {}", x.field, x.description))
+                            }
+                        })
+                        .collect(),
+                )
+            })?;
         match self.validate(&spec).await? {
             Ok(_) => {}
             Err(violations) => return Err(Error::invalid(under_flow(violations)).into()),

@@ -436,10 +436,13 @@ pub async fn run(ctx: &Ctx, cmd: FlowCommand) -> CmdResult {
 }
 
 /// Parses the YAML locally (shape: unknown fields, types) and has the
-/// server check the rest (names exist, graph, workflows). Exit code 1 when
-/// anything is wrong.
+/// server check the rest (names exist, graph, workflows, its step limit).
+/// Exit code 1 when anything is wrong.
 async fn validate(ctx: &Ctx, yaml: &str) -> CmdResult {
-    let (violations, plan) = match crate::domain::codefresh::from_yaml(yaml) {
+    // The server's `--max-flow-steps` is unknown here: parse anything a
+    // server may accept and leave the size to it.
+    let limits = crate::domain::flow::Limits::with_max_steps(crate::config::MAX_FLOW_STEPS_CEILING);
+    let (violations, plan) = match crate::domain::codefresh::from_yaml_with_limits(yaml, limits) {
         Err(violations) => (
             violations
                 .into_iter()

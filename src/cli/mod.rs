@@ -2,6 +2,7 @@
 //! commands, one module per command group. [`client`] holds what they share
 //! (connection, error display), [`output`] tables and JSON/YAML.
 
+pub mod bench;
 pub mod client;
 pub mod demo;
 pub mod env;
@@ -42,6 +43,12 @@ pub enum Command {
     /// Example: promoflow demo          (keeps serving afterwards; Ctrl-C stops)
     /// Example: promoflow demo --exit   (for scripts: exit code 0 when the release succeeded)
     Demo(demo::DemoArgs),
+    /// Measure throughput, latency and memory against a no-op RPC (see BENCHMARKS.md).
+    ///
+    /// Example: promoflow bench                      (starts its own server on temporary SQLite)
+    /// Example: promoflow bench --database-url postgres://promoflow@db/bench --json
+    /// Example: promoflow bench --duration 1s --watchers 100 --flow-sizes 100   (a smoke run)
+    Bench(Box<bench::BenchArgs>),
     /// Apply database migrations and exit.
     ///
     /// Example: promoflow migrate --database-url postgres://promoflow@db/promoflow
@@ -122,6 +129,17 @@ pub async fn run(cli: Cli) -> ExitCode {
                 Ok(_) => ExitCode::FAILURE,
                 Err(e) => {
                     eprintln!("promoflow demo: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Bench(args) => {
+            init_tracing_with(crate::config::LogFormat::Text, "warn");
+            match bench::run(*args).await {
+                Ok(0) => ExitCode::SUCCESS,
+                Ok(_) => ExitCode::FAILURE,
+                Err(e) => {
+                    eprintln!("promoflow bench: {e}");
                     ExitCode::FAILURE
                 }
             }

@@ -65,6 +65,8 @@
 //!   YAML reader could take for something else.
 //! - Import checks the document's shape only; the caller validates the
 //!   resulting [`FlowSpec`] with [`super::flow::validate`] like any other flow.
+//!   The document's size and parsing budget follow the step limit (see
+//!   [`from_yaml_with_limits`]), so any flow within it can be imported.
 //!
 //! Parsing goes through an untyped tree instead of `#[serde(deny_unknown_fields)]`
 //! structs so that every unknown field and type error is reported at once,
@@ -75,15 +77,18 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::flow::{Action, DESCRIPTION_ANNOTATION, FlowSpec, Hooks, Policy, Step};
+use super::flow::{
+    Action, DESCRIPTION_ANNOTATION, FlowSpec, Hooks, Limits, MAX_STEPS, Policy, Step,
+};
 use super::{Violation, Violations};
 
 /// The only `apiVersion` accepted and produced.
 pub const API_VERSION: &str = "codefresh.io/v1beta1";
 /// The only `kind` accepted and produced.
 pub const KIND: &str = "PromotionFlow";
-/// Largest document accepted, in bytes: far above any flow within the API
-/// limits, small enough to parse in milliseconds.
+/// Largest document accepted with the default API limits, in bytes: far
+/// above any flow within them, small enough to parse in milliseconds. A
+/// larger step limit allows proportionally more (see [`max_yaml_len`]).
 pub const MAX_YAML_LEN: usize = 1024 * 1024;
 
 /// Field path used for problems with the document as a whole.
@@ -104,8 +109,17 @@ const HOOK_FIELDS: &[&str] = &["onStart", "onSuccess", "onFail"];
 
 /// Reads a Codefresh `PromotionFlow` document. Reports every unknown field,
 /// missing field and wrong type at once, each at its path in the document.
+/// The document may be as large as a flow within the default API limits
+/// ([`Limits::API`]) needs.
 pub fn from_yaml(text: &str) -> Result<FlowSpec, Vec<Violation>> {
-    let document = parse(text)?;
+    from_yaml_with_limits(text, Limits::API)
+}
+
+/// [`from_yaml`] for flows within `limits`: the largest document and the
+/// parser's budget grow with `limits.max_steps` (never below those of the
+/// default limits). The steps themselves are counted by validation.
+pub fn from_yaml_with_limits(text: &str, limits: Limits) -> Result<FlowSpec, Vec<Violation>> {
+    let document = parse(text, limits)?;
     let mut r = Reader::default();
     let spec = r.document(&document);
     r.v.finish().map(|()| spec)
@@ -125,11 +139,24 @@ pub fn to_yaml(spec: &FlowSpec) -> String {
         .unwrap_or_default()
 }
 
-fn parse(text: &str) -> Result<Value, Vec<Violation>> {
+/// `limits.max_steps` in multiples of [`MAX_STEPS`], rounded up and at
+/// least 1: the factor applied to the document size and parser budget.
+fn scale(limits: Limits) -> usize {
+    limits.max_steps.div_ceil(MAX_STEPS).max(1)
+}
+
+/// Largest document accepted for flows within `limits`, in bytes:
+/// [`MAX_YAML_LEN`] for the default limits and smaller ones.
+pub fn max_yaml_len(limits: Limits) -> usize {
+    MAX_YAML_LEN.saturating_mul(scale(limits))
+}
+
+fn parse(text: &str, limits: Limits) -> Result<Value, Vec<Violation>> {
     let violation = |description: String| vec![Violation::new(DOCUMENT, description)];
-    if text.len() > MAX_YAML_LEN {
+    let max_len = max_yaml_len(limits);
+    if text.len() > max_len {
         return Err(violation(format!(
-            "at most {MAX_YAML_LEN} bytes, got {}",
+            "at most {max_len} bytes, got {}",
             text.len()
         )));
     }
@@ -146,14 +173,15 @@ fn parse(text: &str) -> Result<Value, Vec<Violation>> {
     options.with_snippet = false;
     // A flow at the API limits is about 20 events and nodes per step, nested
     // six deep; anything far beyond that (an alias bomb, say) is refused
-    // before it costs real time.
+    // before it costs real time. The counts grow with the step limit.
+    let scale = scale(limits);
     let mut budget = serde_saphyr::Budget::default();
-    budget.max_events = 100_000;
-    budget.max_nodes = 100_000;
-    budget.max_aliases = 1_000;
+    budget.max_events = scale.saturating_mul(100_000);
+    budget.max_nodes = scale.saturating_mul(100_000);
+    budget.max_aliases = scale.saturating_mul(1_000);
     budget.max_depth = 32;
     options.budget = Some(budget);
-    options.alias_limits.max_total_replayed_events = 100_000;
+    options.alias_limits.max_total_replayed_events = scale.saturating_mul(100_000);
     serde_saphyr::from_str_with_options(text, options)
         .map_err(|e| violation(format!("not a valid YAML document: {e}")))
 }
@@ -876,6 +904,53 @@ status: {}
         }
         let huge = "#".repeat(MAX_YAML_LEN + 1);
         assert!(import_errors(&huge)[0].description.starts_with("at most"));
+    }
+
+    #[test]
+    fn larger_step_limits_import_larger_documents() {
+        // A chain of 10,000 steps with a policy each: beyond the default
+        // document size and budget, within those of a 10,000-step limit.
+        let names: Vec<String> = std::iter::once("dev".to_owned())
+            .chain((0..10_000).map(|i| format!("environment-{i:05}")))
+            .collect();
+        let policy = Policy {
+            pre_action: Some("smoke-tests".to_owned()),
+            action: Action::Commit,
+            post_action: None,
+        };
+        let spec = FlowSpec {
+            name: "long".to_owned(),
+            trigger_environment: names[0].clone(),
+            steps: names
+                .windows(2)
+                .map(|w| Step {
+                    environment: w[1].clone(),
+                    depends_on: vec![w[0].clone()],
+                    policy: policy.clone(),
+                    hooks: Hooks::default(),
+                })
+                .collect(),
+            ..FlowSpec::default()
+        };
+        let text = to_yaml(&spec);
+        assert_eq!(fields(&import_errors(&text)), [DOCUMENT]);
+        let limits = Limits::with_max_steps(10_000);
+        let imported = from_yaml_with_limits(&text, limits)
+            .unwrap_or_else(|v| panic!("import failed: {v:#?}"));
+        assert_eq!(imported, spec);
+
+        // The default limits and smaller ones keep the default size.
+        assert_eq!(max_yaml_len(Limits::API), MAX_YAML_LEN);
+        assert_eq!(max_yaml_len(Limits::with_max_steps(10)), MAX_YAML_LEN);
+        assert_eq!(max_yaml_len(Limits::with_max_steps(1001)), 2 * MAX_YAML_LEN);
+        let huge = "#".repeat(max_yaml_len(limits) + 1);
+        let violations = from_yaml_with_limits(&huge, limits).expect_err("too large");
+        assert!(
+            violations[0]
+                .description
+                .starts_with(&format!("at most {} bytes", 10 * MAX_YAML_LEN)),
+            "{violations:?}"
+        );
     }
 
     #[test]

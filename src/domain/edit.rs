@@ -5,7 +5,7 @@
 //! environment that is not in the flow, removes the trigger environment, or
 //! reconnects to an environment that would close a cycle. Everything else
 //! (names, existence in the catalog, dependencies, cycles) is left to
-//! [`validate`] on the edited flow, so the rules live in one place. Edit
+//! validation of the edited flow, so the rules live in one place. Edit
 //! errors carry paths such as `edits[2].add_environments.after`; validation
 //! errors carry paths into the edited flow such as `steps[4].environment`.
 //!
@@ -17,7 +17,7 @@ use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 
-use super::flow::{Catalog, FlowSpec, Hooks, MAX_STEPS, Plan, Policy, Step, validate};
+use super::flow::{Catalog, FlowSpec, Hooks, Limits, Plan, Policy, Step, validate_with_limits};
 use super::{Violation, Violations};
 
 /// Most edits in one request.
@@ -75,22 +75,34 @@ pub enum RemoveMode {
     RemoveDownstream,
 }
 
-/// Applies `edits` in order to a copy of `spec` and validates the result.
-/// Returns the edited flow and its plan, or every violation; `spec` itself is
-/// never changed.
+/// Applies `edits` in order to a copy of `spec` and validates the result
+/// with the default API limits ([`Limits::API`]). Returns the edited flow and
+/// its plan, or every violation; `spec` itself is never changed.
 pub fn apply_edits(
     spec: &FlowSpec,
     edits: &[Edit],
     catalog: &dyn Catalog,
 ) -> Result<(FlowSpec, Plan), Vec<Violation>> {
-    let edited = apply_all(spec, edits)?;
-    let plan = validate(&edited, catalog)?;
+    apply_edits_with_limits(spec, edits, catalog, Limits::API)
+}
+
+/// [`apply_edits`] with explicit size limits (a server's configured ones):
+/// edits may not grow the flow beyond `limits.max_steps`, and the result is
+/// validated with [`validate_with_limits`].
+pub fn apply_edits_with_limits(
+    spec: &FlowSpec,
+    edits: &[Edit],
+    catalog: &dyn Catalog,
+    limits: Limits,
+) -> Result<(FlowSpec, Plan), Vec<Violation>> {
+    let edited = apply_all(spec, edits, limits)?;
+    let plan = validate_with_limits(&edited, catalog, limits)?;
     Ok((edited, plan))
 }
 
 /// The edits without the final validation: the flow they produce, or the
 /// errors of the edits themselves.
-fn apply_all(spec: &FlowSpec, edits: &[Edit]) -> Result<FlowSpec, Vec<Violation>> {
+fn apply_all(spec: &FlowSpec, edits: &[Edit], limits: Limits) -> Result<FlowSpec, Vec<Violation>> {
     let mut v = Violations::new();
     if edits.is_empty() {
         v.push("edits", "at least one edit is needed");
@@ -106,7 +118,7 @@ fn apply_all(spec: &FlowSpec, edits: &[Edit]) -> Result<FlowSpec, Vec<Violation>
 
     let mut edited = spec.clone();
     for (i, edit) in edits.iter().enumerate() {
-        if let Err(errors) = apply(&mut edited, edit, &format!("edits[{i}]")) {
+        if let Err(errors) = apply(&mut edited, edit, limits, &format!("edits[{i}]")) {
             v.extend(errors);
         }
     }
@@ -115,7 +127,7 @@ fn apply_all(spec: &FlowSpec, edits: &[Edit]) -> Result<FlowSpec, Vec<Violation>
 
 /// Applies one edit, or changes nothing and says why. `at` is the edit's
 /// field path, e.g. `edits[2]`.
-fn apply(spec: &mut FlowSpec, edit: &Edit, at: &str) -> Result<(), Violations> {
+fn apply(spec: &mut FlowSpec, edit: &Edit, limits: Limits, at: &str) -> Result<(), Violations> {
     match edit {
         Edit::AddEnvironments {
             after,
@@ -126,6 +138,7 @@ fn apply(spec: &mut FlowSpec, edit: &Edit, at: &str) -> Result<(), Violations> {
             after,
             environments,
             policy,
+            limits.max_steps,
             &format!("{at}.add_environments"),
         ),
         Edit::RemoveEnvironment { environment, mode } => {
@@ -234,6 +247,7 @@ fn add_environments(
     after: &str,
     environments: &[String],
     policy: &Policy,
+    max_steps: usize,
     at: &str,
 ) -> Result<(), Violations> {
     let mut v = Violations::new();
@@ -246,12 +260,12 @@ fn add_environments(
             format!("{at}.environments"),
             "at least one environment to add is needed",
         );
-    } else if spec.steps.len() + environments.len() > MAX_STEPS {
+    } else if spec.steps.len() + environments.len() > max_steps {
         // Checked before looking at each name so an oversized edit costs
         // nothing more than its length.
         v.push(
             format!("{at}.environments"),
-            format!("the flow would have more than {MAX_STEPS} steps"),
+            format!("the flow would have more than {max_steps} steps"),
         );
         return Err(v);
     }
@@ -352,7 +366,7 @@ fn remove_environment(
 mod tests {
     use super::*;
     use crate::domain::flow::testing::{Everything, dag, fields, flow};
-    use crate::domain::flow::{Action, KnownNames};
+    use crate::domain::flow::{Action, KnownNames, MAX_STEPS};
     use proptest::prelude::*;
 
     fn catalog() -> KnownNames {
@@ -804,6 +818,93 @@ mod tests {
             fields(&violations),
             ["edits[0].add_environments.environments"]
         );
+        assert_eq!(
+            violations[0].description,
+            "the flow would have more than 1000 steps"
+        );
+    }
+
+    /// `dev -> e0 -> e1 -> ...`: a chain of `n` steps.
+    fn chain(n: usize) -> FlowSpec {
+        let names: Vec<String> = std::iter::once("dev".to_owned())
+            .chain((0..n).map(|i| format!("e{i}")))
+            .collect();
+        FlowSpec {
+            name: "chain".to_owned(),
+            trigger_environment: names[0].clone(),
+            steps: names
+                .windows(2)
+                .map(|w| Step {
+                    environment: w[1].clone(),
+                    depends_on: vec![w[0].clone()],
+                    policy: Policy::default(),
+                    hooks: Hooks::default(),
+                })
+                .collect(),
+            ..FlowSpec::default()
+        }
+    }
+
+    #[test]
+    fn a_configured_step_limit_is_honoured() {
+        let adding = |n: usize| Edit::AddEnvironments {
+            after: "dev".to_owned(),
+            environments: (0..n).map(|i| format!("new{i}")).collect(),
+            policy: Policy::default(),
+        };
+
+        // Above the default: a flow the API refuses grows within a larger limit.
+        let big = chain(MAX_STEPS + 100);
+        let edits = [adding(50)];
+        let larger = Limits::with_max_steps(MAX_STEPS + 150);
+        let (edited, plan) =
+            apply_edits_with_limits(&big, &edits, &Everything, larger).expect("within the limit");
+        assert_eq!(edited.steps.len(), MAX_STEPS + 150);
+        assert_eq!(plan.waves.len(), MAX_STEPS + 101);
+        let violations = apply_edits(&big, &edits, &Everything).expect_err("default limit");
+        assert_eq!(
+            fields(&violations),
+            ["edits[0].add_environments.environments"]
+        );
+        assert_eq!(
+            violations[0].description,
+            "the flow would have more than 1000 steps"
+        );
+        // One step more than the larger limit is refused, naming it.
+        let violations = apply_edits_with_limits(&big, &[adding(51)], &Everything, larger)
+            .expect_err("beyond the limit");
+        assert_eq!(
+            violations[0].description,
+            "the flow would have more than 1150 steps"
+        );
+
+        // Below the default: sequential (2 steps) may grow to 4, not to 5.
+        let small = Limits::with_max_steps(4);
+        let ok = [add("qa", &["staging", "perf"])];
+        let (edited, _) =
+            apply_edits_with_limits(&sequential(), &ok, &catalog(), small).expect("4 steps");
+        assert_eq!(edited.steps.len(), 4);
+        let too_many = [add("qa", &["staging", "perf", "prod-eu"])];
+        let violations = apply_edits_with_limits(&sequential(), &too_many, &catalog(), small)
+            .expect_err("5 steps");
+        assert_eq!(
+            fields(&violations),
+            ["edits[0].add_environments.environments"]
+        );
+        assert_eq!(
+            violations[0].description,
+            "the flow would have more than 4 steps"
+        );
+        // Edits that add nothing still have the result validated with the
+        // limit: a flow already beyond it is refused as a whole.
+        let settings_only = [settings(Some("x"), None, None, None)];
+        let violations = apply_edits_with_limits(&chain(5), &settings_only, &Everything, small)
+            .expect_err("validated with the limit");
+        assert_eq!(fields(&violations), ["steps"]);
+        assert_eq!(
+            violations[0].description,
+            "a flow has at most 4 steps, this one has 5"
+        );
     }
 
     /// Every dependency of every step names a node of the flow.
@@ -839,7 +940,7 @@ mod tests {
                 RemoveMode::Reconnect { to: allowed[target.index(allowed.len())].to_owned() }
             };
             let edits = [Edit::RemoveEnvironment { environment: env.clone(), mode }];
-            let edited = apply_all(&spec, &edits).expect("removal of a step applies");
+            let edited = apply_all(&spec, &edits, Limits::API).expect("removal of a step applies");
             prop_assert!(!edited.has_node(&env));
             prop_assert_eq!(dangling(&edited), vec![]);
             match apply_edits(&spec, &edits, &Everything) {

@@ -24,8 +24,10 @@ use serde::{Deserialize, Serialize};
 use super::status::string_enum;
 use super::{Violation, Violations, check_name, is_dns_label};
 
-/// Most steps a flow may have through the API. Larger graphs validate fine
-/// (see [`validate_with_limits`]); the limit bounds request and plan sizes.
+/// Most steps a flow may have through the API by default; a server may
+/// configure another limit (`--max-flow-steps`, passed in as [`Limits`]).
+/// Larger graphs validate fine (see [`validate_with_limits`]); the limit
+/// bounds request and plan sizes.
 pub const MAX_STEPS: usize = 1000;
 /// Most `depends_on` entries one step may have.
 pub const MAX_DEPENDS_ON: usize = 64;
@@ -194,11 +196,20 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// The limits of the API: [`MAX_STEPS`] and [`MAX_DEPENDS_ON`].
+    /// The default limits of the API: [`MAX_STEPS`] and [`MAX_DEPENDS_ON`].
     pub const API: Limits = Limits {
         max_steps: MAX_STEPS,
         max_depends_on: MAX_DEPENDS_ON,
     };
+
+    /// The API limits with another largest number of steps, as a server
+    /// configures it.
+    pub const fn with_max_steps(max_steps: usize) -> Limits {
+        Limits {
+            max_steps,
+            ..Limits::API
+        }
+    }
 }
 
 impl Default for Limits {
@@ -281,14 +292,14 @@ impl FlowSpec {
     }
 }
 
-/// Checks `spec` against every rule of DESIGN.md §2 with the API limits and
-/// returns its plan, or every violation found.
+/// Checks `spec` against every rule of DESIGN.md §2 with the default API
+/// limits ([`Limits::API`]) and returns its plan, or every violation found.
 pub fn validate(spec: &FlowSpec, catalog: &dyn Catalog) -> Result<Plan, Vec<Violation>> {
     validate_with_limits(spec, catalog, Limits::API)
 }
 
-/// [`validate`] with explicit size limits, for benchmarks and tools that
-/// handle flows larger than the API accepts.
+/// [`validate`] with explicit size limits: the ones a server is configured
+/// with, or larger ones for benchmarks and tools.
 pub fn validate_with_limits(
     spec: &FlowSpec,
     catalog: &dyn Catalog,

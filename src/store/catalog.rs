@@ -14,7 +14,7 @@ use sea_orm::{
 
 use super::entity::{application, environment, flow, product, release, workflow};
 use super::versioned::{delete_named, ensure_unused, ensure_version, list_page, update_versioned};
-use super::{Page, PageRequest, Store, from_json, map_unique, now, to_json};
+use super::{BATCH, Page, PageRequest, Store, from_json, map_unique, now, to_json};
 use crate::domain::catalog::{
     Application, Commit, Concurrency, Environment, EnvironmentKind, Meta, Product, Workflow,
 };
@@ -100,15 +100,22 @@ impl Store {
         environment_from(m)
     }
 
-    /// Which of `names` exist, in one query.
+    /// Which of `names` exist, in one query per [`BATCH`] names (a flow
+    /// may name more environments than one statement can bind).
     pub async fn existing_environments(&self, names: &[String]) -> Result<Vec<String>> {
-        Ok(environment::Entity::find()
-            .select_only()
-            .column(environment::Column::Name)
-            .filter(environment::Column::Name.is_in(names.iter().cloned()))
-            .into_tuple::<String>()
-            .all(self.db())
-            .await?)
+        let mut found = Vec::new();
+        for batch in names.chunks(BATCH) {
+            found.extend(
+                environment::Entity::find()
+                    .select_only()
+                    .column(environment::Column::Name)
+                    .filter(environment::Column::Name.is_in(batch.iter().cloned()))
+                    .into_tuple::<String>()
+                    .all(self.db())
+                    .await?,
+            );
+        }
+        Ok(found)
     }
 
     pub async fn list_environments(&self, page: &PageRequest) -> Result<Page<Environment>> {
@@ -519,15 +526,22 @@ impl Store {
             .await?)
     }
 
-    /// Which of `names` exist, in one query.
+    /// Which of `names` exist, in one query per [`BATCH`] names (a flow
+    /// may name more environments than one statement can bind).
     pub async fn existing_workflows(&self, names: &[String]) -> Result<Vec<String>> {
-        Ok(workflow::Entity::find()
-            .select_only()
-            .column(workflow::Column::Name)
-            .filter(workflow::Column::Name.is_in(names.iter().cloned()))
-            .into_tuple::<String>()
-            .all(self.db())
-            .await?)
+        let mut found = Vec::new();
+        for batch in names.chunks(BATCH) {
+            found.extend(
+                workflow::Entity::find()
+                    .select_only()
+                    .column(workflow::Column::Name)
+                    .filter(workflow::Column::Name.is_in(batch.iter().cloned()))
+                    .into_tuple::<String>()
+                    .all(self.db())
+                    .await?,
+            );
+        }
+        Ok(found)
     }
 
     pub async fn list_workflows(&self, page: &PageRequest) -> Result<Page<Workflow>> {

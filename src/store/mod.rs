@@ -69,6 +69,29 @@ impl Store {
     }
 }
 
+/// Most values in one `IN (…)` list, and rows in one multi-row insert. A
+/// flow may have up to 100,000 steps (`--max-flow-steps`): far more bind
+/// parameters than one statement may carry on SQLite (32,766) or PostgreSQL
+/// (65,535), so statements about every environment of a flow go in batches.
+pub(crate) const BATCH: usize = 1000;
+
+/// Inserts `rows` in statements of at most [`BATCH`] rows each (all in `db`'s
+/// transaction, if it is one).
+pub(crate) async fn insert_batched<A, C>(db: &C, rows: Vec<A>) -> Result<()>
+where
+    A: sea_orm::ActiveModelTrait,
+    C: sea_orm::ConnectionTrait,
+{
+    use sea_orm::EntityTrait;
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        A::Entity::insert_many(rows.by_ref().take(BATCH))
+            .exec_without_returning(db)
+            .await?;
+    }
+    Ok(())
+}
+
 /// Maps a unique-constraint violation to `ALREADY_EXISTS` with `message`;
 /// anything else stays a database error.
 pub(crate) fn map_unique(err: DbErr, message: impl FnOnce() -> String) -> Error {

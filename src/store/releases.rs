@@ -18,7 +18,7 @@ use sea_orm::{
 
 use super::entity::{environment_run, event, idempotency_key, product, release, step_run};
 use super::leases::Fence;
-use super::{Store, from_json, now, to_json};
+use super::{Store, from_json, insert_batched, now, to_json};
 use crate::domain::catalog::Concurrency;
 use crate::domain::flow::{Action, FlowSpec};
 use crate::domain::release::{Change, EnvRun, EventBody, Release, StepRef, StepRun};
@@ -405,11 +405,7 @@ async fn write_events(
         });
         events.push(e);
     }
-    if !rows.is_empty() {
-        event::Entity::insert_many(rows)
-            .exec_without_returning(txn)
-            .await?;
-    }
+    insert_batched(txn, rows).await?;
     if let Some(last) = events.last()
         && txn.get_database_backend() == DbBackend::Postgres
     {
@@ -570,9 +566,8 @@ impl Store {
             .enumerate()
             .map(|(i, e)| env_model(&r.id, i, e))
             .collect::<Result<Vec<_>>>()?;
-        environment_run::Entity::insert_many(env_rows)
-            .exec_without_returning(&txn)
-            .await?;
+        // Batched: a flow may have more environments than one statement binds.
+        insert_batched(&txn, env_rows).await?;
         let mut step_rows = Vec::new();
         for (i, h) in r.hooks.iter().enumerate() {
             step_rows.push(step_model(&r.id, "", i, h));
@@ -582,11 +577,7 @@ impl Store {
                 step_rows.push(step_model(&r.id, &e.environment, i, s));
             }
         }
-        if !step_rows.is_empty() {
-            step_run::Entity::insert_many(step_rows)
-                .exec_without_returning(&txn)
-                .await?;
-        }
+        insert_batched(&txn, step_rows).await?;
         events.extend(
             write_events(
                 &txn,

@@ -311,6 +311,32 @@ pub async fn seed_parallel(server: &TestServer, post_action: Option<&str>) {
         .expect("edit flow");
 }
 
+/// Creates a non-production environment for each of `names`, 16 requests
+/// at a time (for flows of hundreds or thousands of steps).
+pub async fn create_environments(server: &TestServer, names: impl IntoIterator<Item = String>) {
+    use futures::StreamExt;
+    use promoflow::proto::v1 as pb;
+    futures::stream::iter(names)
+        .map(|name| {
+            let mut client = server.environments();
+            async move {
+                client
+                    .create_environment(pb::CreateEnvironmentRequest {
+                        environment: Some(pb::Environment {
+                            name: name.clone(),
+                            kind: pb::EnvironmentKind::NonProduction as i32,
+                            ..Default::default()
+                        }),
+                    })
+                    .await
+                    .unwrap_or_else(|e| panic!("create environment {name}: {e}"));
+            }
+        })
+        .buffer_unordered(16)
+        .for_each(|()| async {})
+        .await;
+}
+
 /// Creates a `wait` workflow of `ms` milliseconds.
 pub async fn create_wait(server: &TestServer, name: &str, ms: u64) {
     use promoflow::proto::v1 as pb;

@@ -1,0 +1,248 @@
+//! Load shapes and what they measure: a closed loop (N workers, each sends
+//! its next request when the previous one answered) and an open loop (a
+//! request every 1/rate seconds whether or not earlier ones answered, so a
+//! server that falls behind shows up as queueing latency instead of hiding
+//! it), both recording latencies into an HDR histogram.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use tokio::sync::Mutex;
+use tonic::transport::{Channel, Endpoint};
+
+/// Latencies in microseconds, from 1 µs to 10 minutes, 3 significant digits.
+pub fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 600_000_000, 3).expect("constant, valid histogram bounds")
+}
+
+/// What one measured run produced.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    pub latency: Histogram<u64>,
+    pub errors: u64,
+    pub first_error: Option<String>,
+    /// The measured window (warm-up excluded).
+    pub elapsed: Duration,
+}
+
+impl Sample {
+    pub fn new() -> Self {
+        Self {
+            latency: histogram(),
+            errors: 0,
+            first_error: None,
+            elapsed: Duration::ZERO,
+        }
+    }
+
+    pub fn ok(&mut self, d: Duration) {
+        self.latency.saturating_record(d.as_micros().max(1) as u64);
+    }
+
+    pub fn err(&mut self, e: impl std::fmt::Display) {
+        self.errors += 1;
+        if self.first_error.is_none() {
+            self.first_error = Some(e.to_string());
+        }
+    }
+
+    pub fn merge(&mut self, other: &Sample) {
+        let _ = self.latency.add(&other.latency);
+        self.errors += other.errors;
+        if self.first_error.is_none() {
+            self.first_error.clone_from(&other.first_error);
+        }
+    }
+
+    pub fn count(&self) -> u64 {
+        self.latency.len()
+    }
+
+    /// Successful operations per second of the measured window.
+    pub fn rate(&self) -> f64 {
+        if self.elapsed.is_zero() {
+            0.0
+        } else {
+            self.count() as f64 / self.elapsed.as_secs_f64()
+        }
+    }
+
+    /// A quantile in milliseconds (0 when nothing was recorded).
+    pub fn ms(&self, q: f64) -> f64 {
+        if self.latency.is_empty() {
+            0.0
+        } else {
+            self.latency.value_at_quantile(q) as f64 / 1000.0
+        }
+    }
+
+    pub fn max_ms(&self) -> f64 {
+        self.latency.max() as f64 / 1000.0
+    }
+}
+
+impl Default for Sample {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Several HTTP/2 connections to one server, handed out in turn, so load is
+/// not funnelled through a single connection's task on either side.
+#[derive(Clone)]
+pub struct Pool {
+    channels: Arc<Vec<Channel>>,
+    next: Arc<AtomicUsize>,
+}
+
+impl Pool {
+    pub async fn connect(endpoint: &str, connections: usize) -> Result<Self, String> {
+        let mut channels = Vec::with_capacity(connections.max(1));
+        for _ in 0..connections.max(1) {
+            channels.push(connect(endpoint).await?);
+        }
+        Ok(Self {
+            channels: Arc::new(channels),
+            next: Arc::new(AtomicUsize::new(0)),
+        })
+    }
+
+    /// The next connection, round-robin.
+    pub fn channel(&self) -> Channel {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.channels.len();
+        self.channels[i].clone()
+    }
+}
+
+/// One eagerly connected HTTP/2 connection with generous message limits
+/// (large-flow requests are hundreds of kilobytes).
+pub async fn connect(endpoint: &str) -> Result<Channel, String> {
+    Endpoint::from_shared(endpoint.to_string())
+        .map_err(|e| format!("{endpoint:?} is not a URL: {e}"))?
+        .tcp_nodelay(true)
+        .connect()
+        .await
+        .map_err(|e| format!("cannot connect to {endpoint}: {e}"))
+}
+
+/// How long to run and how much of the start to leave out of the figures
+/// (connection set-up, caches and the pool filling).
+#[derive(Debug, Clone, Copy)]
+pub struct Window {
+    pub warmup: Duration,
+    pub measure: Duration,
+}
+
+impl Window {
+    pub fn new(measure: Duration) -> Self {
+        Self {
+            warmup: (measure / 5).min(Duration::from_secs(1)),
+            measure,
+        }
+    }
+}
+
+/// `concurrency` workers call `op(worker, iteration)` back to back for the
+/// window; latencies of calls that start after the warm-up are recorded.
+pub async fn closed_loop<F, Fut, E>(concurrency: usize, window: Window, op: F) -> Sample
+where
+    F: Fn(usize, u64) -> Fut + Send + Sync + Clone + 'static,
+    Fut: Future<Output = Result<(), E>> + Send,
+    E: std::fmt::Display,
+{
+    let start = Instant::now();
+    let from = start + window.warmup;
+    let until = from + window.measure;
+    let mut tasks = Vec::with_capacity(concurrency);
+    for w in 0..concurrency.max(1) {
+        let op = op.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut s = Sample::new();
+            let mut i = 0u64;
+            loop {
+                let t = Instant::now();
+                if t >= until {
+                    break;
+                }
+                let r = op(w, i).await;
+                i += 1;
+                if t < from {
+                    continue;
+                }
+                match r {
+                    Ok(()) => s.ok(t.elapsed()),
+                    Err(e) => s.err(e),
+                }
+            }
+            s
+        }));
+    }
+    let mut total = Sample::new();
+    for t in tasks {
+        match t.await {
+            Ok(s) => total.merge(&s),
+            Err(e) => total.err(format!("worker panicked: {e}")),
+        }
+    }
+    total.elapsed = window.measure;
+    total
+}
+
+/// Starts `op(i)` at a fixed `rate` per second for the window, whatever
+/// the answers, and measures each from its scheduled start (so time spent
+/// queued behind a slow server counts). Waits up to `grace` for the last
+/// ones; those still out then count as errors.
+pub async fn open_loop<F, Fut, E>(rate: f64, window: Window, grace: Duration, op: F) -> Sample
+where
+    F: Fn(u64) -> Fut + Send + Sync + Clone + 'static,
+    Fut: Future<Output = Result<(), E>> + Send + 'static,
+    E: std::fmt::Display + Send + 'static,
+{
+    let rate = rate.max(0.1);
+    let period = Duration::from_secs_f64(1.0 / rate);
+    let start = Instant::now();
+    let from = start + window.warmup;
+    let until = from + window.measure;
+    let shared = Arc::new(Mutex::new(Sample::new()));
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut i = 0u64;
+    loop {
+        let scheduled = start + period.mul_f64(i as f64);
+        if scheduled >= until {
+            break;
+        }
+        tokio::time::sleep_until(scheduled.into()).await;
+        let op = op.clone();
+        let shared = shared.clone();
+        let measured = scheduled >= from;
+        tasks.spawn(async move {
+            let r = op(i).await;
+            if measured {
+                let mut s = shared.lock().await;
+                match r {
+                    Ok(()) => s.ok(scheduled.elapsed()),
+                    Err(e) => s.err(e),
+                }
+            }
+        });
+        i += 1;
+    }
+    let late = tokio::time::timeout(grace, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await
+    .is_err();
+    let mut total = shared.lock().await.clone();
+    if late {
+        let left = tasks.len();
+        tasks.abort_all();
+        for _ in 0..left {
+            total.err(format!("still unanswered {grace:?} after the load stopped"));
+        }
+    }
+    total.elapsed = window.measure;
+    total
+}

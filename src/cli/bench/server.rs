@@ -1,0 +1,156 @@
+//! The server under test: started as a child process of this very binary
+//! (so its resident memory is its own, not the load generator's), or an
+//! already running one given by `--target`.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use tonic::transport::Channel;
+
+/// A server to measure.
+pub struct Server {
+    pub endpoint: String,
+    /// The process whose memory is read, when known.
+    pub pid: Option<u32>,
+    /// What the figures were taken on (`sqlite`, `postgres` or `target`).
+    pub backend: String,
+    child: Option<Child>,
+    dir: Option<PathBuf>,
+}
+
+impl Server {
+    /// Starts `promoflow serve` on a free port with `database_url` (a fresh
+    /// SQLite file in a temporary directory when `None`) and waits until it
+    /// answers health checks.
+    pub async fn start(database_url: Option<&str>, extra: &[String]) -> Result<Self, String> {
+        let exe = std::env::current_exe().map_err(|e| format!("own executable: {e}"))?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .map_err(|e| format!("no free port: {e}"))?;
+        let (url, dir) = match database_url {
+            Some(u) => (u.to_string(), None),
+            None => {
+                let dir = std::env::temp_dir().join(format!(
+                    "promoflow-bench-{}-{}",
+                    std::process::id(),
+                    uuid::Uuid::new_v4().simple()
+                ));
+                std::fs::create_dir_all(&dir)
+                    .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+                let url = format!("sqlite://{}?mode=rwc", dir.join("promoflow.db").display());
+                (url, Some(dir))
+            }
+        };
+        let backend = if url.starts_with("postgres") {
+            "postgres"
+        } else {
+            "sqlite"
+        };
+        let listen = format!("127.0.0.1:{port}");
+        let child = Command::new(exe)
+            .arg("serve")
+            .args(["--listen", &listen, "--database-url", &url])
+            // Large-flow scenarios go up to 10,000 environments.
+            .args(["--max-flow-steps", "10000"])
+            .args(extra)
+            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| format!("cannot start the server: {e}"))?;
+        let server = Self {
+            endpoint: format!("http://{listen}"),
+            pid: Some(child.id()),
+            backend: backend.into(),
+            child: Some(child),
+            dir,
+        };
+        server.wait_ready().await?;
+        Ok(server)
+    }
+
+    /// An already running server; memory is read only when its pid is given.
+    pub async fn attach(endpoint: &str, pid: Option<u32>) -> Result<Self, String> {
+        let server = Self {
+            endpoint: endpoint.to_string(),
+            pid,
+            backend: "target".into(),
+            child: None,
+            dir: None,
+        };
+        server.wait_ready().await?;
+        Ok(server)
+    }
+
+    async fn wait_ready(&self) -> Result<(), String> {
+        let channel = Channel::from_shared(self.endpoint.clone())
+            .map_err(|e| format!("{:?} is not a URL: {e}", self.endpoint))?
+            .connect_lazy();
+        crate::cli::wait_ready(&channel, Duration::from_secs(60)).await
+    }
+
+    /// The server's resident memory in bytes, when it can be read.
+    pub fn rss(&self) -> Option<u64> {
+        rss_of(self.pid?)
+    }
+
+    /// Stops a started server with SIGTERM (graceful) and removes its store.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            for _ in 0..100 {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if let Some(dir) = self.dir.take() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// `VmRSS` of a process, from `/proc/<pid>/status` (Linux only).
+pub fn rss_of(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// The machine the figures come from: logical cores and total memory.
+pub fn machine() -> (usize, u64) {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map(|kb| kb * 1024)
+        .unwrap_or(0);
+    (cores, mem)
+}
+
+/// Raises this process's open-file limit to its hard limit (children, the
+/// server among them, inherit it); returns the new soft limit.
+pub fn raise_fd_limit() -> Option<u64> {
+    rlimit::increase_nofile_limit(u64::MAX).ok()
+}
