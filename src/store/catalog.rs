@@ -86,7 +86,7 @@ impl Store {
             update_time: Set(t),
         };
         environment::Entity::insert(model)
-            .exec_without_returning(self.db())
+            .exec_without_returning(self.writer())
             .await
             .map_err(|e| map_unique(e, || format!("environment {:?} already exists", env.name)))?;
         self.get_environment(&env.name).await
@@ -145,7 +145,7 @@ impl Store {
             ..Default::default()
         };
         update_versioned::<environment::Entity, _>(
-            self.db(),
+            self.writer(),
             "environment",
             ENV_COLS,
             &env.name,
@@ -157,7 +157,7 @@ impl Store {
     }
 
     pub async fn delete_environment(&self, name: &str, expected: i64) -> Result<()> {
-        let txn = self.db().begin().await?;
+        let txn = self.writer().begin().await?;
         let products: Vec<String> = application::Entity::find()
             .select_only()
             .column(application::Column::Product)
@@ -282,7 +282,7 @@ async fn load_applications<C: ConnectionTrait>(
 impl Store {
     pub async fn create_product(&self, p: &Product) -> Result<Product> {
         let t = now();
-        let txn = self.db().begin().await?;
+        let txn = self.writer().begin().await?;
         let model = product::ActiveModel {
             name: Set(p.name.clone()),
             description: Set(p.description.clone()),
@@ -329,7 +329,7 @@ impl Store {
     /// editing a product never rolls back what deployments reported.
     pub async fn update_product(&self, p: &Product, expected: i64) -> Result<Product> {
         let t = now();
-        let txn = self.db().begin().await?;
+        let txn = self.writer().begin().await?;
         let model = product::ActiveModel {
             description: Set(p.description.clone()),
             concurrency: Set(p.concurrency.as_str().to_string()),
@@ -369,7 +369,7 @@ impl Store {
     }
 
     pub async fn delete_product(&self, name: &str, expected: i64) -> Result<()> {
-        let txn = self.db().begin().await?;
+        let txn = self.writer().begin().await?;
         ensure_version::<product::Entity, _>(&txn, "product", PRODUCT_COLS, name, expected).await?;
         let active: Vec<String> = release::Entity::find()
             .select_only()
@@ -395,7 +395,7 @@ impl Store {
         commit: Option<&Commit>,
     ) -> Result<Application> {
         record_version(
-            self.db(),
+            self.writer(),
             product,
             environment,
             version,
@@ -501,7 +501,7 @@ impl Store {
             update_time: Set(t),
         };
         workflow::Entity::insert(model)
-            .exec_without_returning(self.db())
+            .exec_without_returning(self.writer())
             .await
             .map_err(|e| map_unique(e, || format!("workflow {:?} already exists", w.name)))?;
         self.get_workflow(&w.name).await
@@ -567,7 +567,7 @@ impl Store {
             ..Default::default()
         };
         update_versioned::<workflow::Entity, _>(
-            self.db(),
+            self.writer(),
             "workflow",
             WORKFLOW_COLS,
             &w.name,
@@ -579,7 +579,7 @@ impl Store {
     }
 
     pub async fn delete_workflow(&self, name: &str, expected: i64) -> Result<()> {
-        let txn = self.db().begin().await?;
+        let txn = self.writer().begin().await?;
         ensure_version::<workflow::Entity, _>(&txn, "workflow", WORKFLOW_COLS, name, expected)
             .await?;
         let flows = flows_referring(&txn, &workflow_ref(name)).await?;

@@ -94,7 +94,7 @@ impl Store {
     /// Creates a flow at version 1.
     pub async fn create_flow(&self, spec: &FlowSpec) -> Result<StoredFlow> {
         let t = now();
-        let txn = self.db().begin().await?;
+        let txn = self.writer().begin().await?;
         flow::Entity::insert(flow::ActiveModel {
             name: Set(spec.name.clone()),
             version: Set(1),
@@ -114,7 +114,7 @@ impl Store {
     /// still `expected` (0: whatever it is, for imports with `replace`).
     pub async fn save_flow_version(&self, spec: &FlowSpec, expected: i64) -> Result<StoredFlow> {
         let t = now();
-        let txn = self.db().begin().await?;
+        let txn = self.writer().begin().await?;
         // Write first, read after: a transaction that reads and then writes
         // cannot wait for a concurrent SQLite writer (WAL answers
         // `SQLITE_BUSY_SNAPSHOT` at once, whatever the busy timeout), while
@@ -256,7 +256,7 @@ impl Store {
     /// Deletes a flow with all its versions, unless a product lists it or a
     /// release that is not final runs it.
     pub async fn delete_flow(&self, name: &str, expected: i64) -> Result<()> {
-        let txn = self.db().begin().await?;
+        let txn = self.writer().begin().await?;
         ensure_version::<flow::Entity, _>(&txn, "flow", FLOW_COLS, name, expected).await?;
         let pattern = format!("%\"flow\":{}%", serde_json::Value::String(name.to_string()));
         let products: Vec<String> = product::Entity::find()

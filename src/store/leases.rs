@@ -59,7 +59,7 @@ impl Store {
             .filter(release::Column::Id.eq(id))
             .filter(release::Column::Status.is_in(WORKED.iter().map(|s| s.as_str())))
             .filter(claimable(owner))
-            .exec(self.db())
+            .exec(self.writer())
             .await?;
         if res.rows_affected != 1 {
             return Ok(None);
@@ -84,7 +84,7 @@ impl Store {
             .filter(release::Column::Id.eq(id))
             .filter(release::Column::LeaseOwner.eq(fence.owner.as_str()))
             .filter(release::Column::LeaseEpoch.eq(fence.epoch))
-            .exec(self.db())
+            .exec(self.writer())
             .await?;
         Ok(res.rows_affected == 1)
     }
@@ -103,7 +103,7 @@ impl Store {
             .filter(release::Column::Id.eq(id))
             .filter(release::Column::LeaseOwner.eq(fence.owner.as_str()))
             .filter(release::Column::LeaseEpoch.eq(fence.epoch))
-            .exec(self.db())
+            .exec(self.writer())
             .await?;
         Ok(())
     }

@@ -21,10 +21,19 @@ use crate::error::{Error, Result};
 
 pub use page::{Page, PageRequest};
 
-/// Handle to the database. Cheap to clone (the pool is shared).
+/// Handle to the database. Cheap to clone (the pools are shared).
 #[derive(Clone, Debug)]
 pub struct Store {
+    /// Reads, and everything on PostgreSQL.
     db: DatabaseConnection,
+    /// Writes. On SQLite a pool of exactly one connection: SQLite admits
+    /// one writer at a time, and writers that race for its lock back off
+    /// in sleeps of 1 to 100 ms (its busy handler), which under load cost
+    /// far more than the writes themselves (see BENCHMARKS.md). Queueing
+    /// for this pool's single connection is FIFO and wakes the next writer
+    /// as soon as the previous one commits. On PostgreSQL, the same pool
+    /// as `db`: row locks let writers proceed side by side.
+    writer: DatabaseConnection,
 }
 
 impl Store {
@@ -37,6 +46,16 @@ impl Store {
 
     /// Connects without migrating.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self> {
+        let db = Database::connect(Self::options(url, max_connections)).await?;
+        let writer = if db.get_database_backend() == DbBackend::Sqlite {
+            Database::connect(Self::options(url, 1)).await?
+        } else {
+            db.clone()
+        };
+        Ok(Self { db, writer })
+    }
+
+    fn options(url: &str, max_connections: u32) -> ConnectOptions {
         let mut opts = ConnectOptions::new(url.to_string());
         opts.max_connections(max_connections)
             .min_connections(1)
@@ -51,13 +70,20 @@ impl Store {
                     .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
                     .busy_timeout(Duration::from_secs(30))
                     .foreign_keys(true)
-            });
-        let db = Database::connect(opts).await?;
-        Ok(Self { db })
+            })
+            .map_sqlx_sqlite_pool_opts(|o| o.after_connect(|conn, _| Box::pin(stable_plans(conn))));
+        opts
     }
 
     pub fn db(&self) -> &DatabaseConnection {
         &self.db
+    }
+
+    /// The connection pool for statements and transactions that write.
+    /// Never wait for it while holding a transaction from it (a second
+    /// writer on SQLite would wait for the first forever).
+    pub(crate) fn writer(&self) -> &DatabaseConnection {
+        &self.writer
     }
 
     pub fn backend(&self) -> DbBackend {
@@ -65,7 +91,44 @@ impl Store {
     }
 
     pub async fn close(self) {
+        if self.db.get_database_backend() == DbBackend::Sqlite {
+            let _ = self.writer.close().await;
+        }
         let _ = self.db.close().await;
+    }
+}
+
+/// Turns on SQLite's query planner stability guarantee (QPSG) for one
+/// connection.
+///
+/// Without it SQLite lets bound values steer the plan, and marks a prepared
+/// statement as stale whenever a value it looked at is bound again: every
+/// statement with a `LIMIT ?` (SeaORM binds the limit of `.one()` and
+/// `.limit(n)`) or a `LIKE ?` was compiled anew on every execution, which
+/// cost more than running it (see BENCHMARKS.md). The plans here do not
+/// depend on the values, so one plan per statement, cached, is right.
+async fn stable_plans(
+    conn: &mut sea_orm::sqlx::SqliteConnection,
+) -> std::result::Result<(), sea_orm::sqlx::Error> {
+    let mut handle = conn.lock_handle().await?;
+    let db = handle.as_raw_handle().as_ptr();
+    // SAFETY: `db` is the open connection the locked handle guards for the
+    // duration of the call; SQLITE_DBCONFIG_ENABLE_QPSG takes an int and an
+    // optional int pointer for the previous setting.
+    let rc = unsafe {
+        libsqlite3_sys::sqlite3_db_config(
+            db,
+            libsqlite3_sys::SQLITE_DBCONFIG_ENABLE_QPSG,
+            1 as std::ffi::c_int,
+            std::ptr::null_mut::<std::ffi::c_int>(),
+        )
+    };
+    if rc == libsqlite3_sys::SQLITE_OK {
+        Ok(())
+    } else {
+        Err(sea_orm::sqlx::Error::Configuration(
+            format!("enabling SQLite's query planner stability guarantee failed ({rc})").into(),
+        ))
     }
 }
 

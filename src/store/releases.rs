@@ -496,7 +496,7 @@ impl Store {
         request: Option<(&str, &str)>,
         concurrency: Concurrency,
     ) -> Result<Created> {
-        let txn = self.db().begin().await?;
+        let txn = self.writer().begin().await?;
         if let Some((key, hash)) = request {
             let inserted = idempotency_key::Entity::insert(idempotency_key::ActiveModel {
                 scope: Set("trigger".into()),
@@ -622,7 +622,7 @@ impl Store {
                 .do_nothing()
                 .to_owned(),
         )
-        .exec_without_returning(self.db())
+        .exec_without_returning(self.writer())
         .await?;
         if inserted == 1 {
             return Ok(None);
@@ -662,7 +662,7 @@ impl Store {
             )
             .filter(idempotency_key::Column::Scope.eq("report"))
             .filter(idempotency_key::Column::Key.eq(key))
-            .exec(self.db())
+            .exec(self.writer())
             .await?;
         Ok(())
     }
@@ -672,7 +672,7 @@ impl Store {
         idempotency_key::Entity::delete_many()
             .filter(idempotency_key::Column::Scope.eq("report"))
             .filter(idempotency_key::Column::Key.eq(key))
-            .exec(self.db())
+            .exec(self.writer())
             .await?;
         Ok(())
     }
@@ -698,7 +698,7 @@ impl Store {
         &self,
         product: &str,
     ) -> Result<Option<(Release, Vec<StoredEvent>)>> {
-        let txn = self.db().begin().await?;
+        let txn = self.writer().begin().await?;
         lock_product(&txn, product).await?;
         let active = releases_in(
             &txn,
@@ -741,7 +741,7 @@ impl Store {
         if changes.is_empty() {
             return Ok(Vec::new());
         }
-        let txn = self.db().begin().await?;
+        let txn = self.writer().begin().await?;
         let events = persist_in(&txn, r, changes, expected_seq, effect, fence).await?;
         txn.commit().await?;
         Ok(events)
