@@ -1,6 +1,7 @@
 //! `ReleaseService`: triggers, reads, commands and the two status streams.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -13,6 +14,7 @@ use crate::domain::Violations;
 use crate::domain::release::{Counters, EnvRun, EventBody, Release, StepRun};
 use crate::domain::status::ReleaseStatus;
 use crate::engine::TriggerRequest;
+use crate::engine::hub::Tail;
 use crate::error::{Error, Result};
 use crate::proto::v1 as pb;
 use crate::proto::v1::release_event::Change as PbChange;
@@ -199,8 +201,8 @@ enum Wake {
 }
 
 /// Waits for the doorbell, the heartbeat interval or shutdown.
-async fn wait(
-    rx: &mut tokio::sync::watch::Receiver<i64>,
+async fn wait<T>(
+    rx: &mut tokio::sync::watch::Receiver<T>,
     interval: Duration,
     shutdown: &tokio_util::sync::CancellationToken,
 ) -> Wake {
@@ -389,12 +391,16 @@ impl ReleaseService for ReleaseApi {
         };
         struct State {
             store: crate::store::Store,
-            rx: tokio::sync::watch::Receiver<i64>,
+            rx: tokio::sync::watch::Receiver<Tail>,
             shutdown: tokio_util::sync::CancellationToken,
             interval: Duration,
             id: String,
             cursor: i64,
             buffer: std::collections::VecDeque<pb::ReleaseEvent>,
+            /// Read the store before trusting the doorbell's tail: at the
+            /// start (what committed between the snapshot and subscribing)
+            /// and after a hole in the tail.
+            from_store: bool,
             done: bool,
             finished: bool,
         }
@@ -406,6 +412,7 @@ impl ReleaseService for ReleaseApi {
             id,
             cursor,
             buffer: first.into(),
+            from_store: true,
             done,
             finished: false,
         };
@@ -423,17 +430,26 @@ impl ReleaseService for ReleaseApi {
                 if s.done {
                     return None;
                 }
-                // Catch up from the store (the truth), then wait.
-                match s.store.events_after(&s.id, s.cursor, CATCH_UP_BATCH).await {
-                    Err(e) => {
-                        s.finished = true;
-                        return Some((Err(Status::from(e)), s));
-                    }
-                    Ok(events) if !events.is_empty() => {
+                let tail = s.rx.borrow_and_update().clone();
+                if s.from_store || tail.latest > s.cursor {
+                    // The committed events themselves, from the doorbell when
+                    // it holds them all, else from the store (the truth).
+                    let events = match tail.after(s.cursor).filter(|_| !s.from_store) {
+                        Some(events) if !events.is_empty() => events,
+                        _ => match s.store.events_after(&s.id, s.cursor, CATCH_UP_BATCH).await {
+                            Ok(events) => events.into_iter().map(Arc::new).collect(),
+                            Err(e) => {
+                                s.finished = true;
+                                return Some((Err(Status::from(e)), s));
+                            }
+                        },
+                    };
+                    s.from_store = false;
+                    if !events.is_empty() {
                         for e in events {
                             s.cursor = e.seq;
                             let last = e.body.is_final();
-                            s.buffer.push_back(event_out(e));
+                            s.buffer.push_back(event_out(Arc::unwrap_or_clone(e)));
                             if last {
                                 s.done = true;
                                 break;
@@ -441,7 +457,6 @@ impl ReleaseService for ReleaseApi {
                         }
                         continue;
                     }
-                    Ok(_) => {}
                 }
                 match wait(&mut s.rx, s.interval, &s.shutdown).await {
                     Wake::Changed => {}

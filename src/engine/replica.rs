@@ -5,8 +5,10 @@
 //!   taken (their replica died) and starts queued releases whose turn came;
 //! - `LISTEN promoflow_events` turns other replicas' commits into local
 //!   doorbells (streams) and pokes (workers), with low delay;
-//! - the same scan rings every doorbell, covering notifications lost while
-//!   the listening connection was down: the store stays the truth.
+//! - the same scan compares what local streams wait for with the store
+//!   (one query per 1,000 watched releases, not one per stream), covering
+//!   notifications lost while the listening connection was down: the store
+//!   stays the truth.
 
 use sea_orm::DbBackend;
 
@@ -41,7 +43,9 @@ async fn scan_loop(engine: Engine) {
             _ = tick.tick() => {}
             _ = engine.inner.shutdown.cancelled() => return,
         }
-        engine.inner.hub.ring_all();
+        if let Err(e) = catch_up(&engine).await {
+            tracing::warn!(error = %e, "catching up with the store failed");
+        }
         if last_report.elapsed() >= LEASE_REPORT_EVERY {
             last_report = tokio::time::Instant::now();
             if let Ok(leases) = engine.inner.store.leases_of(&engine.inner.replica_id).await {
@@ -71,6 +75,21 @@ async fn scan_loop(engine: Engine) {
             Err(e) => tracing::warn!(error = %e, "scanning queued releases failed"),
         }
     }
+}
+
+/// Rings the doorbells of watched releases that have events the hub did
+/// not announce, and the global one when the store's position moved.
+async fn catch_up(engine: &Engine) -> crate::error::Result<()> {
+    let hub = &engine.inner.hub;
+    let store = &engine.inner.store;
+    let watched = hub.watched();
+    if !watched.is_empty() {
+        for (id, seq) in store.last_seqs(&watched).await? {
+            hub.announce(&id, seq);
+        }
+    }
+    hub.announce_position(store.latest_position().await?);
+    Ok(())
 }
 
 async fn listen_loop(engine: Engine) {
@@ -111,13 +130,16 @@ async fn listen_loop(engine: Engine) {
                     let (Ok(seq), Ok(pos)) = (seq.parse::<i64>(), pos.parse::<i64>()) else {
                         continue;
                     };
-                    engine.inner.hub.announce(id, seq, pos);
+                    engine.inner.hub.announce(id, seq);
+                    engine.inner.hub.announce_position(pos);
                     engine.inner.pokes.poke(id);
                 }
                 Err(e) => {
                     // The periodic catch-up covers what this connection missed.
                     tracing::warn!(error = %e, "LISTEN connection lost; reconnecting");
-                    engine.inner.hub.ring_all();
+                    if let Err(e) = catch_up(&engine).await {
+                        tracing::warn!(error = %e, "catching up with the store failed");
+                    }
                     break;
                 }
             }

@@ -833,6 +833,24 @@ impl Store {
     }
 
     /// Events of one release with `seq > after`, in order, at most `limit`.
+    /// The latest `seq` of each of these releases (unknown ids are left out).
+    pub async fn last_seqs(&self, ids: &[String]) -> Result<Vec<(String, i64)>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(super::BATCH) {
+            out.extend(
+                release::Entity::find()
+                    .select_only()
+                    .column(release::Column::Id)
+                    .column(release::Column::LastSeq)
+                    .filter(release::Column::Id.is_in(chunk.iter().cloned()))
+                    .into_tuple::<(String, i64)>()
+                    .all(self.db())
+                    .await?,
+            );
+        }
+        Ok(out)
+    }
+
     pub async fn events_after(
         &self,
         release_id: &str,

@@ -230,11 +230,9 @@ where
         });
         i += 1;
     }
-    let late = tokio::time::timeout(grace, async {
-        while tasks.join_next().await.is_some() {}
-    })
-    .await
-    .is_err();
+    let late = tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} })
+        .await
+        .is_err();
     let mut total = shared.lock().await.clone();
     if late {
         let left = tasks.len();

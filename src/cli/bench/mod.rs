@@ -239,8 +239,18 @@ fn print_table(r: &Report) {
     let mut t = comfy_table::Table::new();
     t.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
     t.set_header([
-        "scenario", "operation", "load", "count", "errors", "per s", "p50 ms", "p99 ms", "max ms",
-        "vs no-op", "RSS MiB", "note",
+        "scenario",
+        "operation",
+        "load",
+        "count",
+        "errors",
+        "per s",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "vs no-op",
+        "RSS MiB",
+        "note",
     ]);
     for row in &r.rows {
         t.add_row([

@@ -197,7 +197,9 @@ async fn seed(w: &World, pool: &Pool, concurrency: usize) -> Res<()> {
 fn is_final(status: i32) -> bool {
     matches!(
         pb::ReleaseStatus::try_from(status),
-        Ok(pb::ReleaseStatus::Succeeded | pb::ReleaseStatus::Failed | pb::ReleaseStatus::Terminated)
+        Ok(pb::ReleaseStatus::Succeeded
+            | pb::ReleaseStatus::Failed
+            | pb::ReleaseStatus::Terminated)
     )
 }
 
@@ -287,8 +289,18 @@ pub async fn run_all(args: &BenchArgs, srv: &Server) -> Res<Vec<Row>> {
     let base_c = load::closed_loop(c, window, health(pool.clone())).await;
     let base1_p50 = base1.ms(0.5).max(0.001);
     let base_rate = base_c.rate().max(0.001);
-    rows.push(rss(Row::new("baseline", "Health/Check", "c=1".into(), &base1)));
-    let mut r = rss(Row::new("baseline", "Health/Check", format!("c={c}"), &base_c));
+    rows.push(rss(Row::new(
+        "baseline",
+        "Health/Check",
+        "c=1".into(),
+        &base1,
+    )));
+    let mut r = rss(Row::new(
+        "baseline",
+        "Health/Check",
+        format!("c={c}"),
+        &base_c,
+    ));
     r.vs_baseline = Some(1.0);
     rows.push(r);
     // A throughput ratio against the baseline at the same concurrency.
@@ -302,7 +314,10 @@ pub async fn run_all(args: &BenchArgs, srv: &Server) -> Res<Vec<Row>> {
         row
     };
 
-    progress(format!("seeding {} products under prefix {}", w.products, w.prefix));
+    progress(format!(
+        "seeding {} products under prefix {}",
+        w.products, w.prefix
+    ));
     seed(&w, &pool, c).await?;
     let first = ReleaseServiceClient::new(pool.channel())
         .trigger_release(w.trigger(w.parallel_flow(), w.product(0)))
@@ -334,7 +349,12 @@ pub async fn run_all(args: &BenchArgs, srv: &Server) -> Res<Vec<Row>> {
             }
         })
         .await;
-        rows.push(rss(vs(Row::new("read", "GetRelease", format!("c={c}"), &s))));
+        rows.push(rss(vs(Row::new(
+            "read",
+            "GetRelease",
+            format!("c={c}"),
+            &s,
+        ))));
         let (p, name) = (pool.clone(), w.parallel_flow());
         let s = load::closed_loop(c, window, move |_, _| {
             let mut f = FlowServiceClient::new(p.channel());
@@ -369,7 +389,12 @@ pub async fn run_all(args: &BenchArgs, srv: &Server) -> Res<Vec<Row>> {
             }
         })
         .await;
-        let mut row = rss(vs(Row::new("trigger", "TriggerRelease", format!("c={c}"), &s)));
+        let mut row = rss(vs(Row::new(
+            "trigger",
+            "TriggerRelease",
+            format!("c={c}"),
+            &s,
+        )));
         progress("trigger: waiting for the triggered releases to finish");
         let took = drain(pool.channel(), &w.parallel_flow(), Duration::from_secs(600)).await?;
         let n = created.load(Ordering::Relaxed);
@@ -444,7 +469,9 @@ impl Finishes {
         };
         match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(v)) => Ok(v),
-            Ok(Err(_)) => Err(format!("the watch stream ended before release {id} finished")),
+            Ok(Err(_)) => Err(format!(
+                "the watch stream ended before release {id} finished"
+            )),
             Err(_) => Err(format!("release {id} did not finish within {timeout:?}")),
         }
     }
@@ -564,9 +591,7 @@ async fn end_to_end(
     row.note = format!("{event_rate:.0} events/s");
     rows.push(row.with("events_per_second", event_rate));
 
-    let rate = args
-        .rate
-        .unwrap_or_else(|| (closed.rate() / 2.0).max(1.0));
+    let rate = args.rate.unwrap_or_else(|| (closed.rate() / 2.0).max(1.0));
     progress(format!("end-to-end: open loop at {rate:.0} releases/s"));
     drain(pool.channel(), &w.parallel_flow(), Duration::from_secs(600)).await?;
     let events0 = finishes.events.load(Ordering::Relaxed);
@@ -745,10 +770,7 @@ async fn fan_out(args: &BenchArgs, w: &World, pool: &Pool, srv: &Server, n: usiz
     Ok(row
         .with("connect_s", connected.as_secs_f64())
         .with("bytes_per_watcher", per_watcher.unwrap_or(0.0))
-        .with(
-            "events_per_watcher",
-            total.count() as f64 / n.max(1) as f64,
-        ))
+        .with("events_per_watcher", total.count() as f64 / n.max(1) as f64))
 }
 
 /// Validates (and plans) a flow of `n` environments through `ValidateFlow`:
@@ -782,7 +804,11 @@ async fn large_flow(w: &World, pool: &Pool, window: Window, c: usize, n: usize) 
             .max_encoding_message_size(64 << 20);
         let req = (*request).clone();
         async move {
-            let resp = f.validate_flow(req).await.map_err(status_text)?.into_inner();
+            let resp = f
+                .validate_flow(req)
+                .await
+                .map_err(status_text)?
+                .into_inner();
             if let Some(v) = resp.violations.first() {
                 return Err(format!("{}: {}", v.field, v.description));
             }
