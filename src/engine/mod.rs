@@ -405,7 +405,7 @@ impl Engine {
             match self
                 .inner
                 .store
-                .persist(&mut r, &changes, seq, None, None)
+                .persist(&mut r, &changes, seq, &[], None)
                 .await
             {
                 Ok(events) => {
@@ -553,32 +553,41 @@ impl Engine {
         let mut pending: Vec<(StepRef, i32, StepResult)> = Vec::new();
         let mut failures = 0u32;
         let mut product = String::new();
+        let mut cached: Option<Release> = None;
         let finished = loop {
             if self.inner.shutdown.is_cancelled() {
                 break false;
             }
-            let mut r = match store.get_release(id).await {
-                Ok(r) => r,
-                Err(e) => {
-                    failures += 1;
-                    tracing::warn!(release = id, error = %e, "loading release failed");
-                    if failures > 100 {
-                        break false;
+            // The release as this worker last wrote it: after a successful
+            // write the store holds exactly `r`, so it is reloaded only when
+            // someone else may have changed it (a poke from an API command,
+            // a conflict, an error). Reloading on every transition was a
+            // third of a release's queries.
+            let mut r = match cached.take() {
+                Some(r) => r,
+                None => match store.get_release(id).await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        failures += 1;
+                        tracing::warn!(release = id, error = %e, "loading release failed");
+                        if failures > 100 {
+                            break false;
+                        }
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        continue;
                     }
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    continue;
-                }
+                },
             };
             product = r.product.clone();
             if r.status.is_final() || r.status == ReleaseStatus::Queued {
                 break r.status.is_final();
             }
             // One transition: outcomes that arrived, then everything that
-            // follows from them.
+            // follows from them, in one transaction.
             let seq = r.last_seq;
             let t = now();
             let mut changes = Vec::new();
-            let mut effect = None;
+            let mut effects = Vec::new();
             for (at, attempt, result) in &pending {
                 if r.step(*at).map(|s| s.attempt) != Some(*attempt) {
                     continue; // a result from before a retry
@@ -591,7 +600,7 @@ impl Engine {
                             && r.step(*at).map(|s| s.kind) == Some(StepKind::Action)
                             && let Some(e) = at.env
                         {
-                            effect = Some(SideEffect::RecordVersion {
+                            effects.push(SideEffect::RecordVersion {
                                 environment: r.envs[e].environment.clone(),
                             });
                         }
@@ -599,20 +608,7 @@ impl Engine {
                     }
                     StepResult::Suspend(deadline) => changes.extend(r.suspend_step(*at, *deadline)),
                 }
-                // Only one action per transaction can record a version.
-                if effect.is_some() {
-                    break;
-                }
             }
-            let applied = if effect.is_some() {
-                pending
-                    .iter()
-                    .position(|(at, _, _)| r.step(*at).map(|s| s.kind) == Some(StepKind::Action))
-                    .map(|i| i + 1)
-                    .unwrap_or(pending.len())
-            } else {
-                pending.len()
-            };
             if r.status == ReleaseStatus::Terminating {
                 for (_, (_, h)) in tasks.drain() {
                     h.abort();
@@ -624,11 +620,11 @@ impl Engine {
             changes.sort();
             changes.dedup();
             match store
-                .persist(&mut r, &changes, seq, effect.as_ref(), Some(&fence))
+                .persist(&mut r, &changes, seq, &effects, Some(&fence))
                 .await
             {
                 Ok(events) => {
-                    pending.drain(..applied);
+                    pending.clear();
                     self.publish(&events);
                     failures = 0;
                 }
@@ -655,7 +651,8 @@ impl Engine {
             if r.status.is_final() {
                 break true;
             }
-            if !pending.is_empty() || r.status == ReleaseStatus::Terminating {
+            if r.status == ReleaseStatus::Terminating {
+                cached = Some(r);
                 continue;
             }
             // Tasks for running steps; cancel tasks whose step moved on.
@@ -676,6 +673,7 @@ impl Engine {
                 tasks.insert(at, (attempt, handle));
             }
             let deadline = r.next_deadline();
+            cached = Some(r);
             let sleep = async {
                 match deadline {
                     Some(d) => {
@@ -695,7 +693,8 @@ impl Engine {
                         pending.push((at, attempt, result));
                     }
                 }
-                _ = notify.notified() => {}
+                // An API command changed the release: reload it.
+                _ = notify.notified() => cached = None,
                 _ = sleep => {}
                 _ = renew.tick() => {
                     if !matches!(store.renew_lease(id, &fence, ttl).await, Ok(true)) {

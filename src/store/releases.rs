@@ -277,7 +277,7 @@ async fn persist_in(
     r: &mut Release,
     changes: &[Change],
     expected_seq: i64,
-    effect: Option<&SideEffect>,
+    effects: &[SideEffect],
     fence: Option<&Fence>,
 ) -> Result<Vec<StoredEvent>> {
     if changes.is_empty() {
@@ -360,7 +360,7 @@ async fn persist_in(
             .exec(txn)
             .await?;
     }
-    if let Some(SideEffect::RecordVersion { environment }) = effect {
+    for SideEffect::RecordVersion { environment } in effects {
         super::catalog::record_version(
             txn,
             &r.product,
@@ -537,7 +537,7 @@ impl Store {
                         r.product
                     ));
                     ch.extend(old.finish_terminate(now_t));
-                    events.extend(persist_in(&txn, &mut old, &ch, seq, None, None).await?);
+                    events.extend(persist_in(&txn, &mut old, &ch, seq, &[], None).await?);
                 }
             }
             Concurrency::Terminate => {
@@ -550,7 +550,7 @@ impl Store {
                     } else {
                         terminating.push(id.clone());
                     }
-                    events.extend(persist_in(&txn, &mut old, &ch, seq, None, None).await?);
+                    events.extend(persist_in(&txn, &mut old, &ch, seq, &[], None).await?);
                 }
                 start = true;
             }
@@ -590,7 +590,7 @@ impl Store {
         );
         if start {
             let ch = r.start(now_t);
-            events.extend(persist_in(&txn, &mut r, &ch, 1, None, None).await?);
+            events.extend(persist_in(&txn, &mut r, &ch, 1, &[], None).await?);
         }
         txn.commit().await?;
         Ok(Created::New {
@@ -723,7 +723,7 @@ impl Store {
         let mut r = load_release(&txn, &next).await?;
         let seq = r.last_seq;
         let ch = r.start(now());
-        let events = persist_in(&txn, &mut r, &ch, seq, None, None).await?;
+        let events = persist_in(&txn, &mut r, &ch, seq, &[], None).await?;
         txn.commit().await?;
         Ok(Some((r, events)))
     }
@@ -735,14 +735,14 @@ impl Store {
         r: &mut Release,
         changes: &[Change],
         expected_seq: i64,
-        effect: Option<&SideEffect>,
+        effects: &[SideEffect],
         fence: Option<&Fence>,
     ) -> Result<Vec<StoredEvent>> {
         if changes.is_empty() {
             return Ok(Vec::new());
         }
         let txn = self.writer().begin().await?;
-        let events = persist_in(&txn, r, changes, expected_seq, effect, fence).await?;
+        let events = persist_in(&txn, r, changes, expected_seq, effects, fence).await?;
         txn.commit().await?;
         Ok(events)
     }
