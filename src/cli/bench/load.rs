@@ -26,6 +26,10 @@ pub struct Sample {
     pub first_error: Option<String>,
     /// The measured window (warm-up excluded).
     pub elapsed: Duration,
+    /// Cores the server and the load generator kept busy meanwhile, when
+    /// the caller measured them.
+    pub server_cores: Option<f64>,
+    pub client_cores: Option<f64>,
 }
 
 impl Sample {
@@ -35,6 +39,8 @@ impl Sample {
             errors: 0,
             first_error: None,
             elapsed: Duration::ZERO,
+            server_cores: None,
+            client_cores: None,
         }
     }
 

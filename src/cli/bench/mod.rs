@@ -121,6 +121,11 @@ pub struct Row {
     pub vs_baseline: Option<f64>,
     /// The server's resident memory at the end of the scenario.
     pub rss_mib: Option<f64>,
+    /// Cores the server kept busy during the scenario (CPU time over wall
+    /// time, warm-up included), and the load generator's own: on a shared
+    /// machine their sum near the core count means the run is CPU-bound.
+    pub server_cores: Option<f64>,
+    pub client_cores: Option<f64>,
     /// Scenario-specific figures (also summarised in `note`).
     pub extra: serde_json::Map<String, serde_json::Value>,
     pub note: String,
@@ -141,6 +146,8 @@ impl Row {
             max_ms: s.max_ms(),
             vs_baseline: None,
             rss_mib: None,
+            server_cores: s.server_cores,
+            client_cores: s.client_cores,
             extra: Default::default(),
             note: String::new(),
             first_error: s.first_error.clone(),
@@ -267,6 +274,11 @@ fn print_table(r: &Report) {
                 .map(|v| format!("{v:.2}"))
                 .unwrap_or_default(),
             row.rss_mib.map(|v| format!("{v:.1}")).unwrap_or_default(),
+            match (row.server_cores, row.client_cores) {
+                (Some(s), Some(c)) => format!("{s:.2}+{c:.2}"),
+                (None, Some(c)) => format!("?+{c:.2}"),
+                _ => String::new(),
+            },
             row.note.clone(),
         ]);
     }

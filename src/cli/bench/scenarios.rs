@@ -31,6 +31,34 @@ fn status_text(s: tonic::Status) -> String {
     format!("{:?}: {}", s.code(), s.message())
 }
 
+/// CPU use of the server and of this process over a stretch of wall time.
+struct CpuMeter {
+    wall: Instant,
+    server: Option<Duration>,
+    own: Option<Duration>,
+}
+
+impl CpuMeter {
+    fn start(srv: &Server) -> Self {
+        Self {
+            wall: Instant::now(),
+            server: srv.cpu(),
+            own: super::server::cpu_of(std::process::id()),
+        }
+    }
+
+    /// Records the cores used since `start` in the sample.
+    fn stamp(self, srv: &Server, s: &mut Sample) {
+        let wall = self.wall.elapsed().as_secs_f64().max(1e-3);
+        let cores = |a: Option<Duration>, b: Option<Duration>| match (a, b) {
+            (Some(a), Some(b)) => Some(b.saturating_sub(a).as_secs_f64() / wall),
+            _ => None,
+        };
+        s.server_cores = cores(self.server, srv.cpu());
+        s.client_cores = cores(self.own, super::server::cpu_of(std::process::id()));
+    }
+}
+
 /// The names this run creates, all under one fresh prefix so runs can share
 /// a database.
 struct World {
@@ -285,8 +313,12 @@ pub async fn run_all(args: &BenchArgs, srv: &Server) -> Res<Vec<Row>> {
             }
         }
     };
-    let base1 = load::closed_loop(1, window, health(pool.clone())).await;
-    let base_c = load::closed_loop(c, window, health(pool.clone())).await;
+    let meter = CpuMeter::start(srv);
+    let mut base1 = load::closed_loop(1, window, health(pool.clone())).await;
+    meter.stamp(srv, &mut base1);
+    let meter = CpuMeter::start(srv);
+    let mut base_c = load::closed_loop(c, window, health(pool.clone())).await;
+    meter.stamp(srv, &mut base_c);
     let base1_p50 = base1.ms(0.5).max(0.001);
     let base_rate = base_c.rate().max(0.001);
     rows.push(rss(Row::new(
@@ -338,7 +370,8 @@ pub async fn run_all(args: &BenchArgs, srv: &Server) -> Res<Vec<Row>> {
     if args.scenarios.contains(&Scenario::Read) {
         progress("read: GetRelease, GetFlow");
         let (p, id) = (pool.clone(), first.id.clone());
-        let s = load::closed_loop(c, window, move |_, _| {
+        let meter = CpuMeter::start(srv);
+        let mut s = load::closed_loop(c, window, move |_, _| {
             let mut r = ReleaseServiceClient::new(p.channel());
             let id = id.clone();
             async move {
@@ -349,6 +382,7 @@ pub async fn run_all(args: &BenchArgs, srv: &Server) -> Res<Vec<Row>> {
             }
         })
         .await;
+        meter.stamp(srv, &mut s);
         rows.push(rss(vs(Row::new(
             "read",
             "GetRelease",
@@ -356,7 +390,8 @@ pub async fn run_all(args: &BenchArgs, srv: &Server) -> Res<Vec<Row>> {
             &s,
         ))));
         let (p, name) = (pool.clone(), w.parallel_flow());
-        let s = load::closed_loop(c, window, move |_, _| {
+        let meter = CpuMeter::start(srv);
+        let mut s = load::closed_loop(c, window, move |_, _| {
             let mut f = FlowServiceClient::new(p.channel());
             let name = name.clone();
             async move {
@@ -370,6 +405,7 @@ pub async fn run_all(args: &BenchArgs, srv: &Server) -> Res<Vec<Row>> {
             }
         })
         .await;
+        meter.stamp(srv, &mut s);
         rows.push(rss(vs(Row::new("read", "GetFlow", format!("c={c}"), &s))));
     }
 
@@ -377,7 +413,8 @@ pub async fn run_all(args: &BenchArgs, srv: &Server) -> Res<Vec<Row>> {
         progress("trigger: TriggerRelease");
         let created = Arc::new(AtomicU64::new(0));
         let (p, wc, n) = (pool.clone(), w.clone(), created.clone());
-        let s = load::closed_loop(c, window, move |worker, i| {
+        let meter = CpuMeter::start(srv);
+        let mut s = load::closed_loop(c, window, move |worker, i| {
             let mut r = ReleaseServiceClient::new(p.channel());
             // Spread over the products so releases run side by side.
             let req = wc.trigger(wc.parallel_flow(), wc.product(worker + c * i as usize));
@@ -389,6 +426,7 @@ pub async fn run_all(args: &BenchArgs, srv: &Server) -> Res<Vec<Row>> {
             }
         })
         .await;
+        meter.stamp(srv, &mut s);
         let mut row = rss(vs(Row::new(
             "trigger",
             "TriggerRelease",
@@ -421,7 +459,7 @@ pub async fn run_all(args: &BenchArgs, srv: &Server) -> Res<Vec<Row>> {
 
     if args.scenarios.contains(&Scenario::LargeFlows) {
         for &n in &args.flow_sizes {
-            let row = large_flow(&w, &pool, window, c, n).await?;
+            let row = large_flow(&w, &pool, window, c, n, srv).await?;
             rows.push(rss(times(row)));
         }
     }
@@ -572,12 +610,14 @@ async fn end_to_end(
     let events0 = finishes.events.load(Ordering::Relaxed);
     let t0 = Instant::now();
     let (p, wc, f) = (pool.clone(), w.clone(), finishes.clone());
-    let closed = load::closed_loop(c, window, move |worker, _| {
+    let meter = CpuMeter::start(srv);
+    let mut closed = load::closed_loop(c, window, move |worker, _| {
         // One product per worker: its releases never queue.
         let req = wc.trigger(wc.parallel_flow(), wc.product(worker));
         trigger_and_wait(p.channel(), req, f.clone())
     })
     .await;
+    meter.stamp(srv, &mut closed);
     let events = finishes.events.load(Ordering::Relaxed) - events0;
     let event_rate = events as f64 / t0.elapsed().as_secs_f64();
     let mut row = Row::new(
@@ -597,11 +637,13 @@ async fn end_to_end(
     let events0 = finishes.events.load(Ordering::Relaxed);
     let t0 = Instant::now();
     let (p, wc, f) = (pool.clone(), w.clone(), finishes.clone());
-    let open = load::open_loop(rate, window, Duration::from_secs(60), move |i| {
+    let meter = CpuMeter::start(srv);
+    let mut open = load::open_loop(rate, window, Duration::from_secs(60), move |i| {
         let req = wc.trigger(wc.parallel_flow(), wc.product(c + i as usize));
         trigger_and_wait(p.channel(), req, f.clone())
     })
     .await;
+    meter.stamp(srv, &mut open);
     let events = finishes.events.load(Ordering::Relaxed) - events0;
     let event_rate = events as f64 / t0.elapsed().as_secs_f64();
     let mut row = Row::new(
@@ -717,6 +759,7 @@ async fn fan_out(args: &BenchArgs, w: &World, pool: &Pool, srv: &Server, n: usiz
     };
     // Open the gate: the release runs to the end and every stream closes.
     let mut releases = ReleaseServiceClient::new(pool.channel());
+    let meter = CpuMeter::start(srv);
     let approve_start = Instant::now();
     loop {
         let r = releases
@@ -754,6 +797,7 @@ async fn fan_out(args: &BenchArgs, w: &World, pool: &Pool, srv: &Server, n: usiz
         return Err(format!("the {n} watch streams did not end within 300 s"));
     }
     total.elapsed = approve_start.elapsed();
+    meter.stamp(srv, &mut total);
     let mut row = Row::new(
         "fan-out",
         "WatchRelease commit → arrival",
@@ -775,7 +819,14 @@ async fn fan_out(args: &BenchArgs, w: &World, pool: &Pool, srv: &Server, n: usiz
 
 /// Validates (and plans) a flow of `n` environments through `ValidateFlow`:
 /// ten side by side per wave, each after the one ten places before it.
-async fn large_flow(w: &World, pool: &Pool, window: Window, c: usize, n: usize) -> Res<Row> {
+async fn large_flow(
+    w: &World,
+    pool: &Pool,
+    window: Window,
+    c: usize,
+    n: usize,
+    srv: &Server,
+) -> Res<Row> {
     progress(format!("large flows: {n} environments"));
     let n = n.max(2);
     let t = Instant::now();
@@ -798,7 +849,8 @@ async fn large_flow(w: &World, pool: &Pool, window: Window, c: usize, n: usize) 
     let waves = 1 + (n - 1).div_ceil(WIDTH);
     let request = Arc::new(pb::ValidateFlowRequest { flow: Some(flow) });
     let p = pool.clone();
-    let s = load::closed_loop(1, window, move |_, _| {
+    let meter = CpuMeter::start(srv);
+    let mut s = load::closed_loop(1, window, move |_, _| {
         let mut f = FlowServiceClient::new(p.channel())
             .max_decoding_message_size(64 << 20)
             .max_encoding_message_size(64 << 20);
@@ -823,6 +875,7 @@ async fn large_flow(w: &World, pool: &Pool, window: Window, c: usize, n: usize) 
         }
     })
     .await;
+    meter.stamp(srv, &mut s);
     let mut row = Row::new("large-flows", "ValidateFlow", format!("envs={n}"), &s);
     row.note = format!(
         "{n} environments created in {:.1} s beforehand",

@@ -100,6 +100,11 @@ impl Server {
         rss_of(self.pid?)
     }
 
+    /// CPU time the server has used so far (user + system), when readable.
+    pub fn cpu(&self) -> Option<Duration> {
+        cpu_of(self.pid?)
+    }
+
     /// Stops a started server with SIGTERM (graceful) and removes its store.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -133,6 +138,17 @@ pub fn rss_of(pid: u32) -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
+}
+
+/// User + system CPU time of a process, from `/proc/<pid>/stat` (in the
+/// kernel's USER_HZ ticks, 100 per second on Linux).
+pub fn cpu_of(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
 }
 
 /// The machine the figures come from: logical cores and total memory.
