@@ -138,6 +138,41 @@ async fn stable_plans(
 /// (65,535), so statements about every environment of a flow go in batches.
 pub(crate) const BATCH: usize = 1000;
 
+/// Writes `rows` over the existing rows with the same primary key (every
+/// other column is replaced), in statements of at most [`BATCH`] rows: one
+/// statement for all the environment or step runs a transition changed,
+/// instead of one per row (see BENCHMARKS.md).
+pub(crate) async fn overwrite_batched<A, C>(db: &C, rows: Vec<A>) -> Result<()>
+where
+    A: sea_orm::ActiveModelTrait,
+    C: sea_orm::ConnectionTrait,
+{
+    use sea_orm::sea_query::OnConflict;
+    use sea_orm::{EntityTrait, Iterable, PrimaryKeyToColumn};
+    let keys: Vec<_> = <A::Entity as EntityTrait>::PrimaryKey::iter()
+        .map(|k| k.into_column())
+        .collect();
+    let others: Vec<_> = <A::Entity as EntityTrait>::Column::iter()
+        .filter(|c| {
+            !keys
+                .iter()
+                .any(|k| sea_orm::IdenStatic::as_str(k) == sea_orm::IdenStatic::as_str(c))
+        })
+        .collect();
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        A::Entity::insert_many(rows.by_ref().take(BATCH))
+            .on_conflict(
+                OnConflict::columns(keys.clone())
+                    .update_columns(others.clone())
+                    .to_owned(),
+            )
+            .exec_without_returning(db)
+            .await?;
+    }
+    Ok(())
+}
+
 /// Inserts `rows` in statements of at most [`BATCH`] rows each (all in `db`'s
 /// transaction, if it is one).
 pub(crate) async fn insert_batched<A, C>(db: &C, rows: Vec<A>) -> Result<()>

@@ -18,7 +18,7 @@ use sea_orm::{
 
 use super::entity::{environment_run, event, idempotency_key, product, release, step_run};
 use super::leases::Fence;
-use super::{Store, from_json, insert_batched, now, to_json};
+use super::{Store, from_json, insert_batched, now, overwrite_batched, to_json};
 use crate::domain::catalog::Concurrency;
 use crate::domain::flow::{Action, FlowSpec};
 use crate::domain::release::{Change, EnvRun, EventBody, Release, StepRef, StepRun};
@@ -325,41 +325,35 @@ async fn persist_in(
     }
     envs_done.sort_unstable();
     envs_done.dedup();
+    let mut env_rows = Vec::with_capacity(envs_done.len());
     for e in envs_done {
         let env = r
             .envs
             .get(e)
             .ok_or_else(|| Error::Internal(format!("no environment run {e}")))?;
+        env_rows.push(env_model(&r.id, e, env)?);
         // Steps of a changed environment are written too: retries reset them.
-        environment_run::Entity::update_many()
-            .set(env_model(&r.id, e, env)?)
-            .filter(environment_run::Column::ReleaseId.eq(r.id.as_str()))
-            .filter(environment_run::Column::Environment.eq(env.environment.as_str()))
-            .exec(txn)
-            .await?;
         for idx in 0..env.steps.len() {
             steps_done.push(StepRef { env: Some(e), idx });
         }
     }
     steps_done.sort_unstable();
     steps_done.dedup();
+    let mut step_rows = Vec::with_capacity(steps_done.len());
     for at in steps_done {
         let env = at
             .env
             .and_then(|e| r.envs.get(e))
-            .map(|e| e.environment.clone())
+            .map(|e| e.environment.as_str())
             .unwrap_or_default();
         let s = r
             .step(at)
             .ok_or_else(|| Error::Internal(format!("no step {at:?}")))?;
-        step_run::Entity::update_many()
-            .set(step_model(&r.id, &env, at.idx, s))
-            .filter(step_run::Column::ReleaseId.eq(r.id.as_str()))
-            .filter(step_run::Column::Environment.eq(env.as_str()))
-            .filter(step_run::Column::Idx.eq(at.idx as i32))
-            .exec(txn)
-            .await?;
+        step_rows.push(step_model(&r.id, env, at.idx, s));
     }
+    // The rows exist since the release was created: these overwrite them.
+    overwrite_batched(txn, env_rows).await?;
+    overwrite_batched(txn, step_rows).await?;
     for SideEffect::RecordVersion { environment } in effects {
         super::catalog::record_version(
             txn,
