@@ -11,7 +11,7 @@
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use promoflow::domain::flow::{FlowSpec, KnownNames, Step, validate};
+use promoflow::domain::flow::{FlowSpec, KnownNames, Limits, Step, validate_with_limits};
 
 #[derive(Clone, Copy)]
 enum Shape {
@@ -82,16 +82,19 @@ fn flow(shape: Shape, steps: usize) -> (FlowSpec, KnownNames) {
 
 fn validate_and_plan(c: &mut Criterion) {
     let mut group = c.benchmark_group("validate_and_plan");
-    for steps in [10, 100, 1_000] {
+    // 10,000 is over the API's default limit: a server started with
+    // `--max-flow-steps 10000` accepts such flows.
+    let limits = Limits::with_max_steps(10_000);
+    for steps in [10, 100, 1_000, 10_000] {
         group.throughput(Throughput::Elements(steps as u64));
         for shape in Shape::ALL {
             let (spec, catalog) = flow(shape, steps);
             assert!(
-                validate(&spec, &catalog).is_ok(),
+                validate_with_limits(&spec, &catalog, limits).is_ok(),
                 "benchmark flows are valid"
             );
             group.bench_with_input(BenchmarkId::new(shape.name(), steps), &spec, |b, spec| {
-                b.iter(|| validate(black_box(spec), &catalog));
+                b.iter(|| validate_with_limits(black_box(spec), &catalog, limits));
             });
         }
     }
