@@ -250,3 +250,69 @@ where
     total.elapsed = window.measure;
     total
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sample_counts_rates_and_quantiles() {
+        let mut s = Sample::new();
+        for ms in 1..=100 {
+            s.ok(Duration::from_millis(ms));
+        }
+        s.err("boom");
+        s.err("second");
+        s.elapsed = Duration::from_secs(2);
+        assert_eq!(s.count(), 100);
+        assert_eq!(s.errors, 2);
+        assert_eq!(s.first_error.as_deref(), Some("boom"));
+        assert!((s.rate() - 50.0).abs() < 1e-9);
+        assert!((s.ms(0.5) - 50.0).abs() < 0.1, "p50 {}", s.ms(0.5));
+        assert!((s.ms(0.99) - 99.0).abs() < 0.1, "p99 {}", s.ms(0.99));
+        assert!((s.max_ms() - 100.0).abs() < 0.1);
+        let mut total = Sample::new();
+        total.merge(&s);
+        total.merge(&s);
+        assert_eq!(total.count(), 200);
+        assert_eq!(total.errors, 4);
+    }
+
+    #[tokio::test]
+    async fn the_closed_loop_keeps_every_worker_busy_and_counts_failures() {
+        let window = Window {
+            warmup: Duration::from_millis(20),
+            measure: Duration::from_millis(200),
+        };
+        let s = closed_loop(4, window, |w, i| async move {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            if w == 0 && i % 2 == 0 {
+                Err("even")
+            } else {
+                Ok(())
+            }
+        })
+        .await;
+        // Four workers, 10 ms a call, 200 ms: about 80 calls, a eighth failing.
+        assert!((40..=90).contains(&(s.count() + s.errors)), "{s:?}");
+        assert!(s.errors >= 4 && s.errors < s.count(), "{s:?}");
+        assert!(s.ms(0.5) >= 10.0, "{s:?}");
+    }
+
+    #[tokio::test]
+    async fn the_open_loop_keeps_its_rate_whatever_the_answers() {
+        let window = Window {
+            warmup: Duration::ZERO,
+            measure: Duration::from_millis(500),
+        };
+        // Each call takes 100 ms; at 100/s a closed loop of one would do 5.
+        let s = open_loop(100.0, window, Duration::from_secs(2), |_| async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            Ok::<(), String>(())
+        })
+        .await;
+        assert!((45..=51).contains(&s.count()), "{s:?}");
+        assert_eq!(s.errors, 0);
+        assert!(s.ms(0.5) >= 100.0, "{s:?}");
+    }
+}

@@ -173,3 +173,33 @@ pub fn machine() -> (usize, u64) {
 pub fn raise_fd_limit() -> Option<u64> {
     rlimit::increase_nofile_limit(u64::MAX).ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_and_cpu_of_this_process_are_read_from_proc() {
+        let pid = std::process::id();
+        let rss = rss_of(pid).expect("VmRSS of this process");
+        assert!(rss > 1024 * 1024, "{rss}");
+        let before = cpu_of(pid).expect("CPU time of this process");
+        // Spin until the clock moves (bounded, for a starved machine): it
+        // must move, in 10 ms ticks.
+        let t = std::time::Instant::now();
+        let mut after = before;
+        while after < before + Duration::from_millis(30) && t.elapsed() < Duration::from_secs(20) {
+            for _ in 0..100_000 {
+                std::hint::black_box(after);
+            }
+            after = cpu_of(pid).expect("CPU time of this process");
+        }
+        assert!(
+            after >= before + Duration::from_millis(30),
+            "{before:?} → {after:?}"
+        );
+        assert_eq!(rss_of(u32::MAX), None);
+        let (cores, mem) = machine();
+        assert!(cores >= 1 && mem > 0);
+    }
+}
