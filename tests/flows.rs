@@ -1313,6 +1313,9 @@ async fn configured_step_limit() {
         reported_on(&r, "steps"),
         Some("at most 1000 steps, got 1200")
     );
+    // Its trigger environment exists: only the size is reported.
+    let fields: Vec<&str> = r.violations.iter().map(|v| v.field.as_str()).collect();
+    assert_eq!(fields, ["steps"], "{:?}", r.violations);
     assert!(r.plan.is_none());
     let too_big = "a flow has at most 1000 steps, this one has 1200";
     let mut other = big.clone();

@@ -197,12 +197,19 @@ impl FlowApi {
     async fn validate(&self, spec: &FlowSpec) -> Result<std::result::Result<Plan, Vec<Violation>>> {
         let limits = self.limits();
         if spec.steps.len() > limits.max_steps {
-            // Refused for its size alone: no need to look up its names.
-            return Ok(flow::validate_with_limits(
-                spec,
-                &flow::KnownNames::default(),
-                limits,
-            ));
+            // Refused for its size: validation stops before the steps, so
+            // only the names of the flow-level settings are looked up (not
+            // the oversized list of the steps' ones).
+            let envs = [spec.trigger_environment.clone()];
+            let workflows: Vec<String> = spec
+                .trigger_workflow
+                .as_deref()
+                .into_iter()
+                .chain(spec.hooks.names())
+                .map(str::to_string)
+                .collect();
+            let known = self.ctx.store.known_names_among(&envs, &workflows).await?;
+            return Ok(flow::validate_with_limits(spec, &known, limits));
         }
         let known = self.ctx.store.known_names(spec).await?;
         Ok(flow::validate_with_limits(spec, &known, limits))
