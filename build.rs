@@ -17,6 +17,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(out.join("promoflow_descriptor.bin"), fds.encode_to_vec())?;
     tonic_prost_build::configure()
+        // tonic-prost's codec with a smaller per-call buffer (src/lib.rs).
+        .codec_path("crate::proto::codec::PromoflowCodec")
         .build_client(true)
         .build_server(true)
         .compile_fds(fds)?;

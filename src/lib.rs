@@ -33,6 +33,54 @@ pub mod proto {
         tonic::include_proto!("promoflow.v1");
     }
 
+    /// The protobuf codec of every promoflow service and client.
+    pub mod codec {
+        use std::marker::PhantomData;
+
+        use tonic::codec::{BufferSettings, Codec};
+        use tonic_prost::{ProstCodec, ProstDecoder, ProstEncoder};
+
+        /// How much encode buffer a call starts with (tonic's default is
+        /// 8 KiB). A server stream keeps its encode buffer for its whole
+        /// life, so with thousands of idle `WatchRelease` streams the
+        /// default was about a third of each stream's memory (see
+        /// BENCHMARKS.md). The buffer still grows to fit any message.
+        pub const ENCODE_BUFFER: usize = 1024;
+
+        /// tonic's default: a stream yields its encoded messages once this
+        /// many bytes are waiting.
+        const YIELD_THRESHOLD: usize = 32 * 1024;
+
+        /// tonic-prost's codec with a smaller starting encode buffer.
+        #[derive(Debug, Clone, Copy)]
+        pub struct PromoflowCodec<T, U>(PhantomData<fn(T) -> U>);
+
+        impl<T, U> Default for PromoflowCodec<T, U> {
+            fn default() -> Self {
+                Self(PhantomData)
+            }
+        }
+
+        impl<T, U> Codec for PromoflowCodec<T, U>
+        where
+            T: prost::Message + Send + 'static,
+            U: prost::Message + Default + Send + 'static,
+        {
+            type Encode = T;
+            type Decode = U;
+            type Encoder = ProstEncoder<T>;
+            type Decoder = ProstDecoder<U>;
+
+            fn encoder(&mut self) -> Self::Encoder {
+                ProstCodec::<T, U>::raw_encoder(BufferSettings::new(ENCODE_BUFFER, YIELD_THRESHOLD))
+            }
+
+            fn decoder(&mut self) -> Self::Decoder {
+                ProstCodec::<T, U>::raw_decoder(BufferSettings::default())
+            }
+        }
+    }
+
     /// Encoded file descriptor set of every proto file (and its imports),
     /// served by the reflection service.
     pub const FILE_DESCRIPTOR_SET: &[u8] =
