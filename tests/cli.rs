@@ -663,14 +663,19 @@ async fn live_view_on_a_terminal_shows_parallel_environments() {
         })
         .collect();
     assert!(frames.len() > 3, "no redraws:\n{raw}");
+    // The three soak side by side for 2 s: some frame shows all three in
+    // their post-action (earlier frames may show them in their action).
     let parallel = frames.iter().find(|f| {
         ["prod ", "prod-eu ", "prod-asia "].iter().all(|env| {
-            f.lines()
-                .any(|l| l.contains(&format!("▶ {env}")) && l.contains("RUNNING"))
+            f.lines().any(|l| {
+                l.contains(&format!("▶ {env}"))
+                    && l.contains("RUNNING")
+                    && l.contains("post-action soak")
+            })
         })
     });
     let Some(frame) = parallel else {
-        panic!("no frame with the three production environments RUNNING:\n{raw}");
+        panic!("no frame with the three production environments RUNNING their soak:\n{raw}");
     };
     println!("a frame of the live view:\n{frame}");
     assert!(frame.contains("wave 2"), "{frame}");
