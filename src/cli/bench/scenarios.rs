@@ -59,6 +59,15 @@ impl CpuMeter {
     }
 }
 
+/// Runs `load` (a closed or open loop) and records the cores the server
+/// and this process used meanwhile in its sample.
+async fn metered(srv: &Server, load: impl std::future::Future<Output = Sample>) -> Sample {
+    let meter = CpuMeter::start(srv);
+    let mut s = load.await;
+    meter.stamp(srv, &mut s);
+    s
+}
+
 /// The names this run creates, all under one fresh prefix so runs can share
 /// a database.
 struct World {
@@ -231,6 +240,17 @@ fn is_final(status: i32) -> bool {
     )
 }
 
+/// Triggers a release; returns it as created.
+async fn trigger(ch: Channel, req: pb::TriggerReleaseRequest) -> Res<pb::Release> {
+    ReleaseServiceClient::new(ch)
+        .trigger_release(req)
+        .await
+        .map_err(status_text)?
+        .into_inner()
+        .release
+        .ok_or_else(|| "TriggerRelease answered without a release".to_string())
+}
+
 /// Polls a release until it is final; returns its status.
 async fn wait_final(ch: Channel, id: &str, timeout: Duration) -> Res<i32> {
     let start = Instant::now();
@@ -313,12 +333,8 @@ pub async fn run_all(args: &BenchArgs, srv: &Server) -> Res<Vec<Row>> {
             }
         }
     };
-    let meter = CpuMeter::start(srv);
-    let mut base1 = load::closed_loop(1, window, health(pool.clone())).await;
-    meter.stamp(srv, &mut base1);
-    let meter = CpuMeter::start(srv);
-    let mut base_c = load::closed_loop(c, window, health(pool.clone())).await;
-    meter.stamp(srv, &mut base_c);
+    let base1 = metered(srv, load::closed_loop(1, window, health(pool.clone()))).await;
+    let base_c = metered(srv, load::closed_loop(c, window, health(pool.clone()))).await;
     let base1_p50 = base1.ms(0.5).max(0.001);
     let base_rate = base_c.rate().max(0.001);
     rows.push(rss(Row::new(
@@ -351,13 +367,7 @@ pub async fn run_all(args: &BenchArgs, srv: &Server) -> Res<Vec<Row>> {
         w.products, w.prefix
     ));
     seed(&w, &pool, c).await?;
-    let first = ReleaseServiceClient::new(pool.channel())
-        .trigger_release(w.trigger(w.parallel_flow(), w.product(0)))
-        .await
-        .map_err(status_text)?
-        .into_inner()
-        .release
-        .ok_or("TriggerRelease answered without a release")?;
+    let first = trigger(pool.channel(), w.trigger(w.parallel_flow(), w.product(0))).await?;
     let status = wait_final(pool.channel(), &first.id, Duration::from_secs(60)).await?;
     if status != pb::ReleaseStatus::Succeeded as i32 {
         return Err(format!(
@@ -370,19 +380,20 @@ pub async fn run_all(args: &BenchArgs, srv: &Server) -> Res<Vec<Row>> {
     if args.scenarios.contains(&Scenario::Read) {
         progress("read: GetRelease, GetFlow");
         let (p, id) = (pool.clone(), first.id.clone());
-        let meter = CpuMeter::start(srv);
-        let mut s = load::closed_loop(c, window, move |_, _| {
-            let mut r = ReleaseServiceClient::new(p.channel());
-            let id = id.clone();
-            async move {
-                r.get_release(pb::GetReleaseRequest { release_id: id })
-                    .await
-                    .map(|_| ())
-                    .map_err(status_text)
-            }
-        })
+        let s = metered(
+            srv,
+            load::closed_loop(c, window, move |_, _| {
+                let mut r = ReleaseServiceClient::new(p.channel());
+                let id = id.clone();
+                async move {
+                    r.get_release(pb::GetReleaseRequest { release_id: id })
+                        .await
+                        .map(|_| ())
+                        .map_err(status_text)
+                }
+            }),
+        )
         .await;
-        meter.stamp(srv, &mut s);
         rows.push(rss(vs(Row::new(
             "read",
             "GetRelease",
@@ -390,22 +401,23 @@ pub async fn run_all(args: &BenchArgs, srv: &Server) -> Res<Vec<Row>> {
             &s,
         ))));
         let (p, name) = (pool.clone(), w.parallel_flow());
-        let meter = CpuMeter::start(srv);
-        let mut s = load::closed_loop(c, window, move |_, _| {
-            let mut f = FlowServiceClient::new(p.channel());
-            let name = name.clone();
-            async move {
-                f.get_flow(pb::GetFlowRequest {
-                    name,
-                    ..Default::default()
-                })
-                .await
-                .map(|_| ())
-                .map_err(status_text)
-            }
-        })
+        let s = metered(
+            srv,
+            load::closed_loop(c, window, move |_, _| {
+                let mut f = FlowServiceClient::new(p.channel());
+                let name = name.clone();
+                async move {
+                    f.get_flow(pb::GetFlowRequest {
+                        name,
+                        ..Default::default()
+                    })
+                    .await
+                    .map(|_| ())
+                    .map_err(status_text)
+                }
+            }),
+        )
         .await;
-        meter.stamp(srv, &mut s);
         rows.push(rss(vs(Row::new("read", "GetFlow", format!("c={c}"), &s))));
     }
 
@@ -413,20 +425,21 @@ pub async fn run_all(args: &BenchArgs, srv: &Server) -> Res<Vec<Row>> {
         progress("trigger: TriggerRelease");
         let created = Arc::new(AtomicU64::new(0));
         let (p, wc, n) = (pool.clone(), w.clone(), created.clone());
-        let meter = CpuMeter::start(srv);
-        let mut s = load::closed_loop(c, window, move |worker, i| {
-            let mut r = ReleaseServiceClient::new(p.channel());
-            // Spread over the products so releases run side by side.
-            let req = wc.trigger(wc.parallel_flow(), wc.product(worker + c * i as usize));
-            let n = n.clone();
-            async move {
-                r.trigger_release(req).await.map_err(status_text)?;
-                n.fetch_add(1, Ordering::Relaxed);
-                Ok::<(), String>(())
-            }
-        })
+        let s = metered(
+            srv,
+            load::closed_loop(c, window, move |worker, i| {
+                let mut r = ReleaseServiceClient::new(p.channel());
+                // Spread over the products so releases run side by side.
+                let req = wc.trigger(wc.parallel_flow(), wc.product(worker + c * i as usize));
+                let n = n.clone();
+                async move {
+                    r.trigger_release(req).await.map_err(status_text)?;
+                    n.fetch_add(1, Ordering::Relaxed);
+                    Ok::<(), String>(())
+                }
+            }),
+        )
         .await;
-        meter.stamp(srv, &mut s);
         let mut row = rss(vs(Row::new(
             "trigger",
             "TriggerRelease",
@@ -567,13 +580,7 @@ async fn trigger_and_wait(
     req: pb::TriggerReleaseRequest,
     finishes: Arc<Finishes>,
 ) -> Res<()> {
-    let release = ReleaseServiceClient::new(ch)
-        .trigger_release(req)
-        .await
-        .map_err(status_text)?
-        .into_inner()
-        .release
-        .ok_or("TriggerRelease answered without a release")?;
+    let release = trigger(ch, req).await?;
     let (status, _) = finishes
         .wait(release.id.clone(), Duration::from_secs(120))
         .await?;
@@ -610,14 +617,15 @@ async fn end_to_end(
     let events0 = finishes.events.load(Ordering::Relaxed);
     let t0 = Instant::now();
     let (p, wc, f) = (pool.clone(), w.clone(), finishes.clone());
-    let meter = CpuMeter::start(srv);
-    let mut closed = load::closed_loop(c, window, move |worker, _| {
-        // One product per worker: its releases never queue.
-        let req = wc.trigger(wc.parallel_flow(), wc.product(worker));
-        trigger_and_wait(p.channel(), req, f.clone())
-    })
+    let closed = metered(
+        srv,
+        load::closed_loop(c, window, move |worker, _| {
+            // One product per worker: its releases never queue.
+            let req = wc.trigger(wc.parallel_flow(), wc.product(worker));
+            trigger_and_wait(p.channel(), req, f.clone())
+        }),
+    )
     .await;
-    meter.stamp(srv, &mut closed);
     let events = finishes.events.load(Ordering::Relaxed) - events0;
     let event_rate = events as f64 / t0.elapsed().as_secs_f64();
     let mut row = Row::new(
@@ -637,13 +645,14 @@ async fn end_to_end(
     let events0 = finishes.events.load(Ordering::Relaxed);
     let t0 = Instant::now();
     let (p, wc, f) = (pool.clone(), w.clone(), finishes.clone());
-    let meter = CpuMeter::start(srv);
-    let mut open = load::open_loop(rate, window, Duration::from_secs(60), move |i| {
-        let req = wc.trigger(wc.parallel_flow(), wc.product(c + i as usize));
-        trigger_and_wait(p.channel(), req, f.clone())
-    })
+    let open = metered(
+        srv,
+        load::open_loop(rate, window, Duration::from_secs(60), move |i| {
+            let req = wc.trigger(wc.parallel_flow(), wc.product(c + i as usize));
+            trigger_and_wait(p.channel(), req, f.clone())
+        }),
+    )
     .await;
-    meter.stamp(srv, &mut open);
     let events = finishes.events.load(Ordering::Relaxed) - events0;
     let event_rate = events as f64 / t0.elapsed().as_secs_f64();
     let mut row = Row::new(
@@ -668,13 +677,7 @@ async fn end_to_end(
 /// at every watcher.
 async fn fan_out(args: &BenchArgs, w: &World, pool: &Pool, srv: &Server, n: usize) -> Res<Row> {
     progress(format!("fan-out: {n} watchers"));
-    let release = ReleaseServiceClient::new(pool.channel())
-        .trigger_release(w.trigger(w.gated_flow(), w.fan_product()))
-        .await
-        .map_err(status_text)?
-        .into_inner()
-        .release
-        .ok_or("TriggerRelease answered without a release")?;
+    let release = trigger(pool.channel(), w.trigger(w.gated_flow(), w.fan_product())).await?;
     let per = args.streams_per_connection as usize;
     let mut channels = Vec::new();
     for _ in 0..n.div_ceil(per) {
@@ -849,33 +852,34 @@ async fn large_flow(
     let waves = 1 + (n - 1).div_ceil(WIDTH);
     let request = Arc::new(pb::ValidateFlowRequest { flow: Some(flow) });
     let p = pool.clone();
-    let meter = CpuMeter::start(srv);
-    let mut s = load::closed_loop(1, window, move |_, _| {
-        let mut f = FlowServiceClient::new(p.channel())
-            .max_decoding_message_size(64 << 20)
-            .max_encoding_message_size(64 << 20);
-        let req = (*request).clone();
-        async move {
-            let resp = f
-                .validate_flow(req)
-                .await
-                .map_err(status_text)?
-                .into_inner();
-            if let Some(v) = resp.violations.first() {
-                return Err(format!("{}: {}", v.field, v.description));
+    let s = metered(
+        srv,
+        load::closed_loop(1, window, move |_, _| {
+            let mut f = FlowServiceClient::new(p.channel())
+                .max_decoding_message_size(64 << 20)
+                .max_encoding_message_size(64 << 20);
+            let req = (*request).clone();
+            async move {
+                let resp = f
+                    .validate_flow(req)
+                    .await
+                    .map_err(status_text)?
+                    .into_inner();
+                if let Some(v) = resp.violations.first() {
+                    return Err(format!("{}: {}", v.field, v.description));
+                }
+                match resp.plan {
+                    Some(plan) if plan.waves.len() == waves => Ok(()),
+                    Some(plan) => Err(format!(
+                        "a plan of {} waves, expected {waves}",
+                        plan.waves.len()
+                    )),
+                    None => Err("no plan and no violation".to_string()),
+                }
             }
-            match resp.plan {
-                Some(plan) if plan.waves.len() == waves => Ok(()),
-                Some(plan) => Err(format!(
-                    "a plan of {} waves, expected {waves}",
-                    plan.waves.len()
-                )),
-                None => Err("no plan and no violation".to_string()),
-            }
-        }
-    })
+        }),
+    )
     .await;
-    meter.stamp(srv, &mut s);
     let mut row = Row::new("large-flows", "ValidateFlow", format!("envs={n}"), &s);
     row.note = format!(
         "{n} environments created in {:.1} s beforehand",
