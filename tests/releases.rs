@@ -1331,6 +1331,69 @@ async fn retry_is_refused_while_another_release_of_the_product_runs() {
     assert_eq!(status(&done), pb::ReleaseStatus::Succeeded, "{done:?}");
 }
 
+/// Two retries of different releases of one product, sent together: the
+/// check for another active release is taken in the retry's own write, so
+/// exactly one of them goes through, every time.
+#[tokio::test]
+async fn simultaneous_retries_of_one_product_let_exactly_one_through() {
+    let server = TestServer::start().await;
+    create_wait(&server, "long", 30_000).await;
+    seed_parallel(&server, Some("long")).await;
+    let terminate = |id: String| {
+        let server = &server;
+        async move {
+            server
+                .releases()
+                .terminate_release(pb::TerminateReleaseRequest {
+                    release_id: id.clone(),
+                    reason: String::new(),
+                })
+                .await
+                .expect("terminate");
+            let t = wait_final(server, &id).await;
+            assert_eq!(status(&t), pb::ReleaseStatus::Terminated, "{t:?}");
+        }
+    };
+    let mut ids = Vec::new();
+    for version in ["1.0.0", "2.0.0"] {
+        let r = trigger(&server, version).await;
+        assert_eq!(status(&r), pb::ReleaseStatus::Running, "{r:?}");
+        terminate(r.id.clone()).await;
+        ids.push(r.id);
+    }
+    for round in 0..8 {
+        let retry = |id: String| {
+            let mut client = server.releases();
+            async move {
+                client
+                    .retry_release(pb::RetryReleaseRequest { release_id: id })
+                    .await
+            }
+        };
+        let (a, b) = tokio::join!(retry(ids[0].clone()), retry(ids[1].clone()));
+        let winner = match (&a, &b) {
+            (Ok(_), Err(s)) => {
+                assert_eq!(s.code(), tonic::Code::FailedPrecondition, "{s:?}");
+                assert!(s.message().contains(&ids[0]), "names the winner: {s:?}");
+                &ids[0]
+            }
+            (Err(s), Ok(_)) => {
+                assert_eq!(s.code(), tonic::Code::FailedPrecondition, "{s:?}");
+                assert!(s.message().contains(&ids[1]), "names the winner: {s:?}");
+                &ids[1]
+            }
+            _ => panic!("round {round}: exactly one retry must pass: {a:?} / {b:?}"),
+        };
+        let loser = if winner == &ids[0] { &ids[1] } else { &ids[0] };
+        assert_eq!(
+            status(&get(&server, loser).await),
+            pb::ReleaseStatus::Terminated,
+            "round {round}: the refused retry changed nothing"
+        );
+        terminate(winner.clone()).await;
+    }
+}
+
 #[tokio::test]
 async fn queued_release_is_terminated_at_once() {
     let server = TestServer::start().await;

@@ -39,6 +39,15 @@ use workflows::{StepContext, StepResult};
 /// How often a write that lost a race is retried before giving up.
 const MAX_CONFLICT_RETRIES: usize = 20;
 
+/// How a command on a release is written.
+#[derive(Clone, Copy)]
+enum Persist {
+    Plain,
+    /// Only if no other release of the product is active (checked in the
+    /// write's own transaction).
+    SoleActive,
+}
+
 /// A request to start a release, already validated by the API.
 #[derive(Debug, Clone)]
 pub struct TriggerRequest {
@@ -392,7 +401,14 @@ impl Engine {
     /// Applies `change` to the freshly loaded release and persists it,
     /// retrying when another writer got there first. `change` returns
     /// `Ok(None)` when there is nothing to do.
-    async fn command<F>(&self, id: &str, mut change: F) -> Result<Release>
+    async fn command<F>(&self, id: &str, change: F) -> Result<Release>
+    where
+        F: FnMut(&mut Release) -> Result<Option<Vec<crate::domain::release::Change>>>,
+    {
+        self.command_in(id, Persist::Plain, change).await
+    }
+
+    async fn command_in<F>(&self, id: &str, how: Persist, mut change: F) -> Result<Release>
     where
         F: FnMut(&mut Release) -> Result<Option<Vec<crate::domain::release::Change>>>,
     {
@@ -402,12 +418,12 @@ impl Engine {
             let Some(changes) = change(&mut r)? else {
                 return Ok(r);
             };
-            match self
-                .inner
-                .store
-                .persist(&mut r, &changes, seq, &[], None)
-                .await
-            {
+            let store = &self.inner.store;
+            let persisted = match how {
+                Persist::Plain => store.persist(&mut r, &changes, seq, &[], None).await,
+                Persist::SoleActive => store.persist_sole_active(&mut r, &changes, seq).await,
+            };
+            match persisted {
                 Ok(events) => {
                     self.publish(&events);
                     return Ok(r);
@@ -457,35 +473,10 @@ impl Engine {
 
     pub async fn retry(&self, id: &str) -> Result<Release> {
         // Another release of the product that is not final would race this
-        // one for the same applications (and, under QUEUE, run out of turn).
-        let current = self.inner.store.get_release(id).await?;
-        for status in [
-            ReleaseStatus::Running,
-            ReleaseStatus::Suspended,
-            ReleaseStatus::Terminating,
-            ReleaseStatus::Queued,
-        ] {
-            let page = crate::store::PageRequest {
-                size: 2,
-                after: None,
-                scope: String::new(),
-            };
-            let others = self
-                .inner
-                .store
-                .list_releases(&current.product, "", Some(status), &page)
-                .await?;
-            if let Some(other) = others.items.iter().find(|o| o.id != id) {
-                return Err(Error::FailedPrecondition(format!(
-                    "release {} of product {:?} is {}; retry {id} once it is final (or terminate it)",
-                    other.id,
-                    current.product,
-                    other.status.as_str()
-                )));
-            }
-        }
+        // one for the same applications (and, under QUEUE, run out of turn):
+        // the store refuses the retry then, in the transaction that writes it.
         let r = self
-            .command(id, |r| match r.retry(now()) {
+            .command_in(id, Persist::SoleActive, |r| match r.retry(now()) {
                 Some(ch) => Ok(Some(ch)),
                 None => Err(Error::FailedPrecondition(format!(
                     "release {} is {}; only FAILED or TERMINATED releases can be retried",

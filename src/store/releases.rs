@@ -741,6 +741,43 @@ impl Store {
         Ok(events)
     }
 
+    /// Like [`Store::persist`], for a release that must be the only active
+    /// one of its product (a retry): the product is locked and the check is
+    /// made in the same transaction as the write, so two retries racing each
+    /// other (or a trigger) cannot both pass it.
+    pub async fn persist_sole_active(
+        &self,
+        r: &mut Release,
+        changes: &[Change],
+        expected_seq: i64,
+    ) -> Result<Vec<StoredEvent>> {
+        if changes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let txn = self.writer().begin().await?;
+        lock_product(&txn, &r.product).await?;
+        let other: Option<(String, String)> = release::Entity::find()
+            .select_only()
+            .column(release::Column::Id)
+            .column(release::Column::Status)
+            .filter(release::Column::Product.eq(r.product.as_str()))
+            .filter(release::Column::Id.ne(r.id.as_str()))
+            .filter(release::Column::Status.is_in(ACTIVE.iter().map(|s| s.as_str())))
+            .order_by_asc(release::Column::Id)
+            .into_tuple()
+            .one(&txn)
+            .await?;
+        if let Some((other, status)) = other {
+            return Err(Error::FailedPrecondition(format!(
+                "release {other} of product {:?} is {status}; retry {} once it is final (or terminate it)",
+                r.product, r.id
+            )));
+        }
+        let events = persist_in(&txn, r, changes, expected_seq, &[], None).await?;
+        txn.commit().await?;
+        Ok(events)
+    }
+
     pub async fn get_release(&self, id: &str) -> Result<Release> {
         load_release(self.db(), id).await
     }
