@@ -743,3 +743,78 @@ async fn kill_9_then_resume_misses_nothing() {
     assert_eq!(done.status, pb::ReleaseStatus::Succeeded as i32);
     assert_eq!(done.last_seq, *seen.last().unwrap());
 }
+
+/// Every committed event gets the next global position, in the order of its
+/// release's sequence, and on PostgreSQL every write announces its release's
+/// last event (`release seq position`) to the other replicas.
+#[tokio::test]
+async fn events_are_numbered_in_order_and_announced() {
+    use sea_orm::{ConnectionTrait, Statement};
+    let server = TestServer::start().await;
+    let db = sea_orm::Database::connect(server.db.url.as_str())
+        .await
+        .expect("connect to the test database");
+    let mut listener = if server.db.is_postgres() {
+        let mut l =
+            sea_orm::sqlx::postgres::PgListener::connect_with(db.get_postgres_connection_pool())
+                .await
+                .expect("LISTEN connection");
+        l.listen(promoflow::store::releases::NOTIFY_CHANNEL)
+            .await
+            .expect("LISTEN");
+        Some(l)
+    } else {
+        None
+    };
+    seed_parallel(&server, None).await;
+    let r = trigger(&server, "demo-trioapp").await;
+    let done = wait_final(&server, &r.id).await;
+    let rows = db
+        .query_all_raw(Statement::from_string(
+            db.get_database_backend(),
+            format!(
+                "SELECT seq, position FROM events WHERE release_id = '{}' ORDER BY seq",
+                r.id
+            ),
+        ))
+        .await
+        .expect("read events");
+    let stored: Vec<(i64, i64)> = rows
+        .iter()
+        .map(|row| {
+            (
+                row.try_get::<i64>("", "seq").expect("seq"),
+                row.try_get::<i64>("", "position").expect("position"),
+            )
+        })
+        .collect();
+    let seqs: Vec<i64> = stored.iter().map(|(s, _)| *s).collect();
+    assert_eq!(seqs, (1..=done.last_seq).collect::<Vec<_>>(), "no gaps");
+    assert!(
+        stored.windows(2).all(|w| w[0].1 < w[1].1),
+        "positions increase with seq: {stored:?}"
+    );
+    let Some(listener) = listener.as_mut() else {
+        return;
+    };
+    // Until the last event's notification: each one names a stored event.
+    let mut announced = Vec::new();
+    while announced.last().map(|(s, _)| *s) != Some(done.last_seq) {
+        let n = tokio::time::timeout(Duration::from_secs(10), listener.recv())
+            .await
+            .unwrap_or_else(|_| panic!("no notification of the last event; got {announced:?}"))
+            .expect("notification");
+        let parts: Vec<&str> = n.payload().split(' ').collect();
+        assert_eq!(parts.len(), 3, "payload {:?}", n.payload());
+        if parts[0] != r.id {
+            continue;
+        }
+        let at = (
+            parts[1].parse::<i64>().expect("seq"),
+            parts[2].parse::<i64>().expect("position"),
+        );
+        assert!(stored.contains(&at), "{at:?} is not stored: {stored:?}");
+        announced.push(at);
+    }
+    assert!(announced.len() >= 2, "one per write: {announced:?}");
+}

@@ -274,14 +274,15 @@ async fn next_positions(txn: &DatabaseTransaction, n: usize) -> Result<i64> {
 /// worker's writes, only while the worker still holds the lease (`fence`).
 async fn persist_in(
     txn: &DatabaseTransaction,
+    outbox: &mut Outbox,
     r: &mut Release,
     changes: &[Change],
     expected_seq: i64,
     effects: &[SideEffect],
     fence: Option<&Fence>,
-) -> Result<Vec<StoredEvent>> {
+) -> Result<()> {
     if changes.is_empty() {
-        return Ok(Vec::new());
+        return Ok(());
     }
     // One event per changed thing, causes before effects (see `Change`).
     let mut sorted = changes.to_vec();
@@ -365,57 +366,90 @@ async fn persist_in(
         .await?;
     }
     let bodies: Vec<EventBody> = changes.iter().filter_map(|c| r.event_body(*c)).collect();
-    write_events(txn, r, first_seq, bodies, t).await
+    outbox.add(r, first_seq, bodies, t);
+    Ok(())
 }
 
-async fn write_events(
-    txn: &DatabaseTransaction,
-    r: &Release,
-    first_seq: i64,
-    bodies: Vec<EventBody>,
-    t: chrono::DateTime<chrono::Utc>,
-) -> Result<Vec<StoredEvent>> {
-    let first_pos = next_positions(txn, bodies.len()).await?;
-    let mut events = Vec::with_capacity(bodies.len());
-    let mut rows = Vec::with_capacity(bodies.len());
-    for (i, body) in bodies.into_iter().enumerate() {
-        let e = StoredEvent {
-            release_id: r.id.clone(),
-            seq: first_seq + i as i64,
-            position: first_pos + i as i64,
-            product: r.product.clone(),
-            flow: r.flow.clone(),
-            time: t,
-            body,
-        };
-        rows.push(event::ActiveModel {
-            release_id: Set(e.release_id.clone()),
-            seq: Set(e.seq),
-            position: Set(e.position),
-            product: Set(e.product.clone()),
-            flow: Set(e.flow.clone()),
-            time: Set(t),
-            payload: Set(to_json(&e.body)?),
-        });
-        events.push(e);
+/// The events of one write transaction. They are numbered with global
+/// positions and inserted only by [`Outbox::commit`], just before the commit:
+/// numbering locks the event clock row until commit (so positions become
+/// visible in increasing order), and on PostgreSQL every other transaction
+/// that writes events waits on that row. Taken last, the lock covers only the
+/// numbering, one insert and the notifications, and a transaction that
+/// writes events of several releases takes it once.
+#[derive(Default)]
+struct Outbox {
+    /// Position 0 until [`Outbox::commit`] numbers them.
+    events: Vec<StoredEvent>,
+}
+
+impl Outbox {
+    fn add(
+        &mut self,
+        r: &Release,
+        first_seq: i64,
+        bodies: Vec<EventBody>,
+        t: chrono::DateTime<chrono::Utc>,
+    ) {
+        self.events
+            .extend(bodies.into_iter().enumerate().map(|(i, body)| StoredEvent {
+                release_id: r.id.clone(),
+                seq: first_seq + i as i64,
+                position: 0,
+                product: r.product.clone(),
+                flow: r.flow.clone(),
+                time: t,
+                body,
+            }));
     }
-    insert_batched(txn, rows).await?;
-    if let Some(last) = events.last()
-        && txn.get_database_backend() == DbBackend::Postgres
-    {
-        // Delivered when (and only if) the transaction commits: other
-        // replicas wake their streams and workers without polling.
-        txn.execute_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT pg_notify($1, $2)",
-            [
-                NOTIFY_CHANNEL.into(),
-                format!("{} {} {}", last.release_id, last.seq, last.position).into(),
-            ],
-        ))
-        .await?;
+
+    /// Numbers and inserts the events and, on PostgreSQL, notifies the other
+    /// replicas (one notification per release, with its last event; delivered
+    /// only if the transaction commits), then commits `txn`. Returns the
+    /// events as committed, in the order they were added.
+    async fn commit(mut self, txn: DatabaseTransaction) -> Result<Vec<StoredEvent>> {
+        if !self.events.is_empty() {
+            let first_pos = next_positions(&txn, self.events.len()).await?;
+            let mut rows = Vec::with_capacity(self.events.len());
+            for (i, e) in self.events.iter_mut().enumerate() {
+                e.position = first_pos + i as i64;
+                rows.push(event::ActiveModel {
+                    release_id: Set(e.release_id.clone()),
+                    seq: Set(e.seq),
+                    position: Set(e.position),
+                    product: Set(e.product.clone()),
+                    flow: Set(e.flow.clone()),
+                    time: Set(e.time),
+                    payload: Set(to_json(&e.body)?),
+                });
+            }
+            insert_batched(&txn, rows).await?;
+            if txn.get_database_backend() == DbBackend::Postgres {
+                for e in self.last_per_release() {
+                    txn.execute_raw(Statement::from_sql_and_values(
+                        DbBackend::Postgres,
+                        "SELECT pg_notify($1, $2)",
+                        [
+                            NOTIFY_CHANNEL.into(),
+                            format!("{} {} {}", e.release_id, e.seq, e.position).into(),
+                        ],
+                    ))
+                    .await?;
+                }
+            }
+        }
+        txn.commit().await?;
+        Ok(self.events)
     }
-    Ok(events)
+
+    /// The last event of each release in the outbox.
+    fn last_per_release(&self) -> impl Iterator<Item = &StoredEvent> {
+        let mut last = BTreeMap::new();
+        for e in &self.events {
+            last.insert(e.release_id.as_str(), e);
+        }
+        last.into_values()
+    }
 }
 
 fn event_from(m: event::Model) -> Result<StoredEvent> {
@@ -513,7 +547,7 @@ impl Store {
             }
         }
         lock_product(&txn, &r.product).await?;
-        let mut events = Vec::new();
+        let mut outbox = Outbox::default();
         let mut terminating = Vec::new();
         let now_t = now();
         let others = releases_in(&txn, &r.product, &ACTIVE).await?;
@@ -531,7 +565,7 @@ impl Store {
                         r.product
                     ));
                     ch.extend(old.finish_terminate(now_t));
-                    events.extend(persist_in(&txn, &mut old, &ch, seq, &[], None).await?);
+                    persist_in(&txn, &mut outbox, &mut old, &ch, seq, &[], None).await?;
                 }
             }
             Concurrency::Terminate => {
@@ -544,7 +578,7 @@ impl Store {
                     } else {
                         terminating.push(id.clone());
                     }
-                    events.extend(persist_in(&txn, &mut old, &ch, seq, &[], None).await?);
+                    persist_in(&txn, &mut outbox, &mut old, &ch, seq, &[], None).await?;
                 }
                 start = true;
             }
@@ -572,21 +606,12 @@ impl Store {
             }
         }
         insert_batched(&txn, step_rows).await?;
-        events.extend(
-            write_events(
-                &txn,
-                &r,
-                1,
-                vec![EventBody::Snapshot(Box::new(r.clone()))],
-                now_t,
-            )
-            .await?,
-        );
+        outbox.add(&r, 1, vec![EventBody::Snapshot(Box::new(r.clone()))], now_t);
         if start {
             let ch = r.start(now_t);
-            events.extend(persist_in(&txn, &mut r, &ch, 1, &[], None).await?);
+            persist_in(&txn, &mut outbox, &mut r, &ch, 1, &[], None).await?;
         }
-        txn.commit().await?;
+        let events = outbox.commit(txn).await?;
         Ok(Created::New {
             release: Box::new(r),
             events,
@@ -717,8 +742,9 @@ impl Store {
         let mut r = load_release(&txn, &next).await?;
         let seq = r.last_seq;
         let ch = r.start(now());
-        let events = persist_in(&txn, &mut r, &ch, seq, &[], None).await?;
-        txn.commit().await?;
+        let mut outbox = Outbox::default();
+        persist_in(&txn, &mut outbox, &mut r, &ch, seq, &[], None).await?;
+        let events = outbox.commit(txn).await?;
         Ok(Some((r, events)))
     }
 
@@ -736,8 +762,9 @@ impl Store {
             return Ok(Vec::new());
         }
         let txn = self.writer().begin().await?;
-        let events = persist_in(&txn, r, changes, expected_seq, effects, fence).await?;
-        txn.commit().await?;
+        let mut outbox = Outbox::default();
+        persist_in(&txn, &mut outbox, r, changes, expected_seq, effects, fence).await?;
+        let events = outbox.commit(txn).await?;
         Ok(events)
     }
 
@@ -773,8 +800,9 @@ impl Store {
                 r.product, r.id
             )));
         }
-        let events = persist_in(&txn, r, changes, expected_seq, &[], None).await?;
-        txn.commit().await?;
+        let mut outbox = Outbox::default();
+        persist_in(&txn, &mut outbox, r, changes, expected_seq, &[], None).await?;
+        let events = outbox.commit(txn).await?;
         Ok(events)
     }
 
