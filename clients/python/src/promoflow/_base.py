@@ -8,7 +8,7 @@ both: ``client.get_flow("x")`` and ``await aclient.get_flow("x")``.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Sequence
 
 from . import pb
 from ._convert import duration, enum_value, message, messages
@@ -81,7 +81,7 @@ class _Api:
             "environment", "GetEnvironment", pb.GetEnvironmentRequest(name=name), lambda r: r.environment
         )
 
-    def list_environments(self, *, page_size: int = 0) -> Any:
+    def list_environments(self, *, page_size: int = 0) -> Iterator[pb.Environment]:
         """Every environment, ordered by name (pages are fetched as needed)."""
         return self._paginate(
             "environment", "ListEnvironments", pb.ListEnvironmentsRequest(page_size=page_size), "environments"
@@ -154,7 +154,7 @@ class _Api:
     def get_workflow(self, name: str) -> pb.Workflow:
         return self._unary("workflow", "GetWorkflow", pb.GetWorkflowRequest(name=name), lambda r: r.workflow)
 
-    def list_workflows(self, *, page_size: int = 0) -> Any:
+    def list_workflows(self, *, page_size: int = 0) -> Iterator[pb.Workflow]:
         return self._paginate("workflow", "ListWorkflows", pb.ListWorkflowsRequest(page_size=page_size), "workflows")
 
     def update_workflow(self, workflow: Any, *, expected_version: Optional[int] = None) -> pb.Workflow:
@@ -204,7 +204,7 @@ class _Api:
     def get_product(self, name: str) -> pb.Product:
         return self._unary("product", "GetProduct", pb.GetProductRequest(name=name), lambda r: r.product)
 
-    def list_products(self, *, page_size: int = 0) -> Any:
+    def list_products(self, *, page_size: int = 0) -> Iterator[pb.Product]:
         return self._paginate("product", "ListProducts", pb.ListProductsRequest(page_size=page_size), "products")
 
     def update_product(self, product: Any, *, expected_version: Optional[int] = None) -> pb.Product:
@@ -290,10 +290,10 @@ class _Api:
     def get_flow(self, name: str, *, version: int = 0) -> pb.Flow:
         return self._unary("flow", "GetFlow", pb.GetFlowRequest(name=name, version=version), lambda r: r.flow)
 
-    def list_flows(self, *, page_size: int = 0) -> Any:
+    def list_flows(self, *, page_size: int = 0) -> Iterator[pb.Flow]:
         return self._paginate("flow", "ListFlows", pb.ListFlowsRequest(page_size=page_size), "flows")
 
-    def list_flow_versions(self, name: str, *, page_size: int = 0) -> Any:
+    def list_flow_versions(self, name: str, *, page_size: int = 0) -> Iterator[pb.Flow]:
         return self._paginate(
             "flow", "ListFlowVersions", pb.ListFlowVersionsRequest(name=name, page_size=page_size), "versions"
         )
@@ -378,7 +378,7 @@ class _Api:
 
     def list_releases(
         self, *, product: str = "", flow: str = "", status: Any = None, page_size: int = 0
-    ) -> Any:
+    ) -> Iterator[pb.Release]:
         """Releases, newest first; status: "running", "succeeded", … or a ReleaseStatus."""
         req = pb.ListReleasesRequest(
             product=product,
