@@ -2,10 +2,10 @@
 
 mod common;
 
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::collections::HashSet;
 use std::time::Duration;
 
+use common::hook::Hook;
 use common::{TestServer, create_wait, expect_code, seed_parallel, wait_final};
 use promoflow::proto::v1 as pb;
 
@@ -74,81 +74,6 @@ async fn parallel_quick_start_runs_branches_together() {
 /// A local HTTP server playing the external system an `http` workflow
 /// calls: it records every hit (environment, idempotency key) and answers
 /// 500 for the environments listed in `failing`, 200 otherwise.
-#[derive(Clone, Default)]
-struct Hook {
-    hits: Arc<Mutex<Vec<(String, String)>>>,
-    bodies: Arc<Mutex<Vec<serde_json::Value>>>,
-    failing: Arc<Mutex<HashSet<String>>>,
-}
-
-impl Hook {
-    async fn start(failing: &[&str]) -> (Self, String) {
-        let hook = Hook::default();
-        hook.failing
-            .lock()
-            .unwrap()
-            .extend(failing.iter().map(|s| s.to_string()));
-        let app = axum::Router::new()
-            .route("/", axum::routing::post(Self::handle))
-            .with_state(hook.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind hook");
-        let url = format!("http://{}/", listener.local_addr().unwrap());
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        (hook, url)
-    }
-
-    async fn handle(
-        axum::extract::State(hook): axum::extract::State<Hook>,
-        body: axum::body::Bytes,
-    ) -> (axum::http::StatusCode, String) {
-        let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-        let env = v["environment"].as_str().unwrap_or_default().to_string();
-        let key = v["idempotency_key"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        hook.hits.lock().unwrap().push((env.clone(), key));
-        hook.bodies.lock().unwrap().push(v.clone());
-        if hook.failing.lock().unwrap().contains(&env) {
-            (
-                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                "deploy check exploded".into(),
-            )
-        } else {
-            // Each environment leaves a trace in the promotion context.
-            let out = serde_json::json!({ "outputs": { format!("from_{env}"): env } });
-            (axum::http::StatusCode::OK, out.to_string())
-        }
-    }
-
-    fn heal(&self) {
-        self.failing.lock().unwrap().clear();
-    }
-
-    /// Hits per environment.
-    fn counts(&self) -> HashMap<String, usize> {
-        let mut m = HashMap::new();
-        for (env, _) in self.hits.lock().unwrap().iter() {
-            *m.entry(env.clone()).or_insert(0) += 1;
-        }
-        m
-    }
-
-    fn keys(&self, env: &str) -> Vec<String> {
-        self.hits
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(e, _)| e == env)
-            .map(|(_, k)| k.clone())
-            .collect()
-    }
-}
-
 fn dur(ms: u64) -> prost_types::Duration {
     prost_types::Duration {
         seconds: (ms / 1000) as i64,
@@ -1514,7 +1439,7 @@ async fn http_outputs_flow_into_later_workflows_and_on_fail_runs() {
         "{hooks:?}"
     );
     // qa's output reached the production post-actions' context.
-    let bodies = hook.bodies.lock().unwrap().clone();
+    let bodies = hook.bodies();
     let prod = bodies
         .iter()
         .find(|b| b["environment"] == "prod")

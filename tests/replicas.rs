@@ -12,7 +12,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use common::TestDb;
-use common::replica::{HitCounter, Replica};
+use common::hook::Hook;
+use common::replica::Replica;
 use promoflow::proto::v1 as pb;
 use promoflow::proto::v1::environment_service_client::EnvironmentServiceClient;
 use promoflow::proto::v1::flow_service_client::FlowServiceClient;
@@ -202,7 +203,7 @@ async fn read_stream(ch: &Channel, id: &str, after: i64, max: usize) -> (Vec<i64
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_replicas_run_every_step_exactly_once() {
     let db = TestDb::new().await;
-    let (hook, url) = HitCounter::start(Duration::ZERO).await;
+    let (hook, url) = Hook::start(&[]).await;
     let replicas = [
         Replica::start(&db.url, "r1").await,
         Replica::start(&db.url, "r2").await,
@@ -246,7 +247,7 @@ async fn three_replicas_run_every_step_exactly_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_killed_replicas_releases_are_finished_by_the_others() {
     let db = TestDb::new().await;
-    let (hook, url) = HitCounter::start(Duration::from_millis(1500)).await;
+    let (hook, url) = Hook::slow(Duration::from_millis(1500)).await;
     let mut a = Replica::start(&db.url, "a").await;
     let b = Replica::start(&db.url, "b").await;
     seed(&a.channel, &url, 4).await;
@@ -286,7 +287,7 @@ async fn a_killed_replicas_releases_are_finished_by_the_others() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_watcher_on_one_replica_sees_another_replicas_release() {
     let db = TestDb::new().await;
-    let (_hook, url) = HitCounter::start(Duration::from_millis(200)).await;
+    let (_hook, url) = Hook::slow(Duration::from_millis(200)).await;
     let a = Replica::start(&db.url, "a").await;
     let b = Replica::start(&db.url, "b").await;
     seed(&a.channel, &url, 1).await;
@@ -304,7 +305,7 @@ async fn a_watcher_on_one_replica_sees_another_replicas_release() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_watch_resumes_on_another_replica_after_a_kill() {
     let db = TestDb::new().await;
-    let (_hook, url) = HitCounter::start(Duration::from_millis(1000)).await;
+    let (_hook, url) = Hook::slow(Duration::from_millis(1000)).await;
     let mut a = Replica::start(&db.url, "a").await;
     let b = Replica::start(&db.url, "b").await;
     seed(&a.channel, &url, 1).await;
@@ -327,7 +328,7 @@ async fn a_watch_resumes_on_another_replica_after_a_kill() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_paused_replicas_late_writes_are_fenced() {
     let db = TestDb::new().await;
-    let (hook, url) = HitCounter::start(Duration::from_millis(1500)).await;
+    let (hook, url) = Hook::slow(Duration::from_millis(1500)).await;
     let a = Replica::start(&db.url, "a").await;
     let b = Replica::start(&db.url, "b").await;
     seed(&a.channel, &url, 1).await;

@@ -8,6 +8,7 @@
 
 #![allow(dead_code)]
 
+pub mod hook;
 pub mod replica;
 
 use std::net::SocketAddr;

@@ -1,10 +1,7 @@
-//! Real `promoflow serve` processes sharing one database, and a local HTTP
-//! server that plays the external system and counts every hit.
+//! Real `promoflow serve` processes sharing one database (the external
+//! system they call is `common::hook::Hook`).
 
-use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use tonic::transport::Channel;
 
@@ -99,65 +96,5 @@ impl Drop for Replica {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-/// A local HTTP endpoint for `http` workflows: answers 200 after `delay`
-/// and records each hit's (release, environment, idempotency key).
-#[derive(Clone, Default)]
-pub struct HitCounter {
-    hits: Arc<Mutex<Vec<(String, String, String)>>>,
-    delay: Arc<Mutex<Duration>>,
-}
-
-impl HitCounter {
-    pub async fn start(delay: Duration) -> (Self, String) {
-        let counter = HitCounter::default();
-        *counter.delay.lock().unwrap() = delay;
-        let app = axum::Router::new()
-            .route("/", axum::routing::post(Self::handle))
-            .with_state(counter.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let url = format!("http://{}/", listener.local_addr().expect("addr"));
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        (counter, url)
-    }
-
-    async fn handle(
-        axum::extract::State(c): axum::extract::State<HitCounter>,
-        body: axum::body::Bytes,
-    ) -> (axum::http::StatusCode, String) {
-        let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-        let field = |k: &str| v[k].as_str().unwrap_or_default().to_string();
-        c.hits.lock().unwrap().push((
-            field("release_id"),
-            field("environment"),
-            field("idempotency_key"),
-        ));
-        let delay = *c.delay.lock().unwrap();
-        tokio::time::sleep(delay).await;
-        (axum::http::StatusCode::OK, r#"{"outputs":{}}"#.into())
-    }
-
-    /// Hits per idempotency key.
-    pub fn per_key(&self) -> HashMap<String, usize> {
-        let mut m = HashMap::new();
-        for (_, _, key) in self.hits.lock().unwrap().iter() {
-            *m.entry(key.clone()).or_insert(0) += 1;
-        }
-        m
-    }
-
-    /// Hits per (release, environment).
-    pub fn per_step(&self) -> HashMap<(String, String), usize> {
-        let mut m = HashMap::new();
-        for (r, e, _) in self.hits.lock().unwrap().iter() {
-            *m.entry((r.clone(), e.clone())).or_insert(0) += 1;
-        }
-        m
     }
 }
