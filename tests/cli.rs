@@ -576,6 +576,9 @@ async fn help_has_examples_and_completions_work() {
         vec!["env", "create", "--help"],
         vec!["product", "create", "--help"],
         vec!["workflow", "create", "--help"],
+        vec!["env", "update", "--help"],
+        vec!["product", "update", "--help"],
+        vec!["workflow", "update", "--help"],
         vec!["flow", "edit", "--help"],
         vec!["release", "trigger", "--help"],
         vec!["release", "watch", "--help"],
@@ -765,6 +768,472 @@ async fn watch_resumes_after_a_server_restart() {
     assert_eq!(qa_done, 1, "{stdout}");
     println!("{stdout}{stderr}");
     drop(server);
+}
+
+/// `promoflow GROUP get NAME -o json`.
+async fn get_json(server: &TestServer, group: &str, name: &str) -> Value {
+    cli(server, &[group, "get", name, "-o", "json"])
+        .await
+        .ok()
+        .json()
+}
+
+/// What every `update` must refuse without changing `name`: no change
+/// flags, a stale `--expected-version` (`current` is the current version),
+/// and a name that does not exist. `change` is a flag that would change
+/// something.
+async fn update_refusals(server: &TestServer, group: &str, name: &str, change: &[&str]) {
+    let before = get_json(server, group, name).await;
+    let current = before["version"].as_i64().expect("version");
+    assert!(current >= 2, "{before}");
+
+    for args in [
+        vec![group, "update", name],
+        vec![group, "update", name, "--expected-version", "1"],
+    ] {
+        let r = cli(server, &args).await.failed();
+        assert!(
+            r.stderr.contains("nothing to update"),
+            "{args:?}: {}",
+            r.all()
+        );
+    }
+    assert_eq!(get_json(server, group, name).await, before);
+
+    let stale = (current - 1).to_string();
+    let mut args = vec![group, "update", name, "--expected-version", &stale];
+    args.extend(change);
+    let r = cli(server, &args).await.failed();
+    assert!(
+        r.stderr.contains(&format!(
+            "expected version {stale}, current version is {current}"
+        )),
+        "{}",
+        r.all()
+    );
+    assert!(r.stderr.contains("(aborted)"), "{}", r.all());
+    assert!(r.stderr.contains("run the command again"), "{}", r.all());
+    assert_eq!(get_json(server, group, name).await, before);
+
+    let mut args = vec![group, "update", "nope"];
+    args.extend(change);
+    let r = cli(server, &args).await.failed();
+    assert!(r.stderr.contains(r#""nope" not found"#), "{}", r.all());
+    cli(server, &[group, "get", "nope"]).await.failed();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn env_update_changes_only_the_given_fields() {
+    let server = TestServer::start().await;
+    cli(
+        &server,
+        &[
+            "env",
+            "create",
+            "prod",
+            "--kind",
+            "production",
+            "--description",
+            "EU production",
+            "--label",
+            "region=eu",
+            "--label",
+            "tier=1",
+            "--label",
+            "temp=yes",
+        ],
+    )
+    .await
+    .ok();
+    let created = get_json(&server, "env", "prod").await;
+    assert_eq!(created["version"], 1, "{created}");
+
+    // Labels only: the kind and description stay.
+    let r = cli(
+        &server,
+        &[
+            "env",
+            "update",
+            "prod",
+            "--label",
+            "tier=2",
+            "--label",
+            "team=core",
+            "--remove-label",
+            "temp",
+        ],
+    )
+    .await
+    .ok();
+    assert_eq!(r.stdout.trim(), "environment prod updated (version 2)");
+    let env = get_json(&server, "env", "prod").await;
+    assert_eq!(env["version"], 2, "{env}");
+    assert_eq!(
+        env["labels"],
+        serde_json::json!({"region": "eu", "tier": "2", "team": "core"})
+    );
+    assert_eq!(env["kind"], "ENVIRONMENT_KIND_PRODUCTION", "{env}");
+    assert_eq!(env["description"], "EU production", "{env}");
+    assert_eq!(env["create_time"], created["create_time"], "{env}");
+
+    // Kind and description; --clear-labels before --label; -o json prints
+    // the updated environment.
+    let updated = cli(
+        &server,
+        &[
+            "env",
+            "update",
+            "prod",
+            "--kind",
+            "non-production",
+            "--description",
+            "",
+            "--clear-labels",
+            "--label",
+            "only=this",
+            "-o",
+            "json",
+        ],
+    )
+    .await
+    .ok()
+    .json();
+    assert_eq!(updated["version"], 3, "{updated}");
+    let env = get_json(&server, "env", "prod").await;
+    for e in [&updated, &env] {
+        assert_eq!(e["kind"], "ENVIRONMENT_KIND_NON_PRODUCTION", "{e}");
+        assert_eq!(e["description"], "", "{e}");
+        assert_eq!(e["labels"], serde_json::json!({"only": "this"}), "{e}");
+    }
+
+    // Pinned to the current version: accepted.
+    cli(
+        &server,
+        &[
+            "env",
+            "update",
+            "prod",
+            "--description",
+            "pinned",
+            "--expected-version",
+            "3",
+        ],
+    )
+    .await
+    .ok();
+    let env = get_json(&server, "env", "prod").await;
+    assert_eq!(env["version"], 4, "{env}");
+    assert_eq!(env["description"], "pinned", "{env}");
+
+    // Removing a label that is not there is refused.
+    let r = cli(
+        &server,
+        &["env", "update", "prod", "--remove-label", "temp"],
+    )
+    .await
+    .failed();
+    assert!(r.stderr.contains(r#"no label "temp""#), "{}", r.all());
+    assert_eq!(get_json(&server, "env", "prod").await, env);
+
+    update_refusals(&server, "env", "prod", &["--description", "stale"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn product_update_changes_only_the_given_fields() {
+    let server = TestServer::start().await;
+    for env in ["dev", "qa", "prod"] {
+        cli(&server, &["env", "create", env]).await.ok();
+    }
+    for flow in ["seq", "hot"] {
+        let file = yaml_file(&flow_yaml(flow, ""));
+        cli(
+            &server,
+            &["flow", "apply", "-f", file.path().to_str().unwrap()],
+        )
+        .await
+        .ok();
+    }
+    cli(
+        &server,
+        &[
+            "product",
+            "create",
+            "shop",
+            "--description",
+            "the shop",
+            "--app",
+            "dev=shop-dev@1.0.0",
+            "--app",
+            "qa=shop-qa@0.9.0",
+            "--flow",
+            "seq",
+        ],
+    )
+    .await
+    .ok();
+    // A selector on `seq`, which only the API sets: the CLI keeps it.
+    let mut product = server
+        .products()
+        .get_product(pb::GetProductRequest {
+            name: "shop".into(),
+        })
+        .await
+        .expect("get product")
+        .into_inner()
+        .product
+        .expect("product");
+    let selector = pb::TriggerSelector {
+        key: pb::SelectorKey::GitRevision as i32,
+        operator: pb::SelectorOperator::In as i32,
+        values: vec!["main".into()],
+    };
+    product.promotion_flows[0].selectors = vec![selector];
+    server
+        .products()
+        .update_product(pb::UpdateProductRequest {
+            product: Some(product),
+            expected_version: 1,
+        })
+        .await
+        .expect("update product");
+
+    // Applications and flows; the description and concurrency stay.
+    let r = cli(
+        &server,
+        &[
+            "product",
+            "update",
+            "shop",
+            "--app",
+            "dev=shop-dev-2",
+            "--app",
+            "prod=shop-prod@0.8.0",
+            "--remove-app",
+            "qa",
+            "--flow",
+            "hot",
+            "--flow",
+            "seq",
+        ],
+    )
+    .await
+    .ok();
+    assert_eq!(r.stdout.trim(), "product shop updated (version 3)");
+    let p = get_json(&server, "product", "shop").await;
+    assert_eq!(p["version"], 3, "{p}");
+    assert_eq!(p["description"], "the shop", "{p}");
+    assert_eq!(p["concurrency"], "CONCURRENCY_QUEUE", "{p}");
+    let apps: Vec<(&str, &str, &str)> = p["applications"]
+        .as_array()
+        .expect("applications")
+        .iter()
+        .map(|a| {
+            (
+                a["environment"].as_str().unwrap(),
+                a["name"].as_str().unwrap(),
+                a["version"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        apps,
+        [
+            ("dev", "shop-dev-2", "1.0.0"),
+            ("prod", "shop-prod", "0.8.0")
+        ],
+        "{p}"
+    );
+    assert_eq!(
+        p["promotion_flows"],
+        serde_json::json!([
+            {"flow": "hot", "selectors": []},
+            {"flow": "seq", "selectors": [{
+                "key": "SELECTOR_KEY_GIT_REVISION",
+                "operator": "SELECTOR_OPERATOR_IN",
+                "values": ["main"],
+            }]},
+        ]),
+        "{p}"
+    );
+
+    // Description and concurrency; applications and flows stay.
+    let updated = cli(
+        &server,
+        &[
+            "product",
+            "update",
+            "shop",
+            "--description",
+            "",
+            "--concurrency",
+            "terminate",
+            "-o",
+            "json",
+        ],
+    )
+    .await
+    .ok()
+    .json();
+    assert_eq!(updated["version"], 4, "{updated}");
+    let after = get_json(&server, "product", "shop").await;
+    for q in [&updated, &after] {
+        assert_eq!(q["description"], "", "{q}");
+        assert_eq!(q["concurrency"], "CONCURRENCY_TERMINATE", "{q}");
+        assert_eq!(q["applications"], p["applications"], "{q}");
+        assert_eq!(q["promotion_flows"], p["promotion_flows"], "{q}");
+    }
+
+    // --clear-flows empties the list, and only it.
+    cli(&server, &["product", "update", "shop", "--clear-flows"])
+        .await
+        .ok();
+    let cleared = get_json(&server, "product", "shop").await;
+    assert_eq!(cleared["version"], 5, "{cleared}");
+    assert_eq!(
+        cleared["promotion_flows"],
+        serde_json::json!([]),
+        "{cleared}"
+    );
+    assert_eq!(cleared["applications"], p["applications"], "{cleared}");
+    assert_eq!(cleared["concurrency"], "CONCURRENCY_TERMINATE", "{cleared}");
+
+    // An existing application's recorded version is not changed by update:
+    // a different @VERSION is refused, pointing at `product report`.
+    let r = cli(
+        &server,
+        &["product", "update", "shop", "--app", "dev=x@2.0.0"],
+    )
+    .await
+    .failed();
+    assert!(r.stderr.contains("has version 1.0.0"), "{}", r.all());
+    assert!(
+        r.stderr.contains("promoflow product report shop"),
+        "{}",
+        r.all()
+    );
+    let r = cli(
+        &server,
+        &["product", "update", "shop", "--remove-app", "qa"],
+    )
+    .await
+    .failed();
+    assert!(
+        r.stderr.contains(r#"no application in environment "qa""#),
+        "{}",
+        r.all()
+    );
+    assert_eq!(get_json(&server, "product", "shop").await, cleared);
+
+    update_refusals(&server, "product", "shop", &["--description", "stale"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn workflow_update_keeps_or_replaces_the_kind() {
+    let server = TestServer::start().await;
+    cli(
+        &server,
+        &[
+            "workflow",
+            "create",
+            "soak",
+            "--wait",
+            "30s",
+            "--description",
+            "soak it",
+        ],
+    )
+    .await
+    .ok();
+    cli(
+        &server,
+        &[
+            "workflow",
+            "create",
+            "smoke",
+            "--http",
+            "https://ci.example.com/smoke",
+            "--header",
+            "token=abc",
+            "--max-attempts",
+            "3",
+            "--timeout",
+            "1m",
+            "--description",
+            "smoke tests",
+        ],
+    )
+    .await
+    .ok();
+
+    // The description alone: the kind stays.
+    let r = cli(
+        &server,
+        &["workflow", "update", "soak", "--description", "longer soak"],
+    )
+    .await
+    .ok();
+    assert_eq!(
+        r.stdout.trim(),
+        "workflow soak updated (version 2: wait 30s)"
+    );
+    let w = get_json(&server, "workflow", "soak").await;
+    assert_eq!(w["version"], 2, "{w}");
+    assert_eq!(w["description"], "longer soak", "{w}");
+    assert_eq!(w["wait"]["duration"], "30s", "{w}");
+
+    // A kind flag replaces the kind entirely; the description stays.
+    let updated = cli(
+        &server,
+        &[
+            "workflow",
+            "update",
+            "smoke",
+            "--approval",
+            "--timeout",
+            "1h",
+            "-o",
+            "json",
+        ],
+    )
+    .await
+    .ok()
+    .json();
+    assert_eq!(updated["version"], 2, "{updated}");
+    let w = get_json(&server, "workflow", "smoke").await;
+    for x in [&updated, &w] {
+        assert_eq!(x["approval"]["timeout"], "3600s", "{x}");
+        assert!(x["http"].is_null(), "{x}");
+        assert_eq!(x["description"], "smoke tests", "{x}");
+    }
+
+    // The same kind, other settings: replaced as a whole.
+    cli(
+        &server,
+        &[
+            "workflow",
+            "update",
+            "soak",
+            "--wait",
+            "2m",
+            "--expected-version",
+            "2",
+        ],
+    )
+    .await
+    .ok();
+    let w = get_json(&server, "workflow", "soak").await;
+    assert_eq!(w["version"], 3, "{w}");
+    assert_eq!(w["wait"]["duration"], "120s", "{w}");
+    assert_eq!(w["description"], "longer soak", "{w}");
+
+    // --timeout needs a kind flag: it is not dropped silently.
+    let r = cli(&server, &["workflow", "update", "soak", "--timeout", "1m"])
+        .await
+        .failed();
+    assert!(r.stderr.contains("--wait"), "{}", r.all());
+    assert_eq!(get_json(&server, "workflow", "soak").await, w);
+
+    update_refusals(&server, "workflow", "soak", &["--description", "stale"]).await;
 }
 
 /// Every command and command group documents an example in its `--help`.

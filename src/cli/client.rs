@@ -163,6 +163,24 @@ fn code_words(code: tonic::Code) -> &'static str {
     }
 }
 
+/// The error of an `update` command's write. On `ABORTED` (the resource is
+/// no longer at the version the update was based on, and nothing changed)
+/// it adds what to do: run the command again. `expected_version` is the
+/// `--expected-version` given, if any; `get` the command that shows the
+/// resource.
+pub fn update_failed(status: tonic::Status, expected_version: Option<i64>, get: &str) -> CliError {
+    if status.code() != tonic::Code::Aborted {
+        return CliError::Status(status);
+    }
+    let hint = match expected_version {
+        Some(v) => format!(
+            "--expected-version {v} is not its current version: look at it again (`{get}`), then run the command again with its current version."
+        ),
+        None => "It changed after this command read it: run the command again.".to_string(),
+    };
+    CliError::Message(format!("{}\n  {hint}", CliError::Status(status)))
+}
+
 /// The result of a client command: its exit code, or an error.
 pub type CmdResult = Result<ExitCode, CliError>;
 
@@ -190,6 +208,16 @@ pub fn key_value(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
         _ => Err(format!("expected KEY=VALUE, got {s:?}")),
+    }
+}
+
+/// Parses `--expected-version`: a version as `get` shows it (1 or more).
+pub fn version(s: &str) -> Result<i64, String> {
+    match s.parse::<i64>() {
+        Ok(v) if v >= 1 => Ok(v),
+        _ => Err(format!(
+            "expected a version as `get` shows it (1 or more), got {s:?}"
+        )),
     }
 }
 

@@ -53,19 +53,19 @@ pub enum Command {
     ///
     /// Example: promoflow migrate --database-url postgres://promoflow@db/promoflow
     Migrate(ServerConfig),
-    /// Environments: create, get, list, delete.
+    /// Environments: create, get, list, update, delete.
     #[command(
         subcommand,
         after_help = "Example:\n  promoflow env create prod-eu --kind production --description 'EU production'"
     )]
     Env(env::EnvCommand),
-    /// Products and their applications: create, get, list, report, delete.
+    /// Products and their applications: create, get, list, update, report, delete.
     #[command(
         subcommand,
         after_help = "Example:\n  promoflow product create demo --app dev=demo-dev@1.0.0 --app qa=demo-qa --app prod=demo-prod"
     )]
     Product(product::ProductCommand),
-    /// Workflows (HTTP call, wait, approval, command): create, get, list, delete.
+    /// Workflows (HTTP call, wait, approval, command): create, get, list, update, delete.
     #[command(
         subcommand,
         after_help = "Example:\n  promoflow workflow create soak --wait 30s"

@@ -92,6 +92,11 @@ pub fn to_value<M: Named>(msg: &M) -> Result<Value, CliError> {
         .map_err(|e| CliError::Message(e.to_string()))
 }
 
+/// `s`, or "none" when it is empty (for lists in messages).
+pub fn or_none(s: &str) -> &str {
+    if s.is_empty() { "none" } else { s }
+}
+
 /// Prints a JSON value as JSON or YAML (for `Output::Table`, does nothing).
 pub fn print_value(output: Output, value: &Value) -> Result<(), CliError> {
     match output {

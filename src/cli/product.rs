@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Subcommand, ValueEnum};
 
-use super::client::{CmdResult, Ctx, all_pages};
+use super::client::{CmdResult, Ctx, all_pages, fail, update_failed, version};
 use super::output::{
     self, Output, fields, outln, print_done, print_list, print_one, print_value, table, to_value,
 };
@@ -64,6 +64,38 @@ pub enum ProductCommand {
         #[arg(long, default_value = "")]
         request_id: String,
     },
+    /// Change a product: only the fields given change, the others keep their
+    /// values. Recorded application versions change only through `report`
+    /// and releases.
+    #[command(
+        after_help = "Examples:\n  promoflow product update demo --app prod-eu=demo-prod-eu --remove-app qa --concurrency terminate\n  promoflow product update demo --flow hotfix --flow sequential --expected-version 4"
+    )]
+    Update {
+        name: String,
+        /// The new description (`''` clears it).
+        #[arg(long)]
+        description: Option<String>,
+        /// An application, ENV=NAME or ENV=NAME@VERSION (repeatable): added, or
+        /// renaming the application of ENV, which keeps its recorded version.
+        #[arg(long = "app", value_parser = application)]
+        apps: Vec<pb::Application>,
+        /// Remove the application of environment ENV (repeatable).
+        #[arg(long = "remove-app", value_name = "ENV")]
+        remove_apps: Vec<String>,
+        #[arg(long, value_enum)]
+        concurrency: Option<Concurrency>,
+        /// Replace the flows ReportDeployment may trigger with these, in order
+        /// (repeatable); a flow already listed keeps its selectors.
+        #[arg(long = "flow")]
+        flows: Vec<String>,
+        /// Remove every flow: ReportDeployment triggers nothing.
+        #[arg(long, conflicts_with = "flows")]
+        clear_flows: bool,
+        /// Change it only if its version is still N (as read by `product get`);
+        /// by default, the version this command reads.
+        #[arg(long, value_name = "N", value_parser = version)]
+        expected_version: Option<i64>,
+    },
     /// Delete a product.
     #[command(after_help = "Example:\n  promoflow product delete demo")]
     Delete { name: String },
@@ -99,17 +131,13 @@ pub async fn run(ctx: &Ctx, cmd: ProductCommand) -> CmdResult {
             concurrency,
             flows,
         } => {
-            let concurrency = match concurrency {
-                Concurrency::Queue => pb::Concurrency::Queue,
-                Concurrency::Terminate => pb::Concurrency::Terminate,
-            };
             let product = client
                 .create_product(pb::CreateProductRequest {
                     product: Some(pb::Product {
                         name,
                         description,
                         applications: apps,
-                        concurrency: concurrency as i32,
+                        concurrency: pb_concurrency(concurrency) as i32,
                         promotion_flows: flows
                             .into_iter()
                             .map(|flow| pb::ProductPromotionFlow {
@@ -163,11 +191,7 @@ pub async fn run(ctx: &Ctx, cmd: ProductCommand) -> CmdResult {
                 |p| {
                     vec![
                         p.name.clone(),
-                        p.applications
-                            .iter()
-                            .map(|a| a.environment.as_str())
-                            .collect::<Vec<_>>()
-                            .join(","),
+                        app_environments(p),
                         flow_names(p),
                         p.description.clone(),
                     ]
@@ -228,6 +252,67 @@ pub async fn run(ctx: &Ctx, cmd: ProductCommand) -> CmdResult {
                 }
             }
         }
+        ProductCommand::Update {
+            name,
+            description,
+            apps,
+            remove_apps,
+            concurrency,
+            flows,
+            clear_flows,
+            expected_version,
+        } => {
+            if description.is_none()
+                && apps.is_empty()
+                && remove_apps.is_empty()
+                && concurrency.is_none()
+                && flows.is_empty()
+                && !clear_flows
+            {
+                return fail(
+                    "nothing to update: give at least one of --description, --app, --remove-app, --concurrency, --flow, --clear-flows",
+                );
+            }
+            check_app_flags(&apps, &remove_apps)?;
+            let mut product = client
+                .get_product(pb::GetProductRequest { name: name.clone() })
+                .await?
+                .into_inner()
+                .product
+                .unwrap_or_default();
+            let read_version = product.version;
+            if let Some(description) = description {
+                product.description = description;
+            }
+            if let Some(concurrency) = concurrency {
+                product.concurrency = pb_concurrency(concurrency) as i32;
+            }
+            edit_applications(&mut product, apps, remove_apps)?;
+            if clear_flows {
+                product.promotion_flows.clear();
+            } else if !flows.is_empty() {
+                product.promotion_flows = replace_flows(&product.promotion_flows, flows);
+            }
+            let product = client
+                .update_product(pb::UpdateProductRequest {
+                    product: Some(product),
+                    expected_version: expected_version.unwrap_or(read_version),
+                })
+                .await
+                .map_err(|s| {
+                    update_failed(
+                        s,
+                        expected_version,
+                        &format!("promoflow product get {name}"),
+                    )
+                })?
+                .into_inner()
+                .product
+                .unwrap_or_default();
+            print_one(ctx.output, &product, |p| {
+                format!("product {} updated (version {})", p.name, p.version)
+            })?;
+        }
         ProductCommand::Delete { name } => {
             client
                 .delete_product(pb::DeleteProductRequest {
@@ -239,6 +324,122 @@ pub async fn run(ctx: &Ctx, cmd: ProductCommand) -> CmdResult {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn pb_concurrency(c: Concurrency) -> pb::Concurrency {
+    match c {
+        Concurrency::Queue => pb::Concurrency::Queue,
+        Concurrency::Terminate => pb::Concurrency::Terminate,
+    }
+}
+
+/// Refuses `--app` and `--remove-app` flags that contradict each other:
+/// checked before anything is read or sent.
+fn check_app_flags(
+    apps: &[pb::Application],
+    remove: &[String],
+) -> Result<(), super::client::CliError> {
+    for (i, app) in apps.iter().enumerate() {
+        let env = &app.environment;
+        if apps[..i].iter().any(|a| a.environment == *env) {
+            return fail(format!("--app {env}=… is given twice"));
+        }
+        if remove.contains(env) {
+            return fail(format!(
+                "--remove-app {env} and --app {env}=… contradict each other"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Applies `--remove-app` and `--app` to the product's applications.
+///
+/// `--app ENV=…` for an environment that has an application replaces that
+/// application's name and keeps everything recorded for it: its version,
+/// commit and time. The server keeps the recorded version of an existing
+/// application whatever the request says (only `report` and releases change
+/// it), so a different `@VERSION` could not take effect: it is refused
+/// rather than silently ignored, and the same version is accepted. An
+/// application for a new environment is added at the end, with the
+/// `@VERSION` given as its initial version. Removing an environment that has
+/// no application is refused too: it is more likely a typo than a wish to
+/// change nothing.
+fn edit_applications(
+    product: &mut pb::Product,
+    apps: Vec<pb::Application>,
+    remove: Vec<String>,
+) -> Result<(), super::client::CliError> {
+    let name = product.name.clone();
+    for env in &remove {
+        let before = product.applications.len();
+        product.applications.retain(|a| a.environment != *env);
+        if product.applications.len() == before {
+            return fail(format!(
+                "product {name} has no application in environment {env:?} (it has: {})",
+                output::or_none(&app_environments(product))
+            ));
+        }
+    }
+    for app in apps {
+        match product
+            .applications
+            .iter_mut()
+            .find(|a| a.environment == app.environment)
+        {
+            Some(current) => {
+                if !app.version.is_empty() && app.version != current.version {
+                    let env = &app.environment;
+                    let recorded = if current.version.is_empty() {
+                        "no recorded version".to_string()
+                    } else {
+                        format!("version {}", current.version)
+                    };
+                    return fail(format!(
+                        "--app {env}=…@{}: the application of {name} in {env} has {recorded}, and update does not change recorded versions; record a deployment with `promoflow product report {name} --env {env} --version {}`",
+                        app.version, app.version
+                    ));
+                }
+                current.name = app.name;
+            }
+            None => product.applications.push(app),
+        }
+    }
+    Ok(())
+}
+
+/// The promotion flows named by `--flow`, in that order. An entry for a flow
+/// that is already listed keeps its selectors (which only the API sets): the
+/// n-th `--flow X` takes the n-th existing entry of X; others have none.
+fn replace_flows(
+    current: &[pb::ProductPromotionFlow],
+    flows: Vec<String>,
+) -> Vec<pb::ProductPromotionFlow> {
+    let mut unused: Vec<Option<&pb::ProductPromotionFlow>> = current.iter().map(Some).collect();
+    flows
+        .into_iter()
+        .map(|flow| {
+            let kept = unused
+                .iter_mut()
+                .find(|e| e.is_some_and(|e| e.flow == flow))
+                .and_then(Option::take);
+            match kept {
+                Some(entry) => entry.clone(),
+                None => pb::ProductPromotionFlow {
+                    flow,
+                    selectors: Vec::new(),
+                },
+            }
+        })
+        .collect()
+}
+
+fn app_environments(p: &pb::Product) -> String {
+    p.applications
+        .iter()
+        .map(|a| a.environment.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn flow_names(p: &pb::Product) -> String {

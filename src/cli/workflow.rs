@@ -3,9 +3,9 @@
 
 use std::process::ExitCode;
 
-use clap::{ArgGroup, Subcommand};
+use clap::{ArgGroup, Args, Subcommand};
 
-use super::client::{CmdResult, Ctx, all_pages, duration, fail, key_value};
+use super::client::{CmdResult, Ctx, all_pages, duration, fail, key_value, update_failed, version};
 use super::output::{self, fields, print_done, print_list, print_one};
 use crate::proto::v1 as pb;
 use crate::proto::v1::workflow::Kind;
@@ -22,33 +22,8 @@ pub enum WorkflowCommand {
         name: String,
         #[arg(long, default_value = "")]
         description: String,
-        /// A soak time (e.g. `30s`, `5m`).
-        #[arg(long, value_parser = duration)]
-        wait: Option<prost_types::Duration>,
-        /// POST the release context to this URL; 2xx succeeds.
-        #[arg(long)]
-        http: Option<String>,
-        /// An HTTP header, KEY=VALUE (repeatable, with --http).
-        #[arg(long = "header", value_parser = key_value, requires = "http")]
-        headers: Vec<(String, String)>,
-        /// Attempts of the HTTP call (with --http).
-        #[arg(long, requires = "http")]
-        max_attempts: Option<i32>,
-        /// Suspend the environment until someone approves or rejects it.
-        #[arg(long)]
-        approval: bool,
-        /// Run the argv given after `--` on the server (needs a server started to allow it).
-        #[arg(long, requires = "argv")]
-        command: bool,
-        /// An environment variable of the command, KEY=VALUE (repeatable, with --command).
-        #[arg(long = "env", value_parser = key_value, requires = "command")]
-        envs: Vec<(String, String)>,
-        /// Timeout of an HTTP call, an approval or a command (e.g. `1h`).
-        #[arg(long, value_parser = duration, conflicts_with = "wait")]
-        timeout: Option<prost_types::Duration>,
-        /// The command's argv (after `--`).
-        #[arg(last = true)]
-        argv: Vec<String>,
+        #[command(flatten)]
+        kind: KindArgs,
     },
     /// Show one workflow.
     #[command(after_help = "Example:\n  promoflow workflow get soak -o json")]
@@ -56,17 +31,67 @@ pub enum WorkflowCommand {
     /// List workflows.
     #[command(after_help = "Example:\n  promoflow workflow list")]
     List,
+    /// Change a workflow: its description, or its kind, replaced entirely
+    /// when a kind flag (--wait, --http, --approval, --command) is given.
+    #[command(
+        group(ArgGroup::new("kind").args(["wait", "http", "approval", "command"])),
+        after_help = "Examples:\n  promoflow workflow update soak --wait 2m\n  promoflow workflow update smoke --description 'smoke tests' --http https://ci.example.com/smoke --max-attempts 5 --expected-version 2"
+    )]
+    Update {
+        name: String,
+        /// The new description (`''` clears it).
+        #[arg(long)]
+        description: Option<String>,
+        #[command(flatten)]
+        kind: KindArgs,
+        /// Change it only if its version is still N (as read by `workflow get`);
+        /// by default, the version this command reads.
+        #[arg(long, value_name = "N", value_parser = version)]
+        expected_version: Option<i64>,
+    },
     /// Delete a workflow (refused while a flow uses it).
     #[command(after_help = "Example:\n  promoflow workflow delete soak")]
     Delete { name: String },
 }
 
-pub async fn run(ctx: &Ctx, cmd: WorkflowCommand) -> CmdResult {
-    let mut client = ctx.workflows();
-    match cmd {
-        WorkflowCommand::Create {
-            name,
-            description,
+/// The flags that say what a workflow does, shared by `create` and
+/// `update` (each command puts --wait, --http, --approval and --command in a
+/// group "kind": at most one of them).
+#[derive(Debug, Args)]
+pub struct KindArgs {
+    /// A soak time (e.g. `30s`, `5m`).
+    #[arg(long, value_parser = duration)]
+    wait: Option<prost_types::Duration>,
+    /// POST the release context to this URL; 2xx succeeds.
+    #[arg(long)]
+    http: Option<String>,
+    /// An HTTP header, KEY=VALUE (repeatable, with --http).
+    #[arg(long = "header", value_parser = key_value, requires = "http")]
+    headers: Vec<(String, String)>,
+    /// Attempts of the HTTP call (with --http).
+    #[arg(long, requires = "http")]
+    max_attempts: Option<i32>,
+    /// Suspend the environment until someone approves or rejects it.
+    #[arg(long)]
+    approval: bool,
+    /// Run the argv given after `--` on the server (needs a server started to allow it).
+    #[arg(long, requires = "argv")]
+    command: bool,
+    /// An environment variable of the command, KEY=VALUE (repeatable, with --command).
+    #[arg(long = "env", value_parser = key_value, requires = "command")]
+    envs: Vec<(String, String)>,
+    /// Timeout of an HTTP call, an approval or a command (e.g. `1h`).
+    #[arg(long, value_parser = duration, conflicts_with = "wait", requires = "kind")]
+    timeout: Option<prost_types::Duration>,
+    /// The command's argv (after `--`).
+    #[arg(last = true)]
+    argv: Vec<String>,
+}
+
+impl KindArgs {
+    /// The kind the flags describe; `None` when no kind flag is given.
+    fn build(self) -> Option<Kind> {
+        let KindArgs {
             wait,
             http,
             headers,
@@ -76,27 +101,41 @@ pub async fn run(ctx: &Ctx, cmd: WorkflowCommand) -> CmdResult {
             envs,
             timeout,
             argv,
+        } = self;
+        Some(if let Some(duration) = wait {
+            Kind::Wait(pb::WaitWorkflow {
+                duration: Some(duration),
+            })
+        } else if let Some(url) = http {
+            Kind::Http(pb::HttpWorkflow {
+                url,
+                headers: headers.into_iter().collect(),
+                timeout,
+                max_attempts: max_attempts.unwrap_or(0),
+            })
+        } else if approval {
+            Kind::Approval(pb::ApprovalWorkflow { timeout })
+        } else if command {
+            Kind::Command(pb::CommandWorkflow {
+                argv,
+                env: envs.into_iter().collect(),
+                timeout,
+            })
+        } else {
+            return None;
+        })
+    }
+}
+
+pub async fn run(ctx: &Ctx, cmd: WorkflowCommand) -> CmdResult {
+    let mut client = ctx.workflows();
+    match cmd {
+        WorkflowCommand::Create {
+            name,
+            description,
+            kind,
         } => {
-            let kind = if let Some(duration) = wait {
-                Kind::Wait(pb::WaitWorkflow {
-                    duration: Some(duration),
-                })
-            } else if let Some(url) = http {
-                Kind::Http(pb::HttpWorkflow {
-                    url,
-                    headers: headers.into_iter().collect(),
-                    timeout,
-                    max_attempts: max_attempts.unwrap_or(0),
-                })
-            } else if approval {
-                Kind::Approval(pb::ApprovalWorkflow { timeout })
-            } else if command {
-                Kind::Command(pb::CommandWorkflow {
-                    argv,
-                    env: envs.into_iter().collect(),
-                    timeout,
-                })
-            } else {
+            let Some(kind) = kind.build() else {
                 return fail("give one of --wait, --http, --approval, --command");
             };
             let workflow = client
@@ -162,6 +201,56 @@ pub async fn run(ctx: &Ctx, cmd: WorkflowCommand) -> CmdResult {
                     ]
                 },
             )?;
+        }
+        WorkflowCommand::Update {
+            name,
+            description,
+            kind,
+            expected_version,
+        } => {
+            let kind = kind.build();
+            if description.is_none() && kind.is_none() {
+                return fail(
+                    "nothing to update: give at least one of --description, --wait, --http, --approval, --command",
+                );
+            }
+            let mut workflow = client
+                .get_workflow(pb::GetWorkflowRequest { name: name.clone() })
+                .await?
+                .into_inner()
+                .workflow
+                .unwrap_or_default();
+            let read_version = workflow.version;
+            if let Some(description) = description {
+                workflow.description = description;
+            }
+            if let Some(kind) = kind {
+                workflow.kind = Some(kind);
+            }
+            let workflow = client
+                .update_workflow(pb::UpdateWorkflowRequest {
+                    workflow: Some(workflow),
+                    expected_version: expected_version.unwrap_or(read_version),
+                })
+                .await
+                .map_err(|s| {
+                    update_failed(
+                        s,
+                        expected_version,
+                        &format!("promoflow workflow get {name}"),
+                    )
+                })?
+                .into_inner()
+                .workflow
+                .unwrap_or_default();
+            print_one(ctx.output, &workflow, |w| {
+                format!(
+                    "workflow {} updated (version {}: {})",
+                    w.name,
+                    w.version,
+                    summary(w)
+                )
+            })?;
         }
         WorkflowCommand::Delete { name } => {
             client
