@@ -1257,6 +1257,22 @@ async fn configured_step_limit() {
     let plan = waves(&r.plan);
     assert_eq!(plan.len(), 1201);
     assert_eq!(plan[1200], ["e1199"]);
+    // Among 1,300 names, exactly the 50 that are not in the catalog are named.
+    let r = validate(&mut flows, chain("partly-missing", 1300)).await;
+    let mut missing: Vec<&str> = r
+        .violations
+        .iter()
+        .filter_map(|v| {
+            v.description
+                .strip_prefix("environment ")?
+                .strip_suffix(" does not exist")
+        })
+        .collect();
+    missing.sort_unstable();
+    missing.dedup();
+    let mut want: Vec<String> = (1250..1300).map(|i| format!("e{i}")).collect();
+    want.sort_unstable();
+    assert_eq!(missing, want, "{:?}", r.violations);
     // The configured limit is the one reported.
     let r = validate(&mut flows, chain("bigger", 1501)).await;
     assert_eq!(
