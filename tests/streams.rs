@@ -818,3 +818,76 @@ async fn events_are_numbered_in_order_and_announced() {
     }
     assert!(announced.len() >= 2, "one per write: {announced:?}");
 }
+
+/// Every environment status change is followed, in the same transaction, by
+/// a ReleaseChange whose counters match the environments (as the API
+/// promises): a watcher's counters are never stale.
+#[tokio::test]
+async fn counters_follow_every_environment_status_change() {
+    let server = TestServer::start().await;
+    create_wait(&server, "soak", 50).await;
+    seed_parallel(&server, Some("soak")).await;
+    let r = trigger(&server, "demo-trioapp").await;
+    wait_final(&server, &r.id).await;
+    let log = full_log(&server, &r.id).await;
+    // The creation snapshot (event 1) gives the starting statuses.
+    let mut first = drain(watch(&server, &r.id, 0).await).await;
+    let snap = match first.remove(0).change {
+        Some(Change::Snapshot(s)) => s,
+        other => panic!("no snapshot: {other:?}"),
+    };
+    let mut statuses: HashMap<String, pb::EnvironmentStatus> = snap
+        .environments
+        .iter()
+        .map(|e| (e.environment.clone(), pb::EnvironmentStatus::Pending))
+        .collect();
+    let count = |statuses: &HashMap<String, pb::EnvironmentStatus>, s: pb::EnvironmentStatus| {
+        statuses.values().filter(|x| **x == s).count() as i32
+    };
+    // Set by an environment status change, cleared by the ReleaseChange
+    // that must come before any event of a later transaction (events of one
+    // transaction come steps first, then environments, then the release).
+    let mut owed: Option<i64> = None;
+    let mut announced = 0;
+    for e in &log {
+        match &e.change {
+            Some(Change::Environment(_)) => {
+                let (name, status) = env_change(e).expect("environment");
+                if statuses.insert(name.to_string(), status) != Some(status) {
+                    owed.get_or_insert(e.seq);
+                }
+            }
+            Some(Change::Release(c)) => {
+                let n = c.counters.expect("counters set");
+                let want = (
+                    count(&statuses, pb::EnvironmentStatus::Succeeded),
+                    count(&statuses, pb::EnvironmentStatus::Running),
+                    count(&statuses, pb::EnvironmentStatus::Pending),
+                );
+                assert_eq!(
+                    (n.succeeded, n.running, n.pending),
+                    want,
+                    "counters of event {}: {}",
+                    e.seq,
+                    describe(&log)
+                );
+                owed = None;
+                announced += 1;
+            }
+            _ => assert!(
+                owed.is_none(),
+                "environment change {owed:?} not followed by counters before event {}: {}",
+                e.seq,
+                describe(&log)
+            ),
+        }
+    }
+    assert!(owed.is_none(), "last change without counters: {owed:?}");
+    // Pending → running → succeeded for dev, qa and the three productions
+    // come in at least four transactions, each announcing new counters.
+    assert!(
+        announced >= 4,
+        "{announced} ReleaseChanges: {}",
+        describe(&log)
+    );
+}

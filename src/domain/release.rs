@@ -236,6 +236,16 @@ impl Release {
         }
     }
 
+    /// Adds a release-level change to `changes` when the counters are no
+    /// longer `before` (read before the transition): the API promises that an
+    /// environment status change is followed by a `ReleaseChange` with the new
+    /// counters, and only a change of the release's own status produced one.
+    pub fn announce_counters(&self, before: Counters, changes: &mut Vec<Change>) {
+        if self.counters() != before && !changes.contains(&Change::Release) {
+            changes.push(Change::Release);
+        }
+    }
+
     pub fn counters(&self) -> Counters {
         let mut c = Counters {
             total: self.envs.len() as i32,

@@ -415,9 +415,11 @@ impl Engine {
         for _ in 0..MAX_CONFLICT_RETRIES {
             let mut r = self.inner.store.get_release(id).await?;
             let seq = r.last_seq;
-            let Some(changes) = change(&mut r)? else {
+            let before = r.counters();
+            let Some(mut changes) = change(&mut r)? else {
                 return Ok(r);
             };
+            r.announce_counters(before, &mut changes);
             let store = &self.inner.store;
             let persisted = match how {
                 Persist::Plain => store.persist(&mut r, &changes, seq, &[], None).await,
@@ -576,6 +578,7 @@ impl Engine {
             // One transition: outcomes that arrived, then everything that
             // follows from them, in one transaction.
             let seq = r.last_seq;
+            let before = r.counters();
             let t = now();
             let mut changes = Vec::new();
             let mut effects = Vec::new();
@@ -608,6 +611,7 @@ impl Engine {
             } else {
                 changes.extend(r.advance(t).0);
             }
+            r.announce_counters(before, &mut changes);
             changes.sort();
             changes.dedup();
             match store
