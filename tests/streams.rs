@@ -819,27 +819,17 @@ async fn events_are_numbered_in_order_and_announced() {
     assert!(announced.len() >= 2, "one per write: {announced:?}");
 }
 
-/// Every environment status change is followed, in the same transaction, by
-/// a ReleaseChange whose counters match the environments (as the API
-/// promises): a watcher's counters are never stale.
-#[tokio::test]
-async fn counters_follow_every_environment_status_change() {
-    let server = TestServer::start().await;
-    create_wait(&server, "soak", 50).await;
-    seed_parallel(&server, Some("soak")).await;
-    let r = trigger(&server, "demo-trioapp").await;
-    wait_final(&server, &r.id).await;
-    let log = full_log(&server, &r.id).await;
-    // The creation snapshot (event 1) gives the starting statuses.
-    let mut first = drain(watch(&server, &r.id, 0).await).await;
-    let snap = match first.remove(0).change {
-        Some(Change::Snapshot(s)) => s,
-        other => panic!("no snapshot: {other:?}"),
-    };
-    let mut statuses: HashMap<String, pb::EnvironmentStatus> = snap
-        .environments
+/// Checks the release-level events of a whole event log (after seq 1) of a
+/// release of `envs`: every environment status change is followed, in the
+/// same transaction, by a ReleaseChange whose counters match the
+/// environments (as the API promises), and no ReleaseChange shows the
+/// release SUSPENDED while one of its environments runs. Returns how many
+/// ReleaseChanges there were.
+#[track_caller]
+fn check_release_changes(envs: &[&str], log: &[pb::ReleaseEvent]) -> usize {
+    let mut statuses: HashMap<String, pb::EnvironmentStatus> = envs
         .iter()
-        .map(|e| (e.environment.clone(), pb::EnvironmentStatus::Pending))
+        .map(|e| (e.to_string(), pb::EnvironmentStatus::Pending))
         .collect();
     let count = |statuses: &HashMap<String, pb::EnvironmentStatus>, s: pb::EnvironmentStatus| {
         statuses.values().filter(|x| **x == s).count() as i32
@@ -849,7 +839,7 @@ async fn counters_follow_every_environment_status_change() {
     // transaction come steps first, then environments, then the release).
     let mut owed: Option<i64> = None;
     let mut announced = 0;
-    for e in &log {
+    for e in log {
         match &e.change {
             Some(Change::Environment(_)) => {
                 let (name, status) = env_change(e).expect("environment");
@@ -862,15 +852,25 @@ async fn counters_follow_every_environment_status_change() {
                 let want = (
                     count(&statuses, pb::EnvironmentStatus::Succeeded),
                     count(&statuses, pb::EnvironmentStatus::Running),
+                    count(&statuses, pb::EnvironmentStatus::Suspended),
                     count(&statuses, pb::EnvironmentStatus::Pending),
                 );
                 assert_eq!(
-                    (n.succeeded, n.running, n.pending),
+                    (n.succeeded, n.running, n.suspended, n.pending),
                     want,
                     "counters of event {}: {}",
                     e.seq,
-                    describe(&log)
+                    describe(log)
                 );
+                if c.status == pb::ReleaseStatus::Suspended as i32 {
+                    assert_eq!(
+                        want.1,
+                        0,
+                        "event {} shows a suspended release with a running environment: {}",
+                        e.seq,
+                        describe(log)
+                    );
+                }
                 owed = None;
                 announced += 1;
             }
@@ -878,11 +878,25 @@ async fn counters_follow_every_environment_status_change() {
                 owed.is_none(),
                 "environment change {owed:?} not followed by counters before event {}: {}",
                 e.seq,
-                describe(&log)
+                describe(log)
             ),
         }
     }
     assert!(owed.is_none(), "last change without counters: {owed:?}");
+    announced
+}
+
+const PARALLEL_ENVS: [&str; 5] = ["dev", "qa", "prod", "prod-eu", "prod-asia"];
+
+#[tokio::test]
+async fn counters_follow_every_environment_status_change() {
+    let server = TestServer::start().await;
+    create_wait(&server, "soak", 50).await;
+    seed_parallel(&server, Some("soak")).await;
+    let r = trigger(&server, "demo-trioapp").await;
+    wait_final(&server, &r.id).await;
+    let log = full_log(&server, &r.id).await;
+    let announced = check_release_changes(&PARALLEL_ENVS, &log);
     // Pending → running → succeeded for dev, qa and the three productions
     // come in at least four transactions, each announcing new counters.
     assert!(
@@ -890,4 +904,20 @@ async fn counters_follow_every_environment_status_change() {
         "{announced} ReleaseChanges: {}",
         describe(&log)
     );
+}
+
+/// The same through approvals: an approval runs its environment again, and
+/// the release stops being SUSPENDED in that same transaction.
+#[tokio::test]
+async fn counters_and_status_follow_approvals() {
+    let server = TestServer::start().await;
+    create_approval(&server, "gate").await;
+    seed_parallel(&server, Some("gate")).await;
+    let r = trigger(&server, "demo-trioapp").await;
+    wait_suspended(&server, &r.id).await;
+    approve_prods(&server, &r.id).await;
+    let done = wait_final(&server, &r.id).await;
+    assert_eq!(done.status, pb::ReleaseStatus::Succeeded as i32);
+    let log = full_log(&server, &r.id).await;
+    check_release_changes(&PARALLEL_ENVS, &log);
 }

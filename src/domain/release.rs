@@ -788,13 +788,21 @@ impl Release {
             };
         }
         self.envs[env].status = EnvironmentStatus::Running;
-        Some(vec![
+        let mut changes = vec![
             Change::Step(StepRef {
                 env: Some(env),
                 idx: i,
             }),
             Change::Env(env),
-        ])
+        ];
+        // An environment runs again, so the release is no longer waiting
+        // (its worker would say so at its next transition; its events must
+        // not show a suspended release with a running environment meanwhile).
+        if self.status == ReleaseStatus::Suspended {
+            self.status = ReleaseStatus::Running;
+            changes.push(Change::Release);
+        }
+        Some(changes)
     }
 
     /// Asks for termination: the release becomes `TERMINATING` (or, when it
