@@ -513,8 +513,6 @@ impl Store {
             .await?)
     }
 
-    /// Which of `names` exist, in one query per [`BATCH`] names (a flow
-    /// may name more environments than one statement can bind).
     /// Which of the workflows `names` exist.
     pub async fn existing_workflows(&self, names: &[String]) -> Result<Vec<String>> {
         existing_names(self.db(), workflow::Entity.table_name(), names).await

@@ -370,6 +370,20 @@ async fn persist_in(
     Ok(())
 }
 
+/// [`persist_in`] as the whole of `txn`, then its commit.
+async fn persist_and_commit(
+    txn: DatabaseTransaction,
+    r: &mut Release,
+    changes: &[Change],
+    expected_seq: i64,
+    effects: &[SideEffect],
+    fence: Option<&Fence>,
+) -> Result<Vec<StoredEvent>> {
+    let mut outbox = Outbox::default();
+    persist_in(&txn, &mut outbox, r, changes, expected_seq, effects, fence).await?;
+    outbox.commit(txn).await
+}
+
 /// The events of one write transaction. They are numbered with global
 /// positions and inserted only by [`Outbox::commit`], just before the commit:
 /// numbering locks the event clock row until commit (so positions become
@@ -742,9 +756,7 @@ impl Store {
         let mut r = load_release(&txn, &next).await?;
         let seq = r.last_seq;
         let ch = r.start(now());
-        let mut outbox = Outbox::default();
-        persist_in(&txn, &mut outbox, &mut r, &ch, seq, &[], None).await?;
-        let events = outbox.commit(txn).await?;
+        let events = persist_and_commit(txn, &mut r, &ch, seq, &[], None).await?;
         Ok(Some((r, events)))
     }
 
@@ -762,10 +774,7 @@ impl Store {
             return Ok(Vec::new());
         }
         let txn = self.writer().begin().await?;
-        let mut outbox = Outbox::default();
-        persist_in(&txn, &mut outbox, r, changes, expected_seq, effects, fence).await?;
-        let events = outbox.commit(txn).await?;
-        Ok(events)
+        persist_and_commit(txn, r, changes, expected_seq, effects, fence).await
     }
 
     /// Like [`Store::persist`], for a release that must be the only active
@@ -800,10 +809,7 @@ impl Store {
                 r.product, r.id
             )));
         }
-        let mut outbox = Outbox::default();
-        persist_in(&txn, &mut outbox, r, changes, expected_seq, &[], None).await?;
-        let events = outbox.commit(txn).await?;
-        Ok(events)
+        persist_and_commit(txn, r, changes, expected_seq, &[], None).await
     }
 
     pub async fn get_release(&self, id: &str) -> Result<Release> {
