@@ -21,6 +21,7 @@ use super::leases::Fence;
 use super::{Store, from_json, insert_batched, now, overwrite_batched, to_json};
 use crate::domain::catalog::Concurrency;
 use crate::domain::flow::{Action, FlowSpec};
+use crate::domain::release::admission;
 use crate::domain::release::{Change, EnvRun, EventBody, Release, StepRef, StepRun};
 use crate::domain::status::{EnvironmentStatus, ReleaseStatus};
 use crate::error::{Error, Result};
@@ -28,9 +29,6 @@ use crate::error::{Error, Result};
 /// The PostgreSQL channel on which commits of events are announced, with
 /// the payload `"<release id> <last seq> <last position>"`.
 pub const NOTIFY_CHANNEL: &str = "promoflow_events";
-
-/// Most releases of one product that may wait in the queue.
-pub const MAX_QUEUED: usize = 50;
 
 /// An event as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -51,6 +49,15 @@ pub enum SideEffect {
     RecordVersion { environment: String },
 }
 
+/// A deployment report recorded in the transaction that creates the
+/// release it triggers: both happen, or neither.
+#[derive(Debug, Clone, Copy)]
+pub struct Deployment<'a> {
+    pub environment: &'a str,
+    pub version: &'a str,
+    pub commit: Option<&'a crate::domain::catalog::Commit>,
+}
+
 /// What creating a release did.
 #[derive(Debug)]
 pub enum Created {
@@ -61,6 +68,8 @@ pub enum Created {
         events: Vec<StoredEvent>,
         /// Releases asked to terminate (their workers must notice).
         terminating: Vec<String>,
+        /// The application as recorded, when a deployment was given.
+        application: Option<Box<crate::domain::catalog::Application>>,
     },
     /// The idempotency key was seen before with the same request.
     Existing(String),
@@ -286,8 +295,7 @@ async fn persist_in(
     }
     // One event per changed thing, causes before effects (see `Change`).
     let mut sorted = changes.to_vec();
-    sorted.sort_unstable();
-    sorted.dedup();
+    crate::domain::release::normalize(&mut sorted);
     let changes = &sorted[..];
     let t = now();
     let first_seq = expected_seq + 1;
@@ -505,6 +513,40 @@ async fn lock_product(txn: &DatabaseTransaction, product: &str) -> Result<()> {
     Ok(())
 }
 
+/// When the product named `name` was created; `None` when there is none.
+async fn product_created<C: ConnectionTrait>(
+    db: &C,
+    name: &str,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
+    Ok(product::Entity::find_by_id(name.to_string())
+        .select_only()
+        .column(product::Column::CreateTime)
+        .into_tuple::<chrono::DateTime<chrono::Utc>>()
+        .one(db)
+        .await?)
+}
+
+/// The product's active releases with their status, oldest first: what
+/// admission decides on.
+async fn active_releases<C: ConnectionTrait>(
+    db: &C,
+    product: &str,
+) -> Result<Vec<(String, ReleaseStatus)>> {
+    let rows: Vec<(String, String)> = release::Entity::find()
+        .select_only()
+        .column(release::Column::Id)
+        .column(release::Column::Status)
+        .filter(release::Column::Product.eq(product))
+        .filter(release::Column::Status.is_in(ACTIVE.iter().map(|s| s.as_str())))
+        .order_by_asc(release::Column::Id)
+        .into_tuple()
+        .all(db)
+        .await?;
+    rows.into_iter()
+        .map(|(id, status)| Ok((id, parse("release status", &status)?)))
+        .collect()
+}
+
 /// Ids of the product's releases in `statuses`, oldest first.
 async fn releases_in<C: ConnectionTrait>(
     db: &C,
@@ -537,6 +579,7 @@ impl Store {
         mut r: Release,
         request: Option<(&str, &str)>,
         concurrency: Concurrency,
+        deployment: Option<Deployment<'_>>,
     ) -> Result<Created> {
         let txn = self.writer().begin().await?;
         if let Some((key, hash)) = request {
@@ -561,42 +604,35 @@ impl Store {
             }
         }
         lock_product(&txn, &r.product).await?;
+        let application = match deployment {
+            Some(d) => Some(
+                super::catalog::record_version(
+                    &txn,
+                    &r.product,
+                    d.environment,
+                    d.version,
+                    super::catalog::CommitUpdate::Replace(d.commit),
+                )
+                .await?
+                .into(),
+            ),
+            None => None,
+        };
         let mut outbox = Outbox::default();
         let mut terminating = Vec::new();
         let now_t = now();
-        let others = releases_in(&txn, &r.product, &ACTIVE).await?;
-        let mut start = others.is_empty();
-        match concurrency {
-            Concurrency::Queue => {
-                let queued = releases_in(&txn, &r.product, &[ReleaseStatus::Queued]).await?;
-                if !start && queued.len() >= MAX_QUEUED {
-                    // The oldest waiting release makes room; it never started.
-                    let oldest = &queued[0];
-                    let mut old = load_release(&txn, oldest).await?;
-                    let seq = old.last_seq;
-                    let mut ch = old.request_terminate(&format!(
-                        "dropped from the queue: more than {MAX_QUEUED} releases of {} were waiting",
-                        r.product
-                    ));
-                    ch.extend(old.finish_terminate(now_t));
-                    persist_in(&txn, &mut outbox, &mut old, &ch, seq, &[], None).await?;
-                }
+        let others = active_releases(&txn, &r.product).await?;
+        let admission = admission::admit(concurrency, &r.product, &r.id, &others);
+        for (id, reason) in &admission.terminate {
+            let mut old = load_release(&txn, id).await?;
+            let seq = old.last_seq;
+            let ch = old.terminate(reason, now_t);
+            if old.status == ReleaseStatus::Terminating {
+                terminating.push(id.clone());
             }
-            Concurrency::Terminate => {
-                for id in &others {
-                    let mut old = load_release(&txn, id).await?;
-                    let seq = old.last_seq;
-                    let mut ch = old.request_terminate(&format!("superseded by release {}", r.id));
-                    if old.start_time.is_none() {
-                        ch.extend(old.finish_terminate(now_t));
-                    } else {
-                        terminating.push(id.clone());
-                    }
-                    persist_in(&txn, &mut outbox, &mut old, &ch, seq, &[], None).await?;
-                }
-                start = true;
-            }
+            persist_in(&txn, &mut outbox, &mut old, &ch, seq, &[], None).await?;
         }
+        let start = admission.start;
         // The release exists with its snapshot as event 1, then starts.
         r.last_seq = 1;
         release::Entity::insert(release_model(&r)?)
@@ -630,6 +666,7 @@ impl Store {
             release: Box::new(r),
             events,
             terminating,
+            application,
         })
     }
 
@@ -812,6 +849,17 @@ impl Store {
         persist_and_commit(txn, r, changes, expected_seq, &[], None).await
     }
 
+    /// True when the product of `r` was deleted since `r` was created (it is
+    /// gone, or a new product of the same name was created after `r`): the
+    /// release is history then, readable but not retried, and not listed
+    /// among the new product's releases.
+    pub async fn is_product_deleted(&self, r: &Release) -> Result<bool> {
+        Ok(match product_created(self.db(), &r.product).await? {
+            None => true,
+            Some(created) => created > r.create_time,
+        })
+    }
+
     pub async fn get_release(&self, id: &str) -> Result<Release> {
         load_release(self.db(), id).await
     }
@@ -878,6 +926,11 @@ impl Store {
             .limit(page.size + 1);
         if !product.is_empty() {
             q = q.filter(release::Column::Product.eq(product));
+            // Releases of an earlier, deleted product of that name are not
+            // the current product's (they stay listed without the filter).
+            if let Some(created) = product_created(self.db(), product).await? {
+                q = q.filter(release::Column::CreateTime.gte(created));
+            }
         }
         if !flow.is_empty() {
             q = q.filter(release::Column::Flow.eq(flow));

@@ -1,0 +1,272 @@
+//! Transitions caused from outside the release's own progress: a step's
+//! outcome, an approval decision, terminate and retry, and the start of a
+//! queued release.
+
+use super::model::{Change, Release, StepRef};
+use super::{Outcome, Time};
+use crate::domain::status::{EnvironmentStatus, ReleaseStatus, StepKind, StepStatus};
+
+impl Release {
+    /// Moves a queued release to `RUNNING`.
+    pub fn start(&mut self, now: Time) -> Vec<Change> {
+        if self.status != ReleaseStatus::Queued {
+            return Vec::new();
+        }
+        self.status = ReleaseStatus::Running;
+        self.start_time = Some(now);
+        self.deadline = self
+            .promotion_timeout_secs
+            .map(|s| now + chrono::Duration::seconds(s.min(i64::MAX as u64 / 2) as i64));
+        vec![Change::Release]
+    }
+
+    /// Records the outcome of a running step. A step that is no longer
+    /// running (terminated meanwhile) ignores it.
+    pub fn complete_step(&mut self, at: StepRef, outcome: Outcome, now: Time) -> Vec<Change> {
+        let Some(s) = self.step_mut(at) else {
+            return Vec::new();
+        };
+        if s.status != StepStatus::Running {
+            return Vec::new();
+        }
+        s.finish_time = Some(now);
+        match outcome {
+            Outcome::Succeeded { message, outputs } => {
+                s.status = StepStatus::Succeeded;
+                s.message = message;
+                self.context.extend(outputs);
+            }
+            Outcome::Failed { message } => {
+                s.status = StepStatus::Failed;
+                s.message = message;
+            }
+        }
+        vec![Change::Step(at)]
+    }
+
+    /// Puts a running step on hold until a person decides (approvals).
+    pub fn suspend_step(&mut self, at: StepRef, deadline: Option<Time>) -> Vec<Change> {
+        let mut changes = Vec::new();
+        if let Some(s) = self.step_mut(at)
+            && s.status == StepStatus::Running
+        {
+            s.status = StepStatus::Suspended;
+            s.deadline = deadline;
+            changes.push(Change::Step(at));
+        }
+        if let Some(e) = at.env
+            && self.envs[e].status != EnvironmentStatus::Suspended
+        {
+            self.envs[e].status = EnvironmentStatus::Suspended;
+            changes.push(Change::Env(e));
+        }
+        changes
+    }
+
+    /// Approves or rejects the approval an environment waits on, or, with
+    /// `env` `None`, a release-level hook awaiting approval. `None` when
+    /// nothing there awaits a decision.
+    pub fn decide_approval(
+        &mut self,
+        env: Option<usize>,
+        approve: bool,
+        comment: &str,
+        now: Time,
+    ) -> Option<Vec<Change>> {
+        let steps = match env {
+            Some(e) => &mut self.envs.get_mut(e)?.steps,
+            None => &mut self.hooks,
+        };
+        let idx = steps
+            .iter()
+            .position(|s| s.status == StepStatus::Suspended)?;
+        let s = &mut steps[idx];
+        s.finish_time = Some(now);
+        let (status, verb) = if approve {
+            (StepStatus::Succeeded, "approved")
+        } else {
+            (StepStatus::Failed, "rejected")
+        };
+        s.status = status;
+        s.message = if comment.is_empty() {
+            verb.to_string()
+        } else {
+            format!("{verb}: {comment}")
+        };
+        let mut changes = vec![Change::Step(StepRef { env, idx })];
+        if let Some(e) = env {
+            self.envs[e].status = EnvironmentStatus::Running;
+            changes.push(Change::Env(e));
+        }
+        // Something runs again, so the release is no longer waiting (its
+        // worker would say so at its next transition; its events must not
+        // show a suspended release with a running environment meanwhile).
+        if self.status == ReleaseStatus::Suspended {
+            self.status = ReleaseStatus::Running;
+            changes.push(Change::Release);
+        }
+        Some(changes)
+    }
+
+    /// Terminates the release for `reason`: at once when it never started
+    /// (nothing runs that must be cancelled first), else it becomes
+    /// `TERMINATING` and its worker finishes the job.
+    pub fn terminate(&mut self, reason: &str, now: Time) -> Vec<Change> {
+        let mut changes = self.request_terminate(reason);
+        if self.start_time.is_none() {
+            changes.extend(self.finish_terminate(now));
+        }
+        changes
+    }
+
+    /// Asks for termination: the release becomes `TERMINATING` (or, when it
+    /// never started, is terminated at once by [`Release::finish_terminate`]).
+    pub fn request_terminate(&mut self, reason: &str) -> Vec<Change> {
+        if self.status.is_final() || self.status == ReleaseStatus::Terminating {
+            return Vec::new();
+        }
+        self.status = ReleaseStatus::Terminating;
+        self.terminate_reason = Some(reason.to_string());
+        self.message = format!("terminating: {reason}");
+        vec![Change::Release]
+    }
+
+    /// Completes a termination once running work has been cancelled:
+    /// unfinished steps and environments become `TERMINATED`, then the release.
+    pub fn finish_terminate(&mut self, now: Time) -> Vec<Change> {
+        if self.status != ReleaseStatus::Terminating {
+            return Vec::new();
+        }
+        let mut changes = Vec::new();
+        for i in 0..self.hooks.len() {
+            if !self.hooks[i].status.is_final() {
+                self.hooks[i].status = if self.hooks[i].status == StepStatus::Pending {
+                    StepStatus::Skipped
+                } else {
+                    StepStatus::Terminated
+                };
+                self.hooks[i].finish_time = Some(now);
+                changes.push(Change::Step(StepRef { env: None, idx: i }));
+            }
+        }
+        for e in 0..self.envs.len() {
+            let env = &mut self.envs[e];
+            if env.status.is_final() {
+                continue;
+            }
+            for (i, s) in env.steps.iter_mut().enumerate() {
+                if !s.status.is_final() {
+                    // Cancelled while running or suspended; a step that
+                    // never started was skipped (see StepStatus).
+                    s.status = if s.status == StepStatus::Pending {
+                        StepStatus::Skipped
+                    } else {
+                        StepStatus::Terminated
+                    };
+                    if s.start_time.is_some() {
+                        s.finish_time = Some(now);
+                    }
+                    changes.push(Change::Step(StepRef {
+                        env: Some(e),
+                        idx: i,
+                    }));
+                }
+            }
+            env.status = EnvironmentStatus::Terminated;
+            env.finish_time = Some(now);
+            env.message = "terminated".into();
+            changes.push(Change::Env(e));
+        }
+        self.status = ReleaseStatus::Terminated;
+        self.finish_time = Some(now);
+        // The reason itself is the message ("timeout", "superseded by
+        // release <id>", or the caller's reason), as the API documents.
+        self.message = self.terminate_reason.clone().unwrap_or_default();
+        changes.push(Change::Release);
+        changes
+    }
+
+    /// Re-runs a failed or terminated release in place: failed and
+    /// terminated environments resume from the step that did not succeed
+    /// (with their attempt increased), skipped ones wait again.
+    pub fn retry(&mut self, now: Time) -> Option<Vec<Change>> {
+        if !matches!(
+            self.status,
+            ReleaseStatus::Failed | ReleaseStatus::Terminated
+        ) {
+            return None;
+        }
+        let mut changes = Vec::new();
+        for e in 0..self.envs.len() {
+            let env = &mut self.envs[e];
+            match env.status {
+                EnvironmentStatus::Failed | EnvironmentStatus::Terminated => {
+                    // Terminated before it started: its first run is still
+                    // attempt 1.
+                    if env.start_time.is_some() {
+                        env.attempt += 1;
+                    }
+                    for (i, s) in env.steps.iter_mut().enumerate() {
+                        if s.status != StepStatus::Succeeded || s.is_outcome_hook() {
+                            // A step that ran runs again as a new attempt
+                            // (new idempotency key; late results of the old
+                            // one are ignored); one that never started
+                            // stays at 0 until it does.
+                            if s.start_time.is_some() {
+                                s.attempt += 1;
+                            }
+                            if s.status != StepStatus::Pending {
+                                changes.push(Change::Step(StepRef {
+                                    env: Some(e),
+                                    idx: i,
+                                }));
+                            }
+                            s.status = StepStatus::Pending;
+                            s.message.clear();
+                            s.deadline = None;
+                            s.start_time = None;
+                            s.finish_time = None;
+                        }
+                    }
+                    env.status = EnvironmentStatus::Pending;
+                    env.blocked_on = env.depends_on.clone();
+                    env.message.clear();
+                    env.finish_time = None;
+                    changes.push(Change::Env(e));
+                }
+                EnvironmentStatus::Skipped => {
+                    for s in env.steps.iter_mut() {
+                        s.status = StepStatus::Pending;
+                    }
+                    env.status = EnvironmentStatus::Pending;
+                    env.blocked_on = env.depends_on.clone();
+                    env.message.clear();
+                    env.finish_time = None;
+                    changes.push(Change::Env(e));
+                }
+                _ => {}
+            }
+        }
+        for (i, h) in self.hooks.iter_mut().enumerate() {
+            if h.kind != StepKind::OnStart || h.status != StepStatus::Succeeded {
+                if h.start_time.is_some() {
+                    h.attempt += 1;
+                }
+                h.status = StepStatus::Pending;
+                h.message.clear();
+                h.start_time = None;
+                h.finish_time = None;
+                changes.push(Change::Step(StepRef { env: None, idx: i }));
+            }
+        }
+        self.status = ReleaseStatus::Running;
+        self.message.clear();
+        self.terminate_reason = None;
+        self.finish_time = None;
+        self.deadline = self
+            .promotion_timeout_secs
+            .map(|s| now + chrono::Duration::seconds(s.min(i64::MAX as u64 / 2) as i64));
+        changes.push(Change::Release);
+        Some(changes)
+    }
+}

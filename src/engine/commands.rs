@@ -1,0 +1,394 @@
+//! Commands on releases from outside their worker: trigger (directly or by
+//! a deployment report), terminate, retry, approve.
+//!
+//! Each loads what it needs, lets the domain decide (the state machine in
+//! `domain::release`), and persists the change with its events through the
+//! store's conditional writes; a write that lost a race to the release's
+//! worker is re-applied to the fresh state. The worker is then poked.
+
+use crate::domain::catalog::{Application, Commit, Product};
+use crate::domain::release::{Change, Release};
+use crate::domain::status::ReleaseStatus;
+use crate::error::{Error, Result};
+use crate::store::flows::StoredFlow;
+use crate::store::now;
+use crate::store::releases::{Created, Deployment};
+
+use super::{Engine, MAX_CONFLICT_RETRIES};
+
+/// How a command on a release is written.
+#[derive(Clone, Copy)]
+enum Persist {
+    Plain,
+    /// Only if no other release of the product is active (checked in the
+    /// write's own transaction).
+    SoleActive,
+}
+
+/// A request to start a release, already validated by the API.
+#[derive(Debug, Clone)]
+pub struct TriggerRequest {
+    pub flow: String,
+    pub product: String,
+    pub version: String,
+    pub request_id: String,
+    pub initiator: String,
+    pub message: String,
+}
+
+impl Engine {
+    /// Records a deployment and, when one of the product's promotion flows
+    /// starts in that environment and its selectors match the commit,
+    /// triggers a release of it (the first match wins). A repeated
+    /// `request_id` returns the first answer and changes nothing.
+    pub async fn report_deployment(
+        &self,
+        product: &str,
+        environment: &str,
+        version: &str,
+        commit: Option<&Commit>,
+        request_id: &str,
+    ) -> Result<(Application, Option<Release>)> {
+        let store = &self.inner.store;
+        if request_id.is_empty() {
+            return self
+                .report_once(product, environment, version, commit)
+                .await;
+        }
+        let hash = serde_json::json!([product, environment, version, commit]).to_string();
+        if let Some((app, release_id)) = store.claim_report(request_id, &hash).await? {
+            let app: Application = serde_json::from_str(&app)
+                .map_err(|e| Error::Internal(format!("stored report answer: {e}")))?;
+            let release = match release_id {
+                Some(id) => Some(store.get_release(&id).await?),
+                None => None,
+            };
+            return Ok((app, release));
+        }
+        match self
+            .report_once(product, environment, version, commit)
+            .await
+        {
+            Ok((app, release)) => {
+                let answer = serde_json::to_string(&app)
+                    .map_err(|e| Error::Internal(format!("encoding report answer: {e}")))?;
+                store
+                    .finish_report(request_id, &answer, release.as_ref().map(|r| r.id.as_str()))
+                    .await?;
+                Ok((app, release))
+            }
+            Err(e) => {
+                store.release_report_claim(request_id).await?;
+                Err(e)
+            }
+        }
+    }
+
+    /// One deployment report. The version is recorded in the same
+    /// transaction as the release it triggers, so a report whose release
+    /// cannot be created (the product lacks an application the flow needs)
+    /// fails and records nothing.
+    async fn report_once(
+        &self,
+        product: &str,
+        environment: &str,
+        version: &str,
+        commit: Option<&Commit>,
+    ) -> Result<(Application, Option<Release>)> {
+        let store = &self.inner.store;
+        let p = store.get_product(product).await?;
+        let previous = p
+            .application(environment)
+            .map(|a| a.version.clone())
+            .unwrap_or_default();
+        let empty = Commit::default();
+        let c = commit.unwrap_or(&empty);
+        let mut chosen = None;
+        if previous != version {
+            for pf in &p.promotion_flows {
+                let flow = match store.get_flow(&pf.flow, 0).await {
+                    Ok(flow) => flow,
+                    // A flow deleted since the product named it triggers
+                    // nothing; any other error is the report's failure.
+                    Err(Error::NotFound(_)) => continue,
+                    Err(e) => return Err(e),
+                };
+                if flow.spec.trigger_environment == environment && pf.matches(c) {
+                    chosen = Some(flow);
+                    break;
+                }
+            }
+        }
+        let deployment = Deployment {
+            environment,
+            version,
+            commit,
+        };
+        let Some(flow) = chosen else {
+            // Records (or explains why it cannot: unknown environment, no
+            // application there).
+            let app = store
+                .record_deployment(product, environment, version, commit)
+                .await?;
+            return Ok((app, None));
+        };
+        let req = TriggerRequest {
+            flow: flow.spec.name.clone(),
+            product: product.to_string(),
+            version: version.to_string(),
+            request_id: String::new(),
+            initiator: "report-deployment".into(),
+            message: c.message.clone(),
+        };
+        let (release, app) = self.create(&req, &flow, &p, Some(deployment)).await?;
+        let app = app.ok_or_else(|| Error::Internal("deployment not recorded".into()))?;
+        Ok((app, Some(release)))
+    }
+
+    /// Creates a release of `flow` for `product` (see `TriggerRelease`).
+    pub async fn trigger(&self, req: TriggerRequest) -> Result<Release> {
+        let store = &self.inner.store;
+        let flow = store.get_flow(&req.flow, 0).await?;
+        let product = store.get_product(&req.product).await?;
+        Ok(self.create(&req, &flow, &product, None).await?.0)
+    }
+
+    /// Checks that `product` can run `flow`, builds the release and writes
+    /// it (with `deployment` recorded in the same transaction, when given).
+    async fn create(
+        &self,
+        req: &TriggerRequest,
+        flow: &StoredFlow,
+        product: &Product,
+        deployment: Option<Deployment<'_>>,
+    ) -> Result<(Release, Option<Application>)> {
+        let store = &self.inner.store;
+        let missing: Vec<&str> = flow
+            .spec
+            .nodes()
+            .filter(|env| product.application(env).is_none())
+            .collect();
+        if !missing.is_empty() {
+            return Err(Error::FailedPrecondition(format!(
+                "product {:?} has no application in environment{} {} of flow {:?}: add them to the product first",
+                product.name,
+                if missing.len() == 1 { "" } else { "s" },
+                missing.join(", "),
+                flow.spec.name
+            )));
+        }
+        let version = if req.version.is_empty() {
+            let app = product
+                .application(&flow.spec.trigger_environment)
+                .map(|a| a.version.clone())
+                .unwrap_or_default();
+            if app.is_empty() {
+                return Err(Error::FailedPrecondition(format!(
+                    "no version given and none is recorded for {:?} in the trigger environment {:?}: pass a version or report a deployment first",
+                    product.name, flow.spec.trigger_environment
+                )));
+            }
+            app
+        } else {
+            req.version.clone()
+        };
+        let id = uuid::Uuid::now_v7().to_string();
+        let app_name = |env: &str| {
+            product
+                .application(env)
+                .map(|a| a.name.clone())
+                .unwrap_or_default()
+        };
+        let mut r = Release::new(
+            id,
+            &flow.spec,
+            flow.version,
+            &product.name,
+            &version,
+            &app_name,
+            now(),
+        );
+        r.initiator = req.initiator.clone();
+        r.trigger_message = req.message.clone();
+        r.request_id = (!req.request_id.is_empty()).then(|| req.request_id.clone());
+        // The idempotency hash covers what the caller asked for, not what
+        // was derived from it. JSON keeps the fields apart without NUL
+        // separators, which PostgreSQL text cannot store.
+        let hash = serde_json::json!([
+            req.flow,
+            req.product,
+            req.version,
+            req.initiator,
+            req.message
+        ])
+        .to_string();
+        let request = r.request_id.clone().map(|key| (key, hash));
+        // Superseding or dropping from the queue writes other releases,
+        // whose workers may commit in between (ABORTED): the transaction
+        // rolled back entirely, so try again.
+        let mut conflicts = 0;
+        let created = loop {
+            match store
+                .create_release(
+                    r.clone(),
+                    request.as_ref().map(|(k, h)| (k.as_str(), h.as_str())),
+                    product.concurrency,
+                    deployment,
+                )
+                .await
+            {
+                Err(Error::Aborted(_)) if conflicts < MAX_CONFLICT_RETRIES => conflicts += 1,
+                other => break other?,
+            }
+        };
+        match created {
+            Created::Existing(id) => Ok((store.get_release(&id).await?, None)),
+            Created::New {
+                release,
+                events,
+                terminating,
+                application,
+            } => {
+                self.publish(&events);
+                for id in &terminating {
+                    self.ensure_worker(id);
+                }
+                if release.status == ReleaseStatus::Running {
+                    self.ensure_worker(&release.id);
+                }
+                Ok((*release, application.map(|a| *a)))
+            }
+        }
+    }
+
+    /// Applies `change` to the freshly loaded release and persists it,
+    /// retrying when another writer got there first. `change` returns
+    /// `Ok(None)` when there is nothing to do.
+    async fn command<F>(&self, id: &str, how: Persist, mut change: F) -> Result<Release>
+    where
+        F: FnMut(&mut Release) -> Result<Option<Vec<Change>>>,
+    {
+        let store = &self.inner.store;
+        for _ in 0..MAX_CONFLICT_RETRIES {
+            let mut r = store.get_release(id).await?;
+            let seq = r.last_seq;
+            let before = r.counters();
+            let Some(mut changes) = change(&mut r)? else {
+                return Ok(r);
+            };
+            r.announce_counters(before, &mut changes);
+            let persisted = match how {
+                Persist::Plain => store.persist(&mut r, &changes, seq, &[], None).await,
+                Persist::SoleActive => store.persist_sole_active(&mut r, &changes, seq).await,
+            };
+            match persisted {
+                Ok(events) => {
+                    self.publish(&events);
+                    return Ok(r);
+                }
+                Err(Error::Aborted(_)) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::Unavailable(format!(
+            "release {id} is changing too fast to apply the request; retry"
+        )))
+    }
+
+    pub async fn terminate(&self, id: &str, reason: &str) -> Result<Release> {
+        let reason = if reason.is_empty() {
+            "terminated on request"
+        } else {
+            reason
+        };
+        let r = self
+            .command(id, Persist::Plain, |r| {
+                if r.status.is_final() {
+                    return Err(Error::FailedPrecondition(format!(
+                        "release {} is already {}; nothing to terminate",
+                        r.id,
+                        r.status.as_str()
+                    )));
+                }
+                if r.status == ReleaseStatus::Terminating {
+                    return Ok(None);
+                }
+                Ok(Some(r.terminate(reason, now())))
+            })
+            .await?;
+        if r.status == ReleaseStatus::Terminating {
+            self.ensure_worker(id);
+        } else if r.status.is_final() {
+            self.promote(&r.product).await;
+        }
+        Ok(r)
+    }
+
+    pub async fn retry(&self, id: &str) -> Result<Release> {
+        // A release of a deleted product is history: its applications are
+        // gone (or belong to a new product of the same name).
+        let current = self.inner.store.get_release(id).await?;
+        if self.inner.store.is_product_deleted(&current).await? {
+            return Err(Error::FailedPrecondition(format!(
+                "release {id} belongs to product {:?}, which was deleted; it is kept as history and cannot be retried",
+                current.product
+            )));
+        }
+        // Another release of the product that is not final would race this
+        // one for the same applications (and, under QUEUE, run out of turn):
+        // the store refuses the retry then, in the transaction that writes it.
+        let r = self
+            .command(id, Persist::SoleActive, |r| match r.retry(now()) {
+                Some(ch) => Ok(Some(ch)),
+                None => Err(Error::FailedPrecondition(format!(
+                    "release {} is {}; only FAILED or TERMINATED releases can be retried",
+                    r.id,
+                    r.status.as_str()
+                ))),
+            })
+            .await?;
+        self.ensure_worker(id);
+        Ok(r)
+    }
+
+    /// Decides the approval an environment of release `id` waits on; an
+    /// empty `environment` decides a release-level hook awaiting approval.
+    pub async fn approve(
+        &self,
+        id: &str,
+        environment: &str,
+        approve: bool,
+        comment: &str,
+    ) -> Result<Release> {
+        let r = self
+            .command(id, Persist::Plain, |r| {
+                let env = if environment.is_empty() {
+                    None
+                } else {
+                    Some(r.env_index(environment).ok_or_else(|| {
+                        Error::NotFound(format!(
+                            "release {} has no environment {environment:?}",
+                            r.id
+                        ))
+                    })?)
+                };
+                r.decide_approval(env, approve, comment, now())
+                    .map(Some)
+                    .ok_or_else(|| match env {
+                        Some(e) => Error::FailedPrecondition(format!(
+                            "environment {environment:?} of release {} is {} and not waiting for approval",
+                            r.id,
+                            r.envs[e].status.as_str()
+                        )),
+                        None => Error::FailedPrecondition(format!(
+                            "no release-level hook of release {} is waiting for approval (the release is {}); name the environment to approve",
+                            r.id,
+                            r.status.as_str()
+                        )),
+                    })
+            })
+            .await?;
+        self.ensure_worker(id);
+        Ok(r)
+    }
+}
