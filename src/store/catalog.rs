@@ -12,7 +12,7 @@ use sea_orm::{
     QueryFilter, QueryOrder, QuerySelect, Statement, TransactionTrait,
 };
 
-use super::entity::{application, environment, flow, product, release, workflow};
+use super::entity::{application, environment, environment_run, flow, product, release, workflow};
 use super::versioned::{delete_named, ensure_unused, ensure_version, list_page, update_versioned};
 use super::{Page, PageRequest, Store, from_json, map_unique, now, to_json};
 use crate::domain::catalog::{
@@ -337,6 +337,14 @@ impl Store {
             .await?
             .remove(&p.name)
             .unwrap_or_default();
+        let removed: Vec<String> = old
+            .iter()
+            .map(|o| o.environment.clone())
+            .filter(|e| p.application(e).is_none())
+            .collect();
+        if !removed.is_empty() {
+            self.ensure_applications_unneeded(&txn, p, &removed).await?;
+        }
         let mut merged = p.clone();
         for app in &mut merged.applications {
             // Only deployments and promotions change a recorded version.
@@ -353,6 +361,76 @@ impl Store {
         insert_applications(&txn, &merged, t).await?;
         txn.commit().await?;
         self.get_product(&p.name).await
+    }
+
+    /// Refuses an update of `p` that removes the applications in `removed`
+    /// while a release of the product that is not final runs through one of
+    /// them, or while one of the product's own promotion flows (as updated)
+    /// needs one: its next release could not be created, and a deployment
+    /// report would fail.
+    async fn ensure_applications_unneeded(
+        &self,
+        txn: &sea_orm::DatabaseTransaction,
+        p: &Product,
+        removed: &[String],
+    ) -> Result<()> {
+        let unfinished: Vec<String> = release::Entity::find()
+            .select_only()
+            .column(release::Column::Id)
+            .filter(release::Column::Product.eq(p.name.as_str()))
+            .filter(release::Column::Status.is_not_in(FINAL_RELEASE_STATUSES))
+            .into_tuple::<String>()
+            .all(txn)
+            .await?;
+        let active: Vec<String> = if unfinished.is_empty() {
+            Vec::new()
+        } else {
+            environment_run::Entity::find()
+                .select_only()
+                .column(environment_run::Column::ReleaseId)
+                .distinct()
+                .filter(environment_run::Column::ReleaseId.is_in(unfinished))
+                .filter(environment_run::Column::Environment.is_in(removed.iter().cloned()))
+                .limit(10)
+                .into_tuple::<String>()
+                .all(txn)
+                .await?
+        };
+        let mut needed_by = Vec::new();
+        for pf in &p.promotion_flows {
+            match self.get_flow(&pf.flow, 0).await {
+                Ok(flow) => {
+                    if flow.spec.nodes().any(|n| removed.iter().any(|r| r == n)) {
+                        needed_by.push(pf.flow.clone());
+                    }
+                }
+                Err(Error::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let mut why = Vec::new();
+        if !active.is_empty() {
+            why.push(format!(
+                "releases that are not final use them ({})",
+                active.join(", ")
+            ));
+        }
+        if !needed_by.is_empty() {
+            why.push(format!(
+                "its promotion flows need them ({}): remove those flows from the product first",
+                needed_by.join(", ")
+            ));
+        }
+        if why.is_empty() {
+            return Ok(());
+        }
+        Err(Error::FailedPrecondition(format!(
+            "product {:?} cannot lose its application{} in {}: {}",
+            p.name,
+            if removed.len() == 1 { "" } else { "s" },
+            removed.join(", "),
+            why.join("; ")
+        )))
     }
 
     pub async fn delete_product(&self, name: &str, expected: i64) -> Result<()> {
