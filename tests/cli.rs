@@ -941,7 +941,7 @@ async fn env_update_changes_only_the_given_fields() {
 #[tokio::test(flavor = "multi_thread")]
 async fn product_update_changes_only_the_given_fields() {
     let server = TestServer::start().await;
-    for env in ["dev", "qa", "prod"] {
+    for env in ["dev", "qa", "prod", "staging"] {
         cli(&server, &["env", "create", env]).await.ok();
     }
     for flow in ["seq", "hot"] {
@@ -965,6 +965,8 @@ async fn product_update_changes_only_the_given_fields() {
             "dev=shop-dev@1.0.0",
             "--app",
             "qa=shop-qa@0.9.0",
+            "--app",
+            "staging=shop-staging",
             "--flow",
             "seq",
         ],
@@ -997,7 +999,9 @@ async fn product_update_changes_only_the_given_fields() {
         .await
         .expect("update product");
 
-    // Applications and flows; the description and concurrency stay.
+    // Applications and flows; the description and concurrency stay. (An
+    // application the product's flows need could not be removed: staging
+    // is in none of them.)
     let r = cli(
         &server,
         &[
@@ -1009,7 +1013,7 @@ async fn product_update_changes_only_the_given_fields() {
             "--app",
             "prod=shop-prod@0.8.0",
             "--remove-app",
-            "qa",
+            "staging",
             "--flow",
             "hot",
             "--flow",
@@ -1039,6 +1043,7 @@ async fn product_update_changes_only_the_given_fields() {
         apps,
         [
             ("dev", "shop-dev-2", "1.0.0"),
+            ("qa", "shop-qa", "0.9.0"),
             ("prod", "shop-prod", "0.8.0")
         ],
         "{p}"
@@ -1113,12 +1118,12 @@ async fn product_update_changes_only_the_given_fields() {
     );
     let r = cli(
         &server,
-        &["product", "update", "shop", "--remove-app", "qa"],
+        &["product", "update", "shop", "--remove-app", "staging"],
     )
     .await
     .failed();
     assert!(
-        r.stderr.contains(r#"no application in environment "qa""#),
+        r.stderr.contains(r#"no application in environment "staging""#),
         "{}",
         r.all()
     );
