@@ -7,7 +7,7 @@ mod common;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::TestServer;
+use common::*;
 use promoflow::proto::v1 as pb;
 use serde_json::Value;
 
@@ -150,28 +150,8 @@ async fn seed(server: &TestServer) {
     .ok();
 }
 
-async fn release_status(server: &TestServer, id: &str) -> pb::ReleaseStatus {
-    let r = server
-        .releases()
-        .get_release(pb::GetReleaseRequest {
-            release_id: id.into(),
-        })
-        .await
-        .expect("get release")
-        .into_inner()
-        .release
-        .expect("release");
-    pb::ReleaseStatus::try_from(r.status).unwrap_or_default()
-}
-
 async fn wait_for(server: &TestServer, id: &str, want: pb::ReleaseStatus) {
-    for _ in 0..600 {
-        if release_status(server, id).await == want {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("release {id} never reached {want:?}");
+    wait_until(server, id, &format!("{want:?}"), |r| status(r) == want).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

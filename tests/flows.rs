@@ -5,14 +5,10 @@
 
 mod common;
 
-use common::{TestServer, create_environments, create_wait, expect_code, violation_fields};
+use common::*;
 use pb::flow_edit::Edit as E;
 use promoflow::proto::v1 as pb;
-use tonic::transport::Channel;
 use tonic::{Code, Status};
-
-type Res<T> = Result<T, Status>;
-type Flows = pb::flow_service_client::FlowServiceClient<Channel>;
 
 // ------------------------------------------------------------------ helpers
 
@@ -20,41 +16,8 @@ const ENVS: [&str; 6] = ["dev", "qa", "staging", "prod", "prod-eu", "prod-asia"]
 
 async fn world() -> TestServer {
     let server = TestServer::start().await;
-    for name in ENVS {
-        server
-            .environments()
-            .create_environment(pb::CreateEnvironmentRequest {
-                environment: Some(pb::Environment {
-                    name: name.into(),
-                    kind: pb::EnvironmentKind::NonProduction as i32,
-                    ..Default::default()
-                }),
-            })
-            .await
-            .expect("create environment");
-    }
+    create_envs(&server, &ENVS, pb::EnvironmentKind::NonProduction).await;
     server
-}
-
-fn strs(xs: &[&str]) -> Vec<String> {
-    xs.iter().map(|s| s.to_string()).collect()
-}
-
-fn step(env: &str, deps: &[&str]) -> pb::FlowStep {
-    pb::FlowStep {
-        environment: env.into(),
-        depends_on: strs(deps),
-        ..Default::default()
-    }
-}
-
-fn flow(name: &str, trigger: &str, steps: Vec<pb::FlowStep>) -> pb::Flow {
-    pb::Flow {
-        name: name.into(),
-        trigger_environment: trigger.into(),
-        steps,
-        ..Default::default()
-    }
 }
 
 fn add_after(after: &str, envs: &[&str]) -> pb::FlowEdit {
@@ -85,41 +48,9 @@ fn remove(env: &str, mode: Option<pb::flow_edit::remove_environment::Mode>) -> p
     }
 }
 
-async fn create(flows: &mut Flows, f: pb::Flow) -> Res<pb::Flow> {
+async fn copy(flows: &TestServer, source: &str, new_name: &str) -> Res<pb::Flow> {
     flows
-        .create_flow(pb::CreateFlowRequest { flow: Some(f) })
-        .await
-        .map(|r| r.into_inner().flow.expect("flow"))
-}
-
-async fn edit(
-    flows: &mut Flows,
-    name: &str,
-    expected: i64,
-    edits: Vec<pb::FlowEdit>,
-) -> Res<pb::Flow> {
-    flows
-        .edit_flow(pb::EditFlowRequest {
-            name: name.into(),
-            expected_version: expected,
-            edits,
-        })
-        .await
-        .map(|r| r.into_inner().flow.expect("flow"))
-}
-
-async fn get(flows: &mut Flows, name: &str, version: i64) -> Res<pb::Flow> {
-    flows
-        .get_flow(pb::GetFlowRequest {
-            name: name.into(),
-            version,
-        })
-        .await
-        .map(|r| r.into_inner().flow.expect("flow"))
-}
-
-async fn copy(flows: &mut Flows, source: &str, new_name: &str) -> Res<pb::Flow> {
-    flows
+        .flows()
         .copy_flow(pb::CopyFlowRequest {
             source: source.into(),
             version: 0,
@@ -129,8 +60,9 @@ async fn copy(flows: &mut Flows, source: &str, new_name: &str) -> Res<pb::Flow> 
         .map(|r| r.into_inner().flow.expect("flow"))
 }
 
-async fn versions(flows: &mut Flows, name: &str) -> Vec<i64> {
+async fn versions(flows: &TestServer, name: &str) -> Vec<i64> {
     flows
+        .flows()
         .list_flow_versions(pb::ListFlowVersionsRequest {
             name: name.into(),
             ..Default::default()
@@ -144,8 +76,9 @@ async fn versions(flows: &mut Flows, name: &str) -> Vec<i64> {
         .collect()
 }
 
-async fn flow_names(flows: &mut Flows) -> Vec<String> {
+async fn flow_names(flows: &TestServer) -> Vec<String> {
     flows
+        .flows()
         .list_flows(pb::ListFlowsRequest::default())
         .await
         .expect("list flows")
@@ -156,8 +89,9 @@ async fn flow_names(flows: &mut Flows) -> Vec<String> {
         .collect()
 }
 
-async fn export(flows: &mut Flows, name: &str) -> String {
+async fn export(flows: &TestServer, name: &str) -> String {
     flows
+        .flows()
         .export_flow(pb::ExportFlowRequest {
             name: name.into(),
             version: 0,
@@ -168,8 +102,9 @@ async fn export(flows: &mut Flows, name: &str) -> String {
         .yaml
 }
 
-async fn import(flows: &mut Flows, yaml: &str, replace: bool) -> Res<pb::Flow> {
+async fn import(flows: &TestServer, yaml: &str, replace: bool) -> Res<pb::Flow> {
     flows
+        .flows()
         .import_flow(pb::ImportFlowRequest {
             yaml: yaml.into(),
             replace,
@@ -178,8 +113,9 @@ async fn import(flows: &mut Flows, yaml: &str, replace: bool) -> Res<pb::Flow> {
         .map(|r| r.into_inner().flow.expect("flow"))
 }
 
-async fn render(flows: &mut Flows, name: &str, format: pb::RenderFormat) -> String {
+async fn render(flows: &TestServer, name: &str, format: pb::RenderFormat) -> String {
     flows
+        .flows()
         .render_flow(pb::RenderFlowRequest {
             name: name.into(),
             format: format as i32,
@@ -206,36 +142,14 @@ fn g(pairs: &[(&str, &[&str])]) -> Vec<(String, Vec<String>)> {
         .collect()
 }
 
-fn sorted_fields(status: &Status) -> Vec<String> {
-    let mut f = violation_fields(status);
-    f.sort();
-    f
-}
-
+/// The descriptions of `status`'s violations, in order.
 fn descriptions(status: &Status) -> Vec<String> {
-    use tonic_types::StatusExt;
-    status
-        .get_details_bad_request()
-        .map(|b| {
-            b.field_violations
-                .into_iter()
-                .map(|v| v.description)
-                .collect()
-        })
-        .unwrap_or_default()
+    violations(status).into_iter().map(|(_, d)| d).collect()
 }
 
-#[track_caller]
-fn expect_invalid<T: std::fmt::Debug>(result: Res<T>, fields: &[&str]) -> Status {
-    let status = expect_code(result, Code::InvalidArgument);
-    let mut want = strs(fields);
-    want.sort();
-    assert_eq!(sorted_fields(&status), want, "violations of {status:?}");
-    status
-}
-
-async fn validate(flows: &mut Flows, f: pb::Flow) -> pb::ValidateFlowResponse {
+async fn validate(flows: &TestServer, f: pb::Flow) -> pb::ValidateFlowResponse {
     flows
+        .flows()
         .validate_flow(pb::ValidateFlowRequest { flow: Some(f) })
         .await
         .expect("validate")
@@ -255,12 +169,12 @@ fn waves(plan: &Option<pb::Plan>) -> Vec<Vec<String>> {
 /// `sequential` dev → qa → prod, `parallel` dev → qa → {prod, prod-eu,
 /// prod-asia} ("save as" the sequential one, then add), `dependencies`
 /// dev → {qa, staging} → prod.
-async fn quick_start(flows: &mut Flows) {
-    let f = create(flows, flow("sequential", "dev", vec![step("qa", &["dev"])]))
+async fn quick_start(flows: &TestServer) {
+    let f = create_flow(flows, flow("sequential", "dev", vec![step("qa", &["dev"])]))
         .await
         .expect("create sequential");
     assert_eq!(f.version, 1);
-    let f = edit(flows, "sequential", 1, vec![add_after("qa", &["prod"])])
+    let f = edit_flow(flows, "sequential", 1, vec![add_after("qa", &["prod"])])
         .await
         .expect("add prod");
     assert_eq!(f.version, 2);
@@ -268,7 +182,7 @@ async fn quick_start(flows: &mut Flows) {
     let f = copy(flows, "sequential", "parallel").await.expect("copy");
     assert_eq!(f.version, 1);
     assert_eq!(graph(&f), g(&[("qa", &["dev"]), ("prod", &["qa"])]));
-    let f = edit(
+    let f = edit_flow(
         flows,
         "parallel",
         1,
@@ -281,7 +195,7 @@ async fn quick_start(flows: &mut Flows) {
     copy(flows, "sequential", "dependencies")
         .await
         .expect("copy");
-    let f = edit(
+    let f = edit_flow(
         flows,
         "dependencies",
         1,
@@ -290,7 +204,7 @@ async fn quick_start(flows: &mut Flows) {
     .await
     .expect("add staging");
     assert_eq!(f.version, 2);
-    let f = edit(
+    let f = edit_flow(
         flows,
         "dependencies",
         2,
@@ -306,15 +220,15 @@ async fn quick_start(flows: &mut Flows) {
 #[tokio::test]
 async fn quick_start_flows_built_by_edits() {
     let server = world().await;
-    let mut flows = server.flows();
-    quick_start(&mut flows).await;
+    let flows = &server;
+    quick_start(flows).await;
 
-    let seq = get(&mut flows, "sequential", 0).await.unwrap();
+    let seq = get_flow(flows, "sequential", 0).await.unwrap();
     assert_eq!(seq.version, 2);
     assert_eq!(seq.trigger_environment, "dev");
     assert_eq!(graph(&seq), g(&[("qa", &["dev"]), ("prod", &["qa"])]));
 
-    let par = get(&mut flows, "parallel", 0).await.unwrap();
+    let par = get_flow(flows, "parallel", 0).await.unwrap();
     assert_eq!(par.version, 2);
     assert_eq!(
         graph(&par),
@@ -326,7 +240,7 @@ async fn quick_start_flows_built_by_edits() {
         ])
     );
 
-    let dep = get(&mut flows, "dependencies", 0).await.unwrap();
+    let dep = get_flow(flows, "dependencies", 0).await.unwrap();
     assert_eq!(dep.version, 3);
     assert_eq!(
         graph(&dep),
@@ -338,30 +252,30 @@ async fn quick_start_flows_built_by_edits() {
     );
 
     // Versions: newest first, old ones still readable and unchanged.
-    assert_eq!(versions(&mut flows, "dependencies").await, [3, 2, 1]);
-    assert_eq!(versions(&mut flows, "sequential").await, [2, 1]);
-    let v1 = get(&mut flows, "dependencies", 1).await.unwrap();
+    assert_eq!(versions(flows, "dependencies").await, [3, 2, 1]);
+    assert_eq!(versions(flows, "sequential").await, [2, 1]);
+    let v1 = get_flow(flows, "dependencies", 1).await.unwrap();
     assert_eq!(v1.version, 1);
     assert_eq!(graph(&v1), g(&[("qa", &["dev"]), ("prod", &["qa"])]));
-    let v2 = get(&mut flows, "dependencies", 2).await.unwrap();
+    let v2 = get_flow(flows, "dependencies", 2).await.unwrap();
     assert_eq!(
         graph(&v2),
         g(&[("qa", &["dev"]), ("prod", &["qa"]), ("staging", &["dev"])])
     );
-    expect_code(get(&mut flows, "dependencies", 4).await, Code::NotFound);
+    expect_code(get_flow(flows, "dependencies", 4).await, Code::NotFound);
     assert_eq!(
-        flow_names(&mut flows).await,
+        flow_names(flows).await,
         ["dependencies", "parallel", "sequential"]
     );
 
     // Plans.
-    let r = validate(&mut flows, dep.clone()).await;
+    let r = validate(flows, dep.clone()).await;
     assert!(r.violations.is_empty(), "{:?}", r.violations);
     assert_eq!(
         waves(&r.plan),
         vec![strs(&["dev"]), strs(&["qa", "staging"]), strs(&["prod"])]
     );
-    let r = validate(&mut flows, par).await;
+    let r = validate(flows, par).await;
     assert_eq!(
         waves(&r.plan),
         vec![
@@ -370,7 +284,7 @@ async fn quick_start_flows_built_by_edits() {
             strs(&["prod", "prod-asia", "prod-eu"])
         ]
     );
-    let r = validate(&mut flows, seq).await;
+    let r = validate(flows, seq).await;
     assert_eq!(
         waves(&r.plan),
         vec![strs(&["dev"]), strs(&["qa"]), strs(&["prod"])]
@@ -389,11 +303,11 @@ fn base(name: &str) -> pb::Flow {
 
 /// Creating `f` fails with exactly `fields` (under `flow.`), nothing is
 /// saved, and ValidateFlow reports the same fields (without `flow.`).
-async fn rejected(flows: &mut Flows, f: pb::Flow, fields: &[&str]) -> Status {
-    let status = expect_invalid(create(flows, f.clone()).await, fields);
+async fn rejected(flows: &TestServer, f: pb::Flow, fields: &[&str]) -> Status {
+    let status = expect_invalid(create_flow(flows, f.clone()).await, fields);
     assert!(flow_names(flows).await.is_empty(), "nothing saved");
     if !f.name.is_empty() {
-        expect_code(get(flows, &f.name, 0).await, Code::NotFound);
+        expect_code(get_flow(flows, &f.name, 0).await, Code::NotFound);
     }
     let r = validate(flows, f).await;
     let mut got: Vec<String> = r
@@ -413,10 +327,11 @@ async fn rejected(flows: &mut Flows, f: pb::Flow, fields: &[&str]) -> Status {
 async fn validation_rules_one_at_a_time() {
     let server = world().await;
     create_wait(&server, "soak", 10).await;
-    let mut flows = server.flows();
+    let flows = &server;
 
     // An unset flow is checked as an empty one: the required fields.
     let r = flows
+        .flows()
         .validate_flow(pb::ValidateFlowRequest { flow: None })
         .await
         .expect("validate an unset flow")
@@ -428,19 +343,19 @@ async fn validation_rules_one_at_a_time() {
     assert!(r.plan.is_none());
 
     // The base flow is valid (checked, not saved).
-    let r = validate(&mut flows, base("ok")).await;
+    let r = validate(flows, base("ok")).await;
     assert!(r.violations.is_empty(), "{:?}", r.violations);
 
     let mut f = base("Bad_Name");
     f.name = "Bad_Name".into();
-    rejected(&mut flows, f, &["flow.name"]).await;
+    rejected(flows, f, &["flow.name"]).await;
 
     let f = flow(
         "f",
         "mars",
         vec![step("qa", &["mars"]), step("prod", &["qa"])],
     );
-    let s = rejected(&mut flows, f, &["flow.trigger_environment"]).await;
+    let s = rejected(flows, f, &["flow.trigger_environment"]).await;
     assert!(descriptions(&s)[0].contains("mars"), "{s:?}");
 
     let f = flow(
@@ -448,37 +363,37 @@ async fn validation_rules_one_at_a_time() {
         "dev",
         vec![step("qa", &["dev"]), step("mars", &["qa"])],
     );
-    rejected(&mut flows, f, &["flow.steps[1].environment"]).await;
+    rejected(flows, f, &["flow.steps[1].environment"]).await;
 
     let f = flow("f", "dev", vec![step("qa", &["dev"]), step("qa", &["dev"])]);
-    rejected(&mut flows, f, &["flow.steps[1].environment"]).await;
+    rejected(flows, f, &["flow.steps[1].environment"]).await;
 
     let f = flow("f", "dev", vec![step("qa", &["dev"]), step("dev", &["qa"])]);
-    rejected(&mut flows, f, &["flow.steps[1].environment"]).await;
+    rejected(flows, f, &["flow.steps[1].environment"]).await;
 
     let f = flow("f", "dev", vec![step("qa", &["dev"]), step("prod", &[])]);
-    rejected(&mut flows, f, &["flow.steps[1].depends_on"]).await;
+    rejected(flows, f, &["flow.steps[1].depends_on"]).await;
 
     let f = flow(
         "f",
         "dev",
         vec![step("qa", &["dev"]), step("prod", &["staging"])],
     );
-    rejected(&mut flows, f, &["flow.steps[1].depends_on[0]"]).await;
+    rejected(flows, f, &["flow.steps[1].depends_on[0]"]).await;
 
     let f = flow(
         "f",
         "dev",
         vec![step("qa", &["dev"]), step("prod", &["qa", "prod"])],
     );
-    rejected(&mut flows, f, &["flow.steps[1].depends_on[1]"]).await;
+    rejected(flows, f, &["flow.steps[1].depends_on[1]"]).await;
 
     let f = flow(
         "f",
         "dev",
         vec![step("qa", &["dev"]), step("prod", &["qa", "qa"])],
     );
-    rejected(&mut flows, f, &["flow.steps[1].depends_on[1]"]).await;
+    rejected(flows, f, &["flow.steps[1].depends_on[1]"]).await;
 
     let f = flow(
         "f",
@@ -489,7 +404,7 @@ async fn validation_rules_one_at_a_time() {
             step("prod", &["staging"]),
         ],
     );
-    let s = expect_code(create(&mut flows, f.clone()).await, Code::InvalidArgument);
+    let s = expect_code(create_flow(flows, f.clone()).await, Code::InvalidArgument);
     let fields = violation_fields(&s);
     assert_eq!(fields.len(), 1, "{s:?}");
     assert!(fields[0].starts_with("flow.steps["), "{s:?}");
@@ -498,29 +413,29 @@ async fn validation_rules_one_at_a_time() {
         assert!(d.contains(env), "cycle description {d:?} names {env}");
     }
     assert!(!d.contains("dev"), "dev is not on the cycle: {d:?}");
-    let r = validate(&mut flows, f).await;
+    let r = validate(flows, f).await;
     assert_eq!(r.violations.len(), 1);
-    assert!(flow_names(&mut flows).await.is_empty());
+    assert!(flow_names(flows).await.is_empty());
 
     let mut f = base("f");
     f.steps[1].policy = Some(pb::Policy {
         post_action: "nope".into(),
         ..Default::default()
     });
-    rejected(&mut flows, f.clone(), &["flow.steps[1].policy.post_action"]).await;
+    rejected(flows, f.clone(), &["flow.steps[1].policy.post_action"]).await;
     // The same with an existing workflow is fine.
     f.steps[1].policy.as_mut().unwrap().post_action = "soak".into();
-    assert!(validate(&mut flows, f).await.violations.is_empty());
+    assert!(validate(flows, f).await.violations.is_empty());
 
     let f = flow("f", "dev", vec![]);
-    rejected(&mut flows, f, &["flow.steps"]).await;
+    rejected(flows, f, &["flow.steps"]).await;
 
     let mut f = base("f");
     f.promotion_timeout = Some(prost_types::Duration {
         seconds: 0,
         nanos: 0,
     });
-    rejected(&mut flows, f, &["flow.promotion_timeout"]).await;
+    rejected(flows, f, &["flow.promotion_timeout"]).await;
 
     // Several at once: all reported.
     let mut f = flow(
@@ -537,7 +452,7 @@ async fn validation_rules_one_at_a_time() {
         nanos: 0,
     });
     rejected(
-        &mut flows,
+        flows,
         f,
         &[
             "flow.name",
@@ -552,20 +467,21 @@ async fn validation_rules_one_at_a_time() {
 #[tokio::test]
 async fn invalid_update_changes_nothing() {
     let server = world().await;
-    let mut flows = server.flows();
-    quick_start(&mut flows).await;
-    let before = get(&mut flows, "parallel", 0).await.unwrap();
+    let flows = &server;
+    quick_start(flows).await;
+    let before = get_flow(flows, "parallel", 0).await.unwrap();
     let mut f = before.clone();
     f.steps[1].depends_on = strs(&["mars"]);
     let r = flows
+        .flows()
         .update_flow(pb::UpdateFlowRequest {
             flow: Some(f),
             expected_version: before.version,
         })
         .await;
     expect_invalid(r, &["flow.steps[1].depends_on[0]"]);
-    assert_eq!(get(&mut flows, "parallel", 0).await.unwrap(), before);
-    assert_eq!(versions(&mut flows, "parallel").await, [2, 1]);
+    assert_eq!(get_flow(flows, "parallel", 0).await.unwrap(), before);
+    assert_eq!(versions(flows, "parallel").await, [2, 1]);
 }
 
 // -------------------------------------------------------------------- edits
@@ -574,20 +490,20 @@ async fn invalid_update_changes_nothing() {
 async fn remove_environment_modes() {
     use pb::flow_edit::remove_environment::Mode;
     let server = world().await;
-    let mut flows = server.flows();
-    quick_start(&mut flows).await;
+    let flows = &server;
+    quick_start(flows).await;
 
     // Without a mode while it has dependents: rejected, nothing saved.
     let s = expect_invalid(
-        edit(&mut flows, "parallel", 2, vec![remove("qa", None)]).await,
+        edit_flow(flows, "parallel", 2, vec![remove("qa", None)]).await,
         &["edits[0].remove_environment"],
     );
     assert!(s.message().contains("prod") || descriptions(&s)[0].contains("prod"));
-    assert_eq!(versions(&mut flows, "parallel").await, [2, 1]);
+    assert_eq!(versions(flows, "parallel").await, [2, 1]);
 
     // Reconnect: the children depend on dev instead.
-    let f = edit(
-        &mut flows,
+    let f = edit_flow(
+        flows,
         "parallel",
         2,
         vec![remove("qa", Some(Mode::ReconnectTo("dev".into())))],
@@ -605,14 +521,14 @@ async fn remove_environment_modes() {
     );
 
     // Without a mode and no dependents: just removed.
-    let f = edit(&mut flows, "parallel", 3, vec![remove("prod-asia", None)])
+    let f = edit_flow(flows, "parallel", 3, vec![remove("prod-asia", None)])
         .await
         .expect("leaf removal");
     assert_eq!(graph(&f), g(&[("prod", &["dev"]), ("prod-eu", &["dev"])]));
 
     // Remove downstream: dev → {qa, staging} → prod; removing qa removes prod.
-    let f = edit(
-        &mut flows,
+    let f = edit_flow(
+        flows,
         "dependencies",
         3,
         vec![remove("qa", Some(Mode::RemoveDownstream(true)))],
@@ -624,8 +540,8 @@ async fn remove_environment_modes() {
 
     // remove_downstream false is rejected.
     expect_invalid(
-        edit(
-            &mut flows,
+        edit_flow(
+            flows,
             "dependencies",
             4,
             vec![remove("staging", Some(Mode::RemoveDownstream(false)))],
@@ -635,8 +551,8 @@ async fn remove_environment_modes() {
     );
     // Removing the last step leaves an invalid flow.
     expect_invalid(
-        edit(
-            &mut flows,
+        edit_flow(
+            flows,
             "dependencies",
             4,
             vec![remove("staging", Some(Mode::RemoveDownstream(true)))],
@@ -644,20 +560,20 @@ async fn remove_environment_modes() {
         .await,
         &["flow.steps"],
     );
-    assert_eq!(versions(&mut flows, "dependencies").await, [4, 3, 2, 1]);
+    assert_eq!(versions(flows, "dependencies").await, [4, 3, 2, 1]);
 }
 
 #[tokio::test]
 async fn bad_edits_save_nothing() {
     let server = world().await;
-    let mut flows = server.flows();
-    quick_start(&mut flows).await;
-    let before = get(&mut flows, "sequential", 0).await.unwrap();
+    let flows = &server;
+    quick_start(flows).await;
+    let before = get_flow(flows, "sequential", 0).await.unwrap();
 
     // An unknown `after`.
     let s = expect_code(
-        edit(
-            &mut flows,
+        edit_flow(
+            flows,
             "sequential",
             2,
             vec![add_after("mars", &["staging"])],
@@ -673,8 +589,8 @@ async fn bad_edits_save_nothing() {
 
     // The second edit is bad: the first is not saved either.
     let s = expect_code(
-        edit(
-            &mut flows,
+        edit_flow(
+            flows,
             "sequential",
             2,
             vec![add_after("qa", &["staging"]), set_deps("prod-eu", &["qa"])],
@@ -690,13 +606,7 @@ async fn bad_edits_save_nothing() {
 
     // Adding an environment that does not exist in the catalog.
     let s = expect_code(
-        edit(
-            &mut flows,
-            "sequential",
-            2,
-            vec![add_after("qa", &["mars"])],
-        )
-        .await,
+        edit_flow(flows, "sequential", 2, vec![add_after("qa", &["mars"])]).await,
         Code::InvalidArgument,
     );
     assert!(
@@ -709,13 +619,7 @@ async fn bad_edits_save_nothing() {
 
     // Adding one already in the flow.
     let s = expect_code(
-        edit(
-            &mut flows,
-            "sequential",
-            2,
-            vec![add_after("dev", &["prod"])],
-        )
-        .await,
+        edit_flow(flows, "sequential", 2, vec![add_after("dev", &["prod"])]).await,
         Code::InvalidArgument,
     );
     assert!(
@@ -726,51 +630,39 @@ async fn bad_edits_save_nothing() {
     );
 
     // Empty edit list, expected_version 0.
-    expect_invalid(edit(&mut flows, "sequential", 2, vec![]).await, &["edits"]);
+    expect_invalid(edit_flow(flows, "sequential", 2, vec![]).await, &["edits"]);
     expect_invalid(
-        edit(
-            &mut flows,
-            "sequential",
-            0,
-            vec![add_after("qa", &["staging"])],
-        )
-        .await,
+        edit_flow(flows, "sequential", 0, vec![add_after("qa", &["staging"])]).await,
         &["expected_version"],
     );
     // Stale version: ABORTED.
     let s = expect_code(
-        edit(
-            &mut flows,
-            "sequential",
-            1,
-            vec![add_after("qa", &["staging"])],
-        )
-        .await,
+        edit_flow(flows, "sequential", 1, vec![add_after("qa", &["staging"])]).await,
         Code::Aborted,
     );
     assert!(s.message().contains('2'), "{s:?}");
     // Unknown flow.
     expect_code(
-        edit(&mut flows, "nope", 1, vec![add_after("qa", &["staging"])]).await,
+        edit_flow(flows, "nope", 1, vec![add_after("qa", &["staging"])]).await,
         Code::NotFound,
     );
 
-    assert_eq!(get(&mut flows, "sequential", 0).await.unwrap(), before);
-    assert_eq!(versions(&mut flows, "sequential").await, [2, 1]);
+    assert_eq!(get_flow(flows, "sequential", 0).await.unwrap(), before);
+    assert_eq!(versions(flows, "sequential").await, [2, 1]);
 }
 
 #[tokio::test]
 async fn concurrent_edits_have_one_winner() {
     let server = world().await;
-    let mut flows = server.flows();
-    quick_start(&mut flows).await;
+    let flows = &server;
+    quick_start(flows).await;
     let envs = ["staging", "prod-eu", "prod-asia"];
     let mut tasks = Vec::new();
     for i in 0..10 {
-        let mut c = server.flows();
+        let c = server.channel.clone();
         let env = envs[i % envs.len()];
         tasks.push(tokio::spawn(async move {
-            edit(&mut c, "sequential", 2, vec![add_after("qa", &[env])]).await
+            edit_flow(&c, "sequential", 2, vec![add_after("qa", &[env])]).await
         }));
     }
     let mut ok = Vec::new();
@@ -782,8 +674,8 @@ async fn concurrent_edits_have_one_winner() {
     }
     assert_eq!(ok.len(), 1, "exactly one winner");
     assert_eq!(ok[0].version, 3);
-    assert_eq!(versions(&mut flows, "sequential").await, [3, 2, 1]);
-    let latest = get(&mut flows, "sequential", 0).await.unwrap();
+    assert_eq!(versions(flows, "sequential").await, [3, 2, 1]);
+    let latest = get_flow(flows, "sequential", 0).await.unwrap();
     assert_eq!(latest, ok[0]);
     assert_eq!(latest.steps.len(), 3);
 }
@@ -793,31 +685,31 @@ async fn concurrent_edits_have_one_winner() {
 #[tokio::test]
 async fn yaml_round_trip_of_the_quick_start_flows() {
     let server = world().await;
-    let mut flows = server.flows();
-    quick_start(&mut flows).await;
+    let flows = &server;
+    quick_start(flows).await;
     for name in ["sequential", "parallel", "dependencies"] {
-        let yaml = export(&mut flows, name).await;
+        let yaml = export(flows, name).await;
         assert!(yaml.contains("kind: PromotionFlow"), "{yaml}");
         let from = format!("name: {name}\n");
         assert_eq!(yaml.matches(&from).count(), 1, "{yaml}");
         let copy_name = format!("{name}-copy");
         let renamed = yaml.replace(&from, &format!("name: {copy_name}\n"));
-        let f = import(&mut flows, &renamed, false).await.expect("import");
+        let f = import(flows, &renamed, false).await.expect("import");
         assert_eq!(f.version, 1);
-        let original = get(&mut flows, name, 0).await.unwrap();
+        let original = get_flow(flows, name, 0).await.unwrap();
         assert_eq!(graph(&f), graph(&original));
         assert_eq!(f.trigger_environment, original.trigger_environment);
-        let again = export(&mut flows, &copy_name).await;
+        let again = export(flows, &copy_name).await;
         assert_eq!(again, renamed, "export of the import equals the export");
     }
 
     // Existing name without replace: ALREADY_EXISTS; with replace: new version.
-    let yaml = export(&mut flows, "parallel").await;
-    expect_code(import(&mut flows, &yaml, false).await, Code::AlreadyExists);
-    assert_eq!(versions(&mut flows, "parallel").await, [2, 1]);
-    let f = import(&mut flows, &yaml, true).await.expect("replace");
+    let yaml = export(flows, "parallel").await;
+    expect_code(import(flows, &yaml, false).await, Code::AlreadyExists);
+    assert_eq!(versions(flows, "parallel").await, [2, 1]);
+    let f = import(flows, &yaml, true).await.expect("replace");
     assert_eq!(f.version, 3);
-    assert_eq!(versions(&mut flows, "parallel").await, [3, 2, 1]);
+    assert_eq!(versions(flows, "parallel").await, [3, 2, 1]);
 
     // Unknown field: named, nothing saved.
     let bad = yaml.replace("name: parallel\n", "name: other\n").replace(
@@ -825,7 +717,7 @@ async fn yaml_round_trip_of_the_quick_start_flows() {
         "triggerEnvironment: dev\n  bogusField: 1",
     );
     assert!(bad.contains("bogusField"), "{bad}");
-    let s = expect_code(import(&mut flows, &bad, false).await, Code::InvalidArgument);
+    let s = expect_code(import(flows, &bad, false).await, Code::InvalidArgument);
     let d = descriptions(&s).join(" ") + s.message();
     assert_eq!(violation_fields(&s), ["yaml"], "{s:?}");
     assert!(
@@ -836,32 +728,29 @@ async fn yaml_round_trip_of_the_quick_start_flows() {
     let bad =
         yaml.replace("name: parallel\n", "name: other\n")
             .replacen("dependsOn:", "dependsOm:", 1);
-    let s = expect_invalid(import(&mut flows, &bad, false).await, &["yaml"]);
+    let s = expect_invalid(import(flows, &bad, false).await, &["yaml"]);
     assert!(
         descriptions(&s)
             .iter()
             .any(|d| d.contains("spec.steps[0].dependsOm")),
         "{s:?}"
     );
-    let s = expect_invalid(
-        import(&mut flows, "spec: [unclosed", false).await,
-        &["yaml"],
-    );
+    let s = expect_invalid(import(flows, "spec: [unclosed", false).await, &["yaml"]);
     assert!(!descriptions(&s)[0].is_empty());
-    expect_code(get(&mut flows, "other", 0).await, Code::NotFound);
+    expect_code(get_flow(flows, "other", 0).await, Code::NotFound);
 
     // A valid document whose flow is invalid: `flow.` paths.
     let bad = yaml
         .replace("name: parallel\n", "name: other\n")
         .replace("environment: prod-eu", "environment: mars");
-    let s = expect_code(import(&mut flows, &bad, false).await, Code::InvalidArgument);
+    let s = expect_code(import(flows, &bad, false).await, Code::InvalidArgument);
     assert!(
         violation_fields(&s)
             .iter()
             .any(|f| f.starts_with("flow.steps[")),
         "{s:?}"
     );
-    expect_code(get(&mut flows, "other", 0).await, Code::NotFound);
+    expect_code(get_flow(flows, "other", 0).await, Code::NotFound);
 }
 
 // ------------------------------------------------------------------- render
@@ -892,10 +781,10 @@ fn mermaid_graph(text: &str) -> (Vec<String>, Vec<(String, String)>) {
 #[tokio::test]
 async fn render_draws_every_node_and_edge() {
     let server = world().await;
-    let mut flows = server.flows();
-    quick_start(&mut flows).await;
+    let flows = &server;
+    quick_start(flows).await;
 
-    let text = render(&mut flows, "parallel", pb::RenderFormat::Unspecified).await;
+    let text = render(flows, "parallel", pb::RenderFormat::Unspecified).await;
     assert!(text.starts_with("flowchart LR"), "{text}");
     let (nodes, edges) = mermaid_graph(&text);
     assert_eq!(
@@ -916,7 +805,7 @@ async fn render_draws_every_node_and_edge() {
     assert_eq!(edges, want, "{text}");
     assert!(text.contains("dev (trigger)"), "{text}");
 
-    let text = render(&mut flows, "dependencies", pb::RenderFormat::Dot).await;
+    let text = render(flows, "dependencies", pb::RenderFormat::Dot).await;
     assert!(text.starts_with("digraph \"dependencies\" {"), "{text}");
     for env in ["dev", "qa", "staging", "prod"] {
         assert!(
@@ -939,6 +828,7 @@ async fn render_draws_every_node_and_edge() {
 
     // Old versions render too; bad requests are rejected.
     let old = flows
+        .flows()
         .render_flow(pb::RenderFlowRequest {
             name: "dependencies".into(),
             version: 1,
@@ -952,6 +842,7 @@ async fn render_draws_every_node_and_edge() {
     assert!(!old.contains("staging"), "{old}");
     expect_code(
         flows
+            .flows()
             .render_flow(pb::RenderFlowRequest {
                 name: "nope".into(),
                 ..Default::default()
@@ -961,6 +852,7 @@ async fn render_draws_every_node_and_edge() {
     );
     expect_code(
         flows
+            .flows()
             .render_flow(pb::RenderFlowRequest {
                 name: "parallel".into(),
                 version: -1,
@@ -977,14 +869,15 @@ async fn render_draws_every_node_and_edge() {
 async fn referenced_environments_and_workflows_cannot_be_deleted() {
     let server = world().await;
     create_wait(&server, "soak", 10).await;
-    let mut flows = server.flows();
-    quick_start(&mut flows).await;
-    let mut f = get(&mut flows, "parallel", 0).await.unwrap();
+    let flows = &server;
+    quick_start(flows).await;
+    let mut f = get_flow(flows, "parallel", 0).await.unwrap();
     f.steps[2].policy = Some(pb::Policy {
         post_action: "soak".into(),
         ..Default::default()
     });
     flows
+        .flows()
         .update_flow(pb::UpdateFlowRequest {
             flow: Some(f),
             expected_version: 2,
@@ -1029,6 +922,7 @@ async fn referenced_environments_and_workflows_cannot_be_deleted() {
 
     expect_code(
         flows
+            .flows()
             .delete_flow(pb::DeleteFlowRequest {
                 name: "parallel".into(),
                 expected_version: 1,
@@ -1037,16 +931,18 @@ async fn referenced_environments_and_workflows_cannot_be_deleted() {
         Code::Aborted,
     );
     flows
+        .flows()
         .delete_flow(pb::DeleteFlowRequest {
             name: "parallel".into(),
             expected_version: 3,
         })
         .await
         .expect("delete flow");
-    expect_code(get(&mut flows, "parallel", 0).await, Code::NotFound);
-    expect_code(get(&mut flows, "parallel", 1).await, Code::NotFound);
+    expect_code(get_flow(flows, "parallel", 0).await, Code::NotFound);
+    expect_code(get_flow(flows, "parallel", 1).await, Code::NotFound);
     expect_code(
         flows
+            .flows()
             .list_flow_versions(pb::ListFlowVersionsRequest {
                 name: "parallel".into(),
                 ..Default::default()
@@ -1054,7 +950,7 @@ async fn referenced_environments_and_workflows_cannot_be_deleted() {
             .await,
         Code::NotFound,
     );
-    assert_eq!(flow_names(&mut flows).await, ["dependencies", "sequential"]);
+    assert_eq!(flow_names(flows).await, ["dependencies", "sequential"]);
 
     // Now nothing refers to them.
     server
@@ -1075,6 +971,7 @@ async fn referenced_environments_and_workflows_cannot_be_deleted() {
         .expect("delete soak");
     expect_code(
         flows
+            .flows()
             .delete_flow(pb::DeleteFlowRequest {
                 name: "parallel".into(),
                 expected_version: 0,
@@ -1087,19 +984,17 @@ async fn referenced_environments_and_workflows_cannot_be_deleted() {
 #[tokio::test]
 async fn copy_is_validated_again() {
     let server = world().await;
-    let mut flows = server.flows();
-    quick_start(&mut flows).await;
+    let flows = &server;
+    quick_start(flows).await;
     expect_code(
-        copy(&mut flows, "sequential", "parallel").await,
+        copy(flows, "sequential", "parallel").await,
         Code::AlreadyExists,
     );
-    expect_invalid(
-        copy(&mut flows, "sequential", "Bad_Name").await,
-        &["new_name"],
-    );
-    expect_code(copy(&mut flows, "nope", "x").await, Code::NotFound);
+    expect_invalid(copy(flows, "sequential", "Bad_Name").await, &["new_name"]);
+    expect_code(copy(flows, "nope", "x").await, Code::NotFound);
     // A copy of an old version keeps that version's content.
     let f = flows
+        .flows()
         .copy_flow(pb::CopyFlowRequest {
             source: "dependencies".into(),
             version: 1,
@@ -1125,10 +1020,10 @@ async fn copy_is_validated_again() {
             }),
         })),
     };
-    edit(&mut flows, "parallel", 2, vec![policy("soak")])
+    edit_flow(flows, "parallel", 2, vec![policy("soak")])
         .await
         .expect("v3");
-    edit(&mut flows, "parallel", 3, vec![policy("")])
+    edit_flow(flows, "parallel", 3, vec![policy("")])
         .await
         .expect("v4");
     server
@@ -1140,6 +1035,7 @@ async fn copy_is_validated_again() {
         .await
         .expect("soak is unused by the latest version");
     let r = flows
+        .flows()
         .copy_flow(pb::CopyFlowRequest {
             source: "parallel".into(),
             version: 3,
@@ -1147,7 +1043,7 @@ async fn copy_is_validated_again() {
         })
         .await;
     expect_invalid(r, &["flow.steps[2].policy.post_action"]);
-    expect_code(get(&mut flows, "revived", 0).await, Code::NotFound);
+    expect_code(get_flow(flows, "revived", 0).await, Code::NotFound);
 }
 
 // ------------------------------------------------------------------- limits
@@ -1155,14 +1051,14 @@ async fn copy_is_validated_again() {
 #[tokio::test]
 async fn size_limits() {
     let server = world().await;
-    let mut flows = server.flows();
+    let flows = &server;
     let mut steps = vec![step("qa", &["dev"])];
     for i in 0..1000 {
         steps.push(step(&format!("e{i}"), &["qa"]));
     }
     assert_eq!(steps.len(), 1001);
     let s = expect_code(
-        create(&mut flows, flow("huge", "dev", steps.clone())).await,
+        create_flow(flows, flow("huge", "dev", steps.clone())).await,
         Code::InvalidArgument,
     );
     assert!(
@@ -1173,7 +1069,7 @@ async fn size_limits() {
         violation_fields(&s).len() < 10,
         "the limit, not 1000 violations: {s:?}"
     );
-    let r = validate(&mut flows, flow("huge", "dev", steps)).await;
+    let r = validate(flows, flow("huge", "dev", steps)).await;
     assert!(
         r.violations.iter().any(|v| v.field == "steps"),
         "{:?}",
@@ -1183,13 +1079,13 @@ async fn size_limits() {
     let deps: Vec<String> = (0..65).map(|i| format!("e{i}")).collect();
     let mut f = base("wide");
     f.steps[1].depends_on = deps;
-    let s = expect_code(create(&mut flows, f).await, Code::InvalidArgument);
+    let s = expect_code(create_flow(flows, f).await, Code::InvalidArgument);
     assert!(
         violation_fields(&s).contains(&"flow.steps[1].depends_on".to_string()),
         "{s:?}"
     );
     assert!(violation_fields(&s).len() < 10, "{s:?}");
-    assert!(flow_names(&mut flows).await.is_empty());
+    assert!(flow_names(flows).await.is_empty());
 }
 
 /// `dev -> e0 -> e1 -> ... -> e{n-1}`, named `name`.
@@ -1249,16 +1145,16 @@ async fn configured_step_limit() {
         std::iter::once("dev".to_string()).chain((0..1250).map(|i| format!("e{i}"))),
     )
     .await;
-    let mut flows = server.flows();
+    let flows = &server;
     let big = chain("big", 1200);
 
-    let r = validate(&mut flows, big.clone()).await;
+    let r = validate(flows, big.clone()).await;
     assert!(r.violations.is_empty(), "within 1500: {:?}", r.violations);
     let plan = waves(&r.plan);
     assert_eq!(plan.len(), 1201);
     assert_eq!(plan[1200], ["e1199"]);
     // Among 1,300 names, exactly the 50 that are not in the catalog are named.
-    let r = validate(&mut flows, chain("partly-missing", 1300)).await;
+    let r = validate(flows, chain("partly-missing", 1300)).await;
     let mut missing: Vec<&str> = r
         .violations
         .iter()
@@ -1274,25 +1170,25 @@ async fn configured_step_limit() {
     want.sort_unstable();
     assert_eq!(missing, want, "{:?}", r.violations);
     // The configured limit is the one reported.
-    let r = validate(&mut flows, chain("bigger", 1501)).await;
+    let r = validate(flows, chain("bigger", 1501)).await;
     assert_eq!(
         reported_on(&r, "steps"),
         Some("at most 1500 steps, got 1501")
     );
     assert!(r.plan.is_none());
 
-    let created = create(&mut flows, big.clone()).await.expect("create");
+    let created = create_flow(flows, big.clone()).await.expect("create");
     assert_eq!(created.steps.len(), 1200);
     let more: Vec<String> = (1200..1250).map(|i| format!("e{i}")).collect();
     let more: Vec<&str> = more.iter().map(String::as_str).collect();
-    let edited = edit(&mut flows, "big", 1, vec![add_after("e1199", &more)])
+    let edited = edit_flow(flows, "big", 1, vec![add_after("e1199", &more)])
         .await
         .expect("edit within the limit");
     assert_eq!((edited.version, edited.steps.len()), (2, 1250));
     let beyond: Vec<String> = (0..251).map(|i| format!("x{i}")).collect();
     let beyond: Vec<&str> = beyond.iter().map(String::as_str).collect();
     let s = expect_invalid(
-        edit(&mut flows, "big", 2, vec![add_after("dev", &beyond)]).await,
+        edit_flow(flows, "big", 2, vec![add_after("dev", &beyond)]).await,
         &["edits[0].add_environments.environments"],
     );
     assert_eq!(
@@ -1300,6 +1196,7 @@ async fn configured_step_limit() {
         ["the flow would have more than 1500 steps"]
     );
     let updated = flows
+        .flows()
         .update_flow(pb::UpdateFlowRequest {
             flow: Some(big.clone()),
             expected_version: 2,
@@ -1310,12 +1207,12 @@ async fn configured_step_limit() {
         .flow
         .expect("flow");
     assert_eq!((updated.version, updated.steps.len()), (3, 1200));
-    let copied = copy(&mut flows, "big", "big-copy").await.expect("copy");
+    let copied = copy(flows, "big", "big-copy").await.expect("copy");
     assert_eq!(copied.steps.len(), 1200);
-    let yaml = export(&mut flows, "big").await;
+    let yaml = export(flows, "big").await;
     let renamed = |to: &str| yaml.replacen("  name: big\n", &format!("  name: {to}\n"), 1);
     assert_ne!(renamed("imported"), yaml);
-    let imported = import(&mut flows, &renamed("imported"), false)
+    let imported = import(flows, &renamed("imported"), false)
         .await
         .expect("import");
     assert_eq!(imported.steps.len(), 1200);
@@ -1323,8 +1220,8 @@ async fn configured_step_limit() {
     // The same database and requests on a server with the default limit.
     let db = server.stop().await;
     let server = TestServer::start_on(db, |_| {}).await;
-    let mut flows = server.flows();
-    let r = validate(&mut flows, big.clone()).await;
+    let flows = &server;
+    let r = validate(flows, big.clone()).await;
     assert_eq!(
         reported_on(&r, "steps"),
         Some("at most 1000 steps, got 1200")
@@ -1337,11 +1234,12 @@ async fn configured_step_limit() {
     let mut other = big.clone();
     other.name = "other".into();
     too_many_steps(
-        create(&mut flows, other).await,
+        create_flow(flows, other).await,
         "at most 1000 steps, got 1200",
     );
     too_many_steps(
         flows
+            .flows()
             .update_flow(pb::UpdateFlowRequest {
                 flow: Some(big.clone()),
                 expected_version: 3,
@@ -1349,25 +1247,22 @@ async fn configured_step_limit() {
             .await,
         "at most 1000 steps, got 1200",
     );
-    too_many_steps(copy(&mut flows, "big", "big-copy-2").await, too_big);
+    too_many_steps(copy(flows, "big", "big-copy-2").await, too_big);
+    too_many_steps(import(flows, &renamed("imported-2"), false).await, too_big);
     too_many_steps(
-        import(&mut flows, &renamed("imported-2"), false).await,
-        too_big,
-    );
-    too_many_steps(
-        edit(&mut flows, "big", 3, vec![set_deps("e1", &["e0"])]).await,
+        edit_flow(flows, "big", 3, vec![set_deps("e1", &["e0"])]).await,
         too_big,
     );
     let s = expect_invalid(
-        edit(&mut flows, "big", 3, vec![add_after("e1199", &["e1200"])]).await,
+        edit_flow(flows, "big", 3, vec![add_after("e1199", &["e1200"])]).await,
         &["edits[0].add_environments.environments"],
     );
     assert_eq!(
         descriptions(&s),
         ["the flow would have more than 1000 steps"]
     );
-    let mut names = flow_names(&mut flows).await;
+    let mut names = flow_names(flows).await;
     names.sort();
     assert_eq!(names, ["big", "big-copy", "imported"], "nothing saved");
-    assert_eq!(versions(&mut flows, "big").await.len(), 3, "nothing saved");
+    assert_eq!(versions(flows, "big").await.len(), 3, "nothing saved");
 }

@@ -6,203 +6,29 @@ mod common;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::{TestDb, TestServer, create_wait, expect_code, seed_parallel, wait_final};
+use common::watch::*;
+use common::*;
 use promoflow::proto::v1 as pb;
 use promoflow::proto::v1::release_event::Change;
-use promoflow::proto::v1::release_service_client::ReleaseServiceClient;
-use tonic::transport::Channel;
-
-type Watch = tonic::Streaming<pb::WatchReleaseResponse>;
-
-async fn trigger(server: &TestServer, product: &str) -> pb::Release {
-    server
-        .releases()
-        .trigger_release(pb::TriggerReleaseRequest {
-            flow: "parallel".into(),
-            product: product.into(),
-            initiator: "test".into(),
-            ..Default::default()
-        })
-        .await
-        .expect("trigger")
-        .into_inner()
-        .release
-        .expect("release")
-}
-
-async fn watch_on(
-    client: &mut ReleaseServiceClient<Channel>,
-    id: &str,
-    after_seq: i64,
-) -> Result<Watch, tonic::Status> {
-    client
-        .watch_release(pb::WatchReleaseRequest {
-            release_id: id.into(),
-            after_seq,
-        })
-        .await
-        .map(|r| r.into_inner())
-}
-
-async fn watch(server: &TestServer, id: &str, after_seq: i64) -> Watch {
-    watch_on(&mut server.releases(), id, after_seq)
-        .await
-        .expect("watch release")
-}
-
-fn is_heartbeat(e: &pb::ReleaseEvent) -> bool {
-    matches!(e.change, Some(Change::Heartbeat(_)))
-}
-
-/// Reads a stream to its end (skipping heartbeats); panics on an error.
-async fn drain(mut s: Watch) -> Vec<pb::ReleaseEvent> {
-    let mut out = Vec::new();
-    while let Some(m) = s.message().await.expect("stream ends with OK") {
-        let e = m.event.expect("event set");
-        if !is_heartbeat(&e) {
-            out.push(e);
-        }
-    }
-    out
-}
-
-fn describe(events: &[pb::ReleaseEvent]) -> String {
-    events
-        .iter()
-        .map(|e| {
-            let d = match &e.change {
-                Some(Change::Release(c)) => {
-                    format!("release {:?}", pb::ReleaseStatus::try_from(c.status))
-                }
-                Some(Change::Environment(_)) => format!("env {:?}", env_change(e)),
-                Some(Change::Step(c)) => format!(
-                    "step {} {} {:?}",
-                    c.environment,
-                    c.index,
-                    c.step.as_ref().map(|s| (s.kind, s.status))
-                ),
-                Some(Change::Snapshot(_)) => "snapshot".into(),
-                Some(Change::Heartbeat(_)) => "heartbeat".into(),
-                None => "none".into(),
-            };
-            format!("{} {}", e.seq, d)
-        })
-        .collect::<Vec<_>>()
-        .join(" | ")
-}
-
-fn seqs(events: &[pb::ReleaseEvent]) -> Vec<i64> {
-    events.iter().map(|e| e.seq).collect()
-}
-
-fn release_status(e: &pb::ReleaseEvent) -> Option<pb::ReleaseStatus> {
-    match &e.change {
-        Some(Change::Release(r)) => pb::ReleaseStatus::try_from(r.status).ok(),
-        _ => None,
-    }
-}
-
-fn env_change(e: &pb::ReleaseEvent) -> Option<(&str, pb::EnvironmentStatus)> {
-    match &e.change {
-        Some(Change::Environment(c)) => {
-            let env = c.environment.as_ref().expect("environment set");
-            Some((
-                env.environment.as_str(),
-                pb::EnvironmentStatus::try_from(env.status).unwrap_or_default(),
-            ))
-        }
-        _ => None,
-    }
-}
-
-/// The whole event log of a (final) release: event 1 is the creation
-/// snapshot, the others come from a replay after seq 1.
-async fn full_log(server: &TestServer, id: &str) -> Vec<pb::ReleaseEvent> {
-    let rest = drain(watch(server, id, 1).await).await;
-    let r = get(server, id).await;
-    let expected: Vec<i64> = (2..=r.last_seq).collect();
-    assert_eq!(
-        seqs(&rest),
-        expected,
-        "replay after 1 is the whole log: {}",
-        describe(&rest)
-    );
-    rest
-}
-
-async fn get(server: &TestServer, id: &str) -> pb::Release {
-    server
-        .releases()
-        .get_release(pb::GetReleaseRequest {
-            release_id: id.into(),
-        })
-        .await
-        .expect("get release")
-        .into_inner()
-        .release
-        .expect("release")
-}
-
-async fn create_approval(server: &TestServer, name: &str) {
-    server
-        .workflows()
-        .create_workflow(pb::CreateWorkflowRequest {
-            workflow: Some(pb::Workflow {
-                name: name.into(),
-                kind: Some(pb::workflow::Kind::Approval(pb::ApprovalWorkflow {
-                    timeout: None,
-                })),
-                ..Default::default()
-            }),
-        })
-        .await
-        .expect("create approval workflow");
-}
 
 /// Polls until the release is SUSPENDED (all prod approvals waiting).
 async fn wait_suspended(server: &TestServer, id: &str) -> pb::Release {
-    for _ in 0..600 {
-        let r = get(server, id).await;
-        if r.status == pb::ReleaseStatus::Suspended as i32 {
-            return r;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("release {id} did not suspend");
+    wait_until(server, id, "suspended", |r| {
+        status(r) == pb::ReleaseStatus::Suspended
+    })
+    .await
 }
 
 async fn approve_prods(server: &TestServer, id: &str) {
-    for env in ["prod", "prod-eu", "prod-asia"] {
-        server
-            .releases()
-            .approve_environment(pb::ApproveEnvironmentRequest {
-                release_id: id.into(),
-                environment: env.into(),
-                approve: true,
-                comment: "ok".into(),
-            })
-            .await
-            .expect("approve");
+    for env in PRODS {
+        approve(server, id, env, true, "ok").await.expect("approve");
     }
-}
-
-/// Asserts `events` end with the event that made the release SUCCEEDED.
-#[track_caller]
-fn ends_succeeded(events: &[pb::ReleaseEvent]) {
-    let last = events.last().expect("some event");
-    assert_eq!(
-        release_status(last),
-        Some(pb::ReleaseStatus::Succeeded),
-        "last event: {last:?}"
-    );
 }
 
 #[tokio::test]
 async fn watch_from_snapshot_sees_every_event_in_order() {
-    let server = TestServer::start().await;
-    create_wait(&server, "soak", 300).await;
-    seed_parallel(&server, Some("soak")).await;
-    let r = trigger(&server, "demo-trioapp").await;
+    let server = start_soaking("soak", 300).await;
+    let r = trigger(&server, DEMO, "").await;
     let mut s = watch(&server, &r.id, 0).await;
     let first = s.message().await.expect("first").expect("not ended");
     let first = first.event.expect("event");
@@ -223,7 +49,7 @@ async fn watch_from_snapshot_sees_every_event_in_order() {
             .all(|e| release_status(e).is_none_or(|s| s != pb::ReleaseStatus::Succeeded)),
         "only the last event is the final one"
     );
-    let done = get(&server, &r.id).await;
+    let done = get_release(&server, &r.id).await;
     assert_eq!(
         done.last_seq,
         events.last().unwrap().seq,
@@ -258,10 +84,8 @@ async fn watch_from_snapshot_sees_every_event_in_order() {
 
 #[tokio::test]
 async fn resume_replays_exactly_the_rest() {
-    let server = TestServer::start().await;
-    create_wait(&server, "soak", 300).await;
-    seed_parallel(&server, Some("soak")).await;
-    let r = trigger(&server, "demo-trioapp").await;
+    let server = start_soaking("soak", 300).await;
+    let r = trigger(&server, DEMO, "").await;
     // Live: read up to seq 5, then drop the stream mid-release.
     let k = 5;
     let mut s = watch(&server, &r.id, 1).await;
@@ -300,34 +124,36 @@ async fn resume_replays_exactly_the_rest() {
     // k = last on a final release: ends with OK at once, no event.
     assert!(drain(watch(&server, &r.id, last).await).await.is_empty());
     // Errors.
-    let mut c = server.releases();
     let e = expect_code(
-        watch_on(&mut c, &r.id, last + 1).await,
+        try_watch(&server, &r.id, last + 1).await,
         tonic::Code::OutOfRange,
     );
     assert!(e.message().contains(&last.to_string()), "{e:?}");
     expect_code(
-        watch_on(&mut c, "no-such-release", 0).await,
+        try_watch(&server, "no-such-release", 0).await,
         tonic::Code::NotFound,
     );
     expect_code(
-        watch_on(&mut c, "no-such-release", 3).await,
+        try_watch(&server, "no-such-release", 3).await,
         tonic::Code::NotFound,
     );
     expect_code(
-        watch_on(&mut c, &r.id, -1).await,
+        try_watch(&server, &r.id, -1).await,
         tonic::Code::InvalidArgument,
     );
-    expect_code(watch_on(&mut c, "", 0).await, tonic::Code::InvalidArgument);
+    expect_code(
+        try_watch(&server, "", 0).await,
+        tonic::Code::InvalidArgument,
+    );
 }
 
 #[tokio::test]
 async fn idle_watcher_gets_heartbeats_with_the_latest_seq() {
     let server =
         TestServer::start_with(|c| c.heartbeat_interval = Duration::from_millis(200)).await;
-    create_approval(&server, "gate").await;
+    create_approval(&server, "gate", None).await;
     seed_parallel(&server, Some("gate")).await;
-    let r = trigger(&server, "demo-trioapp").await;
+    let r = trigger(&server, DEMO, "").await;
     let suspended = wait_suspended(&server, &r.id).await;
     let latest = suspended.last_seq;
     let mut s = watch(&server, &r.id, latest).await;
@@ -358,10 +184,8 @@ async fn idle_watcher_gets_heartbeats_with_the_latest_seq() {
 
 #[tokio::test]
 async fn slow_watcher_misses_nothing() {
-    let server = TestServer::start().await;
-    create_wait(&server, "soak", 100).await;
-    seed_parallel(&server, Some("soak")).await;
-    let r = trigger(&server, "demo-trioapp").await;
+    let server = start_soaking("soak", 100).await;
+    let r = trigger(&server, DEMO, "").await;
     // Opened before the fast one, read only after the fast one finished.
     let slow = watch(&server, &r.id, 1).await;
     let fast = drain(watch(&server, &r.id, 1).await).await;
@@ -369,35 +193,6 @@ async fn slow_watcher_misses_nothing() {
     let slow = drain(slow).await;
     assert_eq!(slow, fast);
     assert_eq!(slow, full_log(&server, &r.id).await);
-}
-
-/// Creates `product` with an application in every quick-start environment
-/// (version 1.0.0 in dev).
-async fn create_product(server: &TestServer, product: &str) {
-    let envs = ["dev", "qa", "prod", "prod-eu", "prod-asia"];
-    server
-        .products()
-        .create_product(pb::CreateProductRequest {
-            product: Some(pb::Product {
-                name: product.into(),
-                applications: envs
-                    .iter()
-                    .map(|e| pb::Application {
-                        environment: e.to_string(),
-                        name: format!("{product}-{e}"),
-                        version: if *e == "dev" {
-                            "1.0.0".into()
-                        } else {
-                            String::new()
-                        },
-                        ..Default::default()
-                    })
-                    .collect(),
-                ..Default::default()
-            }),
-        })
-        .await
-        .expect("create product");
 }
 
 #[tokio::test]
@@ -408,7 +203,7 @@ async fn watch_releases_across_concurrent_releases() {
     seed_parallel(&server, Some("soak")).await;
     let products: Vec<String> = (0..20).map(|i| format!("app{i:02}")).collect();
     for p in &products {
-        create_product(&server, p).await;
+        create_product_in(&server, p, &PARALLEL_ENVS, dev_only).await;
     }
     let mut client = server.releases();
     // Opened before triggering: sees every event from seq 1 on.
@@ -417,11 +212,12 @@ async fn watch_releases_across_concurrent_releases() {
         .await
         .expect("watch releases")
         .into_inner();
-    let ids: Vec<String> = futures::future::join_all(products.iter().map(|p| trigger(&server, p)))
-        .await
-        .into_iter()
-        .map(|r| r.id)
-        .collect();
+    let ids: Vec<String> =
+        futures::future::join_all(products.iter().map(|p| trigger(&server, p, "")))
+            .await
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
     let mut per: HashMap<String, Vec<i64>> = HashMap::new();
     let mut msgs: Vec<(String, pb::ReleaseEvent)> = Vec::new();
     let mut finished = 0;
@@ -443,7 +239,7 @@ async fn watch_releases_across_concurrent_releases() {
         msgs.push((m.cursor, e));
     }
     for id in &ids {
-        let r = get(&server, id).await;
+        let r = get_release(&server, id).await;
         assert_eq!(r.status, pb::ReleaseStatus::Succeeded as i32);
         let expected: Vec<i64> = (1..=r.last_seq).collect();
         assert_eq!(per[id], expected, "events of {id}");
@@ -520,27 +316,26 @@ async fn watch_releases_across_concurrent_releases() {
             .await
             .map(|_| ());
         let s = expect_code(r, tonic::Code::InvalidArgument);
-        assert_eq!(common::violation_fields(&s), vec!["after_cursor"], "{bad}");
+        assert_eq!(violation_fields(&s), vec!["after_cursor"], "{bad}");
     }
 }
 
 #[tokio::test]
 async fn a_thousand_watchers_see_every_event() {
     let server = TestServer::start().await;
-    create_approval(&server, "gate").await;
+    create_approval(&server, "gate", None).await;
     seed_parallel(&server, Some("gate")).await;
-    let r = trigger(&server, "demo-trioapp").await;
+    let r = trigger(&server, DEMO, "").await;
     let suspended = wait_suspended(&server, &r.id).await;
     // All watchers open (and read up to now) while the release waits.
-    let client = server.releases();
     let mut tasks = Vec::new();
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<()>(1000);
     for _ in 0..1000 {
-        let mut c = client.clone();
+        let c = server.channel.clone();
         let id = r.id.clone();
         let ready = ready_tx.clone();
         tasks.push(tokio::spawn(async move {
-            let mut s = watch_on(&mut c, &id, 1).await.expect("watch");
+            let mut s = try_watch(&c, &id, 1).await.expect("watch");
             let mut got = Vec::new();
             let mut told = false;
             while let Some(m) = s.message().await.expect("stream ends with OK") {
@@ -577,9 +372,9 @@ async fn a_thousand_watchers_see_every_event() {
 #[tokio::test]
 async fn shutdown_ends_open_watches_with_unavailable() {
     let server = TestServer::start().await;
-    create_approval(&server, "gate").await;
+    create_approval(&server, "gate", None).await;
     seed_parallel(&server, Some("gate")).await;
-    let r = trigger(&server, "demo-trioapp").await;
+    let r = trigger(&server, DEMO, "").await;
     let suspended = wait_suspended(&server, &r.id).await;
     let mut s = watch(&server, &r.id, 0).await;
     let snap = s.message().await.unwrap().unwrap().event.unwrap();
@@ -612,138 +407,6 @@ async fn shutdown_ends_open_watches_with_unavailable() {
     expect_code(two, tonic::Code::Unavailable);
 }
 
-/// The real binary, killed with SIGKILL on drop.
-struct Binary {
-    child: tokio::process::Child,
-    channel: Channel,
-}
-
-async fn spawn_binary(db_url: &str) -> Binary {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_promoflow"))
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--database-url",
-            db_url,
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn promoflow");
-    let channel = Channel::from_shared(format!("http://127.0.0.1:{port}"))
-        .unwrap()
-        .connect_lazy();
-    for _ in 0..600 {
-        let mut c = ReleaseServiceClient::new(channel.clone());
-        if c.list_releases(pb::ListReleasesRequest::default())
-            .await
-            .is_ok()
-        {
-            return Binary { child, channel };
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("promoflow binary did not start");
-}
-
-#[tokio::test]
-async fn kill_9_then_resume_misses_nothing() {
-    // Seed in-process, then run the real binary on the same database.
-    let server = TestServer::start().await;
-    create_wait(&server, "soak", 2000).await;
-    seed_parallel(&server, Some("soak")).await;
-    let db: TestDb = server.stop().await;
-
-    let mut bin = spawn_binary(&db.url).await;
-    let mut client = ReleaseServiceClient::new(bin.channel.clone());
-    let r = client
-        .trigger_release(pb::TriggerReleaseRequest {
-            flow: "parallel".into(),
-            product: "demo-trioapp".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .release
-        .unwrap();
-    let mut s = watch_on(&mut client, &r.id, 0).await.unwrap();
-    let snap = s.message().await.unwrap().unwrap().event.unwrap();
-    let mut seen = vec![snap.seq];
-    // Read until a production environment runs its 2 s soak, then kill -9.
-    let prod_running = match &snap.change {
-        Some(Change::Snapshot(r)) => r.environments.iter().any(|e| {
-            e.environment.starts_with("prod") && e.status == pb::EnvironmentStatus::Running as i32
-        }),
-        _ => panic!("first message is a snapshot"),
-    };
-    let mut live = Vec::new();
-    // Already running in the snapshot: kill at once; otherwise read on.
-    if !prod_running {
-        loop {
-            let e = s
-                .message()
-                .await
-                .expect("live event")
-                .unwrap_or_else(|| panic!("ended early: {:?} {}", snap, describe(&live)))
-                .event
-                .unwrap();
-            if is_heartbeat(&e) {
-                continue;
-            }
-            live.push(e.clone());
-            seen.push(e.seq);
-            if matches!(env_change(&e), Some((env, pb::EnvironmentStatus::Running)) if env.starts_with("prod"))
-            {
-                break;
-            }
-        }
-    }
-    bin.child.start_kill().expect("kill -9");
-    bin.child.wait().await.expect("reaped");
-    // Whatever was already on the wire still counts; then the stream breaks.
-    loop {
-        match s.message().await {
-            Ok(Some(m)) => {
-                let e = m.event.unwrap();
-                if !is_heartbeat(&e) {
-                    seen.push(e.seq);
-                }
-            }
-            Ok(None) => panic!("stream ended with OK after a crash"),
-            Err(_) => break,
-        }
-    }
-    drop(s);
-
-    let bin = spawn_binary(&db.url).await;
-    let mut client = ReleaseServiceClient::new(bin.channel.clone());
-    let last_seen = *seen.last().unwrap();
-    let rest = drain(watch_on(&mut client, &r.id, last_seen).await.unwrap()).await;
-    ends_succeeded(&rest);
-    seen.extend(seqs(&rest));
-    let expected: Vec<i64> = (snap.seq..=*seen.last().unwrap()).collect();
-    assert_eq!(seen, expected, "no event missing or repeated");
-    let done = client
-        .get_release(pb::GetReleaseRequest {
-            release_id: r.id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .release
-        .unwrap();
-    assert_eq!(done.status, pb::ReleaseStatus::Succeeded as i32);
-    assert_eq!(done.last_seq, *seen.last().unwrap());
-}
-
 /// Every committed event gets the next global position, in the order of its
 /// release's sequence, and on PostgreSQL every write announces its release's
 /// last event (`release seq position`) to the other replicas.
@@ -767,7 +430,7 @@ async fn events_are_numbered_in_order_and_announced() {
         None
     };
     seed_parallel(&server, None).await;
-    let r = trigger(&server, "demo-trioapp").await;
+    let r = trigger(&server, DEMO, "").await;
     let done = wait_final(&server, &r.id).await;
     let rows = db
         .query_all_raw(Statement::from_string(
@@ -886,14 +549,10 @@ fn check_release_changes(envs: &[&str], log: &[pb::ReleaseEvent]) -> usize {
     announced
 }
 
-const PARALLEL_ENVS: [&str; 5] = ["dev", "qa", "prod", "prod-eu", "prod-asia"];
-
 #[tokio::test]
 async fn counters_follow_every_environment_status_change() {
-    let server = TestServer::start().await;
-    create_wait(&server, "soak", 50).await;
-    seed_parallel(&server, Some("soak")).await;
-    let r = trigger(&server, "demo-trioapp").await;
+    let server = start_soaking("soak", 50).await;
+    let r = trigger(&server, DEMO, "").await;
     wait_final(&server, &r.id).await;
     let log = full_log(&server, &r.id).await;
     let announced = check_release_changes(&PARALLEL_ENVS, &log);
@@ -911,9 +570,9 @@ async fn counters_follow_every_environment_status_change() {
 #[tokio::test]
 async fn counters_and_status_follow_approvals() {
     let server = TestServer::start().await;
-    create_approval(&server, "gate").await;
+    create_approval(&server, "gate", None).await;
     seed_parallel(&server, Some("gate")).await;
-    let r = trigger(&server, "demo-trioapp").await;
+    let r = trigger(&server, DEMO, "").await;
     wait_suspended(&server, &r.id).await;
     approve_prods(&server, &r.id).await;
     let done = wait_final(&server, &r.id).await;

@@ -5,11 +5,20 @@
 //! a temporary SQLite file; set to a PostgreSQL admin URL, each test gets a
 //! database of its own, created here and dropped afterwards. `scripts/test`
 //! runs the whole suite both ways.
+//!
+//! [`Api`] gives the service clients of anything that reaches a server (an
+//! in-process [`TestServer`], a child process of the real binary from
+//! [`serve`], a bare channel), so the typed helpers of [`world`] and
+//! [`watch`] work against all of them.
 
 #![allow(dead_code)]
 
 pub mod hook;
-pub mod replica;
+pub mod serve;
+pub mod watch;
+pub mod world;
+
+pub use world::*;
 
 use std::net::SocketAddr;
 
@@ -24,6 +33,9 @@ use promoflow::proto::v1::flow_service_client::FlowServiceClient;
 use promoflow::proto::v1::product_service_client::ProductServiceClient;
 use promoflow::proto::v1::release_service_client::ReleaseServiceClient;
 use promoflow::proto::v1::workflow_service_client::WorkflowServiceClient;
+
+/// How long a starting server may take to answer health `SERVING`.
+pub const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// A database for one test; PostgreSQL databases are dropped on drop.
 pub struct TestDb {
@@ -141,9 +153,7 @@ impl TestServer {
     }
 
     async fn wait_ready(&self) {
-        if let Err(e) =
-            promoflow::cli::wait_ready(&self.channel, std::time::Duration::from_secs(30)).await
-        {
+        if let Err(e) = promoflow::cli::wait_ready(&self.channel, READY_TIMEOUT).await {
             panic!("server on {}: {e}", self.addr);
         }
     }
@@ -172,20 +182,21 @@ impl TestServer {
         }
     }
 
+    // The clients, without `Api` in scope (see [`Api`]).
     pub fn environments(&self) -> EnvironmentServiceClient<Channel> {
-        EnvironmentServiceClient::new(self.channel.clone())
+        Api::environments(self)
     }
     pub fn products(&self) -> ProductServiceClient<Channel> {
-        ProductServiceClient::new(self.channel.clone())
+        Api::products(self)
     }
     pub fn workflows(&self) -> WorkflowServiceClient<Channel> {
-        WorkflowServiceClient::new(self.channel.clone())
+        Api::workflows(self)
     }
     pub fn flows(&self) -> FlowServiceClient<Channel> {
-        FlowServiceClient::new(self.channel.clone())
+        Api::flows(self)
     }
     pub fn releases(&self) -> ReleaseServiceClient<Channel> {
-        ReleaseServiceClient::new(self.channel.clone())
+        Api::releases(self)
     }
 }
 
@@ -200,13 +211,64 @@ impl Drop for TestServer {
     }
 }
 
+/// The service clients of a server, from its channel.
+pub trait Api {
+    fn channel(&self) -> Channel;
+
+    fn environments(&self) -> EnvironmentServiceClient<Channel> {
+        EnvironmentServiceClient::new(self.channel())
+    }
+    fn products(&self) -> ProductServiceClient<Channel> {
+        ProductServiceClient::new(self.channel())
+    }
+    fn workflows(&self) -> WorkflowServiceClient<Channel> {
+        WorkflowServiceClient::new(self.channel())
+    }
+    fn flows(&self) -> FlowServiceClient<Channel> {
+        FlowServiceClient::new(self.channel())
+    }
+    fn releases(&self) -> ReleaseServiceClient<Channel> {
+        ReleaseServiceClient::new(self.channel())
+    }
+}
+
+impl Api for TestServer {
+    fn channel(&self) -> Channel {
+        self.channel.clone()
+    }
+}
+
+impl Api for Channel {
+    fn channel(&self) -> Channel {
+        self.clone()
+    }
+}
+
 /// The field paths of a status's `BadRequest` violations.
 pub fn violation_fields(status: &tonic::Status) -> Vec<String> {
+    violations(status).into_iter().map(|(f, _)| f).collect()
+}
+
+/// The (field, description) pairs of a status's `BadRequest` violations.
+pub fn violations(status: &tonic::Status) -> Vec<(String, String)> {
     use tonic_types::StatusExt;
     status
         .get_details_bad_request()
-        .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
+        .map(|b| {
+            b.field_violations
+                .into_iter()
+                .map(|v| (v.field, v.description))
+                .collect()
+        })
         .unwrap_or_default()
+}
+
+/// The field paths of `status`'s violations, sorted: the contract fixes the
+/// set of violations, not their order.
+pub fn sorted_fields(status: &tonic::Status) -> Vec<String> {
+    let mut fields = violation_fields(status);
+    fields.sort();
+    fields
 }
 
 /// Asserts `result` failed with `code`, returning the status.
@@ -224,165 +286,34 @@ pub fn expect_code<T: std::fmt::Debug>(
     }
 }
 
-/// Seeds the quick-start world: environments dev, qa, prod, prod-eu,
-/// prod-asia (prod ones PRODUCTION), product `demo-trioapp` with an
-/// application in each (version 1.0.0 in dev), and the parallel flow
-/// `parallel` built by edits: dev → qa → {prod, prod-eu, prod-asia}.
-/// `post_action` (a workflow name) is set on every production step.
-pub async fn seed_parallel(server: &TestServer, post_action: Option<&str>) {
-    use promoflow::proto::v1 as pb;
-    let envs = ["dev", "qa", "prod", "prod-eu", "prod-asia"];
-    for name in envs {
-        let kind = if name.starts_with("prod") {
-            pb::EnvironmentKind::Production
-        } else {
-            pb::EnvironmentKind::NonProduction
-        };
-        server
-            .environments()
-            .create_environment(pb::CreateEnvironmentRequest {
-                environment: Some(pb::Environment {
-                    name: name.into(),
-                    kind: kind as i32,
-                    ..Default::default()
-                }),
-            })
-            .await
-            .expect("create environment");
+/// Asserts `result` is `INVALID_ARGUMENT` with exactly the violations `fields`.
+#[track_caller]
+pub fn expect_invalid<T: std::fmt::Debug>(
+    result: Result<T, tonic::Status>,
+    fields: &[&str],
+) -> tonic::Status {
+    let status = expect_code(result, tonic::Code::InvalidArgument);
+    let mut want = strs(fields);
+    want.sort();
+    assert_eq!(sorted_fields(&status), want, "violations of {status:?}");
+    status
+}
+
+/// Owned copies of `xs`.
+pub fn strs(xs: &[&str]) -> Vec<String> {
+    xs.iter().map(|s| s.to_string()).collect()
+}
+
+/// `ms` milliseconds as a protobuf duration.
+pub fn dur(ms: u64) -> prost_types::Duration {
+    prost_types::Duration {
+        seconds: (ms / 1000) as i64,
+        nanos: ((ms % 1000) * 1_000_000) as i32,
     }
-    server
-        .products()
-        .create_product(pb::CreateProductRequest {
-            product: Some(pb::Product {
-                name: "demo-trioapp".into(),
-                applications: envs
-                    .iter()
-                    .map(|e| pb::Application {
-                        environment: e.to_string(),
-                        name: format!("demo-trioapp-{e}"),
-                        version: if *e == "dev" {
-                            "1.0.0".into()
-                        } else {
-                            String::new()
-                        },
-                        ..Default::default()
-                    })
-                    .collect(),
-                ..Default::default()
-            }),
-        })
-        .await
-        .expect("create product");
-    let mut flows = server.flows();
-    flows
-        .create_flow(pb::CreateFlowRequest {
-            flow: Some(pb::Flow {
-                name: "parallel".into(),
-                trigger_environment: "dev".into(),
-                steps: vec![pb::FlowStep {
-                    environment: "qa".into(),
-                    depends_on: vec!["dev".into()],
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }),
-        })
-        .await
-        .expect("create flow");
-    let policy = pb::Policy {
-        post_action: post_action.unwrap_or_default().to_string(),
-        action: pb::PromotionAction::None as i32,
-        ..Default::default()
-    };
-    flows
-        .edit_flow(pb::EditFlowRequest {
-            name: "parallel".into(),
-            expected_version: 1,
-            edits: vec![pb::FlowEdit {
-                edit: Some(pb::flow_edit::Edit::AddEnvironments(
-                    pb::flow_edit::AddEnvironments {
-                        after: "qa".into(),
-                        environments: vec!["prod".into(), "prod-eu".into(), "prod-asia".into()],
-                        policy: Some(policy),
-                    },
-                )),
-            }],
-        })
-        .await
-        .expect("edit flow");
 }
 
-/// Creates a non-production environment for each of `names`, 16 requests
-/// at a time (for flows of hundreds or thousands of steps).
-pub async fn create_environments(server: &TestServer, names: impl IntoIterator<Item = String>) {
-    use futures::StreamExt;
-    use promoflow::proto::v1 as pb;
-    futures::stream::iter(names)
-        .map(|name| {
-            let mut client = server.environments();
-            async move {
-                client
-                    .create_environment(pb::CreateEnvironmentRequest {
-                        environment: Some(pb::Environment {
-                            name: name.clone(),
-                            kind: pb::EnvironmentKind::NonProduction as i32,
-                            ..Default::default()
-                        }),
-                    })
-                    .await
-                    .unwrap_or_else(|e| panic!("create environment {name}: {e}"));
-            }
-        })
-        .buffer_unordered(16)
-        .for_each(|()| async {})
-        .await;
-}
-
-/// Creates a `wait` workflow of `ms` milliseconds.
-pub async fn create_wait(server: &TestServer, name: &str, ms: u64) {
-    use promoflow::proto::v1 as pb;
-    server
-        .workflows()
-        .create_workflow(pb::CreateWorkflowRequest {
-            workflow: Some(pb::Workflow {
-                name: name.into(),
-                kind: Some(pb::workflow::Kind::Wait(pb::WaitWorkflow {
-                    duration: Some(prost_types::Duration {
-                        seconds: (ms / 1000) as i64,
-                        nanos: ((ms % 1000) * 1_000_000) as i32,
-                    }),
-                })),
-                ..Default::default()
-            }),
-        })
-        .await
-        .expect("create wait workflow");
-}
-
-/// Polls `GetRelease` until the release is final (or panics after 30 s).
-pub async fn wait_final(server: &TestServer, id: &str) -> promoflow::proto::v1::Release {
-    use promoflow::proto::v1 as pb;
-    for _ in 0..600 {
-        let r = server
-            .releases()
-            .get_release(pb::GetReleaseRequest {
-                release_id: id.into(),
-            })
-            .await
-            .expect("get release")
-            .into_inner()
-            .release
-            .expect("release");
-        let s = pb::ReleaseStatus::try_from(r.status).unwrap_or_default();
-        if matches!(
-            s,
-            pb::ReleaseStatus::Succeeded
-                | pb::ReleaseStatus::Failed
-                | pb::ReleaseStatus::Terminated
-        ) {
-            return r;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("release {id} did not finish in 30 s");
+/// A protobuf timestamp as (seconds, nanos), ordered like time.
+pub fn ts(t: &Option<prost_types::Timestamp>) -> (i64, i32) {
+    let t = t.as_ref().expect("timestamp is set");
+    (t.seconds, t.nanos)
 }
