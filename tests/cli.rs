@@ -1103,7 +1103,8 @@ async fn product_update_changes_only_the_given_fields() {
     .await
     .failed();
     assert!(
-        r.stderr.contains(r#"no application in environment "staging""#),
+        r.stderr
+            .contains(r#"no application in environment "staging""#),
         "{}",
         r.all()
     );

@@ -5,57 +5,33 @@
 
 mod common;
 
-use std::time::Duration;
-
-use common::{TestServer, expect_code, seed_parallel, wait_final};
+use common::*;
 use promoflow::proto::v1 as pb;
 use tonic::Code;
 
-/// An approval workflow, waiting `timeout_secs` (or for ever).
-async fn approval(server: &TestServer, name: &str, timeout_secs: Option<i64>) {
-    server
-        .workflows()
-        .create_workflow(pb::CreateWorkflowRequest {
-            workflow: Some(pb::Workflow {
-                name: name.into(),
-                kind: Some(pb::workflow::Kind::Approval(pb::ApprovalWorkflow {
-                    timeout: timeout_secs
-                        .map(|seconds| prost_types::Duration { seconds, nanos: 0 }),
-                })),
-                ..Default::default()
-            }),
-        })
-        .await
-        .expect("create approval workflow");
-}
-
-/// Sets the release-level `on_start` hook of flow `parallel` (version 2
-/// after `seed_parallel`).
+/// Sets the release-level `on_start` hook of flow `parallel`.
 async fn release_on_start(server: &TestServer, workflow: &str) {
-    server
-        .flows()
-        .edit_flow(pb::EditFlowRequest {
-            name: "parallel".into(),
-            expected_version: 2,
-            edits: vec![pb::FlowEdit {
-                edit: Some(pb::flow_edit::Edit::SetHooks(pb::flow_edit::SetHooks {
-                    environment: String::new(),
-                    hooks: Some(pb::Hooks {
-                        on_start: workflow.into(),
-                        ..Default::default()
-                    }),
-                })),
-            }],
-        })
-        .await
-        .expect("set release hooks");
+    let hooks = pb::Hooks {
+        on_start: workflow.into(),
+        ..Default::default()
+    };
+    edit_latest(
+        server,
+        "parallel",
+        vec![pb::flow_edit::Edit::SetHooks(pb::flow_edit::SetHooks {
+            environment: String::new(),
+            hooks: Some(hooks),
+        })],
+    )
+    .await;
 }
 
-async fn trigger(
+/// `TriggerRelease` of version 2.0.0, its result unchecked.
+async fn try_trigger(
     server: &TestServer,
     flow: &str,
     product: &str,
-) -> Result<pb::Release, tonic::Status> {
+) -> Res<pb::TriggerReleaseResponse> {
     server
         .releases()
         .trigger_release(pb::TriggerReleaseRequest {
@@ -65,75 +41,24 @@ async fn trigger(
             ..Default::default()
         })
         .await
-        .map(|r| r.into_inner().release.expect("release"))
+        .map(|r| r.into_inner())
 }
 
-async fn get(server: &TestServer, id: &str) -> pb::Release {
-    server
-        .releases()
-        .get_release(pb::GetReleaseRequest {
-            release_id: id.into(),
-        })
-        .await
-        .expect("get release")
-        .into_inner()
-        .release
-        .expect("release")
-}
-
-/// Polls until the release has `status` (or panics after 20 s).
-async fn wait_status(server: &TestServer, id: &str, status: pb::ReleaseStatus) -> pb::Release {
-    for _ in 0..400 {
-        let r = get(server, id).await;
-        if r.status == status as i32 {
-            return r;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!(
-        "release {id} never became {status:?}: {:?}",
-        get(server, id).await
-    );
-}
-
-async fn approve(
-    server: &TestServer,
-    id: &str,
-    environment: &str,
-    yes: bool,
-) -> Result<pb::Release, tonic::Status> {
-    server
-        .releases()
-        .approve_environment(pb::ApproveEnvironmentRequest {
-            release_id: id.into(),
-            environment: environment.into(),
-            approve: yes,
-            comment: "change board".into(),
-        })
-        .await
-        .map(|r| r.into_inner().release.expect("release"))
+async fn wait_status(server: &TestServer, id: &str, want: pb::ReleaseStatus) -> pb::Release {
+    wait_until(server, id, want.as_str_name(), |r| status(r) == want).await
 }
 
 async fn product(server: &TestServer, name: &str) -> pb::Product {
-    server
-        .products()
-        .get_product(pb::GetProductRequest { name: name.into() })
-        .await
-        .expect("get product")
-        .into_inner()
-        .product
-        .expect("product")
+    get_product(server, name).await.expect("get product")
 }
 
 #[tokio::test]
 async fn a_release_level_approval_suspends_the_release_and_an_empty_environment_decides_it() {
     let server = TestServer::start().await;
     seed_parallel(&server, None).await;
-    approval(&server, "change-board", None).await;
+    create_approval(&server, "change-board", None).await;
     release_on_start(&server, "change-board").await;
-    let r = trigger(&server, "parallel", "demo-trioapp")
-        .await
-        .expect("trigger");
+    let r = trigger(&server, DEMO, "2.0.0").await;
     let held = wait_status(&server, &r.id, pb::ReleaseStatus::Suspended).await;
     assert_eq!(
         held.hooks[0].status,
@@ -148,19 +73,21 @@ async fn a_release_level_approval_suspends_the_release_and_an_empty_environment_
     );
     // No environment of it awaits approval: naming one is refused.
     expect_code(
-        approve(&server, &r.id, "qa", true).await,
+        approve(&server, &r.id, "qa", true, "").await,
         Code::FailedPrecondition,
     );
-    let after = approve(&server, &r.id, "", true)
+    let after = approve(&server, &r.id, "", true, "change board")
         .await
-        .expect("approve the hook");
+        .expect("approve the hook")
+        .release
+        .expect("release");
     assert_ne!(after.status, pb::ReleaseStatus::Suspended as i32);
     let done = wait_final(&server, &r.id).await;
     assert_eq!(done.status, pb::ReleaseStatus::Succeeded as i32, "{done:?}");
     assert_eq!(done.hooks[0].message, "approved: change board");
     // Nothing awaits a decision any more.
     expect_code(
-        approve(&server, &r.id, "", true).await,
+        approve(&server, &r.id, "", true, "").await,
         Code::FailedPrecondition,
     );
 }
@@ -169,11 +96,9 @@ async fn a_release_level_approval_suspends_the_release_and_an_empty_environment_
 async fn a_release_level_approval_times_out_and_can_be_retried() {
     let server = TestServer::start().await;
     seed_parallel(&server, None).await;
-    approval(&server, "change-board", Some(1)).await;
+    create_approval(&server, "change-board", Some(1000)).await;
     release_on_start(&server, "change-board").await;
-    let r = trigger(&server, "parallel", "demo-trioapp")
-        .await
-        .expect("trigger");
+    let r = trigger(&server, DEMO, "2.0.0").await;
     let failed = wait_final(&server, &r.id).await;
     assert_eq!(
         failed.status,
@@ -182,16 +107,12 @@ async fn a_release_level_approval_times_out_and_can_be_retried() {
     );
     assert_eq!(failed.hooks[0].message, "approval timed out");
     // A retry asks again; a rejection then fails the release.
-    server
-        .releases()
-        .retry_release(pb::RetryReleaseRequest {
-            release_id: r.id.clone(),
-        })
-        .await
-        .expect("retry");
+    retry(&server, &r.id).await.expect("retry");
     let held = wait_status(&server, &r.id, pb::ReleaseStatus::Suspended).await;
     assert_eq!(held.hooks[0].attempt, 2);
-    approve(&server, &r.id, "", false).await.expect("reject");
+    approve(&server, &r.id, "", false, "change board")
+        .await
+        .expect("reject");
     let done = wait_final(&server, &r.id).await;
     assert_eq!(done.status, pb::ReleaseStatus::Failed as i32);
     assert_eq!(done.hooks[0].message, "rejected: change board");
@@ -201,12 +122,12 @@ async fn a_release_level_approval_times_out_and_can_be_retried() {
 async fn triggering_an_unknown_flow_or_product_is_not_found() {
     let server = TestServer::start().await;
     seed_parallel(&server, None).await;
+    let s = expect_code(try_trigger(&server, "nope", DEMO).await, Code::NotFound);
+    assert!(s.message().contains("nope"), "{s:?}");
     let s = expect_code(
-        trigger(&server, "nope", "demo-trioapp").await,
+        try_trigger(&server, "parallel", "nope").await,
         Code::NotFound,
     );
-    assert!(s.message().contains("nope"), "{s:?}");
-    let s = expect_code(trigger(&server, "parallel", "nope").await, Code::NotFound);
     assert!(s.message().contains("nope"), "{s:?}");
 }
 
@@ -271,90 +192,50 @@ async fn a_report_whose_release_cannot_start_records_nothing() {
 async fn an_update_cannot_remove_an_application_its_own_flows_need() {
     let server = TestServer::start().await;
     seed_parallel(&server, None).await;
-    let mut p = product(&server, "demo-trioapp").await;
+    let mut p = product(&server, DEMO).await;
     p.promotion_flows = vec![pb::ProductPromotionFlow {
         flow: "parallel".into(),
         ..Default::default()
     }];
-    let p = server
-        .products()
-        .update_product(pb::UpdateProductRequest {
-            product: Some(p.clone()),
-            expected_version: p.version,
-        })
+    let p = update_product(&server, p.clone(), p.version)
         .await
-        .expect("add the flow")
-        .into_inner()
-        .product
-        .expect("product");
+        .expect("add the flow");
     let mut smaller = p.clone();
     smaller.applications.retain(|a| a.environment != "prod-eu");
     let s = expect_code(
-        server
-            .products()
-            .update_product(pb::UpdateProductRequest {
-                product: Some(smaller),
-                expected_version: p.version,
-            })
-            .await,
+        update_product(&server, smaller, p.version).await,
         Code::FailedPrecondition,
     );
     assert!(
         s.message().contains("prod-eu") && s.message().contains("parallel"),
         "{s:?}"
     );
-    assert_eq!(product(&server, "demo-trioapp").await, p, "nothing changed");
+    assert_eq!(product(&server, DEMO).await, p, "nothing changed");
 }
 
 #[tokio::test]
 async fn releases_of_a_deleted_product_are_history() {
     let server = TestServer::start().await;
     seed_parallel(&server, None).await;
-    approval(&server, "gate", None).await;
+    create_approval(&server, "gate", None).await;
     release_on_start(&server, "gate").await;
-    let r = trigger(&server, "parallel", "demo-trioapp")
-        .await
-        .expect("trigger");
+    let r = trigger(&server, DEMO, "2.0.0").await;
     wait_status(&server, &r.id, pb::ReleaseStatus::Suspended).await;
-    server
-        .releases()
-        .terminate_release(pb::TerminateReleaseRequest {
-            release_id: r.id.clone(),
-            reason: "stop".into(),
-        })
-        .await
-        .expect("terminate");
+    terminate(&server, &r.id, "stop").await.expect("terminate");
     wait_final(&server, &r.id).await;
-    let old = product(&server, "demo-trioapp").await;
-    server
-        .products()
-        .delete_product(pb::DeleteProductRequest {
-            name: "demo-trioapp".into(),
-            expected_version: 0,
-        })
+    let old = product(&server, DEMO).await;
+    delete_product(&server, DEMO, 0)
         .await
         .expect("delete product");
-    let retry = || async {
-        server
-            .releases()
-            .retry_release(pb::RetryReleaseRequest {
-                release_id: r.id.clone(),
-            })
-            .await
-    };
-    let s = expect_code(retry().await, Code::FailedPrecondition);
+    let s = expect_code(retry(&server, &r.id).await, Code::FailedPrecondition);
     assert!(s.message().contains("deleted"), "{s:?}");
     // A new product of the same name does not inherit the old releases.
     let mut again = old.clone();
     again.version = 0;
-    server
-        .products()
-        .create_product(pb::CreateProductRequest {
-            product: Some(again),
-        })
+    create_product(&server, again)
         .await
         .expect("create the product again");
-    expect_code(retry().await, Code::FailedPrecondition);
+    expect_code(retry(&server, &r.id).await, Code::FailedPrecondition);
     let listed = server
         .releases()
         .list_releases(pb::ListReleasesRequest {
@@ -367,7 +248,7 @@ async fn releases_of_a_deleted_product_are_history() {
     assert!(listed.releases.is_empty(), "{listed:?}");
     // The history stays readable.
     assert_eq!(
-        get(&server, &r.id).await.status,
+        get_release(&server, &r.id).await.status,
         pb::ReleaseStatus::Terminated as i32
     );
 }
