@@ -422,7 +422,7 @@ async fn events_are_numbered_in_order_and_announced() {
             sea_orm::sqlx::postgres::PgListener::connect_with(db.get_postgres_connection_pool())
                 .await
                 .expect("LISTEN connection");
-        l.listen(promoflow::store::releases::NOTIFY_CHANNEL)
+        l.listen(promoflow::store::notify::NOTIFY_CHANNEL)
             .await
             .expect("LISTEN");
         Some(l)

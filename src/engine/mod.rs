@@ -16,6 +16,7 @@
 mod commands;
 pub mod hub;
 mod replica;
+pub mod stream;
 mod worker;
 pub mod workflows;
 

@@ -13,7 +13,9 @@
 use sea_orm::DbBackend;
 
 use super::Engine;
-use crate::store::releases::NOTIFY_CHANNEL;
+use futures::StreamExt;
+
+use crate::store::notify::Notice;
 
 /// Starts the background tasks of this replica (stopped at shutdown).
 pub(super) fn spawn(engine: Engine) {
@@ -92,57 +94,34 @@ async fn catch_up(engine: &Engine) -> crate::error::Result<()> {
     Ok(())
 }
 
+/// Turns other replicas' commits into local doorbells and pokes.
 async fn listen_loop(engine: Engine) {
-    let pool = engine
-        .inner
-        .store
-        .db()
-        .get_postgres_connection_pool()
-        .clone();
+    let Some(commits) = engine.inner.store.commits() else {
+        return;
+    };
+    let mut commits = std::pin::pin!(commits);
     loop {
-        let mut listener = match sea_orm::sqlx::postgres::PgListener::connect_with(&pool).await {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::warn!(error = %e, "LISTEN connection failed; retrying");
-                tokio::select! {
-                    _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => continue,
-                    _ = engine.inner.shutdown.cancelled() => return,
-                }
-            }
+        let notice = tokio::select! {
+            n = commits.next() => n,
+            _ = engine.inner.shutdown.cancelled() => return,
         };
-        if let Err(e) = listener.listen(NOTIFY_CHANNEL).await {
-            tracing::warn!(error = %e, "LISTEN failed; retrying");
-            continue;
-        }
-        loop {
-            let n = tokio::select! {
-                n = listener.recv() => n,
-                _ = engine.inner.shutdown.cancelled() => return,
-            };
-            match n {
-                Ok(n) => {
-                    let mut parts = n.payload().split(' ');
-                    let (Some(id), Some(seq), Some(pos)) =
-                        (parts.next(), parts.next(), parts.next())
-                    else {
-                        continue;
-                    };
-                    let (Ok(seq), Ok(pos)) = (seq.parse::<i64>(), pos.parse::<i64>()) else {
-                        continue;
-                    };
-                    engine.inner.hub.announce(id, seq);
-                    engine.inner.hub.announce_position(pos);
-                    engine.inner.pokes.poke(id);
-                }
-                Err(e) => {
-                    // The periodic catch-up covers what this connection missed.
-                    tracing::warn!(error = %e, "LISTEN connection lost; reconnecting");
-                    if let Err(e) = catch_up(&engine).await {
-                        tracing::warn!(error = %e, "catching up with the store failed");
-                    }
-                    break;
+        match notice {
+            Some(Notice::Commit {
+                release_id,
+                seq,
+                position,
+            }) => {
+                engine.inner.hub.announce(&release_id, seq);
+                engine.inner.hub.announce_position(position);
+                engine.inner.pokes.poke(&release_id);
+            }
+            // What the lost connection missed is in the store.
+            Some(Notice::Lost) => {
+                if let Err(e) = catch_up(&engine).await {
+                    tracing::warn!(error = %e, "catching up with the store failed");
                 }
             }
+            None => return,
         }
     }
 }

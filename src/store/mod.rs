@@ -9,6 +9,7 @@ pub mod entity;
 pub mod flows;
 pub mod leases;
 pub mod migration;
+pub mod notify;
 mod page;
 pub mod releases;
 mod versioned;

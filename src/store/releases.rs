@@ -26,10 +26,6 @@ use crate::domain::release::{Change, EnvRun, EventBody, Release, StepRef, StepRu
 use crate::domain::status::{EnvironmentStatus, ReleaseStatus};
 use crate::error::{Error, Result};
 
-/// The PostgreSQL channel on which commits of events are announced, with
-/// the payload `"<release id> <last seq> <last position>"`.
-pub const NOTIFY_CHANNEL: &str = "promoflow_events";
-
 /// An event as stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredEvent {
@@ -452,8 +448,8 @@ impl Outbox {
                         DbBackend::Postgres,
                         "SELECT pg_notify($1, $2)",
                         [
-                            NOTIFY_CHANNEL.into(),
-                            format!("{} {} {}", e.release_id, e.seq, e.position).into(),
+                            super::notify::NOTIFY_CHANNEL.into(),
+                            super::notify::payload(&e.release_id, e.seq, e.position).into(),
                         ],
                     ))
                     .await?;
