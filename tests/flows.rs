@@ -1,7 +1,7 @@
 //! FlowService against a real server, on SQLite or PostgreSQL (see
 //! `common`): the quick-start flows built by edits, validation, edits,
 //! concurrency, YAML, rendering, referential rules and limits, following
-//! `proto/promoflow/v1/flow.proto` and DESIGN.md §2.
+//! `proto/promoflow/v1/flow.proto`.
 
 mod common;
 

@@ -1,5 +1,5 @@
 //! Import and export of the Codefresh `PromotionFlow` custom resource, the
-//! YAML that Codefresh users keep in Git (DESIGN.md §2 "Compatibility").
+//! YAML that Codefresh users keep in Git (README, "Codefresh YAML").
 //!
 //! The format follows the CRD Codefresh ships with its GitOps runtime
 //! (`promotionflows.codefresh.io`, version `v1beta1`) and the examples in the
@@ -31,7 +31,7 @@
 //!   promotionTimeoutLimit: 5                   # minutes
 //! ```
 //!
-//! Decisions where neither DESIGN.md nor Codefresh settle the question:
+//! Decisions where neither promoflow's contract nor Codefresh settle the question:
 //!
 //! - **Trigger workflow.** The CRD's only field for it is `postTrigger`
 //!   ("the command to run after 1st environment promotion"), which Codefresh
@@ -56,7 +56,7 @@
 //!   not exported. All other annotations must be strings and are kept.
 //! - **Unknown fields are errors everywhere**, including Kubernetes
 //!   bookkeeping such as `metadata.namespace`, `metadata.labels` and `status`:
-//!   DESIGN.md forbids dropping anything silently, and promoflow has nowhere
+//!   promoflow never drops input silently, and has nowhere
 //!   to keep them.
 //! - **Types are strict**, as the Kubernetes API server is for this CRD: a
 //!   name that YAML reads as a number or boolean (`123`, `true`) must be

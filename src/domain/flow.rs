@@ -1,5 +1,6 @@
 //! Promotion flows: the graph of environments a version is promoted through,
-//! its validation, and the execution plan derived from it (DESIGN.md §2).
+//! its validation, and the execution plan derived from it (the rules are
+//! listed in `proto/promoflow/v1/flow.proto` and the README, "The model").
 //!
 //! A flow has one *trigger environment*, where new versions appear, and a list
 //! of *steps*, each naming a target environment and the environments it
@@ -292,7 +293,7 @@ impl FlowSpec {
     }
 }
 
-/// Checks `spec` against every rule of DESIGN.md §2 with the default API
+/// Checks `spec` against every flow rule (see the module doc) with the default API
 /// limits ([`Limits::API`]) and returns its plan, or every violation found.
 pub fn validate(spec: &FlowSpec, catalog: &dyn Catalog) -> Result<Plan, Vec<Violation>> {
     validate_with_limits(spec, catalog, Limits::API)

@@ -1,4 +1,5 @@
-//! Status values of releases, environment runs and step runs (DESIGN.md §3).
+//! Status values of releases, environment runs and step runs (the README's
+//! "Releases" table; `proto/promoflow/v1/release.proto`).
 //!
 //! Each value has one stable SCREAMING_SNAKE_CASE spelling (`"RUNNING"`). The
 //! same string is used by `as_str`, `Display`, `FromStr` and serde, because it
@@ -168,7 +169,7 @@ impl StepStatus {
 
 string_enum! {
     /// What a step run does, in the order the steps of one environment run
-    /// (DESIGN.md §3 "Inside one environment"). `TriggerWorkflow` only occurs
+    /// (`docs/architecture.md`, step 8). `TriggerWorkflow` only occurs
     /// in the trigger environment.
     pub enum StepKind ("step kind") {
         TriggerWorkflow => "TRIGGER_WORKFLOW",
