@@ -6,16 +6,21 @@
 //! Dependencies point one way: `api → engine → store → domain`.
 //!
 //! - [`domain`]: pure logic — flow graphs (petgraph), validation, edits, the
-//!   release state machine. No async, no I/O, trivially testable.
+//!   release state machine ([`domain::release`]). No async, no I/O,
+//!   trivially testable.
 //! - [`store`]: SeaORM entities, migrations and repository functions on
 //!   SQLite (default) or PostgreSQL. Every release change is written with
 //!   its event in one transaction.
-//! - `engine`: schedules environments whose dependencies succeeded, runs
-//!   workflows, enforces timeouts and resumes releases after a restart.
+//! - [`engine`]: commands on releases, one worker per active release (it
+//!   asks the state machine what to do, runs the steps, persists every
+//!   transition), the typed release streams, recovery after a restart.
 //! - [`api`]: tonic handlers — decode, call the domain/engine/store, encode.
 //!   Only `api`, [`server`] and [`cli`] name tonic types; errors become a
 //!   `tonic::Status` in exactly one place ([`error`]).
 //! - [`server`]: wiring — services, health, reflection, graceful shutdown.
+//!
+//! `docs/architecture.md` follows one release from trigger to `SUCCEEDED`
+//! through these modules.
 
 pub mod api;
 pub mod cli;

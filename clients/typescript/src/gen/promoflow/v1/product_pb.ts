@@ -757,7 +757,9 @@ export const ProductService: GenService<{
    * `expected_version` is 0), NOT_FOUND, ABORTED when `expected_version` is
    * not the current version, FAILED_PRECONDITION when the update removes an
    * application that a release of the product which is not final still
-   * needs.
+   * needs, or that one of the product's own `promotion_flows` (as updated)
+   * needs: its next deployment report could not trigger it. Nothing changes
+   * then.
    *
    * @generated from rpc promoflow.v1.ProductService.UpdateProduct
    */
@@ -768,7 +770,10 @@ export const ProductService: GenService<{
   },
   /**
    * Deletes a product. Its finished releases stay readable through
-   * ReleaseService. Errors: NOT_FOUND, ABORTED when a non-zero
+   * ReleaseService (GetRelease, ListReleases without a product filter,
+   * WatchRelease) as history: they cannot be retried, and a new product
+   * created later with the same name does not inherit them (ListReleases
+   * filtered by that name lists only releases created after it). Errors: NOT_FOUND, ABORTED when a non-zero
    * `expected_version` is not the current version, FAILED_PRECONDITION while
    * the product has a release that is not final (the message names them).
    *

@@ -1468,8 +1468,9 @@ export const ReleaseService: GenService<{
    * defined. Events continue the same sequence.
    *
    * Errors: INVALID_ARGUMENT for an empty id, NOT_FOUND, FAILED_PRECONDITION
-   * when the release is not FAILED or TERMINATED, or when another release of
-   * the same product is not final (the message names it).
+   * when the release is not FAILED or TERMINATED, when another release of
+   * the same product is not final (the message names it), or when the
+   * release's product was deleted since (the release is history).
    *
    * @generated from rpc promoflow.v1.ReleaseService.RetryRelease
    */
@@ -1483,7 +1484,10 @@ export const ReleaseService: GenService<{
    * (status SUSPENDED). Approving succeeds the approval step and the
    * environment continues; rejecting fails the step (its message carries the
    * comment), so the environment fails and the environments depending on it
-   * are SKIPPED. Errors: INVALID_ARGUMENT for an empty id, NOT_FOUND when the
+   * are SKIPPED. With `environment` empty it decides a release-level hook
+   * awaiting approval instead (the release is SUSPENDED meanwhile; rejecting
+   * the on_start hook fails the release before any environment runs).
+   * Errors: INVALID_ARGUMENT for an empty id, NOT_FOUND when the
    * release does not exist or has no such environment, FAILED_PRECONDITION
    * when nothing there awaits approval (the message gives its status).
    *
