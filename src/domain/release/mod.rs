@@ -8,11 +8,11 @@
 //!
 //! - [`model`]: the data (release, environment runs, step runs, counters,
 //!   event bodies) and read-only questions about it.
-//! - [`advance`](mod@advance): progress without outside input — start
+//! - `advance`: progress without outside input — start
 //!   environments whose dependencies succeeded, skip those below a failure,
 //!   walk each environment's steps, time out approvals and the release, run
 //!   release-level hooks, finish the release.
-//! - [`commands`]: transitions from outside — a step's outcome, an approval,
+//! - `commands`: transitions from outside — a step's outcome, an approval,
 //!   terminate, retry, starting a queued release.
 //! - [`admission`]: what a new release does to the product's other releases
 //!   (queue, supersede, drop the oldest queued one).
