@@ -307,7 +307,13 @@ async fn rejected(flows: &TestServer, f: pb::Flow, fields: &[&str]) -> Status {
     let status = expect_invalid(create_flow(flows, f.clone()).await, fields);
     assert!(flow_names(flows).await.is_empty(), "nothing saved");
     if !f.name.is_empty() {
-        expect_code(get_flow(flows, &f.name, 0).await, Code::NotFound);
+        // A malformed name is refused as such before any lookup.
+        let code = if promoflow::domain::is_dns_label(&f.name) {
+            Code::NotFound
+        } else {
+            Code::InvalidArgument
+        };
+        expect_code(get_flow(flows, &f.name, 0).await, code);
     }
     let r = validate(flows, f).await;
     let mut got: Vec<String> = r

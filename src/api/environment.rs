@@ -2,8 +2,8 @@
 
 use tonic::{Request, Response, Status};
 
-use super::{Ctx, check, expected_version, optional_expected_version, required, timestamp};
-use crate::domain::catalog::{self, EnvironmentKind, Meta};
+use super::convert::catalog::{environment_in, environment_out};
+use super::{Ctx, check, check_name_field, expected_version, optional_expected_version, required};
 use crate::proto::v1 as pb;
 use crate::proto::v1::environment_service_server::EnvironmentService;
 use crate::store::PageRequest;
@@ -16,42 +16,6 @@ impl EnvironmentApi {
     pub fn new(ctx: Ctx) -> Self {
         Self { ctx }
     }
-}
-
-pub fn environment_out(e: catalog::Environment) -> pb::Environment {
-    pb::Environment {
-        name: e.name,
-        kind: match e.kind {
-            EnvironmentKind::Production => pb::EnvironmentKind::Production,
-            EnvironmentKind::NonProduction => pb::EnvironmentKind::NonProduction,
-        } as i32,
-        description: e.description,
-        labels: e.labels.into_iter().collect(),
-        version: e.meta.version,
-        create_time: timestamp(e.meta.create_time),
-        update_time: timestamp(e.meta.update_time),
-    }
-}
-
-/// Decodes an environment from a request, collecting violations in `v`.
-fn environment_in(v: &mut crate::domain::Violations, e: &pb::Environment) -> catalog::Environment {
-    let kind = match super::enum_in::<pb::EnvironmentKind>(v, "environment.kind", e.kind) {
-        Some(pb::EnvironmentKind::Production) => EnvironmentKind::Production,
-        _ => EnvironmentKind::NonProduction,
-    };
-    let env = catalog::Environment {
-        name: e.name.clone(),
-        kind,
-        description: e.description.clone(),
-        labels: e
-            .labels
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-        meta: Meta::default(),
-    };
-    v.extend(catalog::validate_environment(&env));
-    env
 }
 
 #[tonic::async_trait]
@@ -75,7 +39,7 @@ impl EnvironmentService for EnvironmentApi {
         request: Request<pb::GetEnvironmentRequest>,
     ) -> Result<Response<pb::GetEnvironmentResponse>, Status> {
         let name = request.into_inner().name;
-        super::check_name_field("name", &name)?;
+        check_name_field("name", &name)?;
         let env = self.ctx.store.get_environment(&name).await?;
         Ok(Response::new(pb::GetEnvironmentResponse {
             environment: Some(environment_out(env)),
@@ -115,6 +79,7 @@ impl EnvironmentService for EnvironmentApi {
         request: Request<pb::DeleteEnvironmentRequest>,
     ) -> Result<Response<pb::DeleteEnvironmentResponse>, Status> {
         let req = request.into_inner();
+        check_name_field("name", &req.name)?;
         let expected = optional_expected_version(req.expected_version)?;
         self.ctx
             .store

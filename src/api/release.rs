@@ -3,23 +3,23 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
-use super::{Ctx, check, enum_in, timestamp};
+use super::convert::release::{
+    decode_cursor, encode_cursor, event_out, heartbeat, release_out, status_filter_in,
+};
+use super::{
+    Ctx, check, check_optional_name, check_release_id, check_text_field, enum_in, timestamp,
+};
 use crate::domain::Violations;
-use crate::domain::release::{Counters, EnvRun, EventBody, Release, StepRun};
-use crate::domain::status::ReleaseStatus;
 use crate::engine::TriggerRequest;
 use crate::engine::stream::{FeedItem, ReleaseItem};
-use crate::error::{Error, Result};
+use crate::error::Error;
 use crate::proto::v1 as pb;
 use crate::proto::v1::release_event::Change as PbChange;
 use crate::proto::v1::release_service_server::ReleaseService;
 use crate::store::PageRequest;
-use crate::store::releases::StoredEvent;
 
 pub struct ReleaseApi {
     ctx: Ctx,
@@ -28,162 +28,6 @@ pub struct ReleaseApi {
 impl ReleaseApi {
     pub fn new(ctx: Ctx) -> Self {
         Self { ctx }
-    }
-}
-
-fn step_out(s: StepRun) -> pb::StepRun {
-    pb::StepRun {
-        kind: pb::StepKind::from_str_name(&format!("STEP_KIND_{}", s.kind.as_str()))
-            .unwrap_or_default() as i32,
-        workflow: s.workflow,
-        status: pb::StepStatus::from_str_name(&format!("STEP_STATUS_{}", s.status.as_str()))
-            .unwrap_or_default() as i32,
-        message: s.message,
-        start_time: timestamp(s.start_time),
-        finish_time: timestamp(s.finish_time),
-        attempt: s.attempt,
-    }
-}
-
-fn env_out(e: EnvRun) -> pb::EnvironmentRun {
-    pb::EnvironmentRun {
-        environment: e.environment,
-        depends_on: e.depends_on,
-        status: pb::EnvironmentStatus::from_str_name(&format!(
-            "ENVIRONMENT_STATUS_{}",
-            e.status.as_str()
-        ))
-        .unwrap_or_default() as i32,
-        blocked_on: e.blocked_on,
-        attempt: e.attempt,
-        steps: e.steps.into_iter().map(step_out).collect(),
-        start_time: timestamp(e.start_time),
-        finish_time: timestamp(e.finish_time),
-        message: e.message,
-        application: e.application,
-    }
-}
-
-fn counters_out(c: Counters) -> pb::ReleaseCounters {
-    pb::ReleaseCounters {
-        total: c.total,
-        succeeded: c.succeeded,
-        running: c.running,
-        failed: c.failed,
-        pending: c.pending,
-        skipped: c.skipped,
-        terminated: c.terminated,
-        suspended: c.suspended,
-    }
-}
-
-fn status_out(s: ReleaseStatus) -> i32 {
-    pb::ReleaseStatus::from_str_name(&format!("RELEASE_STATUS_{}", s.as_str())).unwrap_or_default()
-        as i32
-}
-
-pub fn release_out(r: Release) -> pb::Release {
-    let counters = counters_out(r.counters());
-    pb::Release {
-        id: r.id,
-        product: r.product,
-        flow: r.flow,
-        flow_version: r.flow_version,
-        version: r.version,
-        status: status_out(r.status),
-        initiator: r.initiator,
-        environments: r.envs.into_iter().map(env_out).collect(),
-        counters: Some(counters),
-        create_time: timestamp(Some(r.create_time)),
-        start_time: timestamp(r.start_time),
-        finish_time: timestamp(r.finish_time),
-        message: r.message,
-        last_seq: r.last_seq,
-        trigger_message: r.trigger_message,
-        hooks: r.hooks.into_iter().map(step_out).collect(),
-        request_id: r.request_id.unwrap_or_default(),
-    }
-}
-
-pub fn event_out(e: StoredEvent) -> pb::ReleaseEvent {
-    let change = match e.body {
-        EventBody::Snapshot(r) => PbChange::Snapshot(release_out(*r)),
-        EventBody::Release {
-            status,
-            message,
-            counters,
-            start_time,
-            finish_time,
-        } => PbChange::Release(pb::ReleaseChange {
-            status: status_out(status),
-            message,
-            counters: Some(counters_out(counters)),
-            start_time: timestamp(start_time),
-            finish_time: timestamp(finish_time),
-        }),
-        EventBody::Environment(env) => PbChange::Environment(pb::EnvironmentChange {
-            environment: Some(env_out(*env)),
-        }),
-        EventBody::Step {
-            environment,
-            index,
-            step,
-        } => PbChange::Step(pb::StepChange {
-            environment,
-            index: index as i32,
-            step: Some(step_out(step)),
-        }),
-    };
-    pb::ReleaseEvent {
-        release_id: e.release_id,
-        seq: e.seq,
-        time: timestamp(Some(e.time)),
-        change: Some(change),
-    }
-}
-
-fn heartbeat(release_id: &str, latest: i64) -> pb::ReleaseEvent {
-    pb::ReleaseEvent {
-        release_id: release_id.to_string(),
-        seq: latest,
-        time: timestamp(Some(chrono::Utc::now())),
-        change: Some(PbChange::Heartbeat(pb::Heartbeat { latest_seq: latest })),
-    }
-}
-
-fn encode_cursor(position: i64) -> String {
-    URL_SAFE_NO_PAD.encode(format!("p:{position}"))
-}
-
-fn decode_cursor(cursor: &str) -> Result<i64> {
-    let bad = || Error::invalid_field("after_cursor", "is not a cursor returned by this server");
-    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
-    let text = String::from_utf8(bytes).map_err(|_| bad())?;
-    text.strip_prefix("p:")
-        .and_then(|n| n.parse::<i64>().ok())
-        .filter(|n| *n >= 0)
-        .ok_or_else(bad)
-}
-
-/// Requires a release id (an empty one is the caller's mistake, not a
-/// release that does not exist).
-fn require_release_id(id: &str) -> Result<()> {
-    if id.is_empty() {
-        Err(Error::invalid_field("release_id", "is required"))
-    } else {
-        Ok(())
-    }
-}
-
-/// Bounds a free-text field of a request.
-fn check_text(field: &str, value: &str) -> Result<()> {
-    if value.len() > crate::domain::catalog::MAX_TEXT {
-        Err(Error::invalid_field(
-            field,
-            format!("is longer than {} bytes", crate::domain::catalog::MAX_TEXT),
-        ))
-    } else {
-        Ok(())
     }
 }
 
@@ -205,9 +49,7 @@ impl ReleaseService for ReleaseApi {
             ("initiator", &req.initiator),
             ("message", &req.message),
         ] {
-            if value.len() > crate::domain::catalog::MAX_TEXT {
-                v.push(field, "is longer than 4096 bytes");
-            }
+            crate::domain::check_text(&mut v, field, value);
         }
         check(v)?;
         let r = self
@@ -232,7 +74,7 @@ impl ReleaseService for ReleaseApi {
         request: Request<pb::GetReleaseRequest>,
     ) -> Result<Response<pb::GetReleaseResponse>, Status> {
         let id = request.into_inner().release_id;
-        require_release_id(&id)?;
+        check_release_id("release_id", &id)?;
         let r = self.ctx.store.get_release(&id).await?;
         Ok(Response::new(pb::GetReleaseResponse {
             release: Some(release_out(r)),
@@ -245,13 +87,10 @@ impl ReleaseService for ReleaseApi {
     ) -> Result<Response<pb::ListReleasesResponse>, Status> {
         let req = request.into_inner();
         let mut v = Violations::new();
-        let status = match enum_in::<pb::ReleaseStatus>(&mut v, "status", req.status) {
-            Some(pb::ReleaseStatus::Unspecified) | None => None,
-            Some(s) => s
-                .as_str_name()
-                .strip_prefix("RELEASE_STATUS_")
-                .and_then(|s| s.parse::<ReleaseStatus>().ok()),
-        };
+        let status =
+            enum_in::<pb::ReleaseStatus>(&mut v, "status", req.status).and_then(status_filter_in);
+        check_optional_name(&mut v, "product", &req.product);
+        check_optional_name(&mut v, "flow", &req.flow);
         check(v)?;
         let page = PageRequest::parse("releases", req.page_size, &req.page_token)?;
         let page = self
@@ -270,8 +109,8 @@ impl ReleaseService for ReleaseApi {
         request: Request<pb::TerminateReleaseRequest>,
     ) -> Result<Response<pb::TerminateReleaseResponse>, Status> {
         let req = request.into_inner();
-        require_release_id(&req.release_id)?;
-        check_text("reason", &req.reason)?;
+        check_release_id("release_id", &req.release_id)?;
+        check_text_field("reason", &req.reason)?;
         let r = self
             .ctx
             .engine
@@ -287,7 +126,7 @@ impl ReleaseService for ReleaseApi {
         request: Request<pb::RetryReleaseRequest>,
     ) -> Result<Response<pb::RetryReleaseResponse>, Status> {
         let id = request.into_inner().release_id;
-        require_release_id(&id)?;
+        check_release_id("release_id", &id)?;
         let r = self.ctx.engine.retry(&id).await?;
         Ok(Response::new(pb::RetryReleaseResponse {
             release: Some(release_out(r)),
@@ -299,8 +138,12 @@ impl ReleaseService for ReleaseApi {
         request: Request<pb::ApproveEnvironmentRequest>,
     ) -> Result<Response<pb::ApproveEnvironmentResponse>, Status> {
         let req = request.into_inner();
-        require_release_id(&req.release_id)?;
-        check_text("comment", &req.comment)?;
+        check_release_id("release_id", &req.release_id)?;
+        let mut v = Violations::new();
+        // Empty decides a release-level hook; otherwise an environment name.
+        check_optional_name(&mut v, "environment", &req.environment);
+        crate::domain::check_text(&mut v, "comment", &req.comment);
+        check(v)?;
         let r = self
             .ctx
             .engine
@@ -318,7 +161,7 @@ impl ReleaseService for ReleaseApi {
         request: Request<pb::WatchReleaseRequest>,
     ) -> Result<Response<Self::WatchReleaseStream>, Status> {
         let req = request.into_inner();
-        require_release_id(&req.release_id)?;
+        check_release_id("release_id", &req.release_id)?;
         if req.after_seq < 0 {
             return Err(Error::invalid_field("after_seq", "must not be negative").into());
         }
@@ -351,6 +194,10 @@ impl ReleaseService for ReleaseApi {
         request: Request<pb::WatchReleasesRequest>,
     ) -> Result<Response<Self::WatchReleasesStream>, Status> {
         let req = request.into_inner();
+        let mut v = Violations::new();
+        check_optional_name(&mut v, "product", &req.product);
+        check_optional_name(&mut v, "flow", &req.flow);
+        check(v)?;
         let after = if req.after_cursor.is_empty() {
             None
         } else {

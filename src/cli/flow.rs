@@ -454,16 +454,11 @@ async fn validate(ctx: &Ctx, yaml: &str) -> CmdResult {
             None,
         ),
         Ok(spec) => {
-            let now = chrono::Utc::now();
-            let flow = crate::api::flow::flow_out(crate::store::flows::StoredFlow {
-                spec,
-                version: 0,
-                create_time: now,
-                update_time: now,
-            });
             let r = ctx
                 .flows()
-                .validate_flow(pb::ValidateFlowRequest { flow: Some(flow) })
+                .validate_flow(pb::ValidateFlowRequest {
+                    flow: Some(pb::Flow::from(spec)),
+                })
                 .await?
                 .into_inner();
             (r.violations, r.plan)

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Violations, check_name};
+use super::{Violations, check_name, check_text, check_text_max, entry_field};
 
 /// Maximum number of labels, applications, flows, headers, … in one request:
 /// keeps messages and rows bounded.
@@ -193,22 +193,19 @@ pub struct Workflow {
     pub meta: Meta,
 }
 
-fn check_text(v: &mut Violations, field: &str, text: &str) {
-    if text.len() > MAX_TEXT {
-        v.push(field, format!("is longer than {MAX_TEXT} bytes"));
-    }
-}
-
 fn check_labels(v: &mut Violations, field: &str, labels: &BTreeMap<String, String>) {
     if labels.len() > MAX_COLLECTION {
         v.push(field, format!("has more than {MAX_COLLECTION} entries"));
         return;
     }
     for (key, value) in labels {
+        let entry = entry_field(field, key);
         if key.is_empty() || key.len() > 63 {
-            v.push(format!("{field}[{key}]"), "keys must be 1-63 bytes long");
+            v.push(&entry, "keys must be 1-63 bytes long");
+        } else if key.contains('\0') {
+            v.push(&entry, "keys must not contain NUL characters (\\0)");
         }
-        check_text(v, &format!("{field}[{key}]"), value);
+        check_text(v, &entry, value);
     }
 }
 
@@ -257,8 +254,8 @@ pub fn validate_product(p: &Product, environment_exists: &dyn Fn(&str) -> bool) 
         }
         if app.name.is_empty() {
             v.push(format!("{f}.name"), "is required");
-        } else if app.name.len() > 253 {
-            v.push(format!("{f}.name"), "is longer than 253 bytes");
+        } else {
+            check_text_max(&mut v, &format!("{f}.name"), &app.name, 253);
         }
         check_text(&mut v, &format!("{f}.version"), &app.version);
     }
@@ -284,6 +281,10 @@ pub fn validate_product(p: &Product, environment_exists: &dyn Fn(&str) -> bool) 
                     format!("{f}.selectors[{j}].values"),
                     format!("has more than {MAX_COLLECTION} entries"),
                 );
+            } else {
+                for (k, value) in s.values.iter().enumerate() {
+                    check_text(&mut v, &format!("{f}.selectors[{j}].values[{k}]"), value);
+                }
             }
         }
     }
@@ -311,6 +312,10 @@ pub fn validate_workflow(w: &Workflow) -> Violations {
         } => {
             if url.is_empty() {
                 v.push("workflow.http.url", "is required");
+            } else if let Some(problem) = super::text_problem(url, MAX_TEXT) {
+                // Checked before parsing: the parser would percent-encode a
+                // NUL, but the URL is stored as written.
+                v.push("workflow.http.url", problem);
             } else {
                 match url::Url::parse(url) {
                     Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
@@ -348,6 +353,10 @@ pub fn validate_workflow(w: &Workflow) -> Violations {
                     "workflow.command.argv",
                     format!("has more than {MAX_COLLECTION} entries"),
                 );
+            } else {
+                for (i, arg) in argv.iter().enumerate() {
+                    check_text(&mut v, &format!("workflow.command.argv[{i}]"), arg);
+                }
             }
             check_labels(&mut v, "workflow.command.env", env);
             check_duration(&mut v, "workflow.command.timeout", *timeout_ms);
@@ -380,6 +389,46 @@ mod tests {
         let v = validate_workflow(&http("ftp://x", 0));
         let fields: Vec<_> = v.0.iter().map(|x| x.field.as_str()).collect();
         assert_eq!(fields, ["workflow.http.url", "workflow.http.max_attempts"]);
+    }
+
+    /// Every free-text field refuses NUL, which PostgreSQL cannot store,
+    /// at its own path.
+    #[test]
+    fn nul_is_refused_everywhere() {
+        let fields = |v: Violations| -> Vec<String> { v.0.into_iter().map(|x| x.field).collect() };
+        let env = Environment {
+            name: "dev".into(),
+            kind: EnvironmentKind::NonProduction,
+            description: "a\0".into(),
+            labels: [("k\0".into(), "v".into()), ("team".into(), "\0".into())].into(),
+            meta: Meta::default(),
+        };
+        assert_eq!(
+            fields(validate_environment(&env)),
+            [
+                "environment.description",
+                "environment.labels[k\\0]",
+                "environment.labels[team]"
+            ]
+        );
+        let mut w = http("http://example.com/\0", 3);
+        w.description = "\0".into();
+        assert_eq!(
+            fields(validate_workflow(&w)),
+            ["workflow.description", "workflow.http.url"]
+        );
+        let w = Workflow {
+            kind: WorkflowKind::Command {
+                argv: vec!["echo".into(), "a\0".into()],
+                env: [("HOME".into(), "\0".into())].into(),
+                timeout_ms: 1000,
+            },
+            ..http("", 1)
+        };
+        assert_eq!(
+            fields(validate_workflow(&w)),
+            ["workflow.command.argv[1]", "workflow.command.env[HOME]"]
+        );
     }
 
     #[test]

@@ -362,6 +362,82 @@ fn remove_environment(
     Ok(())
 }
 
+/// The mode of a removal that names none. Without dependents both modes
+/// mean the same, so the removal goes ahead; with dependents the caller has
+/// to choose, and the error (for the request's field) names them.
+pub fn remove_mode_unset(spec: &FlowSpec, environment: &str) -> Result<RemoveMode, String> {
+    let children = spec.children(environment);
+    if children.is_empty() {
+        Ok(RemoveMode::RemoveDownstream)
+    } else {
+        Err(format!(
+            "{environment} has dependents ({}): choose reconnect_to or remove_downstream",
+            children.join(", ")
+        ))
+    }
+}
+
+/// Every environment and workflow name that `spec` or `edits` mention,
+/// sorted and without duplicates: what must be looked up in the catalog to
+/// validate the edited flow in one pass.
+pub fn mentioned_names(spec: &FlowSpec, edits: &[Edit]) -> (Vec<String>, Vec<String>) {
+    let mut envs: Vec<String> = spec.nodes().map(str::to_string).collect();
+    let mut wfs: Vec<String> = spec.workflow_names().map(str::to_string).collect();
+    let policy_wfs = |p: &Policy, wfs: &mut Vec<String>| {
+        wfs.extend(p.pre_action.iter().chain(p.post_action.iter()).cloned());
+    };
+    for e in edits {
+        match e {
+            Edit::AddEnvironments {
+                after,
+                environments,
+                policy,
+            } => {
+                envs.push(after.clone());
+                envs.extend(environments.iter().cloned());
+                policy_wfs(policy, &mut wfs);
+            }
+            Edit::RemoveEnvironment { environment, mode } => {
+                envs.push(environment.clone());
+                if let RemoveMode::Reconnect { to } = mode {
+                    envs.push(to.clone());
+                }
+            }
+            Edit::SetDependencies {
+                environment,
+                depends_on,
+            } => {
+                envs.push(environment.clone());
+                envs.extend(depends_on.iter().cloned());
+            }
+            Edit::SetPolicy {
+                environment,
+                policy,
+            } => {
+                envs.push(environment.clone());
+                policy_wfs(policy, &mut wfs);
+            }
+            Edit::SetHooks { environment, hooks } => {
+                envs.extend(environment.iter().cloned());
+                wfs.extend(hooks.names().map(str::to_string));
+            }
+            Edit::SetSettings {
+                trigger_environment,
+                trigger_workflow,
+                ..
+            } => {
+                envs.extend(trigger_environment.iter().cloned());
+                wfs.extend(trigger_workflow.iter().flatten().cloned());
+            }
+        }
+    }
+    for list in [&mut envs, &mut wfs] {
+        list.sort_unstable();
+        list.dedup();
+    }
+    (envs, wfs)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -448,6 +524,53 @@ mod tests {
             .iter()
             .map(|w| w.iter().map(String::as_str).collect())
             .collect()
+    }
+
+    #[test]
+    fn removal_without_a_mode() {
+        let spec = sequential();
+        assert_eq!(
+            remove_mode_unset(&spec, "prod"),
+            Ok(RemoveMode::RemoveDownstream)
+        );
+        assert_eq!(
+            remove_mode_unset(&spec, "qa"),
+            Err("qa has dependents (prod): choose reconnect_to or remove_downstream".to_owned())
+        );
+    }
+
+    #[test]
+    fn mentioned_names_cover_the_flow_and_every_edit() {
+        let mut spec = sequential();
+        spec.hooks.on_start = Some("notify".into());
+        let edits = [
+            Edit::AddEnvironments {
+                after: "qa".into(),
+                environments: vec!["perf".into(), "prod".into()],
+                policy: Policy {
+                    pre_action: Some("smoke-tests".into()),
+                    ..Policy::default()
+                },
+            },
+            remove("prod", reconnect("staging")),
+            set_deps("perf", &["qa", "x-dep"]),
+            Edit::SetHooks {
+                environment: Some("h-env".into()),
+                hooks: Hooks {
+                    on_fail: Some("page".into()),
+                    ..Hooks::default()
+                },
+            },
+            settings(None, Some("trigger"), None, Some(Some("gate"))),
+        ];
+        let (envs, wfs) = mentioned_names(&spec, &edits);
+        assert_eq!(
+            envs,
+            [
+                "dev", "h-env", "perf", "prod", "qa", "staging", "trigger", "x-dep"
+            ]
+        );
+        assert_eq!(wfs, ["gate", "notify", "page", "smoke-tests"]);
     }
 
     #[test]

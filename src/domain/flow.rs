@@ -23,7 +23,7 @@ use petgraph::visit::Bfs;
 use serde::{Deserialize, Serialize};
 
 use super::status::string_enum;
-use super::{Violation, Violations, check_name, is_dns_label};
+use super::{Violation, Violations, check_name, check_text_max, is_dns_label};
 
 /// Most steps a flow may have through the API by default; a server may
 /// configure another limit (`--max-flow-steps`, passed in as [`Limits`]).
@@ -340,12 +340,7 @@ pub fn validate_with_limits(
 /// Rules on the flow's own fields (everything but the steps' contents).
 fn check_settings(v: &mut Violations, spec: &FlowSpec, catalog: &dyn Catalog) {
     check_name(v, "name", &spec.name);
-    if spec.description.len() > MAX_DESCRIPTION_LEN {
-        v.push(
-            "description",
-            format!("at most {MAX_DESCRIPTION_LEN} bytes"),
-        );
-    }
+    check_text_max(v, "description", &spec.description, MAX_DESCRIPTION_LEN);
     check_environment_ref(
         v,
         || "trigger_environment".to_owned(),
@@ -390,7 +385,8 @@ fn check_annotations(v: &mut Violations, annotations: &BTreeMap<String, String>)
         return;
     }
     for (key, value) in annotations {
-        let field = || format!("annotations.{key}");
+        // Escaped: a refused key may hold control characters such as NUL.
+        let field = || format!("annotations.{}", key.escape_debug());
         let key_chars_ok = key
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/'));
@@ -403,8 +399,8 @@ fn check_annotations(v: &mut Violations, annotations: &BTreeMap<String, String>)
                     "{key:?} is not a valid annotation key: use 1-{MAX_ANNOTATION_KEY_LEN} letters, digits, '-', '_', '.' and '/'"
                 ),
             );
-        } else if value.len() > MAX_ANNOTATION_VALUE_LEN {
-            v.push(field(), format!("at most {MAX_ANNOTATION_VALUE_LEN} bytes"));
+        } else {
+            check_text_max(v, &field(), value, MAX_ANNOTATION_VALUE_LEN);
         }
     }
 }
@@ -877,7 +873,11 @@ mod tests {
 
         let mut s = sequential();
         s.description = "x".repeat(MAX_DESCRIPTION_LEN + 1);
-        single_violation(&s, "description", "at most");
+        single_violation(&s, "description", "is longer than 4096 bytes");
+
+        let mut s = sequential();
+        s.description = "line\0".to_owned();
+        single_violation(&s, "description", "NUL");
 
         // Renaming the trigger leaves qa depending on a non-node too, so
         // change a step-free flow: only the trigger field is wrong.
@@ -975,7 +975,14 @@ mod tests {
         let mut s = sequential();
         s.annotations
             .insert("k".to_owned(), "x".repeat(MAX_ANNOTATION_VALUE_LEN + 1));
-        single_violation(&s, "annotations.k", "at most");
+        single_violation(&s, "annotations.k", "is longer than 4096 bytes");
+
+        let mut s = sequential();
+        s.annotations.insert("k".to_owned(), "\0".to_owned());
+        single_violation(&s, "annotations.k", "NUL");
+        let mut s = sequential();
+        s.annotations.insert("k\0".to_owned(), String::new());
+        single_violation(&s, "annotations.k\\0", "not a valid annotation key");
 
         let mut s = sequential();
         s.annotations = (0..=MAX_ANNOTATIONS)

@@ -100,6 +100,42 @@ pub fn check_name(v: &mut Violations, field: &str, name: &str) {
     }
 }
 
+/// Why `text` cannot be stored as a free-text field of at most `max` bytes,
+/// or `None` when it can.
+///
+/// NUL is refused because PostgreSQL `text` cannot hold it (SQLite can): the
+/// same request must get the same answer on both backends, and a value the
+/// database cannot store is the caller's mistake, not a database failure.
+/// NUL is the only such character, since a Rust `String` is valid UTF-8.
+pub fn text_problem(text: &str, max: usize) -> Option<String> {
+    if text.len() > max {
+        Some(format!("is longer than {max} bytes"))
+    } else if text.contains('\0') {
+        Some("must not contain NUL characters (\\0)".to_string())
+    } else {
+        None
+    }
+}
+
+/// Records a violation at `field` unless `text` is storable free text of at
+/// most [`catalog::MAX_TEXT`] bytes (see [`text_problem`]). Empty is fine.
+pub fn check_text(v: &mut Violations, field: &str, text: &str) {
+    check_text_max(v, field, text, catalog::MAX_TEXT);
+}
+
+/// [`check_text`] with another length bound (e.g. an application name).
+pub fn check_text_max(v: &mut Violations, field: &str, text: &str, max: usize) {
+    if let Some(problem) = text_problem(text, max) {
+        v.push(field, problem);
+    }
+}
+
+/// The path of an entry of a string map: `labels[key]`, with control
+/// characters of the key escaped so a path never carries a raw NUL.
+pub fn entry_field(field: &str, key: &str) -> String {
+    format!("{field}[{}]", key.escape_debug())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,5 +148,53 @@ mod tests {
         for bad in ["", "-a", "a-", "Prod", "a_b", "a.b", &"a".repeat(64), "é"] {
             assert!(!is_dns_label(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn free_text() {
+        let problems = |text: &str| {
+            let mut v = Violations::new();
+            check_text(&mut v, "message", text);
+            v.0
+        };
+        for ok in [
+            "",
+            "deploy 1.2.3",
+            "é ✓ \t\n",
+            &"a".repeat(catalog::MAX_TEXT),
+        ] {
+            assert!(problems(ok).is_empty(), "{ok:?}");
+        }
+        for bad in ["\0", "a\0b", "trailing\0"] {
+            assert_eq!(
+                problems(bad),
+                [Violation::new(
+                    "message",
+                    "must not contain NUL characters (\\0)"
+                )],
+                "{bad:?}"
+            );
+        }
+        let long = problems(&"a".repeat(catalog::MAX_TEXT + 1));
+        assert_eq!(long[0].description, "is longer than 4096 bytes");
+        assert_eq!(
+            text_problem("abcd", 3).as_deref(),
+            Some("is longer than 3 bytes")
+        );
+        assert_eq!(text_problem("abc", 3), None);
+    }
+
+    #[test]
+    fn names_refuse_nul() {
+        let mut v = Violations::new();
+        check_name(&mut v, "name", "dev\0");
+        assert_eq!(v.0.len(), 1);
+        assert!(v.0[0].description.contains("is not a valid name"));
+    }
+
+    #[test]
+    fn entry_fields_escape_control_characters() {
+        assert_eq!(entry_field("labels", "team"), "labels[team]");
+        assert_eq!(entry_field("labels", "a\0b"), "labels[a\\0b]");
     }
 }

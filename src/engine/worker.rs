@@ -69,12 +69,6 @@ impl Backoff {
     }
 }
 
-/// True for errors that may pass by themselves (worth retrying), as
-/// opposed to ones that will repeat (a missing row, a refused request).
-pub(crate) fn is_transient(e: &Error) -> bool {
-    matches!(e, Error::Database(_) | Error::Unavailable(_))
-}
-
 /// How a worker ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Exit {
@@ -433,7 +427,7 @@ async fn run_workflow(engine: &Engine, name: &str, ctx: &StepContext) -> StepRes
     let mut backoff = Backoff::default();
     let wf: Result<_> = loop {
         match engine.inner.store.get_workflow(name).await {
-            Err(e) if is_transient(&e) => {
+            Err(e) if e.is_transient() => {
                 tracing::warn!(workflow = name, error = %e, "loading workflow failed; retrying");
                 if !backoff.wait().await {
                     break Err(e);

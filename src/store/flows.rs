@@ -80,14 +80,25 @@ impl Store {
     }
 
     /// Which of these environments and workflows exist, for validation.
+    ///
+    /// Only valid names are looked up: no other can exist, validation
+    /// reports them anyway, and a request's malformed name (with a NUL, say)
+    /// must never reach a query.
     pub async fn known_names_among(
         &self,
         envs: &[String],
         workflows: &[String],
     ) -> Result<KnownNames> {
+        let valid = |names: &[String]| -> Vec<String> {
+            names
+                .iter()
+                .filter(|n| crate::domain::is_dns_label(n))
+                .cloned()
+                .collect()
+        };
         Ok(KnownNames::new(
-            self.existing_environments(envs).await?,
-            self.existing_workflows(workflows).await?,
+            self.existing_environments(&valid(envs)).await?,
+            self.existing_workflows(&valid(workflows)).await?,
         ))
     }
 

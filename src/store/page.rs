@@ -43,9 +43,12 @@ impl PageRequest {
             let text = String::from_utf8(bytes).map_err(|_| {
                 Error::invalid_field("page_token", "is not a token returned by this server")
             })?;
+            // The key must be text the database can compare (no NUL): a
+            // token this server made always is.
             let key = text
                 .strip_prefix(scope)
                 .and_then(|rest| rest.strip_prefix('\0'))
+                .filter(|key| !key.contains('\0'))
                 .ok_or_else(|| {
                     Error::invalid_field(
                         "page_token",

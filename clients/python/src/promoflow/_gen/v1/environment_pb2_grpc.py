@@ -108,7 +108,8 @@ class EnvironmentServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def DeleteEnvironment(self, request, context):
-        """Deletes an environment. Errors: NOT_FOUND, ABORTED when a non-zero
+        """Deletes an environment. Errors: INVALID_ARGUMENT for a malformed name,
+        NOT_FOUND, ABORTED when a non-zero
         `expected_version` is not the current version, FAILED_PRECONDITION while
         the environment is in use: by a product's application, by the latest
         version of a flow (as trigger environment or step), or by a release that

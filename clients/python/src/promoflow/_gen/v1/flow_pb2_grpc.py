@@ -169,7 +169,8 @@ class FlowServiceServicer:
     def DeleteFlow(self, request, context):
         """Deletes a flow with all its versions. Finished releases of the flow stay
         readable (they keep their pinned version number and, in their
-        environment runs, the graph). Errors: NOT_FOUND, ABORTED when a non-zero
+        environment runs, the graph). Errors: INVALID_ARGUMENT for a malformed
+        name, NOT_FOUND, ABORTED when a non-zero
         `expected_version` is not the latest version, FAILED_PRECONDITION while a
         release of the flow is not final or a product lists the flow in its
         `promotion_flows` (the message names them).

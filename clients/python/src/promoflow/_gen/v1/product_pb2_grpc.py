@@ -124,7 +124,9 @@ class ProductServiceServicer:
         ReleaseService (GetRelease, ListReleases without a product filter,
         WatchRelease) as history: they cannot be retried, and a new product
         created later with the same name does not inherit them (ListReleases
-        filtered by that name lists only releases created after it). Errors: NOT_FOUND, ABORTED when a non-zero
+        filtered by that name lists only releases created after it).
+        Errors: INVALID_ARGUMENT for a malformed name, NOT_FOUND, ABORTED when a
+        non-zero
         `expected_version` is not the current version, FAILED_PRECONDITION while
         the product has a release that is not final (the message names them).
         """

@@ -128,7 +128,8 @@ class ReleaseServiceServicer:
 
     def ListReleases(self, request, context):
         """Lists releases, newest (latest create_time) first, optionally filtered.
-        Errors: INVALID_ARGUMENT for a negative page size or a bad page token.
+        Errors: INVALID_ARGUMENT for a negative page size, a bad page token or
+        a malformed product or flow filter.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -115,7 +115,8 @@ class WorkflowServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def DeleteWorkflow(self, request, context):
-        """Deletes a workflow. Errors: NOT_FOUND, ABORTED when a non-zero
+        """Deletes a workflow. Errors: INVALID_ARGUMENT for a malformed name,
+        NOT_FOUND, ABORTED when a non-zero
         `expected_version` is not the current version, FAILED_PRECONDITION while
         the latest version of a flow references it (trigger workflow, hook, pre-
         or post-action) or a release that is not final uses it; the message names

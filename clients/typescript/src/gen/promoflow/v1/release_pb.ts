@@ -1431,7 +1431,8 @@ export const ReleaseService: GenService<{
   },
   /**
    * Lists releases, newest (latest create_time) first, optionally filtered.
-   * Errors: INVALID_ARGUMENT for a negative page size or a bad page token.
+   * Errors: INVALID_ARGUMENT for a negative page size, a bad page token or
+   * a malformed product or flow filter.
    *
    * @generated from rpc promoflow.v1.ReleaseService.ListReleases
    */

@@ -1,4 +1,18 @@
-//! Conversions shared by the handlers: timestamps, durations, enums.
+//! The one place proto ⇄ domain conversions and request validation live.
+//!
+//! Handlers decode a request with the `*_in` functions (collecting every
+//! field violation), call the store or the engine, and encode the answer
+//! with the `*_out` functions or the `From` impls between domain and proto
+//! enums. This file holds what every area shares (timestamps, durations,
+//! enums, versions); one file per area holds the rest, and [`text`] the one
+//! check of request names and free text.
+
+pub mod catalog;
+pub mod flow;
+pub mod release;
+pub mod text;
+
+pub use text::*;
 
 use std::time::Duration;
 
@@ -74,13 +88,6 @@ pub fn expected_version(v: &mut Violations, value: i64) -> i64 {
     value
 }
 
-/// Fails with `INVALID_ARGUMENT` at `field` unless `name` is a valid name.
-pub fn check_name_field(field: &str, name: &str) -> Result<()> {
-    let mut v = Violations::new();
-    crate::domain::check_name(&mut v, field, name);
-    check(v)
-}
-
 /// Like [`expected_version`] but 0 means "any version" (deletes).
 pub fn optional_expected_version(value: i64) -> Result<i64> {
     if value < 0 {
@@ -90,5 +97,17 @@ pub fn optional_expected_version(value: i64) -> Result<i64> {
         ))
     } else {
         Ok(value)
+    }
+}
+
+/// Requires a non-negative version to read; 0 means the latest.
+pub fn optional_version(version: i64) -> Result<i64> {
+    if version < 0 {
+        Err(Error::invalid_field(
+            "version",
+            "must not be negative (0 means the latest)",
+        ))
+    } else {
+        Ok(version)
     }
 }
