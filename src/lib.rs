@@ -22,11 +22,11 @@
 //! `docs/architecture.md` follows one release from trigger to `SUCCEEDED`
 //! through these modules.
 
-pub mod api;
+pub(crate) mod api;
 pub mod cli;
 pub mod config;
 pub mod domain;
-pub mod engine;
+pub(crate) mod engine;
 pub mod error;
 pub mod server;
 pub mod store;

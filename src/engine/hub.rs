@@ -188,12 +188,8 @@ impl Pokes {
     }
 
     /// How many workers run here.
-    pub fn len(&self) -> usize {
+    pub fn count(&self) -> usize {
         self.map.lock().unwrap_or_else(|p| p.into_inner()).len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// Wakes the worker of `id`; false when no worker runs it here.

@@ -90,14 +90,6 @@ impl Engine {
         }
     }
 
-    pub fn store(&self) -> &Store {
-        &self.inner.store
-    }
-
-    pub fn hub(&self) -> &Hub {
-        &self.inner.hub
-    }
-
     /// This replica's id (in leases and logs).
     pub fn replica_id(&self) -> &str {
         &self.inner.replica_id
@@ -106,12 +98,7 @@ impl Engine {
     /// How many releases this replica drives now (a worker runs only while
     /// it holds its release's lease).
     pub fn leases_held(&self) -> usize {
-        self.inner.pokes.len()
-    }
-
-    /// Cancelled when the server shuts down: streams end with `UNAVAILABLE`.
-    pub fn shutdown_token(&self) -> CancellationToken {
-        self.inner.shutdown.clone()
+        self.inner.pokes.count()
     }
 
     /// Resumes every release left unfinished (after a restart or crash) and

@@ -5,10 +5,10 @@
 //! run the same code; the few backend differences are confined here.
 
 pub mod catalog;
-pub mod entity;
+pub(crate) mod entity;
 pub mod flows;
 pub mod leases;
-pub mod migration;
+pub(crate) mod migration;
 pub mod notify;
 mod page;
 pub mod releases;

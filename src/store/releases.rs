@@ -257,8 +257,12 @@ async fn load_many<C: ConnectionTrait>(db: &C, rows: Vec<release::Model>) -> Res
         .collect()
 }
 
-/// Hands out `n` global event positions. The counter row stays locked until
-/// the transaction commits, so positions become visible in increasing order.
+/// Hands out `n` global event positions from the single row of the
+/// `event_clock` table. The counter row stays locked until the transaction
+/// commits, so positions become visible in increasing order: a reader that
+/// has seen position `p` never later finds a committed event below `p`. A
+/// sequence or auto-increment id would not give that guarantee on
+/// PostgreSQL.
 async fn next_positions(txn: &DatabaseTransaction, n: usize) -> Result<i64> {
     let backend = txn.get_database_backend();
     let row = txn

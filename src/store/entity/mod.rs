@@ -5,7 +5,6 @@ pub mod application;
 pub mod environment;
 pub mod environment_run;
 pub mod event;
-pub mod event_clock;
 pub mod flow;
 pub mod flow_version;
 pub mod idempotency_key;
