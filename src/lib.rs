@@ -11,10 +11,10 @@
 //! - [`store`]: SeaORM entities, migrations and repository functions on
 //!   SQLite (default) or PostgreSQL. Every release change is written with
 //!   its event in one transaction.
-//! - [`engine`]: commands on releases, one worker per active release (it
+//! - `engine`: commands on releases, one worker per active release (it
 //!   asks the state machine what to do, runs the steps, persists every
 //!   transition), the typed release streams, recovery after a restart.
-//! - [`api`]: tonic handlers — decode, call the domain/engine/store, encode.
+//! - `api`: tonic handlers — decode, call the domain/engine/store, encode.
 //!   Only `api`, [`server`] and [`cli`] name tonic types; errors become a
 //!   `tonic::Status` in exactly one place ([`error`]).
 //! - [`server`]: wiring — services, health, reflection, graceful shutdown.
