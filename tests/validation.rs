@@ -7,7 +7,7 @@ mod common;
 
 use std::collections::HashMap;
 
-use common::{TestServer, expect_code, violation_fields};
+use common::*;
 use futures::future::BoxFuture;
 use promoflow::proto::v1 as pb;
 use tonic::{Code, Response, Status};
@@ -57,10 +57,7 @@ fn wait_workflow(name: &str) -> pb::Workflow {
     pb::Workflow {
         name: name.into(),
         kind: Some(pb::workflow::Kind::Wait(pb::WaitWorkflow {
-            duration: Some(prost_types::Duration {
-                seconds: 1,
-                nanos: 0,
-            }),
+            duration: Some(dur(1000)),
         })),
         ..Default::default()
     }
@@ -68,66 +65,22 @@ fn wait_workflow(name: &str) -> pb::Workflow {
 
 fn two_step_flow(name: &str) -> pb::Flow {
     pb::Flow {
-        name: name.into(),
         description: "dev then qa".into(),
-        trigger_environment: "dev".into(),
-        steps: vec![pb::FlowStep {
-            environment: "qa".into(),
-            depends_on: vec!["dev".into()],
-            ..Default::default()
-        }],
-        ..Default::default()
+        ..flow(name, "dev", vec![step("qa", &["dev"])])
     }
 }
 
 /// Environments dev and qa, workflow `wait`, flow `f` (dev → qa) and
 /// product `p` with an application in each environment.
 async fn small_world(server: &TestServer) {
-    for name in ["dev", "qa"] {
-        server
-            .environments()
-            .create_environment(pb::CreateEnvironmentRequest {
-                environment: Some(pb::Environment {
-                    name: name.into(),
-                    ..Default::default()
-                }),
-            })
-            .await
-            .expect("create environment");
-    }
-    server
-        .workflows()
-        .create_workflow(pb::CreateWorkflowRequest {
-            workflow: Some(wait_workflow("wait")),
-        })
+    create_envs(server, &["dev", "qa"], pb::EnvironmentKind::NonProduction).await;
+    create_wf(server, wait_workflow("wait"))
         .await
         .expect("create workflow");
-    server
-        .flows()
-        .create_flow(pb::CreateFlowRequest {
-            flow: Some(two_step_flow("f")),
-        })
+    create_flow(server, two_step_flow("f"))
         .await
         .expect("create flow");
-    server
-        .products()
-        .create_product(pb::CreateProductRequest {
-            product: Some(pb::Product {
-                name: "p".into(),
-                applications: ["dev", "qa"]
-                    .iter()
-                    .map(|e| pb::Application {
-                        environment: e.to_string(),
-                        name: format!("app-{e}"),
-                        version: "1.0.0".into(),
-                        ..Default::default()
-                    })
-                    .collect(),
-                ..Default::default()
-            }),
-        })
-        .await
-        .expect("create product");
+    create_product_in(server, "p", &["dev", "qa"], |_| "1.0.0").await;
 }
 
 /// Everything the world holds, as (kind, name, version and the texts the

@@ -47,10 +47,7 @@ impl Release {
             } else {
                 ReleaseStatus::Running
             };
-            if self.status != want {
-                self.status = want;
-                changes.push(Change::Release);
-            }
+            self.set_status(want, &mut changes);
             super::normalize(&mut changes);
             return (changes, start);
         }
@@ -95,6 +92,14 @@ impl Release {
         changes.extend(self.settle_release(now, &mut start));
         super::normalize(&mut changes);
         (changes, start)
+    }
+
+    /// Sets the release's status, recording a release change when it is one.
+    pub(super) fn set_status(&mut self, want: ReleaseStatus, changes: &mut Vec<Change>) {
+        if self.status != want {
+            self.status = want;
+            changes.push(Change::Release);
+        }
     }
 
     /// Fails every release-level hook whose approval timed out.
@@ -340,10 +345,7 @@ impl Release {
                 } else {
                     ReleaseStatus::Running
                 };
-            if self.status != want {
-                self.status = want;
-                changes.push(Change::Release);
-            }
+            self.set_status(want, &mut changes);
             return changes;
         }
         let all_ok = self
@@ -374,10 +376,7 @@ impl Release {
             }
             changes.push(Change::Step(at));
             if wanted {
-                if self.status != ReleaseStatus::Running {
-                    self.status = ReleaseStatus::Running;
-                    changes.push(Change::Release);
-                }
+                self.set_status(ReleaseStatus::Running, &mut changes);
                 return changes;
             }
         }

@@ -102,8 +102,7 @@ impl Release {
         // worker would say so at its next transition; its events must not
         // show a suspended release with a running environment meanwhile).
         if self.status == ReleaseStatus::Suspended {
-            self.status = ReleaseStatus::Running;
-            changes.push(Change::Release);
+            self.set_status(ReleaseStatus::Running, &mut changes);
         }
         Some(changes)
     }
