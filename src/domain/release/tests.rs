@@ -70,6 +70,14 @@ fn parallel() -> FlowSpec {
     )
 }
 
+/// dev → qa → prod with release-level hooks.
+fn sequential_with(hooks: Hooks) -> FlowSpec {
+    FlowSpec {
+        hooks,
+        ..sequential()
+    }
+}
+
 // ----------------------------------------------------------- simulator ---
 
 /// What happens to a step the release started.
@@ -440,14 +448,28 @@ fn the_trigger_workflow_runs_first_and_its_failure_fails_the_release() {
 
 // ------------------------------------------------------------ approvals ---
 
+/// A step whose pre-action is an approval `gate`.
+fn gate(env: &str, deps: &[&str]) -> Step {
+    with_policy(step(env, deps), Some("gate"), Action::None, None)
+}
+
+/// A script under which pre-actions await approval (with a timeout after
+/// `secs`) and everything else succeeds.
+fn suspend_pre_action(secs: Option<i64>) -> impl Fn(&str, StepKind) -> Reply {
+    move |_, k| {
+        if k == StepKind::PreAction {
+            Reply::Suspend(secs)
+        } else {
+            Reply::Ok
+        }
+    }
+}
+
 #[test]
 fn an_environment_approval_suspends_the_release_until_approved() {
-    let s = with_policy(step("qa", &["dev"]), Some("gate"), Action::None, None);
+    let s = gate("qa", &["dev"]);
     let mut sim = Sim::start(&flow("dev", vec![s]));
-    sim.run(|_, k| match k {
-        StepKind::PreAction => Reply::Suspend(None),
-        _ => Reply::Ok,
-    });
+    sim.run(suspend_pre_action(None));
     assert_eq!(sim.status("qa"), E::Suspended);
     assert_eq!(sim.r.status, R::Suspended);
     assert_eq!(sim.r.counters().suspended, 1);
@@ -472,12 +494,9 @@ fn an_environment_approval_suspends_the_release_until_approved() {
 
 #[test]
 fn a_rejected_approval_fails_the_environment_and_skips_its_descendants() {
-    let gate = with_policy(step("qa", &["dev"]), Some("gate"), Action::None, None);
+    let gate = gate("qa", &["dev"]);
     let mut sim = Sim::start(&flow("dev", vec![gate, step("prod", &["qa"])]));
-    sim.run(|_, k| match k {
-        StepKind::PreAction => Reply::Suspend(None),
-        _ => Reply::Ok,
-    });
+    sim.run(suspend_pre_action(None));
     let e = sim.r.env_index("qa");
     sim.r.decide_approval(e, false, "not today", sim.t);
     sim.run(all_ok);
@@ -490,12 +509,9 @@ fn a_rejected_approval_fails_the_environment_and_skips_its_descendants() {
 
 #[test]
 fn an_approval_times_out_at_its_deadline() {
-    let gate = with_policy(step("qa", &["dev"]), Some("gate"), Action::None, None);
+    let gate = gate("qa", &["dev"]);
     let mut sim = Sim::start(&flow("dev", vec![gate]));
-    sim.run(|_, k| match k {
-        StepKind::PreAction => Reply::Suspend(Some(60)),
-        _ => Reply::Ok,
-    });
+    sim.run(suspend_pre_action(Some(60)));
     assert_eq!(sim.r.next_deadline(), Some(sim.t + Duration::seconds(60)));
     sim.tick(59);
     sim.run(all_ok);
@@ -511,10 +527,7 @@ fn an_approval_times_out_at_its_deadline() {
 
 #[test]
 fn the_release_on_start_hook_runs_before_any_environment() {
-    let spec = FlowSpec {
-        hooks: hooks(Some("announce"), None, None),
-        ..sequential()
-    };
+    let spec = sequential_with(hooks(Some("announce"), None, None));
     let mut sim = Sim::start(&spec);
     assert_eq!(sim.advance(), [(String::new(), StepKind::OnStart)]);
     assert_eq!(
@@ -537,10 +550,7 @@ fn the_release_on_start_hook_runs_before_any_environment() {
 
 #[test]
 fn a_failed_release_on_start_hook_fails_the_release_before_anything_runs() {
-    let spec = FlowSpec {
-        hooks: hooks(Some("announce"), None, Some("page")),
-        ..sequential()
-    };
+    let spec = sequential_with(hooks(Some("announce"), None, Some("page")));
     let mut sim = Sim::start(&spec);
     let log = sim.run(|_, k| {
         if k == StepKind::OnStart {
@@ -560,10 +570,7 @@ fn a_failed_release_on_start_hook_fails_the_release_before_anything_runs() {
 
 #[test]
 fn a_release_on_start_approval_suspends_the_release_until_decided() {
-    let spec = FlowSpec {
-        hooks: hooks(Some("change-board"), None, None),
-        ..sequential()
-    };
+    let spec = sequential_with(hooks(Some("change-board"), None, None));
     let mut sim = Sim::start(&spec);
     sim.run(|_, _| Reply::Suspend(None));
     assert_eq!(sim.hook(StepKind::OnStart).status, S::Suspended);
@@ -587,10 +594,7 @@ fn a_release_on_start_approval_suspends_the_release_until_decided() {
 
 #[test]
 fn a_rejected_release_on_start_approval_fails_the_release() {
-    let spec = FlowSpec {
-        hooks: hooks(Some("change-board"), None, None),
-        ..sequential()
-    };
+    let spec = sequential_with(hooks(Some("change-board"), None, None));
     let mut sim = Sim::start(&spec);
     sim.run(|_, _| Reply::Suspend(None));
     sim.r.decide_approval(None, false, "freeze", sim.t);
@@ -602,10 +606,7 @@ fn a_rejected_release_on_start_approval_fails_the_release() {
 
 #[test]
 fn a_release_on_start_approval_times_out() {
-    let spec = FlowSpec {
-        hooks: hooks(Some("change-board"), None, None),
-        ..sequential()
-    };
+    let spec = sequential_with(hooks(Some("change-board"), None, None));
     let mut sim = Sim::start(&spec);
     sim.run(|_, _| Reply::Suspend(Some(30)));
     assert_eq!(
@@ -625,10 +626,7 @@ fn a_release_on_start_approval_times_out() {
 
 #[test]
 fn a_release_on_success_approval_holds_the_release_until_decided() {
-    let spec = FlowSpec {
-        hooks: hooks(None, Some("sign-off"), None),
-        ..sequential()
-    };
+    let spec = sequential_with(hooks(None, Some("sign-off"), None));
     let mut sim = Sim::start(&spec);
     sim.run(|env, _| {
         if env.is_empty() {
@@ -646,10 +644,7 @@ fn a_release_on_success_approval_holds_the_release_until_decided() {
 
 #[test]
 fn the_release_on_fail_hook_runs_when_an_environment_fails() {
-    let spec = FlowSpec {
-        hooks: hooks(None, Some("yay"), Some("page")),
-        ..sequential()
-    };
+    let spec = sequential_with(hooks(None, Some("yay"), Some("page")));
     let mut sim = Sim::start(&spec);
     let log = sim.run(|env, _| {
         if env == "qa" {
@@ -717,10 +712,7 @@ fn terminating_a_queued_release_is_immediate() {
 
 #[test]
 fn terminating_a_release_whose_on_start_approval_waits_cancels_it() {
-    let spec = FlowSpec {
-        hooks: hooks(Some("change-board"), None, None),
-        ..sequential()
-    };
+    let spec = sequential_with(hooks(Some("change-board"), None, None));
     let mut sim = Sim::start(&spec);
     sim.run(|_, _| Reply::Suspend(Some(3600)));
     sim.r.terminate("abandoned", sim.t);
