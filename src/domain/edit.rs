@@ -1,5 +1,5 @@
 //! Edits: small changes to a flow, applied all together or not at all
-//! (DESIGN.md §2 "Flow editing operations").
+//! (the README, "Editing flows"; `proto/promoflow/v1/flow.proto`, `EditFlow`).
 //!
 //! An edit only fails on its own when it cannot be carried out: it names an
 //! environment that is not in the flow, removes the trigger environment, or
