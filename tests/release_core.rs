@@ -216,11 +216,10 @@ async fn an_update_cannot_remove_an_application_its_own_flows_need() {
 #[tokio::test]
 async fn releases_of_a_deleted_product_are_history() {
     let server = TestServer::start().await;
-    seed_parallel(&server, None).await;
-    create_approval(&server, "gate", None).await;
-    release_on_start(&server, "gate").await;
+    // A release that ends TERMINATED while its production soaks.
+    create_wait(&server, "soak", 60_000).await;
+    seed_parallel(&server, Some("soak")).await;
     let r = trigger(&server, DEMO, "2.0.0").await;
-    wait_status(&server, &r.id, pb::ReleaseStatus::Suspended).await;
     terminate(&server, &r.id, "stop").await.expect("terminate");
     wait_final(&server, &r.id).await;
     let old = product(&server, DEMO).await;
