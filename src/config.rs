@@ -99,6 +99,36 @@ pub struct ServerConfig {
         value_parser = RangedU64ValueParser::<usize>::new().range(1..=MAX_FLOW_STEPS_CEILING as u64)
     )]
     pub max_flow_steps: usize,
+
+    /// YAML file of Git credentials: a list of `{url_prefix, username,
+    /// token_env | token_file}`; the first entry whose prefix matches a
+    /// repository URL is used. Tokens reach git only through its environment.
+    #[arg(long, env = "PROMOFLOW_GIT_CREDENTIALS")]
+    pub git_credentials: Option<PathBuf>,
+
+    /// Send Git credentials over plain `http://` (for loopback servers and
+    /// tests; never across a network you do not trust).
+    #[arg(long, env = "PROMOFLOW_ALLOW_INSECURE_GIT_HTTP", default_value_t = false)]
+    pub allow_insecure_git_http: bool,
+
+    /// Allow applications whose Git source is a local path or `file://`
+    /// URL on the server's machine (the demo uses one).
+    #[arg(long, env = "PROMOFLOW_ALLOW_LOCAL_GIT", default_value_t = false)]
+    pub allow_local_git: bool,
+
+    /// Author and committer of promotion commits, as `Name <email>`.
+    #[arg(long, env = "PROMOFLOW_GIT_AUTHOR", default_value = "promoflow <promoflow@localhost>")]
+    pub git_author: String,
+
+    /// Where cached bare repositories live (default: `git-cache` in the data
+    /// directory).
+    #[arg(long, env = "PROMOFLOW_GIT_CACHE_DIR")]
+    pub git_cache_dir: Option<PathBuf>,
+
+    /// Longest a single git command may run (fetch, push, …) before it is
+    /// killed.
+    #[arg(long, env = "PROMOFLOW_GIT_TIMEOUT", value_parser = humantime::parse_duration, default_value = "60s")]
+    pub git_timeout: Duration,
 }
 
 impl ServerConfig {
@@ -130,6 +160,26 @@ impl ServerConfig {
             catch_up_interval: Duration::from_secs(1),
             db_max_connections: 8,
             max_flow_steps: flow::MAX_STEPS,
+            git_credentials: None,
+            allow_insecure_git_http: false,
+            allow_local_git: false,
+            git_author: "promoflow <promoflow@localhost>".into(),
+            git_cache_dir: None,
+            git_timeout: Duration::from_secs(60),
+        }
+    }
+
+    /// The author of promotion commits, split into name and email.
+    pub fn git_author_parts(&self) -> Result<(String, String), String> {
+        let a = self.git_author.trim();
+        let parsed = a.strip_suffix('>').and_then(|rest| rest.rsplit_once('<'));
+        match parsed {
+            Some((name, email)) if !name.trim().is_empty() && email.contains('@') => {
+                Ok((name.trim().to_string(), email.trim().to_string()))
+            }
+            _ => Err(format!(
+                "--git-author {a:?} must look like `Name <email@host>`"
+            )),
         }
     }
 

@@ -84,6 +84,30 @@ pub async fn run(
     serve(config, store, listener, shutdown).await
 }
 
+/// The Git settings of the server's flags.
+fn git_config(config: &ServerConfig) -> Result<crate::engine::git::GitConfig> {
+    let credentials = match &config.git_credentials {
+        Some(path) => crate::engine::git::load_credentials(path)
+            .map_err(|e| Error::FailedPrecondition(format!("--git-credentials: {e}")))?,
+        None => Vec::new(),
+    };
+    let (author_name, author_email) = config
+        .git_author_parts()
+        .map_err(Error::FailedPrecondition)?;
+    Ok(crate::engine::git::GitConfig {
+        credentials,
+        allow_insecure_http: config.allow_insecure_git_http,
+        allow_local: config.allow_local_git,
+        author_name,
+        author_email,
+        cache_dir: config
+            .git_cache_dir
+            .clone()
+            .unwrap_or_else(|| config.data_dir.join("git-cache")),
+        timeout: config.git_timeout,
+    })
+}
+
 /// Serves on `listener` with an already opened store.
 pub async fn serve(
     config: ServerConfig,
@@ -91,7 +115,10 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    let engine = crate::engine::Engine::new(store.clone(), &config);
+    let git = crate::engine::git::Git::new(git_config(&config)?)
+        .await
+        .map_err(|e| Error::FailedPrecondition(e.to_string()))?;
+    let engine = crate::engine::Engine::new(store.clone(), git, &config);
     engine.recover().await?;
     let config = Arc::new(config);
     let ctx = Ctx {

@@ -27,7 +27,11 @@ impl ProductApi {
 /// Validates a decoded product, including that every application's
 /// environment and every promotion flow exists (looked up in one query
 /// each); violations are collected in `v`.
-async fn check_product(ctx: &Ctx, v: &mut Violations, product: &catalog::Product) -> Result<()> {
+async fn check_product(
+    ctx: &Ctx,
+    v: &mut Violations,
+    product: &mut catalog::Product,
+) -> Result<()> {
     let wanted: Vec<String> = product
         .applications
         .iter()
@@ -56,9 +60,24 @@ async fn check_product(ctx: &Ctx, v: &mut Violations, product: &catalog::Product
         .await?
         .into_iter()
         .collect();
-    v.extend(catalog::validate_product(product, &|e| {
-        existing.contains(e)
-    }));
+    v.extend(catalog::validate_product(
+        product,
+        &|e| existing.contains(e),
+        &crate::domain::promotion::normalize_json_path,
+    ));
+    // Whether this server may reach each repository (local paths, plain
+    // HTTP) is its own policy, on top of the URL's shape.
+    for (i, app) in product.applications.iter().enumerate() {
+        if let Some(source) = &app.source
+            && !source.repo_url.is_empty()
+            && let Err(why) = ctx.engine.git().check_url(&source.repo_url)
+        {
+            let field = format!("product.applications[{i}].source.repo_url");
+            if !v.0.iter().any(|x| x.field == field) {
+                v.push(field, why);
+            }
+        }
+    }
     for (i, f) in product.promotion_flows.iter().enumerate() {
         if crate::domain::is_dns_label(&f.flow) && !existing_flows.contains(&f.flow) {
             v.push(
@@ -76,8 +95,8 @@ async fn checked_product(
     v: &mut Violations,
     p: Option<&pb::Product>,
 ) -> Result<catalog::Product> {
-    let product = product_in(v, required("product", p)?);
-    check_product(ctx, v, &product).await?;
+    let mut product = product_in(v, required("product", p)?);
+    check_product(ctx, v, &mut product).await?;
     Ok(product)
 }
 

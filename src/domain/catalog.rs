@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::gitops::{GitSource, PromotionTemplate};
 use super::{Violations, check_name, check_text, check_text_max, entry_field};
 
 /// Maximum number of labels, applications, flows, headers, … in one request:
@@ -102,6 +103,9 @@ pub struct Application {
     pub version: String,
     pub last_commit: Option<Commit>,
     pub update_time: Option<chrono::DateTime<chrono::Utc>>,
+    /// Where its manifests live; `None`: not Git-backed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<GitSource>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -136,6 +140,9 @@ pub struct Product {
     pub applications: Vec<Application>,
     pub concurrency: Concurrency,
     pub promotion_flows: Vec<ProductFlow>,
+    /// What Git promotions write; `None`: every file of the trigger
+    /// application's directory, whole.
+    pub promotion_template: Option<PromotionTemplate>,
     pub meta: Meta,
 }
 
@@ -220,7 +227,13 @@ pub fn validate_environment(env: &Environment) -> Violations {
 /// Validates a product on its own; `known_environments` tells which
 /// environments exist (the caller looks them up), so unknown ones are reported
 /// together with every other violation.
-pub fn validate_product(p: &Product, environment_exists: &dyn Fn(&str) -> bool) -> Violations {
+/// Checks a product as a whole and normalizes what has a canonical form
+/// (the template's JSONPaths, with `normalize_json_path`).
+pub fn validate_product(
+    p: &mut Product,
+    environment_exists: &dyn Fn(&str) -> bool,
+    normalize_json_path: &dyn Fn(&str) -> Result<String, String>,
+) -> Violations {
     let mut v = Violations::new();
     check_name(&mut v, "product.name", &p.name);
     check_text(&mut v, "product.description", &p.description);
@@ -258,6 +271,17 @@ pub fn validate_product(p: &Product, environment_exists: &dyn Fn(&str) -> bool) 
             check_text_max(&mut v, &format!("{f}.name"), &app.name, 253);
         }
         check_text(&mut v, &format!("{f}.version"), &app.version);
+        if let Some(source) = &app.source {
+            super::gitops::validate_source(&mut v, &format!("{f}.source"), source);
+        }
+    }
+    if let Some(t) = &mut p.promotion_template {
+        super::gitops::validate_template(
+            &mut v,
+            "product.promotion_template",
+            t,
+            normalize_json_path,
+        );
     }
     if p.promotion_flows.len() > MAX_COLLECTION {
         v.push(
@@ -433,7 +457,7 @@ mod tests {
 
     #[test]
     fn product_reports_every_problem() {
-        let p = Product {
+        let mut p = Product {
             name: "Bad".into(),
             applications: vec![
                 Application {
@@ -454,7 +478,7 @@ mod tests {
             ],
             ..Default::default()
         };
-        let v = validate_product(&p, &|e| e == "dev");
+        let v = validate_product(&mut p, &|e| e == "dev", &|j| Ok(j.to_string()));
         let fields: Vec<_> = v.0.iter().map(|x| x.field.as_str()).collect();
         assert_eq!(
             fields,

@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod codefresh;
 pub mod edit;
 pub mod flow;
+pub mod gitops;
 pub mod release;
 pub mod render;
 pub mod status;

@@ -7,6 +7,7 @@
 //! worker is re-applied to the fresh state. The worker is then poked.
 
 use crate::domain::catalog::{Application, Commit, Product};
+use crate::domain::flow::Action;
 use crate::domain::release::{Change, Release};
 use crate::domain::status::ReleaseStatus;
 use crate::error::{Error, Result};
@@ -14,7 +15,7 @@ use crate::store::flows::StoredFlow;
 use crate::store::now;
 use crate::store::releases::{Created, Deployment};
 
-use super::{Engine, MAX_CONFLICT_RETRIES};
+use super::{Engine, MAX_CONFLICT_RETRIES, promote};
 
 /// How a command on a release is written.
 #[derive(Clone, Copy)]
@@ -177,20 +178,32 @@ impl Engine {
                 flow.spec.name
             )));
         }
-        let version = if req.version.is_empty() {
-            let app = product
-                .application(&flow.spec.trigger_environment)
-                .map(|a| a.version.clone())
-                .unwrap_or_default();
-            if app.is_empty() {
+        let resolved = self.resolve_git(flow, product).await?;
+        let git_version = resolved.as_ref().and_then(|g| g.version.clone());
+        let version = match (req.version.as_str(), git_version) {
+            // The trigger application's Git files say which version it runs:
+            // promoting another one would promote something that never
+            // reached the trigger environment.
+            (given, Some(in_git)) if !given.is_empty() && given != in_git => {
                 return Err(Error::FailedPrecondition(format!(
-                    "no version given and none is recorded for {:?} in the trigger environment {:?}: pass a version or report a deployment first",
-                    product.name, flow.spec.trigger_environment
+                    "version {given:?} was asked for, but the trigger application's Git source holds {in_git:?}: promote {in_git:?}, or leave the version empty"
                 )));
             }
-            app
-        } else {
-            req.version.clone()
+            ("", Some(in_git)) => in_git,
+            ("", None) => {
+                let app = product
+                    .application(&flow.spec.trigger_environment)
+                    .map(|a| a.version.clone())
+                    .unwrap_or_default();
+                if app.is_empty() {
+                    return Err(Error::FailedPrecondition(format!(
+                        "no version given and none is recorded for {:?} in the trigger environment {:?}: pass a version or report a deployment first",
+                        product.name, flow.spec.trigger_environment
+                    )));
+                }
+                app
+            }
+            (given, _) => given.to_string(),
         };
         let id = uuid::Uuid::now_v7().to_string();
         let app_name = |env: &str| {
@@ -208,6 +221,10 @@ impl Engine {
             &app_name,
             now(),
         );
+        if let Some(g) = resolved {
+            r.source_commit = g.source_commit;
+            r.promotion = Some(g.promotion);
+        }
         r.initiator = req.initiator.clone();
         r.trigger_message = req.message.clone();
         r.request_id = (!req.request_id.is_empty()).then(|| req.request_id.clone());
@@ -259,6 +276,36 @@ impl Engine {
                 Ok((*release, application.map(|a| *a)))
             }
         }
+    }
+
+    /// What a release of `flow` promotes, read from the trigger
+    /// application's Git source once, now: `None` when no step of the flow
+    /// writes to Git or the trigger application is not Git-backed.
+    async fn resolve_git(
+        &self,
+        flow: &StoredFlow,
+        product: &Product,
+    ) -> Result<Option<promote::Resolved>> {
+        let writes_git = flow
+            .spec
+            .steps
+            .iter()
+            .any(|s| s.policy.action != Action::None);
+        let trigger = product.application(&flow.spec.trigger_environment);
+        let (Some(app), true) = (trigger, writes_git) else {
+            return Ok(None);
+        };
+        let Some(source) = &app.source else {
+            return Ok(None);
+        };
+        promote::resolve(
+            &self.inner.git,
+            app,
+            source,
+            product.promotion_template.as_ref(),
+        )
+        .await
+        .map(Some)
     }
 
     /// Applies `change` to the freshly loaded release and persists it,

@@ -14,11 +14,13 @@
 //!   reloads.
 
 mod commands;
-pub mod hub;
+pub mod git;
+pub(crate) mod hub;
 mod replica;
-pub mod stream;
+pub(crate) mod promote;
+pub(crate) mod stream;
 mod worker;
-pub mod workflows;
+pub(crate) mod workflows;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,6 +49,8 @@ struct Inner {
     hub: Hub,
     pokes: Pokes,
     http: reqwest::Client,
+    /// Git, for sources and COMMIT actions.
+    git: git::Git,
     permits: Arc<Semaphore>,
     allow_commands: bool,
     /// This replica's id: the owner written into the leases it takes.
@@ -58,13 +62,19 @@ struct Inner {
 }
 
 impl Engine {
-    pub fn new(store: Store, config: &ServerConfig) -> Self {
+    /// The Git client: the API checks repository URLs against its policy.
+    pub(crate) fn git(&self) -> &git::Git {
+        &self.inner.git
+    }
+
+    pub fn new(store: Store, git: git::Git, config: &ServerConfig) -> Self {
         let backend = store.backend();
         Self {
             inner: Arc::new(Inner {
                 store,
                 hub: Hub::new(),
                 pokes: Pokes::default(),
+                git,
                 http: reqwest::Client::builder()
                     .user_agent(concat!("promoflow/", env!("CARGO_PKG_VERSION")))
                     .build()

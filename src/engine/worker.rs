@@ -25,8 +25,13 @@ use std::time::Duration;
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 
-use super::Engine;
+use super::{Engine, promote};
 use super::workflows::{StepContext, StepResult};
+use std::collections::BTreeMap;
+
+use crate::domain::catalog::Application;
+use crate::domain::flow::Action;
+use crate::domain::gitops::Promotion;
 use crate::domain::release::{Change, Outcome, Release, StepRef, action};
 use crate::domain::status::{ReleaseStatus, StepKind};
 use crate::error::{Error, Result};
@@ -392,7 +397,7 @@ impl Worker {
             return tokio::spawn(async {});
         };
         let env = at.env.and_then(|e| r.envs.get(e));
-        let ctx = StepContext {
+        let mut ctx = StepContext {
             release_id: r.id.clone(),
             product: r.product.clone(),
             flow: r.flow.clone(),
@@ -404,19 +409,149 @@ impl Worker {
             idempotency_key: idempotency_key(r, at),
             context: r.context.clone(),
             start_time: step.start_time.unwrap_or_else(now),
+            application: env.map(|e| e.application.clone()).unwrap_or_default(),
+            source_commit: r.source_commit.clone(),
+            parameters: Default::default(),
         };
-        let promotion = env.map(|e| e.action).unwrap_or_default();
+        let promotion_action = env.map(|e| e.action).unwrap_or_default();
+        // The environment's Git action, for the action itself and for the
+        // Codefresh parameters of the steps after it.
+        let git = (promotion_action == Action::Commit)
+            .then(|| env.map(|e| GitStep::of(r, e)))
+            .flatten();
         let engine = self.engine.clone();
         let done = self.reports_tx.clone();
         tokio::spawn(async move {
             let _permit = engine.inner.permits.clone().acquire_owned().await;
             let result = if step.kind == StepKind::Action {
-                StepResult::Done(action::outcome(promotion, &ctx.version, &ctx.environment))
+                match action::plan(promotion_action, &ctx.version, &ctx.environment) {
+                    action::Plan::Done(outcome) => StepResult::Done(outcome),
+                    action::Plan::Commit => match &git {
+                        Some(g) => StepResult::Done(g.commit(&engine).await),
+                        None => StepResult::Done(Outcome::Failed {
+                            message: "no environment for the COMMIT action".into(),
+                        }),
+                    },
+                }
             } else {
+                if let Some(g) = &git {
+                    ctx.parameters = g.parameters(&engine).await;
+                }
                 run_workflow(&engine, &step.workflow, &ctx).await
             };
             let _ = done.send((at, step.attempt, result));
         })
+    }
+}
+
+/// What a step of an environment with a COMMIT action needs to know.
+struct GitStep {
+    release_id: String,
+    product: String,
+    version: String,
+    trigger_environment: String,
+    environment: String,
+    promotion: Option<Promotion>,
+    /// The action's commit (empty until it pushed, and for "no changes").
+    commit_sha: String,
+    commit_time: Option<crate::domain::release::Time>,
+}
+
+impl GitStep {
+    fn of(r: &Release, e: &crate::domain::release::EnvRun) -> Self {
+        let action = e.steps.iter().find(|s| s.kind == StepKind::Action);
+        Self {
+            release_id: r.id.clone(),
+            product: r.product.clone(),
+            version: r.version.clone(),
+            trigger_environment: r
+                .envs
+                .first()
+                .map(|t| t.environment.clone())
+                .unwrap_or_default(),
+            environment: e.environment.clone(),
+            promotion: r.promotion.clone(),
+            commit_sha: action.map(|s| s.commit_sha.clone()).unwrap_or_default(),
+            commit_time: action.and_then(|s| s.finish_time),
+        }
+    }
+
+    /// The target application as the product defines it now (its Git
+    /// source may have changed since the release started).
+    async fn target(&self, engine: &Engine) -> Result<Application> {
+        let product = engine.inner.store.get_product(&self.product).await?;
+        product
+            .application(&self.environment)
+            .cloned()
+            .ok_or_else(|| {
+                Error::FailedPrecondition(format!(
+                    "product {:?} has no application in {} any more",
+                    self.product, self.environment
+                ))
+            })
+    }
+
+    async fn commit(&self, engine: &Engine) -> Outcome {
+        let target = match self.target(engine).await {
+            Ok(t) => t,
+            Err(e) => {
+                return Outcome::Failed {
+                    message: e.to_string(),
+                };
+            }
+        };
+        let Some(promotion) = &self.promotion else {
+            return Outcome::Failed {
+                message: format!(
+                    "the trigger application in {} has no Git source: a COMMIT action has nothing to promote",
+                    self.trigger_environment
+                ),
+            };
+        };
+        promote::commit(
+            &engine.inner.git,
+            promote::CommitRequest {
+                release_id: &self.release_id,
+                product: &self.product,
+                version: &self.version,
+                trigger_environment: &self.trigger_environment,
+                environment: &self.environment,
+                target: &target,
+                promotion,
+            },
+        )
+        .await
+    }
+
+    /// Codefresh's promotion parameters for the steps after the action.
+    async fn parameters(&self, engine: &Engine) -> BTreeMap<String, String> {
+        let mut p = BTreeMap::new();
+        let Ok(target) = self.target(engine).await else {
+            return p;
+        };
+        p.insert("APP_NAME".into(), target.name.clone());
+        if let Some(s) = &target.source {
+            p.insert("REPO_URL".into(), s.repo_url.clone());
+            p.insert("BRANCH".into(), s.branch.clone());
+            p.insert("PATH".into(), s.path.clone());
+        }
+        if !self.commit_sha.is_empty() {
+            p.insert("COMMIT_SHA".into(), self.commit_sha.clone());
+            p.insert("COMMIT_AUTHOR".into(), engine.inner.git.author());
+            p.insert(
+                "COMMIT_MESSAGE".into(),
+                promote::subject(
+                    &self.product,
+                    &self.version,
+                    &self.trigger_environment,
+                    &self.environment,
+                ),
+            );
+            if let Some(t) = self.commit_time {
+                p.insert("COMMIT_DATE".into(), t.to_rfc3339());
+            }
+        }
+        p
     }
 }
 

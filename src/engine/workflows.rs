@@ -36,6 +36,17 @@ pub struct StepContext {
     pub idempotency_key: String,
     pub context: Map<String, Value>,
     pub start_time: Time,
+    /// The environment's application (empty for release-level hooks).
+    pub application: String,
+    /// The trigger application's commit the release promotes (empty when
+    /// not Git-backed).
+    pub source_commit: String,
+    /// Codefresh's promotion parameters of the environment (`COMMIT_SHA`,
+    /// `COMMIT_AUTHOR`, `COMMIT_MESSAGE`, `COMMIT_DATE`, `APP_NAME`,
+    /// `REPO_URL`, `BRANCH`, `PATH`), for the steps after a COMMIT action:
+    /// HTTP bodies carry them under `parameters`, commands as environment
+    /// variables.
+    pub parameters: BTreeMap<String, String>,
 }
 
 fn failed(message: impl Into<String>) -> StepResult {
@@ -48,6 +59,7 @@ fn succeeded(message: impl Into<String>, outputs: Map<String, Value>) -> StepRes
     StepResult::Done(Outcome::Succeeded {
         message: message.into(),
         outputs,
+        artifact: None,
     })
 }
 
@@ -112,6 +124,9 @@ fn body(ctx: &StepContext) -> Value {
         "attempt": ctx.attempt,
         "idempotency_key": ctx.idempotency_key,
         "context": ctx.context,
+        "application": ctx.application,
+        "source_commit": ctx.source_commit,
+        "parameters": ctx.parameters,
     })
 }
 
@@ -205,6 +220,9 @@ async fn run_command(
         .env("PROMOFLOW_STEP", &ctx.step)
         .env("PROMOFLOW_ATTEMPT", ctx.attempt.to_string())
         .env("PROMOFLOW_IDEMPOTENCY_KEY", &ctx.idempotency_key)
+        .env("PROMOFLOW_APPLICATION", &ctx.application)
+        .env("PROMOFLOW_SOURCE_COMMIT", &ctx.source_commit)
+        .envs(&ctx.parameters)
         .env(
             "PROMOFLOW_CONTEXT",
             Value::Object(ctx.context.clone()).to_string(),

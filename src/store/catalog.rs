@@ -184,6 +184,7 @@ fn product_from(m: product::Model, apps: Vec<application::Model>) -> Result<Prod
         concurrency: Concurrency::parse(&m.concurrency)
             .ok_or_else(|| Error::Internal(format!("stored concurrency {:?}", m.concurrency)))?,
         promotion_flows: from_json(&m.promotion_flows)?,
+        promotion_template: m.promotion_template.as_deref().map(from_json).transpose()?,
         meta: meta(m.version, m.create_time, m.update_time),
         applications,
         name: m.name,
@@ -199,6 +200,7 @@ fn application_from(a: application::Model) -> Result<Application> {
             .map(from_json::<Commit>)
             .transpose()?,
         update_time: a.update_time,
+        source: a.source.as_deref().map(from_json).transpose()?,
         environment: a.environment,
         name: a.name,
         version: a.version,
@@ -220,6 +222,7 @@ fn application_rows(
                 version: Set(a.version.clone()),
                 last_commit: Set(a.last_commit.as_ref().map(to_json).transpose()?),
                 position: Set(i as i32),
+                source: Set(a.source.as_ref().map(to_json).transpose()?),
                 // A version given at creation counts as recorded then.
                 update_time: Set(a.update_time.or((!a.version.is_empty()).then_some(t))),
             })
@@ -275,6 +278,7 @@ impl Store {
             description: Set(p.description.clone()),
             concurrency: Set(p.concurrency.as_str().to_string()),
             promotion_flows: Set(to_json(&p.promotion_flows)?),
+            promotion_template: Set(p.promotion_template.as_ref().map(to_json).transpose()?),
             version: Set(1),
             create_time: Set(t),
             update_time: Set(t),
@@ -321,6 +325,7 @@ impl Store {
             description: Set(p.description.clone()),
             concurrency: Set(p.concurrency.as_str().to_string()),
             promotion_flows: Set(to_json(&p.promotion_flows)?),
+            promotion_template: Set(p.promotion_template.as_ref().map(to_json).transpose()?),
             update_time: Set(t),
             ..Default::default()
         };

@@ -16,7 +16,7 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(InitialSchema)]
+        vec![Box::new(InitialSchema), Box::new(GitSources)]
     }
 }
 
@@ -294,6 +294,37 @@ impl MigrationTrait for InitialSchema {
                 .to_owned(),
         )
         .await?;
+        Ok(())
+    }
+}
+
+/// Git-backed applications and promotions: where each application's
+/// manifests live, what a product's promotions write, the commit a release
+/// promotes and the values read from it, and what each action pushed.
+#[derive(DeriveMigrationName)]
+struct GitSources;
+
+#[async_trait::async_trait]
+impl MigrationTrait for GitSources {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        // One column per statement: SQLite alters one thing at a time.
+        let columns: [(&str, ColumnDef); 6] = [
+            ("applications", text_null("source")),
+            ("products", text_null("promotion_template")),
+            ("releases", text("source_commit").default("").to_owned()),
+            ("releases", text_null("promotion")),
+            ("step_runs", text("commit_sha").default("").to_owned()),
+            ("step_runs", text("url").default("").to_owned()),
+        ];
+        for (table, mut column) in columns {
+            m.alter_table(
+                Table::alter()
+                    .table(table)
+                    .add_column(&mut column)
+                    .to_owned(),
+            )
+            .await?;
+        }
         Ok(())
     }
 }

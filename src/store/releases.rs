@@ -98,6 +98,8 @@ fn release_model(r: &Release) -> Result<release::ActiveModel> {
         create_time: Set(r.create_time),
         start_time: Set(r.start_time),
         finish_time: Set(r.finish_time),
+        source_commit: Set(r.source_commit.clone()),
+        promotion: Set(r.promotion.as_ref().map(to_json).transpose()?),
     })
 }
 
@@ -136,6 +138,8 @@ fn step_model(release_id: &str, env: &str, idx: usize, s: &StepRun) -> step_run:
         deadline: Set(s.deadline),
         start_time: Set(s.start_time),
         finish_time: Set(s.finish_time),
+        commit_sha: Set(s.commit_sha.clone()),
+        url: Set(s.url.clone()),
     }
 }
 
@@ -157,6 +161,8 @@ fn step_from(m: &step_run::Model) -> Result<StepRun> {
         deadline: m.deadline,
         start_time: m.start_time,
         finish_time: m.finish_time,
+        commit_sha: m.commit_sha.clone(),
+        url: m.url.clone(),
     })
 }
 
@@ -252,6 +258,8 @@ async fn load_many<C: ConnectionTrait>(db: &C, rows: Vec<release::Model>) -> Res
                 create_time: r.create_time,
                 start_time: r.start_time,
                 finish_time: r.finish_time,
+                source_commit: r.source_commit,
+                promotion: r.promotion.as_deref().map(from_json).transpose()?,
             })
         })
         .collect()
@@ -306,6 +314,8 @@ async fn persist_in(
     model.lease_expires_at = sea_orm::ActiveValue::NotSet;
     model.lease_epoch = sea_orm::ActiveValue::NotSet;
     model.id = sea_orm::ActiveValue::NotSet;
+    // Written once, with the release: it never changes and may be large.
+    model.promotion = sea_orm::ActiveValue::NotSet;
     let mut update = release::Entity::update_many()
         .set(model)
         .filter(release::Column::Id.eq(r.id.as_str()))

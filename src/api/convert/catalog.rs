@@ -2,6 +2,7 @@
 
 use super::{duration_ms_in, duration_ms_out, enum_in, timestamp};
 use crate::domain::Violations;
+use crate::domain::gitops::{GitSource, PromotedFile, PromotionTemplate, VersionSource};
 use crate::domain::catalog::{
     self, Application, Commit, Concurrency, DEFAULT_HTTP_ATTEMPTS, DEFAULT_WORKFLOW_TIMEOUT,
     EnvironmentKind, Meta, ProductFlow, SelectorKey, SelectorOperator, TriggerSelector,
@@ -277,6 +278,58 @@ pub fn application_out(a: Application) -> pb::Application {
         version: a.version,
         last_commit: a.last_commit.map(commit_out),
         update_time: timestamp(a.update_time),
+        source: a.source.map(source_out),
+    }
+}
+
+fn source_out(s: GitSource) -> pb::GitSource {
+    pb::GitSource {
+        repo_url: s.repo_url,
+        branch: s.branch,
+        path: s.path,
+    }
+}
+
+fn source_in(s: &pb::GitSource) -> GitSource {
+    GitSource {
+        repo_url: s.repo_url.clone(),
+        branch: s.branch.clone(),
+        // One spelling for the application's directory: no trailing '/'.
+        path: s.path.trim_end_matches('/').to_string(),
+    }
+}
+
+fn template_out(t: PromotionTemplate) -> pb::PromotionTemplate {
+    pb::PromotionTemplate {
+        version_source: t.version_source.map(|v| pb::VersionSource {
+            file: v.file,
+            json_path: v.json_path,
+        }),
+        promotion: t
+            .promotion
+            .into_iter()
+            .map(|f| pb::PromotedFile {
+                file: f.file,
+                json_paths: f.json_paths,
+            })
+            .collect(),
+    }
+}
+
+fn template_in(t: &pb::PromotionTemplate) -> PromotionTemplate {
+    PromotionTemplate {
+        version_source: t.version_source.as_ref().map(|v| VersionSource {
+            file: v.file.clone(),
+            json_path: v.json_path.clone(),
+        }),
+        promotion: t
+            .promotion
+            .iter()
+            .map(|f| PromotedFile {
+                file: f.file.clone(),
+                json_paths: f.json_paths.clone(),
+            })
+            .collect(),
     }
 }
 
@@ -286,6 +339,7 @@ pub fn product_out(p: catalog::Product) -> pb::Product {
         description: p.description,
         applications: p.applications.into_iter().map(application_out).collect(),
         concurrency: pb::Concurrency::from(p.concurrency) as i32,
+        promotion_template: p.promotion_template.map(template_out),
         promotion_flows: p
             .promotion_flows
             .into_iter()
@@ -359,10 +413,12 @@ pub fn product_in(v: &mut Violations, p: &pb::Product) -> catalog::Product {
                 // Output only: commits come with deployment reports.
                 last_commit: None,
                 update_time: None,
+                source: a.source.as_ref().map(source_in),
             })
             .collect(),
         concurrency,
         promotion_flows,
+        promotion_template: p.promotion_template.as_ref().map(template_in),
         meta: Meta::default(),
     }
 }

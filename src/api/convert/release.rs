@@ -99,6 +99,8 @@ pub fn step_out(s: StepRun) -> pb::StepRun {
         start_time: timestamp(s.start_time),
         finish_time: timestamp(s.finish_time),
         attempt: s.attempt,
+        commit_sha: s.commit_sha,
+        url: s.url,
     }
 }
 
@@ -150,6 +152,7 @@ pub fn release_out(r: Release) -> pb::Release {
         trigger_message: r.trigger_message,
         hooks: r.hooks.into_iter().map(step_out).collect(),
         request_id: r.request_id.unwrap_or_default(),
+        source_commit: r.source_commit,
     }
 }
 

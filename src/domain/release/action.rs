@@ -6,23 +6,31 @@ use super::model::{Release, StepRef};
 use crate::domain::flow::Action;
 use crate::domain::status::{StepKind, StepStatus};
 
-/// The outcome of an action that needs no outside work. `NONE` records the
-/// version on the target application (the store does it in the same
-/// transaction as the step's success); `COMMIT` and `PULL_REQUEST` write to
-/// the application's Git source, which promoflow cannot do yet, so they fail
-/// with a message saying what to use instead.
-pub fn outcome(action: Action, version: &str, environment: &str) -> Outcome {
+/// What an action step does.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Plan {
+    /// Decided without outside work.
+    Done(Outcome),
+    /// Write the release's promoted values into the target application's
+    /// Git source as one commit (the engine's `promote::commit`).
+    Commit,
+}
+
+/// The plan of an action. `NONE` records the version on the target
+/// application (the store does it in the same transaction as the step's
+/// success); `COMMIT` writes to Git; `PULL_REQUEST` fails with a message
+/// saying what to use instead until pull requests exist.
+pub fn plan(action: Action, version: &str, environment: &str) -> Plan {
     match action {
-        Action::None => Outcome::Succeeded {
+        Action::None => Plan::Done(Outcome::Succeeded {
             message: format!("recorded version {version} in {environment}"),
             outputs: Default::default(),
-        },
-        Action::Commit | Action::PullRequest => Outcome::Failed {
-            message: format!(
-                "the {} action is not available yet: promoflow cannot write to an application's Git source; use action NONE",
-                action.as_str()
-            ),
-        },
+            artifact: None,
+        }),
+        Action::Commit => Plan::Commit,
+        Action::PullRequest => Plan::Done(Outcome::Failed {
+            message: "the PULL_REQUEST action is not available yet: use COMMIT (or NONE)".into(),
+        }),
     }
 }
 

@@ -31,9 +31,16 @@ impl Release {
         }
         s.finish_time = Some(now);
         match outcome {
-            Outcome::Succeeded { message, outputs } => {
+            Outcome::Succeeded {
+                message,
+                outputs,
+                artifact,
+            } => {
                 s.status = StepStatus::Succeeded;
                 s.message = message;
+                let a = artifact.unwrap_or_default();
+                s.commit_sha = a.commit_sha;
+                s.url = a.url;
                 self.context.extend(outputs);
             }
             Outcome::Failed { message } => {

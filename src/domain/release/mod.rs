@@ -30,7 +30,9 @@ mod tests;
 
 use chrono::{DateTime, Utc};
 
-pub use model::{Change, Counters, EnvRun, EventBody, Outcome, Release, StepRef, StepRun};
+pub use model::{
+    Artifact, Change, Counters, EnvRun, EventBody, Outcome, Release, StepRef, StepRun,
+};
 
 pub type Time = DateTime<Utc>;
 

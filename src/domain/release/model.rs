@@ -20,6 +20,12 @@ pub struct StepRun {
     pub deadline: Option<Time>,
     pub start_time: Option<Time>,
     pub finish_time: Option<Time>,
+    /// ACTION steps with a Git action: the commit pushed or adopted.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub commit_sha: String,
+    /// ACTION steps: a link to the commit or pull request.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub url: String,
 }
 
 impl StepRun {
@@ -34,6 +40,8 @@ impl StepRun {
             deadline: None,
             start_time: None,
             finish_time: None,
+            commit_sha: String::new(),
+            url: String::new(),
         }
     }
 
@@ -112,8 +120,23 @@ pub struct Release {
     pub create_time: Time,
     pub start_time: Option<Time>,
     pub finish_time: Option<Time>,
+    /// The trigger application's commit the release promotes; empty when
+    /// that application is not Git-backed.
+    #[serde(default)]
+    pub source_commit: String,
+    /// What the release promotes, read from `source_commit` at trigger.
+    /// Stored in its own column, not in events (it may hold whole files).
+    #[serde(skip)]
+    pub promotion: Option<crate::domain::gitops::Promotion>,
     pub hooks: Vec<StepRun>,
     pub envs: Vec<EnvRun>,
+}
+
+/// What a Git action made: the commit, and a link to it when known.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Artifact {
+    pub commit_sha: String,
+    pub url: String,
 }
 
 /// The outcome of running one step.
@@ -122,6 +145,8 @@ pub enum Outcome {
     Succeeded {
         message: String,
         outputs: serde_json::Map<String, serde_json::Value>,
+        /// What a Git action made (recorded on the step).
+        artifact: Option<Artifact>,
     },
     Failed {
         message: String,
@@ -226,6 +251,8 @@ impl Release {
             create_time: now,
             start_time: None,
             finish_time: None,
+            source_commit: String::new(),
+            promotion: None,
             hooks,
             envs,
         }

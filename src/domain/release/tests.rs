@@ -211,6 +211,7 @@ fn ok() -> Outcome {
     Outcome::Succeeded {
         message: String::new(),
         outputs: Default::default(),
+        artifact: None,
     }
 }
 
@@ -902,16 +903,19 @@ fn terminate_admission_supersedes_every_active_release() {
 }
 
 #[test]
-fn actions_without_git_record_or_explain() {
-    match action::outcome(Action::None, "1.2.0", "qa") {
-        Outcome::Succeeded { message, .. } => assert_eq!(message, "recorded version 1.2.0 in qa"),
+fn actions_record_commit_or_explain() {
+    match action::plan(Action::None, "1.2.0", "qa") {
+        action::Plan::Done(Outcome::Succeeded { message, .. }) => {
+            assert_eq!(message, "recorded version 1.2.0 in qa")
+        }
         other => panic!("{other:?}"),
     }
-    for a in [Action::Commit, Action::PullRequest] {
-        match action::outcome(a, "1.2.0", "qa") {
-            Outcome::Failed { message } => assert!(message.contains("not available"), "{message}"),
-            other => panic!("{other:?}"),
+    assert_eq!(action::plan(Action::Commit, "1.2.0", "qa"), action::Plan::Commit);
+    match action::plan(Action::PullRequest, "1.2.0", "qa") {
+        action::Plan::Done(Outcome::Failed { message }) => {
+            assert!(message.contains("not available"), "{message}")
         }
+        other => panic!("{other:?}"),
     }
 }
 
@@ -927,6 +931,7 @@ fn workflow_outputs_accumulate_in_the_promotion_context() {
         Outcome::Succeeded {
             message: "done".into(),
             outputs,
+            artifact: None,
         },
         sim.t,
     );

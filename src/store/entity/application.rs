@@ -21,6 +21,9 @@ pub struct Model {
     /// When a version was last recorded; unset while none ever was.
     #[sea_orm(nullable)]
     pub update_time: Option<DateTimeUtc>,
+    /// JSON `GitSource`; NULL: not Git-backed.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub source: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

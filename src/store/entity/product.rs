@@ -14,6 +14,9 @@ pub struct Model {
     pub version: i64,
     pub create_time: DateTimeUtc,
     pub update_time: DateTimeUtc,
+    /// JSON `PromotionTemplate`; NULL: none.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub promotion_template: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -43,6 +43,12 @@ pub struct Model {
     pub start_time: Option<DateTimeUtc>,
     #[sea_orm(nullable)]
     pub finish_time: Option<DateTimeUtc>,
+    /// The trigger application's commit this release promotes; empty: none.
+    #[sea_orm(column_type = "Text")]
+    pub source_commit: String,
+    /// JSON: the values resolved at trigger time from `source_commit`.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub promotion: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -25,6 +25,12 @@ pub struct Model {
     pub start_time: Option<DateTimeUtc>,
     #[sea_orm(nullable)]
     pub finish_time: Option<DateTimeUtc>,
+    /// What a Git action pushed (or adopted); empty: nothing.
+    #[sea_orm(column_type = "Text")]
+    pub commit_sha: String,
+    /// A link to the commit or pull request; empty: none.
+    #[sea_orm(column_type = "Text")]
+    pub url: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,0 +1,293 @@
+//! Git promotions: what a release promotes, resolved once at trigger from
+//! the trigger application's commit, and the `COMMIT` action that writes it
+//! into each target application's Git source.
+//!
+//! The values are read at trigger time into (file, normalized path, value)
+//! triples and whole files, recorded on the release (`Release::promotion`),
+//! so every environment of one release promotes the same thing even if the
+//! trigger application moves on. Each target then gets exactly one commit,
+//! `promote <product> <version> from <trigger> to <env>`, with the trailers
+//! `Promoflow-Release` and `Promoflow-Environment`: a commit already on the
+//! branch with both is adopted instead of writing a second one (a crash
+//! between push and the step's success). Edits keep the target files byte
+//! for byte except the promoted values (`domain::promotion::apply`).
+
+use std::collections::BTreeMap;
+
+use crate::domain::catalog::Application;
+use crate::domain::gitops::{GitSource, Promotion, PromotionTemplate, WHOLE_FILE};
+use crate::domain::promotion;
+use crate::domain::release::{Artifact, Outcome};
+use crate::error::{Error, Result};
+
+use super::git::{Git, GitError, Pushed};
+
+/// Most bytes of whole files a release may record (they travel into every
+/// target): a promotion template names the values instead.
+const MAX_PROMOTED_BYTES: usize = 1024 * 1024;
+
+/// What a release promotes, read at trigger.
+#[derive(Debug, Clone)]
+pub(crate) struct Resolved {
+    /// The trigger application's commit the values come from.
+    pub source_commit: String,
+    /// The version read from the template's version source, when it has one.
+    pub version: Option<String>,
+    pub promotion: Promotion,
+}
+
+/// A Git failure at trigger time, as the caller's problem or a passing one.
+fn trigger_error(app: &Application, e: GitError) -> Error {
+    match e {
+        GitError::Timeout(_) | GitError::Failed(_) => Error::Unavailable(format!(
+            "reading the Git source of {:?}: {e}; retry",
+            app.name
+        )),
+        e => Error::FailedPrecondition(format!(
+            "cannot read the Git source of application {:?} ({}): {e}",
+            app.name,
+            app.source
+                .as_ref()
+                .map(|s| s.repo_url.as_str())
+                .unwrap_or_default()
+        )),
+    }
+}
+
+/// The path of `file` in the repository, under the application's directory.
+fn in_dir(source: &GitSource, file: &str) -> String {
+    if source.path.is_empty() {
+        file.to_string()
+    } else {
+        format!("{}/{file}", source.path)
+    }
+}
+
+fn text(file: &str, bytes: Vec<u8>) -> Result<String> {
+    String::from_utf8(bytes).map_err(|_| {
+        Error::FailedPrecondition(format!(
+            "{file} is not UTF-8 text: promote it whole with \"*\" only if it is text"
+        ))
+    })
+}
+
+/// Reads what a release of `app`'s product promotes, at the tip of the
+/// application's branch.
+pub(crate) async fn resolve(
+    git: &Git,
+    app: &Application,
+    source: &GitSource,
+    template: Option<&PromotionTemplate>,
+) -> Result<Resolved> {
+    let err = |e| trigger_error(app, e);
+    let tip = git
+        .tip(&source.repo_url, &source.branch)
+        .await
+        .map_err(err)?;
+    let url = &source.repo_url;
+    let mut promotion = Promotion::default();
+    let mut version = None;
+    if let Some(vs) = template.and_then(|t| t.version_source.as_ref()) {
+        let path = in_dir(source, &vs.file);
+        let bytes = git
+            .read_file(url, &tip.sha, &path)
+            .await
+            .map_err(err)?
+            .ok_or_else(|| {
+                Error::FailedPrecondition(format!(
+                    "the version source {path} does not exist at {} of {url}",
+                    short(&tip.sha)
+                ))
+            })?;
+        let found = promotion::read_scalar(&text(&path, bytes)?, &vs.json_path)
+            .map_err(|e| Error::FailedPrecondition(e.to_string()))?;
+        version = Some(found.ok_or_else(|| {
+            Error::FailedPrecondition(format!(
+                "{} matches nothing in {path} at {}: the version cannot be read",
+                vs.json_path,
+                short(&tip.sha)
+            ))
+        })?);
+    }
+    let files = match template.map(|t| t.promotion.as_slice()) {
+        Some(files) if !files.is_empty() => files,
+        // No list: every file of the directory, whole.
+        _ => {
+            let all = git
+                .read_dir(url, &tip.sha, &source.path)
+                .await
+                .map_err(err)?;
+            for (file, bytes) in all {
+                let t = text(&file, bytes)?;
+                promotion.files.insert(file, t);
+            }
+            check_size(&promotion)?;
+            return Ok(Resolved {
+                source_commit: tip.sha,
+                version,
+                promotion,
+            });
+        }
+    };
+    for pf in files {
+        let path = in_dir(source, &pf.file);
+        let bytes = git
+            .read_file(url, &tip.sha, &path)
+            .await
+            .map_err(err)?
+            .ok_or_else(|| {
+                Error::FailedPrecondition(format!(
+                    "the promoted file {path} does not exist at {} of {url}",
+                    short(&tip.sha)
+                ))
+            })?;
+        let t = text(&path, bytes)?;
+        if pf.json_paths.iter().any(|p| p == WHOLE_FILE) {
+            promotion.files.insert(pf.file.clone(), t);
+        } else {
+            let values = promotion::resolve(&pf.file, &t, &pf.json_paths)
+                .map_err(|e| Error::FailedPrecondition(e.to_string()))?;
+            promotion.values.extend(values);
+        }
+    }
+    check_size(&promotion)?;
+    Ok(Resolved {
+        source_commit: tip.sha,
+        version,
+        promotion,
+    })
+}
+
+fn check_size(p: &Promotion) -> Result<()> {
+    let bytes: usize = p.files.values().map(String::len).sum();
+    if bytes > MAX_PROMOTED_BYTES {
+        return Err(Error::FailedPrecondition(format!(
+            "the trigger application's files hold {bytes} bytes, more than a release promotes ({MAX_PROMOTED_BYTES}): name the promoted files and values in the product's promotion_template"
+        )));
+    }
+    Ok(())
+}
+
+fn short(sha: &str) -> &str {
+    sha.get(..12).unwrap_or(sha)
+}
+
+/// What a COMMIT needs to know about its release and environment.
+pub(crate) struct CommitRequest<'a> {
+    pub release_id: &'a str,
+    pub product: &'a str,
+    pub version: &'a str,
+    pub trigger_environment: &'a str,
+    pub environment: &'a str,
+    pub target: &'a Application,
+    pub promotion: &'a Promotion,
+}
+
+/// The subject of a promotion commit.
+pub(crate) fn subject(product: &str, version: &str, from: &str, to: &str) -> String {
+    format!("promote {product} {version} from {from} to {to}")
+}
+
+/// Applies the release's values to the target files at a branch tip:
+/// the files to write, or why the promotion cannot apply there.
+fn edit(
+    promotion: &Promotion,
+    app: &str,
+    files: &BTreeMap<String, Vec<u8>>,
+) -> std::result::Result<Vec<(String, Vec<u8>)>, String> {
+    let mut out = Vec::new();
+    for (file, content) in &promotion.files {
+        if files.get(file).map(Vec::as_slice) != Some(content.as_bytes()) {
+            out.push((file.clone(), content.clone().into_bytes()));
+        }
+    }
+    let mut by_file: BTreeMap<&str, Vec<promotion::PromotedValue>> = BTreeMap::new();
+    for v in &promotion.values {
+        by_file.entry(v.file.as_str()).or_default().push(v.clone());
+    }
+    for (file, values) in by_file {
+        let Some(bytes) = files.get(file) else {
+            return Err(format!(
+                "{file} does not exist in the directory of application {app:?}"
+            ));
+        };
+        let text = std::str::from_utf8(bytes)
+            .map_err(|_| format!("{file} of application {app:?} is not UTF-8 text"))?;
+        if let Some(changed) = promotion::apply(file, text, &values).map_err(|e| e.to_string())? {
+            out.push((file.to_string(), changed.into_bytes()));
+        }
+    }
+    Ok(out)
+}
+
+/// The COMMIT action for one environment: one commit with the promoted
+/// values on the target application's branch (or the one already there for
+/// this release and environment), or "no changes".
+pub(crate) async fn commit(git: &Git, req: CommitRequest<'_>) -> Outcome {
+    let Some(source) = &req.target.source else {
+        return Outcome::Failed {
+            message: format!(
+                "application {:?} in {} has no Git source: the COMMIT action needs one (set Application.source, or use action NONE)",
+                req.target.name, req.environment
+            ),
+        };
+    };
+    let message = subject(
+        req.product,
+        req.version,
+        req.trigger_environment,
+        req.environment,
+    );
+    let trailers = vec![
+        ("Promoflow-Release".to_string(), req.release_id.to_string()),
+        ("Promoflow-Environment".to_string(), req.environment.to_string()),
+    ];
+    let app = req.target.name.clone();
+    let promotion = req.promotion;
+    let edit = move |files: &BTreeMap<String, Vec<u8>>| edit(promotion, &app, files);
+    let pushed = git
+        .commit_and_push(
+            &source.repo_url,
+            &source.branch,
+            &source.path,
+            &message,
+            &trailers,
+            &edit,
+        )
+        .await;
+    let branch = if source.branch.is_empty() {
+        "the default branch"
+    } else {
+        source.branch.as_str()
+    };
+    match pushed {
+        Ok(Pushed::Committed { sha }) => Outcome::Succeeded {
+            message: format!("committed {} to {branch} of {}", short(&sha), source.repo_url),
+            outputs: Default::default(),
+            artifact: Some(Artifact {
+                commit_sha: sha,
+                url: String::new(),
+            }),
+        },
+        Ok(Pushed::Adopted { sha }) => Outcome::Succeeded {
+            message: format!(
+                "already committed as {} on {branch} of {}",
+                short(&sha),
+                source.repo_url
+            ),
+            outputs: Default::default(),
+            artifact: Some(Artifact {
+                commit_sha: sha,
+                url: String::new(),
+            }),
+        },
+        Ok(Pushed::NoChanges { .. }) => Outcome::Succeeded {
+            message: format!("no changes: {} already holds the promoted values", req.target.name),
+            outputs: Default::default(),
+            artifact: None,
+        },
+        Err(e) => Outcome::Failed {
+            message: e.to_string(),
+        },
+    }
+}
