@@ -26,7 +26,7 @@ pub(crate) mod api;
 pub mod cli;
 pub mod config;
 pub mod domain;
-pub(crate) mod engine;
+pub mod engine;
 pub mod error;
 pub mod server;
 pub mod store;

@@ -14,11 +14,12 @@
 //!   reloads.
 
 mod commands;
-pub mod hub;
+pub mod git;
+pub(crate) mod hub;
 mod replica;
-pub mod stream;
+pub(crate) mod stream;
 mod worker;
-pub mod workflows;
+pub(crate) mod workflows;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,7 +31,7 @@ use crate::config::ServerConfig;
 use crate::error::Result;
 use crate::store::Store;
 use crate::store::releases::StoredEvent;
-pub use commands::TriggerRequest;
+pub(crate) use commands::TriggerRequest;
 use hub::{Hub, Pokes};
 
 /// How often a write that lost a race is retried before giving up.
@@ -38,7 +39,7 @@ const MAX_CONFLICT_RETRIES: usize = 20;
 
 /// Handle to the engine. Cheap to clone.
 #[derive(Clone)]
-pub struct Engine {
+pub(crate) struct Engine {
     inner: Arc<Inner>,
 }
 
