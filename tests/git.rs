@@ -576,3 +576,73 @@ async fn read_dir_and_read_file() {
         .unwrap_err();
     assert!(matches!(e, GitError::NotFound(_)), "{e:?}");
 }
+
+/// The pids of live processes whose environment has `HOME` under `dir`:
+/// the git commands (and their helpers) of a client caching there.
+fn git_processes(dir: &std::path::Path) -> Vec<u32> {
+    let needle = format!("HOME={}", dir.display());
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        // A zombie's environment reads empty.
+        let Ok(env) = std::fs::read(entry.path().join("environ")) else {
+            continue;
+        };
+        if env
+            .split(|b| *b == 0)
+            .any(|var| String::from_utf8_lossy(var).starts_with(&needle))
+        {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+async fn until(what: &str, mut ok: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_server_times_out_and_a_dropped_call_kills_git() {
+    let server = start().await;
+    let url = seed(&server);
+    server.stall("app");
+    let host = server.base.trim_start_matches("http://").to_string();
+
+    let (git, dir) = client_with(&server, Some(TOKEN), |c| {
+        c.timeout = Duration::from_millis(700)
+    })
+    .await;
+    let e = git.tip(&url, "main").await.unwrap_err();
+    assert!(
+        matches!(&e, GitError::Timeout(m) if m.contains(&host)),
+        "{e:?}"
+    );
+    until("git to be gone after the timeout", || {
+        git_processes(dir.path()).is_empty()
+    })
+    .await;
+
+    // A terminated release drops its step's future mid-fetch.
+    let (git, dir) = client(&server, Some(TOKEN)).await;
+    let task = tokio::spawn({
+        let url = url.clone();
+        async move { git.tip(&url, "main").await }
+    });
+    until("git to run", || git_processes(dir.path()).len() >= 2).await;
+    task.abort();
+    assert!(task.await.unwrap_err().is_cancelled());
+    until("git and its helper to be killed", || {
+        git_processes(dir.path()).is_empty()
+    })
+    .await;
+}

@@ -7,7 +7,7 @@
 //! repository just before the next push to it reaches `receive-pack`, so
 //! a test can make a push lose a race deterministically.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -50,6 +50,8 @@ struct Shared {
     injected: AtomicUsize,
     /// Per repository: receive-pack requests served.
     pushes: Mutex<HashMap<String, usize>>,
+    /// Repositories whose requests never get an answer.
+    stalled: Mutex<HashSet<String>>,
 }
 
 impl GitServer {
@@ -73,6 +75,7 @@ impl GitServer {
             inject: Mutex::default(),
             injected: AtomicUsize::new(0),
             pushes: Mutex::default(),
+            stalled: Mutex::default(),
         });
         let app = axum::Router::new()
             .fallback(handle)
@@ -250,6 +253,12 @@ impl GitServer {
             .push((branch.into(), path.into(), contents.into()));
     }
 
+    /// From now on, requests for `name` are accepted and never answered
+    /// (a hung server).
+    pub fn stall(&self, name: &str) {
+        self.state.stalled.lock().unwrap().insert(name.to_string());
+    }
+
     /// How many injected commits were made so far.
     pub fn injected(&self) -> usize {
         self.state.injected.load(Ordering::SeqCst)
@@ -292,6 +301,13 @@ async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
     }
     let method = req.method().to_string();
     let path = req.uri().path().to_string();
+    let repo = path
+        .trim_start_matches('/')
+        .split_once(".git/")
+        .map(|(r, _)| r.to_string());
+    if repo.is_some_and(|r| s.stalled.lock().unwrap().contains(&r)) {
+        std::future::pending::<()>().await;
+    }
     let query = req.uri().query().unwrap_or_default().to_string();
     // In a block: a borrow of the request must not live across an await
     // (the body is not `Sync`).
