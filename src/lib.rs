@@ -14,6 +14,8 @@
 //! - `engine`: commands on releases, one worker per active release (it
 //!   asks the state machine what to do, runs the steps, persists every
 //!   transition), the typed release streams, recovery after a restart.
+//!   Crate-private except [`engine::git`], the `git` command-line client
+//!   that COMMIT promotions write with.
 //! - `api`: tonic handlers — decode, call the domain/engine/store, encode.
 //!   Only `api`, [`server`] and [`cli`] name tonic types; errors become a
 //!   `tonic::Status` in exactly one place ([`error`]).

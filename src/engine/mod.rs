@@ -32,7 +32,7 @@ use crate::config::ServerConfig;
 use crate::error::Result;
 use crate::store::Store;
 use crate::store::releases::StoredEvent;
-pub use commands::TriggerRequest;
+pub(crate) use commands::TriggerRequest;
 use hub::{Hub, Pokes};
 
 /// How often a write that lost a race is retried before giving up.
@@ -40,7 +40,7 @@ const MAX_CONFLICT_RETRIES: usize = 20;
 
 /// Handle to the engine. Cheap to clone.
 #[derive(Clone)]
-pub struct Engine {
+pub(crate) struct Engine {
     inner: Arc<Inner>,
 }
 

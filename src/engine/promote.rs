@@ -261,7 +261,7 @@ pub(crate) async fn commit(git: &Git, req: CommitRequest<'_>) -> Outcome {
         source.branch.as_str()
     };
     match pushed {
-        Ok(Pushed::Committed { sha }) => Outcome::Succeeded {
+        Ok(Pushed::Committed { sha, .. }) => Outcome::Succeeded {
             message: format!("committed {} to {branch} of {}", short(&sha), source.repo_url),
             outputs: Default::default(),
             artifact: Some(Artifact {
