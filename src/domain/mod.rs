@@ -9,6 +9,7 @@ pub mod codefresh;
 pub mod edit;
 pub mod flow;
 pub mod gitops;
+pub mod promotion;
 pub mod release;
 pub mod render;
 pub mod status;
