@@ -646,3 +646,35 @@ async fn a_hung_server_times_out_and_a_dropped_call_kills_git() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_repositories_only_with_allow_local() {
+    let server = start().await;
+    seed(&server);
+    let path = server.path("app").display().to_string();
+    let (strict, _d1) = client(&server, None).await;
+    let e = strict.tip(&path, "main").await.unwrap_err();
+    assert!(
+        matches!(&e, GitError::Invalid(m) if m.contains("--allow-local-git")),
+        "{e:?}"
+    );
+
+    let (local, _d2) = client_with(&server, None, |c| c.allow_local = true).await;
+    for url in [path.clone(), format!("file://{path}")] {
+        let tip = local.tip(&url, "").await.unwrap();
+        assert_eq!(tip.sha, server.tip("app", "main"));
+    }
+    let pushed = local
+        .commit_and_push(
+            &path,
+            "main",
+            "apps/prod",
+            "promote app 1.1.0 from qa to prod",
+            &trailers("r1", "prod"),
+            &set_tag("values.yaml", "1.1.0"),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(pushed, Pushed::Committed { .. }), "{pushed:?}");
+    assert_eq!(server.log("app", "main").len(), 2);
+}

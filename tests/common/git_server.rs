@@ -100,6 +100,11 @@ impl GitServer {
         format!("{}/{name}.git", self.base)
     }
 
+    /// The bare repository of `name` on disk (a local repository URL).
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.repo(name)
+    }
+
     fn repo(&self, name: &str) -> PathBuf {
         self.state.root.join(format!("{name}.git"))
     }

@@ -132,7 +132,8 @@ pub struct GitConfig {
     pub author_name: String,
     pub author_email: String,
     /// Cached bare repositories (one per repository URL) and git's private
-    /// `HOME`.
+    /// `HOME`. One per process: the locks that keep its fetches apart are
+    /// in-process (replicas coordinate through the remote, not the cache).
     pub cache_dir: PathBuf,
     /// Longest one git command may run.
     pub timeout: Duration,
