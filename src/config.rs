@@ -108,7 +108,11 @@ pub struct ServerConfig {
 
     /// Send Git credentials over plain `http://` (for loopback servers and
     /// tests; never across a network you do not trust).
-    #[arg(long, env = "PROMOFLOW_ALLOW_INSECURE_GIT_HTTP", default_value_t = false)]
+    #[arg(
+        long,
+        env = "PROMOFLOW_ALLOW_INSECURE_GIT_HTTP",
+        default_value_t = false
+    )]
     pub allow_insecure_git_http: bool,
 
     /// Allow applications whose Git source is a local path or `file://`
@@ -117,7 +121,11 @@ pub struct ServerConfig {
     pub allow_local_git: bool,
 
     /// Author and committer of promotion commits, as `Name <email>`.
-    #[arg(long, env = "PROMOFLOW_GIT_AUTHOR", default_value = "promoflow <promoflow@localhost>")]
+    #[arg(
+        long,
+        env = "PROMOFLOW_GIT_AUTHOR",
+        default_value = "promoflow <promoflow@localhost>"
+    )]
     pub git_author: String,
 
     /// Where cached bare repositories live (default: `git-cache` in the data

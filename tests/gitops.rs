@@ -61,7 +61,7 @@ async fn world(token: &str) -> World {
         &creds,
         format!(
             "- url_prefix: {}\n  username: promoflow\n  token_file: {}\n",
-            git.base_url(),
+            git.base,
             token_file.display()
         ),
     )
@@ -99,7 +99,9 @@ async fn world(token: &str) -> World {
         }),
         ..Default::default()
     };
-    create_product(&server, product).await.expect("create product");
+    create_product(&server, product)
+        .await
+        .expect("create product");
     let commit = |env: &str| pb::FlowStep {
         policy: Some(pb::Policy {
             action: pb::PromotionAction::Commit as i32,
@@ -128,45 +130,54 @@ async fn a_parallel_release_commits_once_per_environment_and_keeps_the_files() {
     let before = w.git.log("apps", "main");
     let r = trigger_flow(&w.server, "parallel", "shop", "").await;
     assert_eq!(r.version, "1.2.0", "read from dev's values.yaml");
-    assert_eq!(r.source_commit, before[0].0, "the trigger app's tip");
+    assert_eq!(r.source_commit, before[0].sha, "the trigger app's tip");
     let done = wait_final(&w.server, &r.id).await;
     assert_eq!(status(&done), pb::ReleaseStatus::Succeeded, "{done:?}");
 
     let log = w.git.log("apps", "main");
-    assert_eq!(log.len(), before.len() + 4, "one commit per target: {log:?}");
+    assert_eq!(
+        log.len(),
+        before.len() + 4,
+        "one commit per target: {log:?}"
+    );
     for env in ["qa", "prod", "prod-eu", "prod-asia"] {
         // The file changed in its tag only: comments and other keys stay.
         assert_eq!(
-            w.git.read("apps", "main", &format!("apps/{env}/values.yaml")),
+            w.git
+                .read("apps", "main", &format!("apps/{env}/values.yaml")),
             values(env, "1.2.0"),
             "{env}"
         );
         let action = step_of(self::env(&done, env), pb::StepKind::Action);
         let commit = log
             .iter()
-            .find(|(sha, _, _)| *sha == action.commit_sha)
+            .find(|c| c.sha == action.commit_sha)
             .unwrap_or_else(|| panic!("{env}'s commit {} is on main", action.commit_sha));
-        assert_eq!(commit.1, format!("promote shop 1.2.0 from dev to {env}"));
+        assert_eq!(
+            commit.subject,
+            format!("promote shop 1.2.0 from dev to {env}")
+        );
         assert!(
-            commit.2.contains(&("Promoflow-Release".to_string(), r.id.clone()))
+            commit
+                .trailers
+                .contains(&("Promoflow-Release".to_string(), r.id.clone()))
                 && commit
-                    .2
+                    .trailers
                     .contains(&("Promoflow-Environment".to_string(), env.to_string())),
             "{env}: {:?}",
-            commit.2
+            commit.trailers
         );
     }
     // qa first, then the three production environments.
     let qa_at = log
         .iter()
-        .position(|c| c.1.ends_with("to qa"))
+        .position(|c| c.subject.ends_with("to qa"))
         .expect("qa commit");
     assert_eq!(qa_at, 3, "newest first: the three prods after qa: {log:?}");
     let p = get_product(&w.server, "shop").await.expect("product");
-    assert!(
-        p.applications.iter().all(|a| a.version == "1.2.0"),
-        "{p:?}"
-    );
+    for a in p.applications.iter().filter(|a| a.environment != "dev") {
+        assert_eq!(a.version, "1.2.0", "a promotion records the version: {a:?}");
+    }
 
     // The same version again: nothing to change, no commit.
     let again = trigger_flow(&w.server, "parallel", "shop", "").await;

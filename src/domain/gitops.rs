@@ -209,7 +209,10 @@ pub fn validate_template(
         if !pf.file.is_empty() && !files.insert(pf.file.clone()) {
             v.push(
                 format!("{f}.file"),
-                format!("{:?} is listed twice: give all its paths in one entry", pf.file),
+                format!(
+                    "{:?} is listed twice: give all its paths in one entry",
+                    pf.file
+                ),
             );
         }
         if pf.json_paths.is_empty() {
@@ -287,7 +290,15 @@ mod tests {
             check_relative_path(&mut v, "p", ok, true);
             assert!(v.is_empty(), "{ok}");
         }
-        for bad in ["/etc/passwd", "../x", "a/../../x", ".git/config", "a\\b", "a//b", "a\n"] {
+        for bad in [
+            "/etc/passwd",
+            "../x",
+            "a/../../x",
+            ".git/config",
+            "a\\b",
+            "a//b",
+            "a\n",
+        ] {
             let mut v = Violations::new();
             check_relative_path(&mut v, "p", bad, true);
             assert!(!v.is_empty(), "{bad:?} should be refused");

@@ -16,8 +16,8 @@
 mod commands;
 pub mod git;
 pub(crate) mod hub;
-mod replica;
 pub(crate) mod promote;
+mod replica;
 pub(crate) mod stream;
 mod worker;
 pub(crate) mod workflows;

@@ -240,7 +240,10 @@ pub(crate) async fn commit(git: &Git, req: CommitRequest<'_>) -> Outcome {
     );
     let trailers = vec![
         ("Promoflow-Release".to_string(), req.release_id.to_string()),
-        ("Promoflow-Environment".to_string(), req.environment.to_string()),
+        (
+            "Promoflow-Environment".to_string(),
+            req.environment.to_string(),
+        ),
     ];
     let app = req.target.name.clone();
     let promotion = req.promotion;
@@ -262,7 +265,11 @@ pub(crate) async fn commit(git: &Git, req: CommitRequest<'_>) -> Outcome {
     };
     match pushed {
         Ok(Pushed::Committed { sha, .. }) => Outcome::Succeeded {
-            message: format!("committed {} to {branch} of {}", short(&sha), source.repo_url),
+            message: format!(
+                "committed {} to {branch} of {}",
+                short(&sha),
+                source.repo_url
+            ),
             outputs: Default::default(),
             artifact: Some(Artifact {
                 commit_sha: sha,
@@ -282,7 +289,10 @@ pub(crate) async fn commit(git: &Git, req: CommitRequest<'_>) -> Outcome {
             }),
         },
         Ok(Pushed::NoChanges { .. }) => Outcome::Succeeded {
-            message: format!("no changes: {} already holds the promoted values", req.target.name),
+            message: format!(
+                "no changes: {} already holds the promoted values",
+                req.target.name
+            ),
             outputs: Default::default(),
             artifact: None,
         },

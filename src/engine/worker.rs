@@ -25,8 +25,8 @@ use std::time::Duration;
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 
-use super::{Engine, promote};
 use super::workflows::{StepContext, StepResult};
+use super::{Engine, promote};
 use std::collections::BTreeMap;
 
 use crate::domain::catalog::Application;

@@ -2,12 +2,12 @@
 
 use super::{duration_ms_in, duration_ms_out, enum_in, timestamp};
 use crate::domain::Violations;
-use crate::domain::gitops::{GitSource, PromotedFile, PromotionTemplate, VersionSource};
 use crate::domain::catalog::{
     self, Application, Commit, Concurrency, DEFAULT_HTTP_ATTEMPTS, DEFAULT_WORKFLOW_TIMEOUT,
     EnvironmentKind, Meta, ProductFlow, SelectorKey, SelectorOperator, TriggerSelector,
     WorkflowKind,
 };
+use crate::domain::gitops::{GitSource, PromotedFile, PromotionTemplate, VersionSource};
 use crate::proto::v1 as pb;
 use crate::proto::v1::workflow::Kind;
 

@@ -910,7 +910,10 @@ fn actions_record_commit_or_explain() {
         }
         other => panic!("{other:?}"),
     }
-    assert_eq!(action::plan(Action::Commit, "1.2.0", "qa"), action::Plan::Commit);
+    assert_eq!(
+        action::plan(Action::Commit, "1.2.0", "qa"),
+        action::Plan::Commit
+    );
     match action::plan(Action::PullRequest, "1.2.0", "qa") {
         action::Plan::Done(Outcome::Failed { message }) => {
             assert!(message.contains("not available"), "{message}")

@@ -273,7 +273,10 @@ impl Git {
 
     /// The author of promotion commits, as `Name <email>`.
     pub fn author(&self) -> String {
-        format!("{} <{}>", self.inner.cfg.author_name, self.inner.cfg.author_email)
+        format!(
+            "{} <{}>",
+            self.inner.cfg.author_name, self.inner.cfg.author_email
+        )
     }
 
     /// `git --version`'s answer.
