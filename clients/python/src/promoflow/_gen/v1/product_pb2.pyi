@@ -51,18 +51,54 @@ class Commit(_message.Message):
     def __init__(self, sha: _Optional[str] = ..., message: _Optional[str] = ..., author: _Optional[str] = ..., revision: _Optional[str] = ...) -> None: ...
 
 class Application(_message.Message):
-    __slots__ = ("environment", "name", "version", "last_commit", "update_time")
+    __slots__ = ("environment", "name", "version", "last_commit", "update_time", "source")
     ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     LAST_COMMIT_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
     environment: str
     name: str
     version: str
     last_commit: Commit
     update_time: _timestamp_pb2.Timestamp
-    def __init__(self, environment: _Optional[str] = ..., name: _Optional[str] = ..., version: _Optional[str] = ..., last_commit: _Optional[_Union[Commit, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    source: GitSource
+    def __init__(self, environment: _Optional[str] = ..., name: _Optional[str] = ..., version: _Optional[str] = ..., last_commit: _Optional[_Union[Commit, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., source: _Optional[_Union[GitSource, _Mapping]] = ...) -> None: ...
+
+class GitSource(_message.Message):
+    __slots__ = ("repo_url", "branch", "path")
+    REPO_URL_FIELD_NUMBER: _ClassVar[int]
+    BRANCH_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    repo_url: str
+    branch: str
+    path: str
+    def __init__(self, repo_url: _Optional[str] = ..., branch: _Optional[str] = ..., path: _Optional[str] = ...) -> None: ...
+
+class PromotionTemplate(_message.Message):
+    __slots__ = ("version_source", "promotion")
+    VERSION_SOURCE_FIELD_NUMBER: _ClassVar[int]
+    PROMOTION_FIELD_NUMBER: _ClassVar[int]
+    version_source: VersionSource
+    promotion: _containers.RepeatedCompositeFieldContainer[PromotedFile]
+    def __init__(self, version_source: _Optional[_Union[VersionSource, _Mapping]] = ..., promotion: _Optional[_Iterable[_Union[PromotedFile, _Mapping]]] = ...) -> None: ...
+
+class VersionSource(_message.Message):
+    __slots__ = ("file", "json_path")
+    FILE_FIELD_NUMBER: _ClassVar[int]
+    JSON_PATH_FIELD_NUMBER: _ClassVar[int]
+    file: str
+    json_path: str
+    def __init__(self, file: _Optional[str] = ..., json_path: _Optional[str] = ...) -> None: ...
+
+class PromotedFile(_message.Message):
+    __slots__ = ("file", "json_paths")
+    FILE_FIELD_NUMBER: _ClassVar[int]
+    JSON_PATHS_FIELD_NUMBER: _ClassVar[int]
+    file: str
+    json_paths: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, file: _Optional[str] = ..., json_paths: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class TriggerSelector(_message.Message):
     __slots__ = ("key", "operator", "values")
@@ -83,7 +119,7 @@ class ProductPromotionFlow(_message.Message):
     def __init__(self, flow: _Optional[str] = ..., selectors: _Optional[_Iterable[_Union[TriggerSelector, _Mapping]]] = ...) -> None: ...
 
 class Product(_message.Message):
-    __slots__ = ("name", "description", "applications", "concurrency", "promotion_flows", "version", "create_time", "update_time")
+    __slots__ = ("name", "description", "applications", "concurrency", "promotion_flows", "version", "create_time", "update_time", "promotion_template")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     APPLICATIONS_FIELD_NUMBER: _ClassVar[int]
@@ -92,6 +128,7 @@ class Product(_message.Message):
     VERSION_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    PROMOTION_TEMPLATE_FIELD_NUMBER: _ClassVar[int]
     name: str
     description: str
     applications: _containers.RepeatedCompositeFieldContainer[Application]
@@ -100,7 +137,8 @@ class Product(_message.Message):
     version: int
     create_time: _timestamp_pb2.Timestamp
     update_time: _timestamp_pb2.Timestamp
-    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., applications: _Optional[_Iterable[_Union[Application, _Mapping]]] = ..., concurrency: _Optional[_Union[Concurrency, str]] = ..., promotion_flows: _Optional[_Iterable[_Union[ProductPromotionFlow, _Mapping]]] = ..., version: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    promotion_template: PromotionTemplate
+    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., applications: _Optional[_Iterable[_Union[Application, _Mapping]]] = ..., concurrency: _Optional[_Union[Concurrency, str]] = ..., promotion_flows: _Optional[_Iterable[_Union[ProductPromotionFlow, _Mapping]]] = ..., version: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., promotion_template: _Optional[_Union[PromotionTemplate, _Mapping]] = ...) -> None: ...
 
 class CreateProductRequest(_message.Message):
     __slots__ = ("product",)

@@ -87,7 +87,7 @@ STEP_KIND_ON_SUCCESS: StepKind
 STEP_KIND_ON_FAIL: StepKind
 
 class StepRun(_message.Message):
-    __slots__ = ("kind", "workflow", "status", "message", "start_time", "finish_time", "attempt")
+    __slots__ = ("kind", "workflow", "status", "message", "start_time", "finish_time", "attempt", "commit_sha", "url")
     KIND_FIELD_NUMBER: _ClassVar[int]
     WORKFLOW_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -95,6 +95,8 @@ class StepRun(_message.Message):
     START_TIME_FIELD_NUMBER: _ClassVar[int]
     FINISH_TIME_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    COMMIT_SHA_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
     kind: StepKind
     workflow: str
     status: StepStatus
@@ -102,7 +104,9 @@ class StepRun(_message.Message):
     start_time: _timestamp_pb2.Timestamp
     finish_time: _timestamp_pb2.Timestamp
     attempt: int
-    def __init__(self, kind: _Optional[_Union[StepKind, str]] = ..., workflow: _Optional[str] = ..., status: _Optional[_Union[StepStatus, str]] = ..., message: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., attempt: _Optional[int] = ...) -> None: ...
+    commit_sha: str
+    url: str
+    def __init__(self, kind: _Optional[_Union[StepKind, str]] = ..., workflow: _Optional[str] = ..., status: _Optional[_Union[StepStatus, str]] = ..., message: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., attempt: _Optional[int] = ..., commit_sha: _Optional[str] = ..., url: _Optional[str] = ...) -> None: ...
 
 class EnvironmentRun(_message.Message):
     __slots__ = ("environment", "depends_on", "status", "blocked_on", "attempt", "steps", "start_time", "finish_time", "message", "application")
@@ -149,7 +153,7 @@ class ReleaseCounters(_message.Message):
     def __init__(self, total: _Optional[int] = ..., succeeded: _Optional[int] = ..., running: _Optional[int] = ..., failed: _Optional[int] = ..., pending: _Optional[int] = ..., skipped: _Optional[int] = ..., terminated: _Optional[int] = ..., suspended: _Optional[int] = ...) -> None: ...
 
 class Release(_message.Message):
-    __slots__ = ("id", "product", "flow", "flow_version", "version", "status", "initiator", "environments", "counters", "create_time", "start_time", "finish_time", "message", "last_seq", "trigger_message", "hooks", "request_id")
+    __slots__ = ("id", "product", "flow", "flow_version", "version", "status", "initiator", "environments", "counters", "create_time", "start_time", "finish_time", "message", "last_seq", "trigger_message", "hooks", "request_id", "source_commit")
     ID_FIELD_NUMBER: _ClassVar[int]
     PRODUCT_FIELD_NUMBER: _ClassVar[int]
     FLOW_FIELD_NUMBER: _ClassVar[int]
@@ -167,6 +171,7 @@ class Release(_message.Message):
     TRIGGER_MESSAGE_FIELD_NUMBER: _ClassVar[int]
     HOOKS_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_COMMIT_FIELD_NUMBER: _ClassVar[int]
     id: str
     product: str
     flow: str
@@ -184,7 +189,8 @@ class Release(_message.Message):
     trigger_message: str
     hooks: _containers.RepeatedCompositeFieldContainer[StepRun]
     request_id: str
-    def __init__(self, id: _Optional[str] = ..., product: _Optional[str] = ..., flow: _Optional[str] = ..., flow_version: _Optional[int] = ..., version: _Optional[str] = ..., status: _Optional[_Union[ReleaseStatus, str]] = ..., initiator: _Optional[str] = ..., environments: _Optional[_Iterable[_Union[EnvironmentRun, _Mapping]]] = ..., counters: _Optional[_Union[ReleaseCounters, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., message: _Optional[str] = ..., last_seq: _Optional[int] = ..., trigger_message: _Optional[str] = ..., hooks: _Optional[_Iterable[_Union[StepRun, _Mapping]]] = ..., request_id: _Optional[str] = ...) -> None: ...
+    source_commit: str
+    def __init__(self, id: _Optional[str] = ..., product: _Optional[str] = ..., flow: _Optional[str] = ..., flow_version: _Optional[int] = ..., version: _Optional[str] = ..., status: _Optional[_Union[ReleaseStatus, str]] = ..., initiator: _Optional[str] = ..., environments: _Optional[_Iterable[_Union[EnvironmentRun, _Mapping]]] = ..., counters: _Optional[_Union[ReleaseCounters, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., message: _Optional[str] = ..., last_seq: _Optional[int] = ..., trigger_message: _Optional[str] = ..., hooks: _Optional[_Iterable[_Union[StepRun, _Mapping]]] = ..., request_id: _Optional[str] = ..., source_commit: _Optional[str] = ...) -> None: ...
 
 class ReleaseEvent(_message.Message):
     __slots__ = ("release_id", "seq", "time", "snapshot", "release", "environment", "step", "heartbeat")

@@ -1284,20 +1284,26 @@ export enum PromotionAction {
   NONE = 1,
 
   /**
-   * Commits the promoted version into the application's Git source.
-   * Codefresh YAML: `commit`. Application Git sources cannot be configured
-   * in this API version, so the action fails the environment with a message
-   * saying so; it never pretends to succeed.
+   * Commits the promoted values into the target application's Git source
+   * (Application.source) as one commit, `promote <product> <version> from
+   * <trigger> to <env>` with the trailers `Promoflow-Release` and
+   * `Promoflow-Environment` (exactly one per release and environment: a
+   * commit already on the branch with both is adopted). The values are those
+   * of the product's promotion template, read from the trigger
+   * application's commit when the release started (Release.source_commit);
+   * only they change in the target files, every other byte stays. Nothing
+   * to change succeeds with "no changes". An application without a Git
+   * source fails the environment saying so. Codefresh YAML: `commit`.
    *
    * @generated from enum value: PROMOTION_ACTION_COMMIT = 2;
    */
   COMMIT = 2,
 
   /**
-   * Opens a pull request with the promoted version against the
-   * application's Git source. Codefresh YAML: `pr`. Like COMMIT, it fails
-   * the environment with a message saying so, since Git sources cannot be
-   * configured in this API version.
+   * Opens a pull request with the promoted values against the
+   * application's Git source. Codefresh YAML: `pr`. Not available yet: it
+   * fails the environment with a message saying so; it never pretends to
+   * succeed.
    *
    * @generated from enum value: PROMOTION_ACTION_PULL_REQUEST = 3;
    */

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file promoflow/v1/product.proto.
  */
 export const file_promoflow_v1_product: GenFile = /*@__PURE__*/
-  fileDesc("Chpwcm9tb2Zsb3cvdjEvcHJvZHVjdC5wcm90bxIMcHJvbW9mbG93LnYxIkgKBkNvbW1pdBILCgNzaGEYASABKAkSDwoHbWVzc2FnZRgCIAEoCRIOCgZhdXRob3IYAyABKAkSEAoIcmV2aXNpb24YBCABKAkinQEKC0FwcGxpY2F0aW9uEhMKC2Vudmlyb25tZW50GAEgASgJEgwKBG5hbWUYAiABKAkSDwoHdmVyc2lvbhgDIAEoCRIpCgtsYXN0X2NvbW1pdBgEIAEoCzIULnByb21vZmxvdy52MS5Db21taXQSLwoLdXBkYXRlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wInsKD1RyaWdnZXJTZWxlY3RvchImCgNrZXkYASABKA4yGS5wcm9tb2Zsb3cudjEuU2VsZWN0b3JLZXkSMAoIb3BlcmF0b3IYAiABKA4yHi5wcm9tb2Zsb3cudjEuU2VsZWN0b3JPcGVyYXRvchIOCgZ2YWx1ZXMYAyADKAkiVgoUUHJvZHVjdFByb21vdGlvbkZsb3cSDAoEZmxvdxgBIAEoCRIwCglzZWxlY3RvcnMYAiADKAsyHS5wcm9tb2Zsb3cudjEuVHJpZ2dlclNlbGVjdG9yIr0CCgdQcm9kdWN0EgwKBG5hbWUYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkSLwoMYXBwbGljYXRpb25zGAMgAygLMhkucHJvbW9mbG93LnYxLkFwcGxpY2F0aW9uEi4KC2NvbmN1cnJlbmN5GAQgASgOMhkucHJvbW9mbG93LnYxLkNvbmN1cnJlbmN5EjsKD3Byb21vdGlvbl9mbG93cxgFIAMoCzIiLnByb21vZmxvdy52MS5Qcm9kdWN0UHJvbW90aW9uRmxvdxIPCgd2ZXJzaW9uGAYgASgDEi8KC2NyZWF0ZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiPgoUQ3JlYXRlUHJvZHVjdFJlcXVlc3QSJgoHcHJvZHVjdBgBIAEoCzIVLnByb21vZmxvdy52MS5Qcm9kdWN0Ij8KFUNyZWF0ZVByb2R1Y3RSZXNwb25zZRImCgdwcm9kdWN0GAEgASgLMhUucHJvbW9mbG93LnYxLlByb2R1Y3QiIQoRR2V0UHJvZHVjdFJlcXVlc3QSDAoEbmFtZRgBIAEoCSI8ChJHZXRQcm9kdWN0UmVzcG9uc2USJgoHcHJvZHVjdBgBIAEoCzIVLnByb21vZmxvdy52MS5Qcm9kdWN0IjwKE0xpc3RQcm9kdWN0c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiWAoUTGlzdFByb2R1Y3RzUmVzcG9uc2USJwoIcHJvZHVjdHMYASADKAsyFS5wcm9tb2Zsb3cudjEuUHJvZHVjdBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiWAoUVXBkYXRlUHJvZHVjdFJlcXVlc3QSJgoHcHJvZHVjdBgBIAEoCzIVLnByb21vZmxvdy52MS5Qcm9kdWN0EhgKEGV4cGVjdGVkX3ZlcnNpb24YAiABKAMiPwoVVXBkYXRlUHJvZHVjdFJlc3BvbnNlEiYKB3Byb2R1Y3QYASABKAsyFS5wcm9tb2Zsb3cudjEuUHJvZHVjdCI+ChREZWxldGVQcm9kdWN0UmVxdWVzdBIMCgRuYW1lGAEgASgJEhgKEGV4cGVjdGVkX3ZlcnNpb24YAiABKAMiFwoVRGVsZXRlUHJvZHVjdFJlc3BvbnNlIooBChdSZXBvcnREZXBsb3ltZW50UmVxdWVzdBIPCgdwcm9kdWN0GAEgASgJEhMKC2Vudmlyb25tZW50GAIgASgJEg8KB3ZlcnNpb24YAyABKAkSJAoGY29tbWl0GAQgASgLMhQucHJvbW9mbG93LnYxLkNvbW1pdBISCgpyZXF1ZXN0X2lkGAUgASgJInIKGFJlcG9ydERlcGxveW1lbnRSZXNwb25zZRIuCgthcHBsaWNhdGlvbhgBIAEoCzIZLnByb21vZmxvdy52MS5BcHBsaWNhdGlvbhImCgdyZWxlYXNlGAIgASgLMhUucHJvbW9mbG93LnYxLlJlbGVhc2UqXAoLQ29uY3VycmVuY3kSGwoXQ09OQ1VSUkVOQ1lfVU5TUEVDSUZJRUQQABIVChFDT05DVVJSRU5DWV9RVUVVRRABEhkKFUNPTkNVUlJFTkNZX1RFUk1JTkFURRACKmsKC1NlbGVjdG9yS2V5EhwKGFNFTEVDVE9SX0tFWV9VTlNQRUNJRklFRBAAEh8KG1NFTEVDVE9SX0tFWV9DT01NSVRfTUVTU0FHRRABEh0KGVNFTEVDVE9SX0tFWV9HSVRfUkVWSVNJT04QAiptChBTZWxlY3Rvck9wZXJhdG9yEiEKHVNFTEVDVE9SX09QRVJBVE9SX1VOU1BFQ0lGSUVEEAASGAoUU0VMRUNUT1JfT1BFUkFUT1JfSU4QARIcChhTRUxFQ1RPUl9PUEVSQVRPUl9OT1RfSU4QAjKpBAoOUHJvZHVjdFNlcnZpY2USWAoNQ3JlYXRlUHJvZHVjdBIiLnByb21vZmxvdy52MS5DcmVhdGVQcm9kdWN0UmVxdWVzdBojLnByb21vZmxvdy52MS5DcmVhdGVQcm9kdWN0UmVzcG9uc2USTwoKR2V0UHJvZHVjdBIfLnByb21vZmxvdy52MS5HZXRQcm9kdWN0UmVxdWVzdBogLnByb21vZmxvdy52MS5HZXRQcm9kdWN0UmVzcG9uc2USVQoMTGlzdFByb2R1Y3RzEiEucHJvbW9mbG93LnYxLkxpc3RQcm9kdWN0c1JlcXVlc3QaIi5wcm9tb2Zsb3cudjEuTGlzdFByb2R1Y3RzUmVzcG9uc2USWAoNVXBkYXRlUHJvZHVjdBIiLnByb21vZmxvdy52MS5VcGRhdGVQcm9kdWN0UmVxdWVzdBojLnByb21vZmxvdy52MS5VcGRhdGVQcm9kdWN0UmVzcG9uc2USWAoNRGVsZXRlUHJvZHVjdBIiLnByb21vZmxvdy52MS5EZWxldGVQcm9kdWN0UmVxdWVzdBojLnByb21vZmxvdy52MS5EZWxldGVQcm9kdWN0UmVzcG9uc2USYQoQUmVwb3J0RGVwbG95bWVudBIlLnByb21vZmxvdy52MS5SZXBvcnREZXBsb3ltZW50UmVxdWVzdBomLnByb21vZmxvdy52MS5SZXBvcnREZXBsb3ltZW50UmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp, file_promoflow_v1_release]);
+  fileDesc("Chpwcm9tb2Zsb3cvdjEvcHJvZHVjdC5wcm90bxIMcHJvbW9mbG93LnYxIkgKBkNvbW1pdBILCgNzaGEYASABKAkSDwoHbWVzc2FnZRgCIAEoCRIOCgZhdXRob3IYAyABKAkSEAoIcmV2aXNpb24YBCABKAkixgEKC0FwcGxpY2F0aW9uEhMKC2Vudmlyb25tZW50GAEgASgJEgwKBG5hbWUYAiABKAkSDwoHdmVyc2lvbhgDIAEoCRIpCgtsYXN0X2NvbW1pdBgEIAEoCzIULnByb21vZmxvdy52MS5Db21taXQSLwoLdXBkYXRlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEicKBnNvdXJjZRgGIAEoCzIXLnByb21vZmxvdy52MS5HaXRTb3VyY2UiOwoJR2l0U291cmNlEhAKCHJlcG9fdXJsGAEgASgJEg4KBmJyYW5jaBgCIAEoCRIMCgRwYXRoGAMgASgJIncKEVByb21vdGlvblRlbXBsYXRlEjMKDnZlcnNpb25fc291cmNlGAEgASgLMhsucHJvbW9mbG93LnYxLlZlcnNpb25Tb3VyY2USLQoJcHJvbW90aW9uGAIgAygLMhoucHJvbW9mbG93LnYxLlByb21vdGVkRmlsZSIwCg1WZXJzaW9uU291cmNlEgwKBGZpbGUYASABKAkSEQoJanNvbl9wYXRoGAIgASgJIjAKDFByb21vdGVkRmlsZRIMCgRmaWxlGAEgASgJEhIKCmpzb25fcGF0aHMYAiADKAkiewoPVHJpZ2dlclNlbGVjdG9yEiYKA2tleRgBIAEoDjIZLnByb21vZmxvdy52MS5TZWxlY3RvcktleRIwCghvcGVyYXRvchgCIAEoDjIeLnByb21vZmxvdy52MS5TZWxlY3Rvck9wZXJhdG9yEg4KBnZhbHVlcxgDIAMoCSJWChRQcm9kdWN0UHJvbW90aW9uRmxvdxIMCgRmbG93GAEgASgJEjAKCXNlbGVjdG9ycxgCIAMoCzIdLnByb21vZmxvdy52MS5UcmlnZ2VyU2VsZWN0b3Ii+gIKB1Byb2R1Y3QSDAoEbmFtZRgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCRIvCgxhcHBsaWNhdGlvbnMYAyADKAsyGS5wcm9tb2Zsb3cudjEuQXBwbGljYXRpb24SLgoLY29uY3VycmVuY3kYBCABKA4yGS5wcm9tb2Zsb3cudjEuQ29uY3VycmVuY3kSOwoPcHJvbW90aW9uX2Zsb3dzGAUgAygLMiIucHJvbW9mbG93LnYxLlByb2R1Y3RQcm9tb3Rpb25GbG93Eg8KB3ZlcnNpb24YBiABKAMSLwoLY3JlYXRlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI7ChJwcm9tb3Rpb25fdGVtcGxhdGUYCSABKAsyHy5wcm9tb2Zsb3cudjEuUHJvbW90aW9uVGVtcGxhdGUiPgoUQ3JlYXRlUHJvZHVjdFJlcXVlc3QSJgoHcHJvZHVjdBgBIAEoCzIVLnByb21vZmxvdy52MS5Qcm9kdWN0Ij8KFUNyZWF0ZVByb2R1Y3RSZXNwb25zZRImCgdwcm9kdWN0GAEgASgLMhUucHJvbW9mbG93LnYxLlByb2R1Y3QiIQoRR2V0UHJvZHVjdFJlcXVlc3QSDAoEbmFtZRgBIAEoCSI8ChJHZXRQcm9kdWN0UmVzcG9uc2USJgoHcHJvZHVjdBgBIAEoCzIVLnByb21vZmxvdy52MS5Qcm9kdWN0IjwKE0xpc3RQcm9kdWN0c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiWAoUTGlzdFByb2R1Y3RzUmVzcG9uc2USJwoIcHJvZHVjdHMYASADKAsyFS5wcm9tb2Zsb3cudjEuUHJvZHVjdBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiWAoUVXBkYXRlUHJvZHVjdFJlcXVlc3QSJgoHcHJvZHVjdBgBIAEoCzIVLnByb21vZmxvdy52MS5Qcm9kdWN0EhgKEGV4cGVjdGVkX3ZlcnNpb24YAiABKAMiPwoVVXBkYXRlUHJvZHVjdFJlc3BvbnNlEiYKB3Byb2R1Y3QYASABKAsyFS5wcm9tb2Zsb3cudjEuUHJvZHVjdCI+ChREZWxldGVQcm9kdWN0UmVxdWVzdBIMCgRuYW1lGAEgASgJEhgKEGV4cGVjdGVkX3ZlcnNpb24YAiABKAMiFwoVRGVsZXRlUHJvZHVjdFJlc3BvbnNlIooBChdSZXBvcnREZXBsb3ltZW50UmVxdWVzdBIPCgdwcm9kdWN0GAEgASgJEhMKC2Vudmlyb25tZW50GAIgASgJEg8KB3ZlcnNpb24YAyABKAkSJAoGY29tbWl0GAQgASgLMhQucHJvbW9mbG93LnYxLkNvbW1pdBISCgpyZXF1ZXN0X2lkGAUgASgJInIKGFJlcG9ydERlcGxveW1lbnRSZXNwb25zZRIuCgthcHBsaWNhdGlvbhgBIAEoCzIZLnByb21vZmxvdy52MS5BcHBsaWNhdGlvbhImCgdyZWxlYXNlGAIgASgLMhUucHJvbW9mbG93LnYxLlJlbGVhc2UqXAoLQ29uY3VycmVuY3kSGwoXQ09OQ1VSUkVOQ1lfVU5TUEVDSUZJRUQQABIVChFDT05DVVJSRU5DWV9RVUVVRRABEhkKFUNPTkNVUlJFTkNZX1RFUk1JTkFURRACKmsKC1NlbGVjdG9yS2V5EhwKGFNFTEVDVE9SX0tFWV9VTlNQRUNJRklFRBAAEh8KG1NFTEVDVE9SX0tFWV9DT01NSVRfTUVTU0FHRRABEh0KGVNFTEVDVE9SX0tFWV9HSVRfUkVWSVNJT04QAiptChBTZWxlY3Rvck9wZXJhdG9yEiEKHVNFTEVDVE9SX09QRVJBVE9SX1VOU1BFQ0lGSUVEEAASGAoUU0VMRUNUT1JfT1BFUkFUT1JfSU4QARIcChhTRUxFQ1RPUl9PUEVSQVRPUl9OT1RfSU4QAjKpBAoOUHJvZHVjdFNlcnZpY2USWAoNQ3JlYXRlUHJvZHVjdBIiLnByb21vZmxvdy52MS5DcmVhdGVQcm9kdWN0UmVxdWVzdBojLnByb21vZmxvdy52MS5DcmVhdGVQcm9kdWN0UmVzcG9uc2USTwoKR2V0UHJvZHVjdBIfLnByb21vZmxvdy52MS5HZXRQcm9kdWN0UmVxdWVzdBogLnByb21vZmxvdy52MS5HZXRQcm9kdWN0UmVzcG9uc2USVQoMTGlzdFByb2R1Y3RzEiEucHJvbW9mbG93LnYxLkxpc3RQcm9kdWN0c1JlcXVlc3QaIi5wcm9tb2Zsb3cudjEuTGlzdFByb2R1Y3RzUmVzcG9uc2USWAoNVXBkYXRlUHJvZHVjdBIiLnByb21vZmxvdy52MS5VcGRhdGVQcm9kdWN0UmVxdWVzdBojLnByb21vZmxvdy52MS5VcGRhdGVQcm9kdWN0UmVzcG9uc2USWAoNRGVsZXRlUHJvZHVjdBIiLnByb21vZmxvdy52MS5EZWxldGVQcm9kdWN0UmVxdWVzdBojLnByb21vZmxvdy52MS5EZWxldGVQcm9kdWN0UmVzcG9uc2USYQoQUmVwb3J0RGVwbG95bWVudBIlLnByb21vZmxvdy52MS5SZXBvcnREZXBsb3ltZW50UmVxdWVzdBomLnByb21vZmxvdy52MS5SZXBvcnREZXBsb3ltZW50UmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp, file_promoflow_v1_release]);
 
 /**
  * A Git commit, as reported by a CI system with a deployment. Every field is
@@ -113,6 +113,16 @@ export type Application = Message<"promoflow.v1.Application"> & {
    * @generated from field: google.protobuf.Timestamp update_time = 5;
    */
   updateTime?: Timestamp | undefined;
+
+  /**
+   * Where the application's manifests live (Argo CD's repoURL /
+   * targetRevision / path). Unset = the application is not Git-backed: the
+   * COMMIT and PULL_REQUEST actions then fail the environment saying so, and
+   * action NONE only records the version.
+   *
+   * @generated from field: promoflow.v1.GitSource source = 6;
+   */
+  source?: GitSource | undefined;
 };
 
 /**
@@ -121,6 +131,138 @@ export type Application = Message<"promoflow.v1.Application"> & {
  */
 export const ApplicationSchema: GenMessage<Application> = /*@__PURE__*/
   messageDesc(file_promoflow_v1_product, 1);
+
+/**
+ * An application's manifests in Git.
+ *
+ * @generated from message promoflow.v1.GitSource
+ */
+export type GitSource = Message<"promoflow.v1.GitSource"> & {
+  /**
+   * The repository: `https://…` (credentials from the server's
+   * `--git-credentials`), `http://…` (credentials only with
+   * `--allow-insecure-git-http`), or a local path / `file://` URL (only with
+   * `--allow-local-git`). No user name or password in the URL. Required.
+   *
+   * @generated from field: string repo_url = 1;
+   */
+  repoUrl: string;
+
+  /**
+   * The branch promotions commit to; empty = the remote's default branch.
+   *
+   * @generated from field: string branch = 2;
+   */
+  branch: string;
+
+  /**
+   * The directory of the application's files, relative to the repository's
+   * root, without `..`; empty = the root.
+   *
+   * @generated from field: string path = 3;
+   */
+  path: string;
+};
+
+/**
+ * Describes the message promoflow.v1.GitSource.
+ * Use `create(GitSourceSchema)` to create a new message.
+ */
+export const GitSourceSchema: GenMessage<GitSource> = /*@__PURE__*/
+  messageDesc(file_promoflow_v1_product, 2);
+
+/**
+ * Which values a promotion moves from the trigger environment's application
+ * into each target application (Codefresh's `promotionTemplate`). File names
+ * are relative to each application's `GitSource.path`.
+ *
+ * @generated from message promoflow.v1.PromotionTemplate
+ */
+export type PromotionTemplate = Message<"promoflow.v1.PromotionTemplate"> & {
+  /**
+   * Where the version shown for a release is read. Unset = the version comes
+   * from the request or the recorded deployment only.
+   *
+   * @generated from field: promoflow.v1.VersionSource version_source = 1;
+   */
+  versionSource?: VersionSource | undefined;
+
+  /**
+   * The files and values promoted. Empty = every file under the trigger
+   * application's path is copied whole (files only in the target stay).
+   *
+   * @generated from field: repeated promoflow.v1.PromotedFile promotion = 2;
+   */
+  promotion: PromotedFile[];
+};
+
+/**
+ * Describes the message promoflow.v1.PromotionTemplate.
+ * Use `create(PromotionTemplateSchema)` to create a new message.
+ */
+export const PromotionTemplateSchema: GenMessage<PromotionTemplate> = /*@__PURE__*/
+  messageDesc(file_promoflow_v1_product, 3);
+
+/**
+ * The file and JSONPath a product's version is read from.
+ *
+ * @generated from message promoflow.v1.VersionSource
+ */
+export type VersionSource = Message<"promoflow.v1.VersionSource"> & {
+  /**
+   * File relative to the application's path, for example `Chart.yaml`.
+   * Required.
+   *
+   * @generated from field: string file = 1;
+   */
+  file: string;
+
+  /**
+   * RFC 9535 JSONPath of one scalar, for example `$.appVersion` (Codefresh's
+   * `$appVersion` shorthand is accepted and stored as `$.appVersion`).
+   * Required.
+   *
+   * @generated from field: string json_path = 2;
+   */
+  jsonPath: string;
+};
+
+/**
+ * Describes the message promoflow.v1.VersionSource.
+ * Use `create(VersionSourceSchema)` to create a new message.
+ */
+export const VersionSourceSchema: GenMessage<VersionSource> = /*@__PURE__*/
+  messageDesc(file_promoflow_v1_product, 4);
+
+/**
+ * One promoted file.
+ *
+ * @generated from message promoflow.v1.PromotedFile
+ */
+export type PromotedFile = Message<"promoflow.v1.PromotedFile"> & {
+  /**
+   * File relative to the application's path, without `..`. Required.
+   *
+   * @generated from field: string file = 1;
+   */
+  file: string;
+
+  /**
+   * RFC 9535 JSONPaths of the values promoted (each match is set leaf by leaf
+   * in the target: its comments, key order and other keys stay as they are),
+   * or the single entry `*`: the whole file is copied. At least one.
+   *
+   * @generated from field: repeated string json_paths = 2;
+   */
+  jsonPaths: string[];
+};
+
+/**
+ * Describes the message promoflow.v1.PromotedFile.
+ * Use `create(PromotedFileSchema)` to create a new message.
+ */
+export const PromotedFileSchema: GenMessage<PromotedFile> = /*@__PURE__*/
+  messageDesc(file_promoflow_v1_product, 5);
 
 /**
  * One condition on a reported deployment. Values are patterns matched
@@ -159,7 +301,7 @@ export type TriggerSelector = Message<"promoflow.v1.TriggerSelector"> & {
  * Use `create(TriggerSelectorSchema)` to create a new message.
  */
 export const TriggerSelectorSchema: GenMessage<TriggerSelector> = /*@__PURE__*/
-  messageDesc(file_promoflow_v1_product, 2);
+  messageDesc(file_promoflow_v1_product, 6);
 
 /**
  * A promotion flow a product triggers automatically, with its conditions.
@@ -189,7 +331,7 @@ export type ProductPromotionFlow = Message<"promoflow.v1.ProductPromotionFlow"> 
  * Use `create(ProductPromotionFlowSchema)` to create a new message.
  */
 export const ProductPromotionFlowSchema: GenMessage<ProductPromotionFlow> = /*@__PURE__*/
-  messageDesc(file_promoflow_v1_product, 3);
+  messageDesc(file_promoflow_v1_product, 7);
 
 /**
  * A named application family with one application per environment.
@@ -262,6 +404,15 @@ export type Product = Message<"promoflow.v1.Product"> & {
    * @generated from field: google.protobuf.Timestamp update_time = 8;
    */
   updateTime?: Timestamp | undefined;
+
+  /**
+   * What COMMIT and PULL_REQUEST promotions write into each target
+   * application's Git source. Unset = every file under the trigger
+   * application's path is copied whole.
+   *
+   * @generated from field: promoflow.v1.PromotionTemplate promotion_template = 9;
+   */
+  promotionTemplate?: PromotionTemplate | undefined;
 };
 
 /**
@@ -269,7 +420,7 @@ export type Product = Message<"promoflow.v1.Product"> & {
  * Use `create(ProductSchema)` to create a new message.
  */
 export const ProductSchema: GenMessage<Product> = /*@__PURE__*/
-  messageDesc(file_promoflow_v1_product, 4);
+  messageDesc(file_promoflow_v1_product, 8);
 
 /**
  * Request of ProductService.CreateProduct.
@@ -290,7 +441,7 @@ export type CreateProductRequest = Message<"promoflow.v1.CreateProductRequest"> 
  * Use `create(CreateProductRequestSchema)` to create a new message.
  */
 export const CreateProductRequestSchema: GenMessage<CreateProductRequest> = /*@__PURE__*/
-  messageDesc(file_promoflow_v1_product, 5);
+  messageDesc(file_promoflow_v1_product, 9);
 
 /**
  * Response of ProductService.CreateProduct.
@@ -311,7 +462,7 @@ export type CreateProductResponse = Message<"promoflow.v1.CreateProductResponse"
  * Use `create(CreateProductResponseSchema)` to create a new message.
  */
 export const CreateProductResponseSchema: GenMessage<CreateProductResponse> = /*@__PURE__*/
-  messageDesc(file_promoflow_v1_product, 6);
+  messageDesc(file_promoflow_v1_product, 10);
 
 /**
  * Request of ProductService.GetProduct.
@@ -332,7 +483,7 @@ export type GetProductRequest = Message<"promoflow.v1.GetProductRequest"> & {
  * Use `create(GetProductRequestSchema)` to create a new message.
  */
 export const GetProductRequestSchema: GenMessage<GetProductRequest> = /*@__PURE__*/
-  messageDesc(file_promoflow_v1_product, 7);
+  messageDesc(file_promoflow_v1_product, 11);
 
 /**
  * Response of ProductService.GetProduct.
@@ -353,7 +504,7 @@ export type GetProductResponse = Message<"promoflow.v1.GetProductResponse"> & {
  * Use `create(GetProductResponseSchema)` to create a new message.
  */
 export const GetProductResponseSchema: GenMessage<GetProductResponse> = /*@__PURE__*/
-  messageDesc(file_promoflow_v1_product, 8);
+  messageDesc(file_promoflow_v1_product, 12);
 
 /**
  * Request of ProductService.ListProducts.
@@ -383,7 +534,7 @@ export type ListProductsRequest = Message<"promoflow.v1.ListProductsRequest"> & 
  * Use `create(ListProductsRequestSchema)` to create a new message.
  */
 export const ListProductsRequestSchema: GenMessage<ListProductsRequest> = /*@__PURE__*/
-  messageDesc(file_promoflow_v1_product, 9);
+  messageDesc(file_promoflow_v1_product, 13);
 
 /**
  * Response of ProductService.ListProducts.
@@ -411,7 +562,7 @@ export type ListProductsResponse = Message<"promoflow.v1.ListProductsResponse"> 
  * Use `create(ListProductsResponseSchema)` to create a new message.
  */
 export const ListProductsResponseSchema: GenMessage<ListProductsResponse> = /*@__PURE__*/
-  messageDesc(file_promoflow_v1_product, 10);
+  messageDesc(file_promoflow_v1_product, 14);
 
 /**
  * Request of ProductService.UpdateProduct.
@@ -442,7 +593,7 @@ export type UpdateProductRequest = Message<"promoflow.v1.UpdateProductRequest"> 
  * Use `create(UpdateProductRequestSchema)` to create a new message.
  */
 export const UpdateProductRequestSchema: GenMessage<UpdateProductRequest> = /*@__PURE__*/
-  messageDesc(file_promoflow_v1_product, 11);
+  messageDesc(file_promoflow_v1_product, 15);
 
 /**
  * Response of ProductService.UpdateProduct.
@@ -463,7 +614,7 @@ export type UpdateProductResponse = Message<"promoflow.v1.UpdateProductResponse"
  * Use `create(UpdateProductResponseSchema)` to create a new message.
  */
 export const UpdateProductResponseSchema: GenMessage<UpdateProductResponse> = /*@__PURE__*/
-  messageDesc(file_promoflow_v1_product, 12);
+  messageDesc(file_promoflow_v1_product, 16);
 
 /**
  * Request of ProductService.DeleteProduct.
@@ -492,7 +643,7 @@ export type DeleteProductRequest = Message<"promoflow.v1.DeleteProductRequest"> 
  * Use `create(DeleteProductRequestSchema)` to create a new message.
  */
 export const DeleteProductRequestSchema: GenMessage<DeleteProductRequest> = /*@__PURE__*/
-  messageDesc(file_promoflow_v1_product, 13);
+  messageDesc(file_promoflow_v1_product, 17);
 
 /**
  * Response of ProductService.DeleteProduct. Empty: success means the product
@@ -508,7 +659,7 @@ export type DeleteProductResponse = Message<"promoflow.v1.DeleteProductResponse"
  * Use `create(DeleteProductResponseSchema)` to create a new message.
  */
 export const DeleteProductResponseSchema: GenMessage<DeleteProductResponse> = /*@__PURE__*/
-  messageDesc(file_promoflow_v1_product, 14);
+  messageDesc(file_promoflow_v1_product, 18);
 
 /**
  * Request of ProductService.ReportDeployment.
@@ -564,7 +715,7 @@ export type ReportDeploymentRequest = Message<"promoflow.v1.ReportDeploymentRequ
  * Use `create(ReportDeploymentRequestSchema)` to create a new message.
  */
 export const ReportDeploymentRequestSchema: GenMessage<ReportDeploymentRequest> = /*@__PURE__*/
-  messageDesc(file_promoflow_v1_product, 15);
+  messageDesc(file_promoflow_v1_product, 19);
 
 /**
  * Response of ProductService.ReportDeployment.
@@ -594,7 +745,7 @@ export type ReportDeploymentResponse = Message<"promoflow.v1.ReportDeploymentRes
  * Use `create(ReportDeploymentResponseSchema)` to create a new message.
  */
 export const ReportDeploymentResponseSchema: GenMessage<ReportDeploymentResponse> = /*@__PURE__*/
-  messageDesc(file_promoflow_v1_product, 16);
+  messageDesc(file_promoflow_v1_product, 20);
 
 /**
  * What happens when a release of a product is triggered while earlier
