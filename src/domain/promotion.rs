@@ -70,7 +70,7 @@
 //!
 //! Inputs larger than [`MAX_FILE_LEN`] are refused.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::str::FromStr;
@@ -515,10 +515,10 @@ pub fn resolve(
     // Leaves it cannot place (from a merge key, say) keep their relative order last.
     let offsets: Vec<usize> = guarded(file, "$", || {
         let tree = parse_tree(file, format, text)?;
-        let root = root_node(&tree);
+        let index = NodeIndex::new(root_node(&tree));
         Ok(found
             .iter()
-            .map(|(segs, _)| match locate(root.clone(), segs) {
+            .map(|(segs, _)| match index.locate(segs) {
                 Located::Node { node, .. } => node.byte_range().start as usize,
                 _ => usize::MAX,
             })
@@ -712,6 +712,87 @@ fn locate(root: Option<YamlNode>, segs: &[Seg]) -> Located {
         }
     }
     Located::Node { node: cur, flow }
+}
+
+/// Every node of a document by its path, built in one walk so that locating
+/// many leaves costs a lookup each instead of a scan of their mappings.
+struct NodeIndex {
+    root: bool,
+    nodes: HashMap<Vec<Seg>, (YamlNode, bool)>,
+}
+
+impl NodeIndex {
+    fn new(root: Option<YamlNode>) -> Self {
+        let mut nodes = HashMap::new();
+        let present = root.is_some();
+        if let Some(root) = root {
+            Self::walk(root, &mut Vec::new(), false, &mut nodes);
+        }
+        NodeIndex {
+            root: present,
+            nodes,
+        }
+    }
+
+    /// Depth is bounded: the value reader refused deeper documents first.
+    fn walk(
+        node: YamlNode,
+        path: &mut Vec<Seg>,
+        flow: bool,
+        nodes: &mut HashMap<Vec<Seg>, (YamlNode, bool)>,
+    ) {
+        let children: Vec<(Seg, YamlNode, bool)> = match &node {
+            YamlNode::Mapping(m) => {
+                let inner = flow || m.is_flow_style();
+                m.entries()
+                    .filter_map(|e| {
+                        let key = key_text(&e.key_node()?)?;
+                        Some((Seg::Key(key), e.value_node()?, inner))
+                    })
+                    .collect()
+            }
+            YamlNode::Sequence(s) => {
+                let inner = flow || s.is_flow_style();
+                s.values()
+                    .enumerate()
+                    .map(|(i, v)| (Seg::Index(i), v, inner))
+                    .collect()
+            }
+            _ => Vec::new(),
+        };
+        nodes.insert(path.clone(), (node, flow));
+        for (seg, child, inner) in children {
+            path.push(seg);
+            // The first of duplicate keys wins, as in `locate`.
+            if !nodes.contains_key(path.as_slice()) {
+                Self::walk(child, path, inner, nodes);
+            }
+            path.pop();
+        }
+    }
+
+    /// [`locate`], by lookups.
+    fn locate(&self, segs: &[Seg]) -> Located {
+        if let Some((node, flow)) = self.nodes.get(segs) {
+            return Located::Node {
+                node: node.clone(),
+                flow: *flow,
+            };
+        }
+        if !self.root {
+            return locate(None, segs);
+        }
+        for depth in (0..segs.len()).rev() {
+            if let Some((node, _)) = self.nodes.get(&segs[..depth]) {
+                return match (node, &segs[depth]) {
+                    (YamlNode::Mapping(_), Seg::Key(_))
+                    | (YamlNode::Sequence(_), Seg::Index(_)) => Located::Missing { depth },
+                    _ => Located::Blocked { depth },
+                };
+            }
+        }
+        Located::Blocked { depth: 0 }
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -1075,11 +1156,11 @@ fn edit_text(
     changed: &[(Vec<Seg>, Value)],
 ) -> Result<String, PromotionError> {
     let tree = parse_tree(file, format, text)?;
-    let root = root_node(&tree);
+    let index = NodeIndex::new(root_node(&tree));
     let mut splices: Vec<(usize, usize, String)> = Vec::new();
     let mut structural: Vec<Vec<Seg>> = Vec::new();
     for (segs, value) in changed {
-        match locate(root.clone(), segs) {
+        match index.locate(segs) {
             Located::Node { node, flow }
                 if format == Format::Json || (node.is_scalar() && is_leaf(value)) =>
             {
@@ -1132,7 +1213,10 @@ fn edit_text(
             prefixes.push(p);
         }
     }
-    for prefix in prefixes {
+    if prefixes.is_empty() {
+        return Ok(out);
+    }
+    let subtrees = prefixes.into_iter().map(|prefix| {
         let mut subtree = Tree::Map(Vec::new());
         let mut first = true;
         for (segs, value) in changed.iter().filter(|(s, _)| s.starts_with(&prefix)) {
@@ -1144,9 +1228,44 @@ fn edit_text(
             first = false;
             subtree.insert(&segs[prefix.len()..], value.clone());
         }
-        out = insert_subtree(file, format, &out, &prefix, &subtree)?;
+        (prefix, subtree)
+    });
+    match format {
+        // JSON insertions splice text, so each one re-reads the tree.
+        Format::Json => {
+            for (prefix, subtree) in subtrees {
+                out = json_set(file, &out, &prefix, &subtree)?;
+            }
+            Ok(out)
+        }
+        // YAML edits go into one tree, written out once.
+        Format::Yaml => {
+            let tree = parse_tree(file, format, &out)?;
+            if root_node(&tree).is_none() {
+                // An empty document: the new keys are the document.
+                for (prefix, subtree) in subtrees {
+                    let Some(Seg::Key(key)) = prefix.first() else {
+                        return Err(unsupported(
+                            file,
+                            &format_path(&prefix),
+                            "the document is empty",
+                        ));
+                    };
+                    if !out.is_empty() && !out.ends_with('\n') {
+                        out.push('\n');
+                    }
+                    out.push_str(&yaml_string(key, Style::Plain, false));
+                    out.push(':');
+                    subtree.yaml_value(0, &mut out);
+                }
+                return Ok(out);
+            }
+            for (prefix, subtree) in subtrees {
+                yaml_set(file, &tree, &prefix, &subtree)?;
+            }
+            Ok(tree.to_string())
+        }
     }
-    Ok(out)
 }
 
 fn unsupported(file: &str, path: &str, reason: &str) -> PromotionError {
@@ -1157,14 +1276,13 @@ fn unsupported(file: &str, path: &str, reason: &str) -> PromotionError {
     }
 }
 
-/// Writes `subtree` at `prefix` (missing, or replacing what is there) into `text`.
-fn insert_subtree(
+/// The parent of `prefix` (which must exist) and whether it is in a flow
+/// collection, with the node now at `prefix`, if any.
+fn parent_of(
     file: &str,
-    format: Format,
-    text: &str,
+    root: Option<YamlNode>,
     prefix: &[Seg],
-    subtree: &Tree,
-) -> Result<String, PromotionError> {
+) -> Result<(YamlNode, bool, Option<YamlNode>), PromotionError> {
     let path = format_path(prefix);
     let Some((last, parent_segs)) = prefix.split_last() else {
         return Err(unsupported(
@@ -1173,27 +1291,10 @@ fn insert_subtree(
             "replacing the whole document is not an edit (promote the file with \"*\")",
         ));
     };
-    let tree = parse_tree(file, format, text)?;
-    let root = root_node(&tree);
-    if root.is_none() && format == Format::Yaml {
-        // An empty document: the new keys are the document.
-        let mut out = text.to_owned();
-        if !out.is_empty() && !out.ends_with('\n') {
-            out.push('\n');
-        }
-        let Seg::Key(key) = last else {
-            return Err(unsupported(file, &path, "the document is empty"));
-        };
-        out.push_str(&yaml_string(key, Style::Plain, false));
-        out.push(':');
-        subtree.yaml_value(0, &mut out);
-        return Ok(out);
-    }
-    let (parent, flow) = match locate(root, parent_segs) {
-        Located::Node { node, flow } => (node, flow),
-        _ => return Err(unsupported(file, &path, "its parent is not there")),
+    let Located::Node { node, flow } = locate(root, parent_segs) else {
+        return Err(unsupported(file, &path, "its parent is not there"));
     };
-    let existing = match (&parent, last) {
+    let existing = match (&node, last) {
         (YamlNode::Mapping(m), Seg::Key(k)) => m
             .entries()
             .find(|e| e.key_node().and_then(|n| key_text(&n)).as_deref() == Some(k))
@@ -1207,39 +1308,36 @@ fn insert_subtree(
             ));
         }
     };
-    if format == Format::Json {
-        let mut json = String::new();
-        subtree.json(&mut json);
-        if let Some(node) = existing {
-            let range = node.byte_range();
-            let mut out = text.to_owned();
-            out.replace_range(range.start as usize..range.end as usize, &json);
-            return Ok(out);
-        }
-        let item = match last {
-            Seg::Key(k) => format!("{}: {json}", Value::String(k.clone())),
-            Seg::Index(_) => json,
-        };
-        return json_insert(file, &path, text, &parent, &item);
-    }
+    Ok((node, flow, existing))
+}
+
+/// Writes `subtree` at `prefix` (missing, or replacing what is there) in `tree`.
+fn yaml_set(
+    file: &str,
+    tree: &YamlFile,
+    prefix: &[Seg],
+    subtree: &Tree,
+) -> Result<(), PromotionError> {
+    let path = format_path(prefix);
+    let (parent, flow, _) = parent_of(file, root_node(tree), prefix)?;
     let is_flow = flow
         || match &parent {
             YamlNode::Mapping(m) => m.is_flow_style(),
             YamlNode::Sequence(s) => s.is_flow_style(),
             _ => false,
         };
-    let key = match last {
-        Seg::Key(k) => k.as_str(),
-        Seg::Index(_) => "k",
+    let key = match prefix.last() {
+        Some(Seg::Key(k)) => k.as_str(),
+        _ => "k",
     };
     let (key_node, value_node) = snippet(key, subtree, is_flow)
         .ok_or_else(|| unsupported(file, &path, "cannot render the new value"))?;
-    match (&parent, last) {
-        (YamlNode::Mapping(m), Seg::Key(_)) => m.set(key_node, value_node),
-        (YamlNode::Sequence(s), Seg::Index(i)) if *i < s.len() => {
+    match (&parent, prefix.last()) {
+        (YamlNode::Mapping(m), Some(Seg::Key(_))) => m.set(key_node, value_node),
+        (YamlNode::Sequence(s), Some(Seg::Index(i))) if *i < s.len() => {
             s.set(*i, value_node);
         }
-        (YamlNode::Sequence(s), Seg::Index(_)) => s.push(value_node),
+        (YamlNode::Sequence(s), Some(Seg::Index(_))) => s.push(value_node),
         _ => {
             return Err(unsupported(
                 file,
@@ -1248,7 +1346,32 @@ fn insert_subtree(
             ));
         }
     }
-    Ok(tree.to_string())
+    Ok(())
+}
+
+/// Writes `subtree` at `prefix` (missing, or replacing what is there) in the JSON `text`.
+fn json_set(
+    file: &str,
+    text: &str,
+    prefix: &[Seg],
+    subtree: &Tree,
+) -> Result<String, PromotionError> {
+    let path = format_path(prefix);
+    let tree = parse_tree(file, Format::Json, text)?;
+    let (parent, _, existing) = parent_of(file, root_node(&tree), prefix)?;
+    let mut json = String::new();
+    subtree.json(&mut json);
+    if let Some(node) = existing {
+        let range = node.byte_range();
+        let mut out = text.to_owned();
+        out.replace_range(range.start as usize..range.end as usize, &json);
+        return Ok(out);
+    }
+    let item = match prefix.last() {
+        Some(Seg::Key(k)) => format!("{}: {json}", Value::String(k.clone())),
+        _ => json,
+    };
+    json_insert(file, &path, text, &parent, &item)
 }
 
 /// Inserts `item` (`"key": value` or a value) as the last entry of the JSON
@@ -1717,6 +1840,57 @@ resources:
     }
 
     #[test]
+    fn tags_quoted_keys_crlf_and_merge_keys() {
+        let cases = [
+            (
+                "tag: !!str 1.0 # c\nb: 1\n",
+                "$['tag']",
+                "tag: '2.0' # c\nb: 1\n",
+            ),
+            (
+                "\"rollout-Canary\":\n  image: {tag: a}\n",
+                "$['rollout-Canary']['image']['tag']",
+                "\"rollout-Canary\":\n  image: {tag: '2.0'}\n",
+            ),
+            (
+                "a: 1\r\nimage:\r\n  repo: x\r\n",
+                "$['image']['tag']",
+                "a: 1\r\nimage:\r\n  repo: x\r\n  tag: '2.0'\r\n",
+            ),
+            (
+                "list:\n- a\n- b\n",
+                "$['list'][2]",
+                "list:\n- a\n- b\n- '2.0'\n",
+            ),
+            ("list: []\n", "$['list'][0]", "list: ['2.0']\n"),
+            ("m: {}\n", "$['m']['k']", "m: {k: '2.0'}\n"),
+            // A key that came from a merge key is set in the mapping itself.
+            (
+                "<<: {a: 1}\nb: 2\n",
+                "$['a']",
+                "<<: {a: 1}\nb: 2\na: '2.0'\n",
+            ),
+        ];
+        for (text, path, want) in cases {
+            assert_eq!(set(text, path, json!("2.0")), want, "{text:?}");
+        }
+    }
+
+    /// Many leaves cost a lookup each, not a scan of their mapping.
+    #[test]
+    fn many_leaves() {
+        let source: String = (0..5_000).map(|i| format!("k{i}: v{i}-new\n")).collect();
+        let target: String = (0..5_000).map(|i| format!("k{i}: v{i} # c\n")).collect();
+        let started = std::time::Instant::now();
+        let values = resolve("v.yaml", &source, &paths(&["$.*"])).unwrap();
+        assert_eq!(values.len(), 5_000);
+        assert_eq!(values[4_999].path, "$['k4999']");
+        let out = apply("v.yaml", &target, &values).unwrap().unwrap();
+        assert!(out.ends_with("k4999: v4999-new # c\n"));
+        assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    }
+
+    #[test]
     fn refusals() {
         let big = "a: 1\n".repeat(MAX_FILE_LEN / 5 + 1);
         assert!(matches!(
@@ -1781,7 +1955,7 @@ resources:
                 let values = [pv("v.yaml", &path, value.clone())];
                 match apply("v.yaml", text, &values) {
                     Ok(Some(out)) => {
-                        let back = resolve("v.yaml", &out, &[path.clone()]).unwrap();
+                        let back = resolve("v.yaml", &out, std::slice::from_ref(&path)).unwrap();
                         prop_assert_eq!(&back[0].value, &value);
                         prop_assert!(out.starts_with("# c\n"));
                     }
