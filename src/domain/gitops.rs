@@ -273,7 +273,7 @@ mod tests {
             "ssh://git@host/apps.git",
             "https://user:token@host/apps.git",
             "https://user@host/apps.git",
-            "https:///apps.git",
+            "https://",
             "https://host/apps.git?x=1",
             "ftp://host/apps.git",
         ] {
