@@ -89,17 +89,8 @@ pub(crate) async fn resolve(
     let mut version = None;
     if let Some(vs) = template.and_then(|t| t.version_source.as_ref()) {
         let path = in_dir(source, &vs.file);
-        let bytes = git
-            .read_file(url, &tip.sha, &path)
-            .await
-            .map_err(err)?
-            .ok_or_else(|| {
-                Error::FailedPrecondition(format!(
-                    "the version source {path} does not exist at {} of {url}",
-                    short(&tip.sha)
-                ))
-            })?;
-        let found = promotion::read_scalar(&text(&path, bytes)?, &vs.json_path)
+        let t = read_text(git, app, url, &tip.sha, &path, "the version source").await?;
+        let found = promotion::read_scalar(&t, &vs.json_path)
             .map_err(|e| Error::FailedPrecondition(e.to_string()))?;
         version = Some(found.ok_or_else(|| {
             Error::FailedPrecondition(format!(
@@ -131,17 +122,7 @@ pub(crate) async fn resolve(
     };
     for pf in files {
         let path = in_dir(source, &pf.file);
-        let bytes = git
-            .read_file(url, &tip.sha, &path)
-            .await
-            .map_err(err)?
-            .ok_or_else(|| {
-                Error::FailedPrecondition(format!(
-                    "the promoted file {path} does not exist at {} of {url}",
-                    short(&tip.sha)
-                ))
-            })?;
-        let t = text(&path, bytes)?;
+        let t = read_text(git, app, url, &tip.sha, &path, "the promoted file").await?;
         if pf.json_paths.iter().any(|p| p == WHOLE_FILE) {
             promotion.files.insert(pf.file.clone(), t);
         } else {
@@ -156,6 +137,29 @@ pub(crate) async fn resolve(
         version,
         promotion,
     })
+}
+
+/// The text of `path` at `commit`; a missing file is the caller's problem,
+/// named as `what`.
+async fn read_text(
+    git: &Git,
+    app: &Application,
+    url: &str,
+    commit: &str,
+    path: &str,
+    what: &str,
+) -> Result<String> {
+    let bytes = git
+        .read_file(url, commit, path)
+        .await
+        .map_err(|e| trigger_error(app, e))?
+        .ok_or_else(|| {
+            Error::FailedPrecondition(format!(
+                "{what} {path} does not exist at {} of {url}",
+                short(commit)
+            ))
+        })?;
+    text(path, bytes)
 }
 
 fn check_size(p: &Promotion) -> Result<()> {
