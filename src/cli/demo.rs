@@ -33,17 +33,20 @@ const DEPENDENCY: &str = "multi-env-dependency-promotion";
 
 /// Runs the demo; returns the process exit code.
 pub async fn run(mut args: DemoArgs) -> Res<i32> {
-    // A fresh store in a temporary directory unless a URL is given.
-    let _tmp;
+    // A fresh store (unless a URL is given) and the applications' Git
+    // repository, in a temporary directory.
+    let dir = std::env::temp_dir().join(format!("promoflow-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let _tmp = TempDir(dir.clone());
     if args.server.database_url.is_none() {
-        let dir = std::env::temp_dir().join(format!("promoflow-demo-{}", std::process::id()));
-        std::fs::create_dir_all(&dir)?;
         args.server.database_url = Some(format!(
             "sqlite://{}?mode=rwc",
             dir.join("promoflow.db").display()
         ));
-        _tmp = TempDir(dir);
     }
+    let repo = create_repo(&dir).await?;
+    args.server.allow_local_git = true;
+    args.server.git_cache_dir = Some(dir.join("git-cache"));
     let (listener, addr) = crate::server::bind(args.server.listen).await?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(crate::server::run(
@@ -60,7 +63,7 @@ pub async fn run(mut args: DemoArgs) -> Res<i32> {
     let channel = Channel::from_shared(endpoint.clone())?.connect_lazy();
     super::wait_ready(&channel, Duration::from_secs(30)).await?;
     println!("promoflow demo: server on {endpoint}\n");
-    seed(&channel).await?;
+    seed(&channel, &repo).await?;
     let mut releases = ReleaseServiceClient::new(channel.clone());
     let release = releases
         .trigger_release(pb::TriggerReleaseRequest {
@@ -80,6 +83,11 @@ pub async fn run(mut args: DemoArgs) -> Res<i32> {
     );
     let status = super::watch::watch(channel.clone(), &release.id).await?;
     let ok = status == pb::ReleaseStatus::Succeeded;
+    println!("\nthe applications' repository {}:", repo.display());
+    print!(
+        "{}",
+        git(&repo, &["log", "--format=  %h %s", "main"]).await?
+    );
     if args.exit {
         let _ = stop_tx.send(());
         server.await??;
@@ -88,6 +96,75 @@ pub async fn run(mut args: DemoArgs) -> Res<i32> {
     print_next_steps(addr, &release.id);
     server.await??;
     Ok(0)
+}
+
+/// The environments of the demo's world.
+const ENVS: [&str; 6] = ["dev", "qa", "staging", "prod", "prod-eu", "prod-asia"];
+
+/// Runs git in `dir`; its standard output.
+async fn git(dir: &std::path::Path, args: &[&str]) -> Res<String> {
+    let out = tokio::process::Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .output()
+        .await
+        .map_err(|e| format!("running git (install the `git` package): {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "git {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )
+        .into());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// One environment's values file, as people keep it: comments and keys of
+/// its own around the image tag that promotions move.
+fn values_file(env: &str, tag: &str) -> String {
+    format!(
+        "# {env}: values of {PRODUCT}\n\
+         image:\n  repository: registry.example.com/{PRODUCT}\n  tag: \"{tag}\"  # promoted by promoflow\n\
+         replicas: {}  # sized by hand\n",
+        if env.starts_with("prod") { 3 } else { 1 }
+    )
+}
+
+/// A bare repository `apps.git` in `dir` whose `main` holds
+/// `apps/<env>/values.yaml` for every environment (dev at 1.1.0, the rest
+/// at 1.0.0); returns its path.
+async fn create_repo(dir: &std::path::Path) -> Res<std::path::PathBuf> {
+    let bare = dir.join("apps.git");
+    let seed = dir.join("seed");
+    for env in ENVS {
+        let d = seed.join("apps").join(env);
+        std::fs::create_dir_all(&d)?;
+        let tag = if env == "dev" { "1.1.0" } else { "1.0.0" };
+        std::fs::write(d.join("values.yaml"), values_file(env, tag))?;
+    }
+    let bare_s = bare.display().to_string();
+    git(dir, &["init", "--quiet", "--bare", "-b", "main", &bare_s]).await?;
+    git(&seed, &["init", "--quiet", "-b", "main"]).await?;
+    git(&seed, &["add", "."]).await?;
+    git(
+        &seed,
+        &[
+            "-c",
+            "user.name=demo",
+            "-c",
+            "user.email=demo@localhost",
+            "commit",
+            "--quiet",
+            "-m",
+            "the applications' values",
+        ],
+    )
+    .await?;
+    git(&seed, &["push", "--quiet", &bare_s, "main"]).await?;
+    Ok(bare)
 }
 
 struct TempDir(std::path::PathBuf);
@@ -122,12 +199,13 @@ fn add_after(after: &str, envs: &[&str]) -> pb::FlowEdit {
     }
 }
 
-fn post_action(env: &str, workflow: &str) -> pb::FlowEdit {
+/// Commits into `env`'s Git source, then runs `workflow` (none if empty).
+fn commit_then(env: &str, workflow: &str) -> pb::FlowEdit {
     pb::FlowEdit {
         edit: Some(Edit::SetPolicy(SetPolicy {
             environment: env.into(),
             policy: Some(pb::Policy {
-                action: pb::PromotionAction::None as i32,
+                action: pb::PromotionAction::Commit as i32,
                 post_action: workflow.into(),
                 ..Default::default()
             }),
@@ -136,9 +214,9 @@ fn post_action(env: &str, workflow: &str) -> pb::FlowEdit {
 }
 
 /// The quick-start world, created the way a user would click it.
-async fn seed(channel: &Channel) -> Res<()> {
+async fn seed(channel: &Channel, repo: &std::path::Path) -> Res<()> {
     let mut envs = EnvironmentServiceClient::new(channel.clone());
-    let names = ["dev", "qa", "staging", "prod", "prod-eu", "prod-asia"];
+    let names = ENVS;
     for name in names {
         let kind = if name.starts_with("prod") {
             pb::EnvironmentKind::Production
@@ -175,9 +253,24 @@ async fn seed(channel: &Channel) -> Res<()> {
                         environment: e.to_string(),
                         name: format!("{PRODUCT}-{e}"),
                         version: "1.0.0".into(),
+                        source: Some(pb::GitSource {
+                            repo_url: repo.display().to_string(),
+                            branch: "main".into(),
+                            path: format!("apps/{e}"),
+                        }),
                         ..Default::default()
                     })
                     .collect(),
+                promotion_template: Some(pb::PromotionTemplate {
+                    version_source: Some(pb::VersionSource {
+                        file: "values.yaml".into(),
+                        json_path: "$.image.tag".into(),
+                    }),
+                    promotion: vec![pb::PromotedFile {
+                        file: "values.yaml".into(),
+                        json_paths: vec!["$.image.tag".into()],
+                    }],
+                }),
                 ..Default::default()
             }),
         })
@@ -235,9 +328,10 @@ async fn seed(channel: &Channel) -> Res<()> {
             expected_version: 1,
             edits: vec![
                 add_after("qa", &["prod-eu", "prod-asia"]),
-                post_action("prod", "soak-1s"),
-                post_action("prod-eu", "soak-2s"),
-                post_action("prod-asia", "soak-3s"),
+                commit_then("qa", ""),
+                commit_then("prod", "soak-1s"),
+                commit_then("prod-eu", "soak-2s"),
+                commit_then("prod-asia", "soak-3s"),
             ],
         })
         .await?;
