@@ -223,7 +223,7 @@ impl Engine {
         );
         if let Some(g) = resolved {
             r.source_commit = g.source_commit;
-            r.promotion = Some(g.promotion);
+            r.promotion = Some(std::sync::Arc::new(g.promotion));
         }
         r.initiator = req.initiator.clone();
         r.trigger_message = req.message.clone();

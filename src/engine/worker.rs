@@ -451,7 +451,7 @@ struct GitStep {
     version: String,
     trigger_environment: String,
     environment: String,
-    promotion: Option<Promotion>,
+    promotion: Option<Arc<Promotion>>,
     /// The action's commit (empty until it pushed, and for "no changes").
     commit_sha: String,
     commit_time: Option<crate::domain::release::Time>,

@@ -259,7 +259,12 @@ async fn load_many<C: ConnectionTrait>(db: &C, rows: Vec<release::Model>) -> Res
                 start_time: r.start_time,
                 finish_time: r.finish_time,
                 source_commit: r.source_commit,
-                promotion: r.promotion.as_deref().map(from_json).transpose()?,
+                promotion: r
+                    .promotion
+                    .as_deref()
+                    .map(from_json)
+                    .transpose()?
+                    .map(std::sync::Arc::new),
             })
         })
         .collect()

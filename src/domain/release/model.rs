@@ -125,9 +125,12 @@ pub struct Release {
     #[serde(default)]
     pub source_commit: String,
     /// What the release promotes, read from `source_commit` at trigger.
-    /// Stored in its own column, not in events (it may hold whole files).
+    /// Stored in its own column, not in events (it may hold whole files);
+    /// shared, because every copy of the release (the worker's cache, the
+    /// snapshot event, each step task of a Git environment) would otherwise
+    /// copy those files.
     #[serde(skip)]
-    pub promotion: Option<crate::domain::gitops::Promotion>,
+    pub promotion: Option<std::sync::Arc<crate::domain::gitops::Promotion>>,
     pub hooks: Vec<StepRun>,
     pub envs: Vec<EnvRun>,
 }
