@@ -247,3 +247,81 @@ async fn a_target_without_a_git_source_fails_its_environment() {
     }
     assert!(w.url.starts_with("http://"));
 }
+
+/// `TriggerRelease` of `parallel` for `shop` from `source_commit`.
+async fn trigger_at(w: &World, source_commit: &str) -> Res<pb::TriggerReleaseResponse> {
+    w.server
+        .releases()
+        .trigger_release(pb::TriggerReleaseRequest {
+            flow: "parallel".into(),
+            product: "shop".into(),
+            source_commit: source_commit.into(),
+            ..Default::default()
+        })
+        .await
+        .map(|r| r.into_inner())
+}
+
+#[tokio::test]
+async fn source_commit_promotes_an_older_commit_of_the_branch_only() {
+    let w = world(TOKEN).await;
+    let old = w.git.tip("apps", "main");
+    w.git.commit_directly(
+        "apps",
+        "main",
+        "apps/dev/values.yaml",
+        &values("dev", "1.3.0"),
+    );
+    // An abbreviated id of the older commit: its version, its full id.
+    let r = trigger_at(&w, &old[..10])
+        .await
+        .expect("trigger")
+        .release
+        .expect("release");
+    assert_eq!(
+        (r.version.as_str(), r.source_commit.as_str()),
+        ("1.2.0", old.as_str())
+    );
+    let done = wait_final(&w.server, &r.id).await;
+    assert_eq!(status(&done), pb::ReleaseStatus::Succeeded, "{done:?}");
+    assert_eq!(
+        w.git.read("apps", "main", "apps/qa/values.yaml"),
+        values("qa", "1.2.0")
+    );
+    // The release page of a loopback server is unknown: no guessed link.
+    assert_eq!(step_of(env(&done, "qa"), pb::StepKind::Action).url, "");
+
+    let elsewhere = w.git.commit_directly(
+        "apps",
+        "feature",
+        "apps/dev/values.yaml",
+        &values("dev", "6.6.6"),
+    );
+    let s = expect_code(trigger_at(&w, &elsewhere).await, Code::FailedPrecondition);
+    assert!(s.message().contains("not on branch main"), "{s:?}");
+    let s = expect_code(
+        trigger_at(&w, "0123456789abcdef").await,
+        Code::FailedPrecondition,
+    );
+    assert!(s.message().contains("not found"), "{s:?}");
+    let s = expect_code(trigger_at(&w, "HEAD~1").await, Code::InvalidArgument);
+    assert!(s.message().contains("source_commit"), "{s:?}");
+    let all = w
+        .server
+        .releases()
+        .list_releases(pb::ListReleasesRequest::default())
+        .await
+        .expect("list")
+        .into_inner()
+        .releases;
+    assert_eq!(all.len(), 1, "refused triggers create nothing");
+
+    change_product(&w.server, "shop", |p| {
+        for a in p.applications.iter_mut().filter(|a| a.environment == "dev") {
+            a.source = None;
+        }
+    })
+    .await;
+    let s = expect_code(trigger_at(&w, &old).await, Code::FailedPrecondition);
+    assert!(s.message().contains("do not promote through Git"), "{s:?}");
+}

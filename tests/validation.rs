@@ -210,6 +210,7 @@ async fn nul_in_free_text_is_invalid_argument_and_changes_nothing() {
             request_id: request_id.into(),
             initiator: initiator.into(),
             message: message.into(),
+            source_commit: String::new(),
         }
     };
     let report = |version: &str, commit_message: &str| pb::ReportDeploymentRequest {

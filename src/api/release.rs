@@ -51,6 +51,7 @@ impl ReleaseService for ReleaseApi {
         ] {
             crate::domain::check_text(&mut v, field, value);
         }
+        crate::domain::gitops::check_commit_id(&mut v, "source_commit", &req.source_commit);
         check(v)?;
         let r = self
             .ctx
@@ -62,6 +63,7 @@ impl ReleaseService for ReleaseApi {
                 request_id: req.request_id,
                 initiator: req.initiator,
                 message: req.message,
+                source_commit: req.source_commit,
             })
             .await?;
         Ok(Response::new(pb::TriggerReleaseResponse {

@@ -32,6 +32,9 @@ pub enum ReleaseCommand {
         /// Idempotency key: the same key and request return the same release.
         #[arg(long, default_value = "")]
         request_id: String,
+        /// Promote from this commit of the trigger application's branch (default: its tip).
+        #[arg(long, default_value = "")]
+        source_commit: String,
         #[command(flatten)]
         wait: WaitArgs,
     },
@@ -148,6 +151,7 @@ pub async fn run(ctx: &Ctx, cmd: ReleaseCommand) -> CmdResult {
             version,
             message,
             request_id,
+            source_commit,
             wait,
         } => {
             let r = client
@@ -158,6 +162,7 @@ pub async fn run(ctx: &Ctx, cmd: ReleaseCommand) -> CmdResult {
                     request_id,
                     initiator: initiator(),
                     message,
+                    source_commit,
                 })
                 .await?
                 .into_inner()

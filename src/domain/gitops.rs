@@ -113,6 +113,50 @@ pub fn check_repo_url(v: &mut Violations, field: &str, url: &str) {
     }
 }
 
+/// Records a violation unless `id` is empty or a commit id as people paste
+/// it: 7 to 64 hexadecimal digits (abbreviated, SHA-1 or SHA-256).
+pub fn check_commit_id(v: &mut Violations, field: &str, id: &str) {
+    if !id.is_empty()
+        && !((7..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_hexdigit()))
+    {
+        v.push(
+            field,
+            format!(
+                "{:?} is not a commit id: give 7 to 64 hexadecimal digits",
+                id.get(..80).unwrap_or(id)
+            ),
+        );
+    }
+}
+
+/// The page showing commit `sha` of `repo_url` on the forges whose URL
+/// scheme is fixed and public (github.com, gitlab.com, bitbucket.org and
+/// codeberg.org); empty for any other host, where a guessed link would
+/// often be wrong (self-hosted forges put it under different paths).
+pub fn commit_web_url(repo_url: &str, sha: &str) -> String {
+    let Ok(url) = url::Url::parse(repo_url) else {
+        return String::new();
+    };
+    if url.scheme() != "https" || sha.is_empty() {
+        return String::new();
+    }
+    let page = match url.host_str().map(str::to_ascii_lowercase).as_deref() {
+        Some("github.com") | Some("codeberg.org") => "commit",
+        Some("gitlab.com") => "-/commit",
+        Some("bitbucket.org") => "commits",
+        _ => return String::new(),
+    };
+    let Some(host) = url.host_str() else {
+        return String::new();
+    };
+    let path = url.path().trim_end_matches('/');
+    let path = path.strip_suffix(".git").unwrap_or(path);
+    if path.trim_matches('/').is_empty() {
+        return String::new();
+    }
+    format!("https://{}{path}/{page}/{sha}", host.to_ascii_lowercase())
+}
+
 /// Records a violation unless `path` is a relative path inside the
 /// repository (or the application's directory): no leading `/`, no `..`,
 /// no `.git` component, no backslashes or control characters.
@@ -363,5 +407,44 @@ mod tests {
                 "t.promotion[2].json_paths",
             ]
         );
+    }
+
+    #[test]
+    fn commit_ids() {
+        let mut v = Violations::new();
+        for ok in ["", "abc1234", &"a".repeat(40), &"F".repeat(64)] {
+            check_commit_id(&mut v, "c", ok);
+        }
+        assert!(v.is_empty());
+        for bad in ["abc123", "abc123g", &"a".repeat(65), "main"] {
+            check_commit_id(&mut v, "c", bad);
+        }
+        assert_eq!(fields(v).len(), 4);
+    }
+
+    #[test]
+    fn commit_pages_on_known_forges_only() {
+        let sha = "0123456789abcdef0123456789abcdef01234567";
+        assert_eq!(
+            commit_web_url("https://GitHub.com/acme/app.git", sha),
+            format!("https://github.com/acme/app/commit/{sha}")
+        );
+        assert_eq!(
+            commit_web_url("https://gitlab.com/group/sub/app/", sha),
+            format!("https://gitlab.com/group/sub/app/-/commit/{sha}")
+        );
+        assert_eq!(
+            commit_web_url("https://bitbucket.org/acme/app.git", sha),
+            format!("https://bitbucket.org/acme/app/commits/{sha}")
+        );
+        for none in [
+            "https://git.example.com/acme/app.git",
+            "http://github.com/acme/app",
+            "/srv/git/app.git",
+            "https://github.com/",
+        ] {
+            assert_eq!(commit_web_url(none, sha), "", "{none}");
+        }
+        assert_eq!(commit_web_url("https://github.com/acme/app", ""), "");
     }
 }

@@ -35,6 +35,9 @@ pub struct TriggerRequest {
     pub request_id: String,
     pub initiator: String,
     pub message: String,
+    /// The trigger application's commit to promote from; empty = its
+    /// branch's tip.
+    pub source_commit: String,
 }
 
 impl Engine {
@@ -140,6 +143,7 @@ impl Engine {
             request_id: String::new(),
             initiator: "report-deployment".into(),
             message: c.message.clone(),
+            source_commit: String::new(),
         };
         let (release, app) = self.create(&req, &flow, &p, Some(deployment)).await?;
         let app = app.ok_or_else(|| Error::Internal("deployment not recorded".into()))?;
@@ -178,7 +182,7 @@ impl Engine {
                 flow.spec.name
             )));
         }
-        let resolved = self.resolve_git(flow, product).await?;
+        let resolved = self.resolve_git(flow, product, &req.source_commit).await?;
         let git_version = resolved.as_ref().and_then(|g| g.version.clone());
         let version = match (req.version.as_str(), git_version) {
             // The trigger application's Git files say which version it runs:
@@ -231,14 +235,19 @@ impl Engine {
         // The idempotency hash covers what the caller asked for, not what
         // was derived from it. JSON keeps the fields apart without NUL
         // separators, which PostgreSQL text cannot store.
-        let hash = serde_json::json!([
+        let mut asked = serde_json::json!([
             req.flow,
             req.product,
             req.version,
             req.initiator,
             req.message
-        ])
-        .to_string();
+        ]);
+        // Appended only when given, so keys stored before the field existed
+        // still match their repeats.
+        if let (false, Some(a)) = (req.source_commit.is_empty(), asked.as_array_mut()) {
+            a.push(req.source_commit.clone().into());
+        }
+        let hash = asked.to_string();
         let request = r.request_id.clone().map(|key| (key, hash));
         // Superseding or dropping from the queue writes other releases,
         // whose workers may commit in between (ABORTED): the transaction
@@ -280,11 +289,13 @@ impl Engine {
 
     /// What a release of `flow` promotes, read from the trigger
     /// application's Git source once, now: `None` when no step of the flow
-    /// writes to Git or the trigger application is not Git-backed.
+    /// writes to Git or the trigger application is not Git-backed (then a
+    /// requested `at` commit is the caller's mistake).
     async fn resolve_git(
         &self,
         flow: &StoredFlow,
         product: &Product,
+        at: &str,
     ) -> Result<Option<promote::Resolved>> {
         let writes_git = flow
             .spec
@@ -292,10 +303,14 @@ impl Engine {
             .iter()
             .any(|s| s.policy.action != Action::None);
         let trigger = product.application(&flow.spec.trigger_environment);
-        let (Some(app), true) = (trigger, writes_git) else {
-            return Ok(None);
-        };
-        let Some(source) = &app.source else {
+        let source = trigger.and_then(|app| Some((app, app.source.as_ref()?)));
+        let (Some((app, source)), true) = (source, writes_git) else {
+            if !at.is_empty() {
+                return Err(Error::FailedPrecondition(format!(
+                    "source_commit {at:?} was given, but releases of flow {:?} for product {:?} do not promote through Git (no COMMIT or PULL_REQUEST step, or the trigger application has no Git source)",
+                    flow.spec.name, product.name
+                )));
+            }
             return Ok(None);
         };
         promote::resolve(
@@ -303,6 +318,7 @@ impl Engine {
             app,
             source,
             product.promotion_template.as_ref(),
+            at,
         )
         .await
         .map(Some)

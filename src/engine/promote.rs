@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 
 use crate::domain::catalog::Application;
-use crate::domain::gitops::{GitSource, Promotion, PromotionTemplate, WHOLE_FILE};
+use crate::domain::gitops::{self, GitSource, Promotion, PromotionTemplate, WHOLE_FILE};
 use crate::domain::promotion;
 use crate::domain::release::{Artifact, Outcome};
 use crate::error::{Error, Result};
@@ -71,19 +71,23 @@ fn text(file: &str, bytes: Vec<u8>) -> Result<String> {
     })
 }
 
-/// Reads what a release of `app`'s product promotes, at the tip of the
-/// application's branch.
+/// Reads what a release of `app`'s product promotes, at commit `at` of the
+/// application's branch (empty: its tip).
 pub(crate) async fn resolve(
     git: &Git,
     app: &Application,
     source: &GitSource,
     template: Option<&PromotionTemplate>,
+    at: &str,
 ) -> Result<Resolved> {
     let err = |e| trigger_error(app, e);
-    let tip = git
-        .tip(&source.repo_url, &source.branch)
-        .await
-        .map_err(err)?;
+    let tip = if at.is_empty() {
+        git.tip(&source.repo_url, &source.branch).await
+    } else {
+        git.commit_on_branch(&source.repo_url, &source.branch, at)
+            .await
+    }
+    .map_err(err)?;
     let url = &source.repo_url;
     let mut promotion = Promotion::default();
     let mut version = None;
@@ -276,8 +280,8 @@ pub(crate) async fn commit(git: &Git, req: CommitRequest<'_>) -> Outcome {
             ),
             outputs: Default::default(),
             artifact: Some(Artifact {
+                url: gitops::commit_web_url(&source.repo_url, &sha),
                 commit_sha: sha,
-                url: String::new(),
             }),
         },
         Ok(Pushed::Adopted { sha }) => Outcome::Succeeded {
@@ -288,8 +292,8 @@ pub(crate) async fn commit(git: &Git, req: CommitRequest<'_>) -> Outcome {
             ),
             outputs: Default::default(),
             artifact: Some(Artifact {
+                url: gitops::commit_web_url(&source.repo_url, &sha),
                 commit_sha: sha,
-                url: String::new(),
             }),
         },
         Ok(Pushed::NoChanges { .. }) => Outcome::Succeeded {

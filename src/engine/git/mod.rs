@@ -301,6 +301,55 @@ impl Git {
         Ok(Tip { branch, sha })
     }
 
+    /// Finds `commit` (a full or abbreviated id) on `branch` of `url`: the
+    /// branch's tip or one of its ancestors, with its full id. A commit
+    /// that exists but is not on the branch (an unmerged branch, say) is
+    /// refused: promoting it would promote something the trigger
+    /// environment never ran.
+    pub async fn commit_on_branch(
+        &self,
+        url: &str,
+        branch: &str,
+        commit: &str,
+    ) -> Result<Tip, GitError> {
+        url::check_sha(commit).map_err(GitError::Invalid)?;
+        let tip = self.tip(url, branch).await?;
+        let repo = self.repo(url)?;
+        // Fetches every branch when the commit is not among the ones the
+        // tip brought, so "not on the branch" and "no such commit" differ.
+        let git_dir = self.ensure_commit(&repo, commit).await?;
+        let spec = format!("{commit}^{{commit}}");
+        let out = self
+            .run(
+                self.inner
+                    .invocation(Some(&git_dir), ["rev-parse", "--verify", "--quiet", &spec]),
+            )
+            .await?;
+        let full = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if !out.success || full.is_empty() {
+            return Err(GitError::NotFound(format!(
+                "commit {commit} not found on branch {} of {}",
+                tip.branch, repo.raw
+            )));
+        }
+        let ancestor = self
+            .run(self.inner.invocation(
+                Some(&git_dir),
+                ["merge-base", "--is-ancestor", &full, &tip.sha],
+            ))
+            .await?;
+        if !ancestor.success {
+            return Err(GitError::NotFound(format!(
+                "commit {commit} is not on branch {} of {}",
+                tip.branch, repo.raw
+            )));
+        }
+        Ok(Tip {
+            branch: tip.branch,
+            sha: full,
+        })
+    }
+
     /// The regular files under `dir` ("" = the root) at `commit`, by path
     /// relative to `dir`. A missing directory has no files. Symbolic links
     /// and submodules are left out. At most [`MAX_FILES`] files and
