@@ -3,10 +3,15 @@
 //! each target application's files as one commit per environment, comments
 //! intact, parallel environments on one branch lose nothing, a second run
 //! changes nothing, and credential problems fail clearly without leaking.
+//! Races and crashes too: 20 concurrent releases into one repository, two
+//! replicas pushing to one branch, `kill -9` between a push and its success.
 
 mod common;
 
+use std::path::PathBuf;
+
 use common::git_server::GitServer;
+use common::serve::Serve;
 use common::*;
 use promoflow::proto::v1 as pb;
 use tonic::Code;
@@ -27,32 +32,16 @@ fn values(env: &str, tag: &str) -> String {
 
 const ENVS: [&str; 5] = ["dev", "qa", "prod", "prod-eu", "prod-asia"];
 
-/// A Git server with one repository `apps` holding `apps/<env>/values.yaml`
-/// (dev at 1.2.0, the others at 1.0.0), a promoflow server that may use it,
-/// and the world: environments, product `shop` with a Git-backed application
-/// per environment and a template promoting `$.image.tag`, and flow
-/// `parallel` (dev → qa → {prod, prod-eu, prod-asia}) committing everywhere.
-struct World {
-    git: GitServer,
-    server: TestServer,
-    url: String,
-    _dir: tempfile::TempDir,
+/// A credentials file giving promoflow a token for a Git server, and the
+/// directory of promoflow's Git caches.
+struct Access {
+    creds: PathBuf,
+    dir: tempfile::TempDir,
 }
 
-async fn world(token: &str) -> World {
+/// A Git server accepting `promoflow:TOKEN`, and access to it with `token`.
+async fn forge(token: &str) -> (GitServer, Access) {
     let git = GitServer::start("promoflow", TOKEN).await;
-    let files: Vec<(String, String)> = ENVS
-        .iter()
-        .map(|e| {
-            let tag = if *e == "dev" { "1.2.0" } else { "1.0.0" };
-            (format!("apps/{e}/values.yaml"), values(e, tag))
-        })
-        .collect();
-    let refs: Vec<(&str, &str)> = files
-        .iter()
-        .map(|(p, c)| (p.as_str(), c.as_str()))
-        .collect();
-    let url = git.create_repo("apps", &refs);
     let dir = tempfile::tempdir().expect("tempdir");
     let token_file = dir.path().join("token");
     std::fs::write(&token_file, token).expect("write token");
@@ -66,61 +55,137 @@ async fn world(token: &str) -> World {
         ),
     )
     .expect("write credentials");
-    let cache = dir.path().join("cache");
-    let server = TestServer::start_with(|c| {
-        c.git_credentials = Some(creds);
-        c.allow_insecure_git_http = true;
-        c.git_cache_dir = Some(cache);
-    })
-    .await;
-    create_envs(&server, &ENVS, pb::EnvironmentKind::NonProduction).await;
-    let product = pb::Product {
-        name: "shop".into(),
-        applications: ENVS
-            .iter()
-            .map(|e| pb::Application {
-                source: Some(pb::GitSource {
-                    repo_url: url.clone(),
-                    branch: "main".into(),
-                    path: format!("apps/{e}"),
-                }),
-                ..app(e, &format!("shop-{e}"), "")
-            })
-            .collect(),
-        promotion_template: Some(pb::PromotionTemplate {
-            version_source: Some(pb::VersionSource {
-                file: "values.yaml".into(),
-                json_path: "$.image.tag".into(),
-            }),
-            promotion: vec![pb::PromotedFile {
-                file: "values.yaml".into(),
-                json_paths: vec!["$.image.tag".into()],
-            }],
-        }),
-        ..Default::default()
-    };
-    create_product(&server, product)
+    (git, Access { creds, dir })
+}
+
+impl Access {
+    /// An in-process server reading the forge (its Git cache in `cache`).
+    async fn server_on(&self, db: TestDb, cache: &str) -> TestServer {
+        let cache = self.dir.path().join(cache);
+        TestServer::start_on(db, |c| {
+            c.git_credentials = Some(self.creds.clone());
+            c.allow_insecure_git_http = true;
+            c.git_cache_dir = Some(cache);
+        })
         .await
-        .expect("create product");
-    let commit = |env: &str| pb::FlowStep {
+    }
+
+    /// `promoflow serve` reading the forge, with its own Git cache
+    /// directory `cache` (one per process).
+    fn serve(&self, serve: Serve, cache: &str) -> Serve {
+        let cache = self.dir.path().join(cache);
+        let creds = self.creds.display().to_string();
+        serve.args([
+            "--git-credentials",
+            creds.as_str(),
+            "--allow-insecure-git-http",
+            "--git-cache-dir",
+            &cache.display().to_string(),
+        ])
+    }
+}
+
+/// A promotion template moving `$.image.tag` of `values.yaml`, the version
+/// read from the same place.
+fn tag_template() -> pb::PromotionTemplate {
+    pb::PromotionTemplate {
+        version_source: Some(pb::VersionSource {
+            file: "values.yaml".into(),
+            json_path: "$.image.tag".into(),
+        }),
+        promotion: vec![pb::PromotedFile {
+            file: "values.yaml".into(),
+            json_paths: vec!["$.image.tag".into()],
+        }],
+    }
+}
+
+/// Applications of `product`, one per environment, each in directory
+/// `dir(env)` of `url`'s `main`.
+fn git_apps(
+    product: &str,
+    envs: &[&str],
+    url: &str,
+    dir: impl Fn(&str) -> String,
+) -> Vec<pb::Application> {
+    envs.iter()
+        .map(|e| pb::Application {
+            source: Some(pb::GitSource {
+                repo_url: url.into(),
+                branch: "main".into(),
+                path: dir(e),
+            }),
+            ..app(e, &format!("{product}-{e}"), "")
+        })
+        .collect()
+}
+
+/// A step of `env` after `dep` whose action commits.
+fn commit_step(env: &str, dep: &str) -> pb::FlowStep {
+    pb::FlowStep {
         policy: Some(pb::Policy {
             action: pb::PromotionAction::Commit as i32,
             ..Default::default()
         }),
-        ..step(env, &[if env == "qa" { "dev" } else { "qa" }])
-    };
-    let steps = ["qa", "prod", "prod-eu", "prod-asia"]
-        .into_iter()
-        .map(commit)
+        ..step(env, &[dep])
+    }
+}
+
+/// The shop world on a Git server: repository `apps` holding
+/// `apps/<env>/values.yaml` (dev at 1.2.0, the others at 1.0.0),
+/// environments, product `shop` with a Git-backed application per
+/// environment and a template promoting `$.image.tag`, and flow `parallel`
+/// (dev → qa → {prod, prod-eu, prod-asia}) committing everywhere.
+struct World {
+    git: GitServer,
+    server: TestServer,
+    url: String,
+    _access: Access,
+}
+
+/// Repository `apps` on the forge and the shop world in `api`.
+async fn seed_shop(api: &impl Api, git: &GitServer) -> String {
+    let files: Vec<(String, String)> = ENVS
+        .iter()
+        .map(|e| {
+            let tag = if *e == "dev" { "1.2.0" } else { "1.0.0" };
+            (format!("apps/{e}/values.yaml"), values(e, tag))
+        })
         .collect();
-    create_flow(&server, flow("parallel", "dev", steps))
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, c)| (p.as_str(), c.as_str()))
+        .collect();
+    let url = git.create_repo("apps", &refs);
+    create_envs(api, &ENVS, pb::EnvironmentKind::NonProduction).await;
+    let product = pb::Product {
+        name: "shop".into(),
+        applications: git_apps("shop", &ENVS, &url, |e| format!("apps/{e}")),
+        promotion_template: Some(tag_template()),
+        ..Default::default()
+    };
+    create_product(api, product).await.expect("create product");
+    let steps = vec![
+        commit_step("qa", "dev"),
+        commit_step("prod", "qa"),
+        commit_step("prod-eu", "qa"),
+        commit_step("prod-asia", "qa"),
+    ];
+    create_flow(api, flow("parallel", "dev", steps))
         .await
         .expect("create flow");
+    url
+}
+
+async fn world(token: &str) -> World {
+    let (git, access) = forge(token).await;
+    let server = access.server_on(TestDb::new().await, "cache").await;
+    let url = seed_shop(&server, &git).await;
     World {
         git,
         server,
         url,
-        _dir: dir,
+        _access: access,
     }
 }
 
@@ -324,4 +389,193 @@ async fn source_commit_promotes_an_older_commit_of_the_branch_only() {
     .await;
     let s = expect_code(trigger_at(&w, &old).await, Code::FailedPrecondition);
     assert!(s.message().contains("do not promote through Git"), "{s:?}");
+}
+
+// ------------------------------------------------ races and crashes
+
+/// `n` products `p00…` in repository `fleet`, each with a dev and a prod
+/// application in `apps/<product>/<env>` (dev at 1.1.0, prod at 1.0.0),
+/// and flow `ship` (dev → prod) committing.
+async fn seed_fleet(api: &impl Api, git: &GitServer, n: usize) -> Vec<String> {
+    let names: Vec<String> = (0..n).map(|i| format!("p{i:02}")).collect();
+    let mut files = Vec::new();
+    for p in &names {
+        for (env, tag) in [("dev", "1.1.0"), ("prod", "1.0.0")] {
+            files.push((format!("apps/{p}/{env}/values.yaml"), values(env, tag)));
+        }
+    }
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, c)| (p.as_str(), c.as_str()))
+        .collect();
+    let url = git.create_repo("fleet", &refs);
+    create_envs(api, &["dev", "prod"], pb::EnvironmentKind::NonProduction).await;
+    for p in &names {
+        let product = pb::Product {
+            name: p.clone(),
+            applications: git_apps(p, &["dev", "prod"], &url, |e| format!("apps/{p}/{e}")),
+            promotion_template: Some(tag_template()),
+            ..Default::default()
+        };
+        create_product(api, product).await.expect("create product");
+    }
+    create_flow(api, flow("ship", "dev", vec![commit_step("prod", "dev")]))
+        .await
+        .expect("create flow");
+    names
+}
+
+/// Every release succeeded and `fleet`'s `main` gained exactly one commit
+/// per release, carrying its id, with each product's prod file promoted.
+fn assert_one_commit_each(git: &GitServer, before: usize, done: &[pb::Release]) {
+    for r in done {
+        assert_eq!(status(r), pb::ReleaseStatus::Succeeded, "{r:?}");
+    }
+    let log = git.log("fleet", "main");
+    assert_eq!(log.len(), before + done.len(), "one commit per release");
+    let mut ids: Vec<&str> = log
+        .iter()
+        .flat_map(|c| &c.trailers)
+        .filter(|(k, _)| k == "Promoflow-Release")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    ids.sort();
+    let mut want: Vec<&str> = done.iter().map(|r| r.id.as_str()).collect();
+    want.sort();
+    assert_eq!(ids, want, "each release's commit, none lost");
+    for r in done {
+        assert_eq!(
+            git.read(
+                "fleet",
+                "main",
+                &format!("apps/{}/prod/values.yaml", r.product)
+            ),
+            values("prod", "1.1.0"),
+            "{}",
+            r.product
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn twenty_concurrent_releases_commit_into_one_repository() {
+    let (git, access) = forge(TOKEN).await;
+    let server = access.server_on(TestDb::new().await, "cache").await;
+    let products = seed_fleet(&server, &git, 20).await;
+    let before = git.log("fleet", "main").len();
+    let triggers = products
+        .iter()
+        .map(|p| trigger_flow(&server, "ship", p, ""));
+    let ids: Vec<String> = futures::future::join_all(triggers)
+        .await
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    let done = wait_all(&server, &ids).await;
+    assert_one_commit_each(&git, before, &done);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_replicas_race_on_one_branch_and_lose_nothing() {
+    let (git, access) = forge(TOKEN).await;
+    let seeding = access.server_on(TestDb::new().await, "seed").await;
+    let products = seed_fleet(&seeding, &git, 10).await;
+    let db = seeding.stop().await;
+    let replicas = [
+        access.serve(Serve::replica("r1"), "r1").start(&db).await,
+        access.serve(Serve::replica("r2"), "r2").start(&db).await,
+    ];
+    let before = git.log("fleet", "main").len();
+    // Alternate replicas: each runs its own releases (the lease goes to
+    // the replica that created the release), so both push to `main` at
+    // once and their per-process locks do not keep them apart.
+    let triggers = products
+        .iter()
+        .enumerate()
+        .map(|(i, p)| trigger_flow(&replicas[i % 2], "ship", p, ""));
+    let ids: Vec<String> = futures::future::join_all(triggers)
+        .await
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    let done = wait_all(&replicas[0], &ids).await;
+    assert_one_commit_each(&git, before, &done);
+}
+
+/// `kill -9` after the push of qa's commit landed but before promoflow
+/// heard back (a `post-receive` hook holds the answer): the restarted
+/// process adopts the commit by its trailers instead of making a second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_between_push_and_success_commits_once() {
+    let (git, access) = forge(TOKEN).await;
+    let seeding = access.server_on(TestDb::new().await, "seed").await;
+    seed_shop(&seeding, &git).await;
+    let db = seeding.stop().await;
+    let hold = access.dir.path().join("held");
+    let hook = git.path("apps").join("hooks").join("post-receive");
+    std::fs::create_dir_all(hook.parent().expect("hooks dir")).expect("hooks dir");
+    // Writes its pid only once the refs are updated, then holds the answer.
+    std::fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\ncat >/dev/null\necho $$ > {0}.tmp && mv {0}.tmp {0}\nexec sleep 60\n",
+            hold.display()
+        ),
+    )
+    .expect("write hook");
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod hook");
+    let mut child = access
+        .serve(Serve::new().short_leases(), "binary")
+        .start(&db)
+        .await;
+    let before = git.log("apps", "main").len();
+    let r = trigger_flow(&child, "parallel", "shop", "").await;
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let pid = loop {
+        if let Ok(pid) = std::fs::read_to_string(&hold) {
+            break pid.trim().to_string();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "qa's push never arrived"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    let landed = git.log("apps", "main");
+    assert_eq!(landed.len(), before + 1, "qa's commit is on main");
+    child.kill();
+    // Let the held push finish (its git process outlived promoflow) and
+    // stop holding later pushes.
+    std::fs::remove_file(&hook).expect("remove hook");
+    let _ = std::process::Command::new("kill")
+        .args(["-9", &pid])
+        .status();
+
+    child.restart().await;
+    let done = wait_final(&child, &r.id).await;
+    assert_eq!(status(&done), pb::ReleaseStatus::Succeeded, "{done:?}");
+    let log = git.log("apps", "main");
+    assert_eq!(
+        log.len(),
+        before + 4,
+        "exactly one commit per environment: {log:?}"
+    );
+    let qa = step_of(env(&done, "qa"), pb::StepKind::Action);
+    assert_eq!(
+        qa.commit_sha, landed[0].sha,
+        "qa adopted the commit that landed"
+    );
+    assert!(qa.message.starts_with("already committed"), "{qa:?}");
+    for e in ["qa", "prod", "prod-eu", "prod-asia"] {
+        let n = log
+            .iter()
+            .filter(|c| {
+                c.trailers
+                    .contains(&("Promoflow-Environment".into(), e.into()))
+            })
+            .count();
+        assert_eq!(n, 1, "{e}");
+    }
 }
