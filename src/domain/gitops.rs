@@ -116,9 +116,8 @@ pub fn check_repo_url(v: &mut Violations, field: &str, url: &str) {
 /// Records a violation unless `id` is empty or a commit id as people paste
 /// it: 7 to 64 hexadecimal digits (abbreviated, SHA-1 or SHA-256).
 pub fn check_commit_id(v: &mut Violations, field: &str, id: &str) {
-    if !id.is_empty()
-        && !((7..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_hexdigit()))
-    {
+    let hex = (7..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_hexdigit());
+    if !id.is_empty() && !hex {
         v.push(
             field,
             format!(
