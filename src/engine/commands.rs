@@ -388,18 +388,10 @@ impl Engine {
     }
 
     pub async fn retry(&self, id: &str) -> Result<Release> {
-        // A release of a deleted product is history: its applications are
-        // gone (or belong to a new product of the same name).
-        let current = self.inner.store.get_release(id).await?;
-        if self.inner.store.is_product_deleted(&current).await? {
-            return Err(Error::FailedPrecondition(format!(
-                "release {id} belongs to product {:?}, which was deleted; it is kept as history and cannot be retried",
-                current.product
-            )));
-        }
         // Another release of the product that is not final would race this
         // one for the same applications (and, under QUEUE, run out of turn):
-        // the store refuses the retry then, in the transaction that writes it.
+        // the store refuses the retry then, in the transaction that writes it,
+        // as it refuses a release of a deleted product.
         let r = self
             .command(id, Persist::SoleActive, |r| match r.retry(now()) {
                 Some(ch) => Ok(Some(ch)),

@@ -541,6 +541,17 @@ async fn product_created<C: ConnectionTrait>(
         .await?)
 }
 
+/// True when the product of `r` was deleted since `r` was created (it is
+/// gone, or a new product of the same name was created after `r`): the
+/// release is history then, readable but not retried, and not listed
+/// among the new product's releases.
+async fn is_history<C: ConnectionTrait>(db: &C, r: &Release) -> Result<bool> {
+    Ok(match product_created(db, &r.product).await? {
+        None => true,
+        Some(created) => created > r.create_time,
+    })
+}
+
 /// The product's active releases with their status, oldest first: what
 /// admission decides on.
 async fn active_releases<C: ConnectionTrait>(
@@ -833,6 +844,7 @@ impl Store {
     /// one of its product (a retry): the product is locked and the check is
     /// made in the same transaction as the write, so two retries racing each
     /// other (or a trigger) cannot both pass it.
+    /// Also refuses a release of a deleted product (see `is_history`).
     pub async fn persist_sole_active(
         &self,
         r: &mut Release,
@@ -844,6 +856,15 @@ impl Store {
         }
         let txn = self.writer().begin().await?;
         lock_product(&txn, &r.product).await?;
+        // A release of a deleted product is history: its applications are
+        // gone (or belong to a new product of the same name). Checked under
+        // the product's lock, so a concurrent delete cannot slip between.
+        if is_history(&txn, r).await? {
+            return Err(Error::FailedPrecondition(format!(
+                "release {} belongs to product {:?}, which was deleted; it is kept as history and cannot be retried",
+                r.id, r.product
+            )));
+        }
         let other: Option<(String, String)> = release::Entity::find()
             .select_only()
             .column(release::Column::Id)
@@ -862,17 +883,6 @@ impl Store {
             )));
         }
         persist_and_commit(txn, r, changes, expected_seq, &[], None).await
-    }
-
-    /// True when the product of `r` was deleted since `r` was created (it is
-    /// gone, or a new product of the same name was created after `r`): the
-    /// release is history then, readable but not retried, and not listed
-    /// among the new product's releases.
-    pub async fn is_product_deleted(&self, r: &Release) -> Result<bool> {
-        Ok(match product_created(self.db(), &r.product).await? {
-            None => true,
-            Some(created) => created > r.create_time,
-        })
     }
 
     pub async fn get_release(&self, id: &str) -> Result<Release> {
