@@ -948,18 +948,39 @@ impl Tree {
         }
     }
 
+    /// Flow YAML: the tree on one line.
     fn yaml_flow(&self, out: &mut String) {
+        self.inline(out, &|v| yaml_scalar(v, Style::Plain, true), &|k| {
+            yaml_string(k, Style::Plain, true)
+        });
+    }
+
+    /// JSON (YAML flow syntax with JSON's scalars and quoted keys).
+    fn json(&self, out: &mut String) {
+        self.inline(out, &|v| v.to_string(), &|k| {
+            Value::String(k.to_string()).to_string()
+        });
+    }
+
+    /// `{k: v, …}` / `[v, …]` with `leaf` and `key` writing the scalars:
+    /// the one shape flow YAML and JSON share.
+    fn inline(
+        &self,
+        out: &mut String,
+        leaf: &dyn Fn(&Value) -> String,
+        key: &dyn Fn(&str) -> String,
+    ) {
         match self {
-            Tree::Leaf(v) => out.push_str(&yaml_scalar(v, Style::Plain, true)),
+            Tree::Leaf(v) => out.push_str(&leaf(v)),
             Tree::Map(entries) => {
                 out.push('{');
                 for (i, (k, v)) in entries.iter().enumerate() {
                     if i > 0 {
                         out.push_str(", ");
                     }
-                    out.push_str(&yaml_string(k, Style::Plain, true));
+                    out.push_str(&key(k));
                     out.push_str(": ");
-                    v.yaml_flow(out);
+                    v.inline(out, leaf, key);
                 }
                 out.push('}');
             }
@@ -969,7 +990,7 @@ impl Tree {
                     if i > 0 {
                         out.push_str(", ");
                     }
-                    v.yaml_flow(out);
+                    v.inline(out, leaf, key);
                 }
                 out.push(']');
             }
@@ -1020,34 +1041,6 @@ impl Tree {
                 out.push(' ');
                 self.yaml_block(indent, out);
                 out.push('\n');
-            }
-        }
-    }
-
-    fn json(&self, out: &mut String) {
-        match self {
-            Tree::Leaf(v) => out.push_str(&v.to_string()),
-            Tree::Map(entries) => {
-                out.push('{');
-                for (i, (k, v)) in entries.iter().enumerate() {
-                    if i > 0 {
-                        out.push_str(", ");
-                    }
-                    out.push_str(&Value::String(k.clone()).to_string());
-                    out.push_str(": ");
-                    v.json(out);
-                }
-                out.push('}');
-            }
-            Tree::Seq(items) => {
-                out.push('[');
-                for (i, v) in items.iter().enumerate() {
-                    if i > 0 {
-                        out.push_str(", ");
-                    }
-                    v.json(out);
-                }
-                out.push(']');
             }
         }
     }
