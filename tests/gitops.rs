@@ -189,14 +189,20 @@ async fn world(token: &str) -> World {
     }
 }
 
-/// `TriggerRelease` of `parallel` for `shop`, its result unchecked.
-async fn try_trigger(w: &World, version: &str) -> Res<pb::TriggerReleaseResponse> {
+/// `TriggerRelease` of `parallel` for `shop` with `version` from
+/// `source_commit` (empty: none given), its result unchecked.
+async fn try_trigger(
+    w: &World,
+    version: &str,
+    source_commit: &str,
+) -> Res<pb::TriggerReleaseResponse> {
     w.server
         .releases()
         .trigger_release(pb::TriggerReleaseRequest {
             flow: "parallel".into(),
             product: "shop".into(),
             version: version.into(),
+            source_commit: source_commit.into(),
             ..Default::default()
         })
         .await
@@ -271,7 +277,7 @@ async fn a_parallel_release_commits_once_per_environment_and_keeps_the_files() {
 #[tokio::test]
 async fn a_version_git_does_not_hold_is_refused() {
     let w = world(TOKEN).await;
-    let s = expect_code(try_trigger(&w, "9.9.9").await, Code::FailedPrecondition);
+    let s = expect_code(try_trigger(&w, "9.9.9", "").await, Code::FailedPrecondition);
     assert!(
         s.message().contains("9.9.9") && s.message().contains("1.2.0"),
         "{s:?}"
@@ -281,7 +287,7 @@ async fn a_version_git_does_not_hold_is_refused() {
 #[tokio::test]
 async fn wrong_credentials_fail_clearly_and_never_show_the_token() {
     let w = world("not-the-token").await;
-    let s = expect_code(try_trigger(&w, "").await, Code::FailedPrecondition);
+    let s = expect_code(try_trigger(&w, "", "").await, Code::FailedPrecondition);
     assert!(s.message().contains("authentication failed"), "{s:?}");
     assert!(!s.message().contains("not-the-token"), "{s:?}");
     assert!(!s.message().contains(TOKEN), "{s:?}");
@@ -313,20 +319,6 @@ async fn a_target_without_a_git_source_fails_its_environment() {
     assert!(w.url.starts_with("http://"));
 }
 
-/// `TriggerRelease` of `parallel` for `shop` from `source_commit`.
-async fn trigger_at(w: &World, source_commit: &str) -> Res<pb::TriggerReleaseResponse> {
-    w.server
-        .releases()
-        .trigger_release(pb::TriggerReleaseRequest {
-            flow: "parallel".into(),
-            product: "shop".into(),
-            source_commit: source_commit.into(),
-            ..Default::default()
-        })
-        .await
-        .map(|r| r.into_inner())
-}
-
 #[tokio::test]
 async fn source_commit_promotes_an_older_commit_of_the_branch_only() {
     let w = world(TOKEN).await;
@@ -338,7 +330,7 @@ async fn source_commit_promotes_an_older_commit_of_the_branch_only() {
         &values("dev", "1.3.0"),
     );
     // An abbreviated id of the older commit: its version, its full id.
-    let r = trigger_at(&w, &old[..10])
+    let r = try_trigger(&w, "", &old[..10])
         .await
         .expect("trigger")
         .release
@@ -362,14 +354,17 @@ async fn source_commit_promotes_an_older_commit_of_the_branch_only() {
         "apps/dev/values.yaml",
         &values("dev", "6.6.6"),
     );
-    let s = expect_code(trigger_at(&w, &elsewhere).await, Code::FailedPrecondition);
+    let s = expect_code(
+        try_trigger(&w, "", &elsewhere).await,
+        Code::FailedPrecondition,
+    );
     assert!(s.message().contains("not on branch main"), "{s:?}");
     let s = expect_code(
-        trigger_at(&w, "0123456789abcdef").await,
+        try_trigger(&w, "", "0123456789abcdef").await,
         Code::FailedPrecondition,
     );
     assert!(s.message().contains("not found"), "{s:?}");
-    let s = expect_code(trigger_at(&w, "HEAD~1").await, Code::InvalidArgument);
+    let s = expect_code(try_trigger(&w, "", "HEAD~1").await, Code::InvalidArgument);
     assert!(s.message().contains("source_commit"), "{s:?}");
     let all = w
         .server
@@ -387,7 +382,7 @@ async fn source_commit_promotes_an_older_commit_of_the_branch_only() {
         }
     })
     .await;
-    let s = expect_code(trigger_at(&w, &old).await, Code::FailedPrecondition);
+    let s = expect_code(try_trigger(&w, "", &old).await, Code::FailedPrecondition);
     assert!(s.message().contains("do not promote through Git"), "{s:?}");
 }
 
