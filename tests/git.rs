@@ -52,6 +52,26 @@ async fn start() -> GitServer {
     GitServer::start(USER, TOKEN).await
 }
 
+/// `commit_and_push` into `apps/prod` on `main` of `url` for release
+/// `release`: what a COMMIT to prod does.
+async fn to_prod(
+    git: &Git,
+    url: &str,
+    message: &str,
+    release: &str,
+    edit: &(dyn Fn(&Files) -> Result<Writes, String> + Send + Sync),
+) -> Result<Pushed, GitError> {
+    git.commit_and_push(
+        url,
+        "main",
+        "apps/prod",
+        message,
+        &trailers(release, "prod"),
+        edit,
+    )
+    .await
+}
+
 fn trailers(release: &str, env: &str) -> Vec<(String, String)> {
     vec![
         ("Promoflow-Release".into(), release.into()),
@@ -117,17 +137,15 @@ async fn commit_changes_only_the_edited_file_and_carries_the_trailers() {
     let (git, _dir) = client(&server, Some(TOKEN)).await;
     let before = server.tip("app", "main");
 
-    let pushed = git
-        .commit_and_push(
-            &url,
-            "main",
-            "apps/prod",
-            "promote app 1.1.0 from qa to prod",
-            &trailers("r1", "prod"),
-            &set_tag("values.yaml", "1.1.0"),
-        )
-        .await
-        .unwrap();
+    let pushed = to_prod(
+        &git,
+        &url,
+        "promote app 1.1.0 from qa to prod",
+        "r1",
+        &set_tag("values.yaml", "1.1.0"),
+    )
+    .await
+    .unwrap();
     let Pushed::Committed { sha, files } = pushed else {
         panic!("expected a commit, got {pushed:?}");
     };
@@ -172,48 +190,17 @@ async fn a_second_run_adopts_the_commit_even_under_newer_commits() {
     let (git, _dir) = client(&server, Some(TOKEN)).await;
     let edit = set_tag("values.yaml", "1.1.0");
     let msg = "promote app 1.1.0 from qa to prod";
-    let Pushed::Committed { sha, .. } = git
-        .commit_and_push(
-            &url,
-            "main",
-            "apps/prod",
-            msg,
-            &trailers("r1", "prod"),
-            &edit,
-        )
-        .await
-        .unwrap()
-    else {
+    let Pushed::Committed { sha, .. } = to_prod(&git, &url, msg, "r1", &edit).await.unwrap() else {
         panic!("expected a commit");
     };
     // Someone commits on top (even undoing the change): the promotion of
     // r1 to prod happened once, and is not made again.
     server.commit_directly("app", "main", "apps/prod/values.yaml", PROD);
-    let again = git
-        .commit_and_push(
-            &url,
-            "main",
-            "apps/prod",
-            msg,
-            &trailers("r1", "prod"),
-            &edit,
-        )
-        .await
-        .unwrap();
+    let again = to_prod(&git, &url, msg, "r1", &edit).await.unwrap();
     assert_eq!(again, Pushed::Adopted { sha: sha.clone() });
     // A fresh process (empty cache) adopts it too.
     let (other, _dir2) = client(&server, Some(TOKEN)).await;
-    let again = other
-        .commit_and_push(
-            &url,
-            "main",
-            "apps/prod",
-            msg,
-            &trailers("r1", "prod"),
-            &edit,
-        )
-        .await
-        .unwrap();
+    let again = to_prod(&other, &url, msg, "r1", &edit).await.unwrap();
     assert_eq!(again, Pushed::Adopted { sha });
     assert_eq!(server.log("app", "main").len(), 3);
 }
@@ -224,31 +211,21 @@ async fn an_edit_that_changes_nothing_makes_no_commit() {
     let url = seed(&server);
     let (git, _dir) = client(&server, Some(TOKEN)).await;
     let tip = server.tip("app", "main");
-    let pushed = git
-        .commit_and_push(
-            &url,
-            "main",
-            "apps/prod",
-            "promote app 1.0.0 from qa to prod",
-            &trailers("r2", "prod"),
-            &set_tag("values.yaml", "1.0.0"),
-        )
-        .await
-        .unwrap();
+    let pushed = to_prod(
+        &git,
+        &url,
+        "promote app 1.0.0 from qa to prod",
+        "r2",
+        &set_tag("values.yaml", "1.0.0"),
+    )
+    .await
+    .unwrap();
     assert_eq!(pushed, Pushed::NoChanges { tip: tip.clone() });
     assert_eq!(server.tip("app", "main"), tip);
     assert_eq!(server.pushes("app"), 0);
 
     // An edit failing is the caller's error, unchanged.
-    let err = git
-        .commit_and_push(
-            &url,
-            "main",
-            "apps/prod",
-            "m",
-            &trailers("r2", "prod"),
-            &set_tag("missing.yaml", "1.0.0"),
-        )
+    let err = to_prod(&git, &url, "m", "r2", &set_tag("missing.yaml", "1.0.0"))
         .await
         .unwrap_err();
     assert_eq!(err, GitError::Edit("missing.yaml not found".into()));
@@ -270,15 +247,7 @@ async fn a_push_that_loses_the_race_reapplies_the_edit_on_the_new_tip() {
         calls.fetch_add(1, Ordering::SeqCst);
         inner(files)
     };
-    let pushed = git
-        .commit_and_push(
-            &url,
-            "main",
-            "apps/prod",
-            "promote app 1.1.0 from qa to prod",
-            &trailers("r1", "prod"),
-            &edit,
-        )
+    let pushed = to_prod(&git, &url, "promote app 1.1.0 from qa to prod", "r1", &edit)
         .await
         .unwrap();
     let Pushed::Committed { sha, .. } = pushed else {
@@ -393,16 +362,9 @@ async fn wrong_or_missing_credentials_fail_as_authentication_without_the_token()
         let errors = [
             git.tip(&url, "main").await.unwrap_err(),
             git.tip(&url, "").await.unwrap_err(),
-            git.commit_and_push(
-                &url,
-                "main",
-                "apps/prod",
-                "m",
-                &trailers("r1", "prod"),
-                &set_tag("values.yaml", "9.9.9"),
-            )
-            .await
-            .unwrap_err(),
+            to_prod(&git, &url, "m", "r1", &set_tag("values.yaml", "9.9.9"))
+                .await
+                .unwrap_err(),
         ];
         for e in errors {
             assert_eq!(e, GitError::Auth { host: host.clone() });
