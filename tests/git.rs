@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::git_server::GitServer;
-use promoflow::engine::git::{Credential, Files, Git, GitConfig, GitError, Pushed, Writes};
+use promoflow::engine::git::{Credential, EditFn, Files, Git, GitConfig, GitError, Pushed, Writes};
 
 const USER: &str = "promoflow-bot";
 const TOKEN: &str = "tok-5ecret-9d2f1a";
@@ -59,7 +59,7 @@ async fn to_prod(
     url: &str,
     message: &str,
     release: &str,
-    edit: &(dyn Fn(&Files) -> Result<Writes, String> + Send + Sync),
+    edit: &EditFn<'_>,
 ) -> Result<Pushed, GitError> {
     git.commit_and_push(
         url,
@@ -362,7 +362,7 @@ async fn wrong_or_missing_credentials_fail_as_authentication_without_the_token()
         let errors = [
             git.tip(&url, "main").await.unwrap_err(),
             git.tip(&url, "").await.unwrap_err(),
-            to_prod(&git, &url, "m", "r1", &set_tag("values.yaml", "9.9.9"))
+            to_prod(git, &url, "m", "r1", &set_tag("values.yaml", "9.9.9"))
                 .await
                 .unwrap_err(),
         ];
