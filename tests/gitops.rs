@@ -574,3 +574,51 @@ async fn kill_9_between_push_and_success_commits_once() {
         assert_eq!(n, 1, "{e}");
     }
 }
+
+/// A Codefresh PromotionFlow as its documentation writes them
+/// (`policy.action: commit`), imported as is, promotes through Git.
+#[tokio::test]
+async fn an_imported_codefresh_flow_with_action_commit_promotes() {
+    let w = world(TOKEN).await;
+    let yaml = "apiVersion: codefresh.io/v1beta1
+kind: PromotionFlow
+metadata:
+  name: global-parallel-flow
+spec:
+  triggerEnvironment: dev
+  steps:
+    - environment: qa
+      dependsOn:
+        - dev
+      policy:
+        action: commit
+    - environment: prod
+      dependsOn:
+        - qa
+      policy:
+        action: commit
+";
+    w.server
+        .flows()
+        .import_flow(pb::ImportFlowRequest {
+            yaml: yaml.into(),
+            replace: false,
+        })
+        .await
+        .expect("import");
+    let r = trigger_flow(&w.server, "global-parallel-flow", "shop", "").await;
+    let done = wait_final(&w.server, &r.id).await;
+    assert_eq!(status(&done), pb::ReleaseStatus::Succeeded, "{done:?}");
+    for e in ["qa", "prod"] {
+        assert_eq!(
+            w.git.read("apps", "main", &format!("apps/{e}/values.yaml")),
+            values(e, "1.2.0"),
+            "{e}"
+        );
+    }
+    assert_eq!(
+        w.git.read("apps", "main", "apps/prod-eu/values.yaml"),
+        values("prod-eu", "1.0.0"),
+        "not in the flow"
+    );
+}
