@@ -298,14 +298,10 @@ impl Engine {
         let Some(source) = &app.source else {
             return Ok(None);
         };
-        promote::resolve(
-            &self.inner.git,
-            app,
-            source,
-            product.promotion_template.as_ref(),
-        )
-        .await
-        .map(Some)
+        let template = self.inner.store.product_template(product).await?;
+        promote::resolve(&self.inner.git, app, source, template.as_ref())
+            .await
+            .map(Some)
     }
 
     /// Applies `change` to the freshly loaded release and persists it,
