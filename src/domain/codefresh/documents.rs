@@ -173,13 +173,13 @@ metadata:
         assert_eq!(
             got,
             [
-                (3, 13, Kind::PromotionTemplate, "base"),
+                (3, 12, Kind::PromotionTemplate, "base"),
                 (2, 9, Kind::PromotionFlow, "to-prod"),
                 (1, 3, Kind::Product, "shop"),
             ]
         );
         assert!(docs[2].text.starts_with("apiVersion: codefresh.io/v1beta2\n"));
-        assert_eq!(docs[0].label(), "document 3 (PromotionTemplate base, line 13)");
+        assert_eq!(docs[0].label(), "document 3 (PromotionTemplate base, line 12)");
     }
 
     #[test]

@@ -408,3 +408,203 @@ struct SourceDocument<'a> {
     #[serde(skip_serializing_if = "no_text")]
     path: &'a str,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::catalog::validate_product;
+    use crate::domain::flow::testing::fields;
+    use crate::domain::promotion::normalize_json_path;
+
+    /// The example of Codefresh's "Product YAML" page. It sets both a
+    /// template reference and an inline template, which promoflow refuses
+    /// at validation (one or the other).
+    const DOCS_EXAMPLE: &str = r#"
+apiVersion: codefresh.io/v1beta1
+kind: Product
+metadata:
+  name: helm-guestbook #name of product
+spec:
+  promotionTemplateRef: gs-promotion-template  #reference to predefined promotion template; optional if using inline template
+  promotionTemplate:  # custom inline promotion template; optional if using predefined promotion template
+    versionSource:
+      file: version.yaml
+      jsonPath: $.appVersionInline
+    promotion:
+      Chart.yaml:
+        jsonPaths:
+          - $.appVersion
+          - $.version
+          - $.dependencies
+      version.yaml:
+        jsonPaths:
+          - $.appVersionInline
+      values.yaml:
+        jsonPaths:
+          - $..image
+      requirements.yaml:
+        jsonPaths:
+          - "$.dependencies"
+  promotionFlows:  # orchestration flow to promote product across environments; first flow that matches gitTriggerSelectors is selected
+    - name: to-prod
+      gitTriggerSelectors:
+        - key: commitMessage
+          operator: In
+          values:
+            - "*deploy*"
+    - name: demo
+      gitTriggerSelectors:
+        - key: gitRevision
+          operator: In
+          values:
+            - "hotfix"
+"#;
+
+    fn import(text: &str) -> Product {
+        from_yaml(text).unwrap_or_else(|v| panic!("import failed: {v:#?}"))
+    }
+
+    /// Validation as the API runs it, with every environment existing.
+    fn validate(p: &mut Product) -> Vec<String> {
+        validate_product(p, &|_| true, &normalize_json_path)
+            .0
+            .into_iter()
+            .map(|v| v.field)
+            .collect()
+    }
+
+    #[test]
+    fn the_documentation_example_round_trips() {
+        let p = import(DOCS_EXAMPLE);
+        assert_eq!(p.name, "helm-guestbook");
+        assert_eq!(p.promotion_template_ref, "gs-promotion-template");
+        let t = p.promotion_template.as_ref().expect("inline template");
+        assert_eq!(t.promotion.len(), 4);
+        assert_eq!(p.promotion_flows.len(), 2);
+        assert_eq!(p.promotion_flows[1].flow, "demo");
+        assert_eq!(
+            p.promotion_flows[1].selectors,
+            [TriggerSelector {
+                key: SelectorKey::GitRevision,
+                operator: SelectorOperator::In,
+                values: vec!["hotfix".into()],
+            }]
+        );
+        assert_eq!(p.concurrency, Concurrency::Queue);
+        let exported = to_yaml(&p);
+        assert!(exported.starts_with("apiVersion: codefresh.io/v1beta2\n"), "{exported}");
+        assert_eq!(import(&exported), p, "{exported}");
+        assert_eq!(to_yaml(&import(&exported)), exported);
+
+        // Both a reference and an inline template: one or the other.
+        assert_eq!(
+            validate(&mut p.clone()),
+            ["product.promotion_template_ref"]
+        );
+        let mut inline_only = p.clone();
+        inline_only.promotion_template_ref.clear();
+        assert!(validate(&mut inline_only).is_empty());
+        let mut ref_only = p;
+        ref_only.promotion_template = None;
+        assert!(validate(&mut ref_only).is_empty());
+    }
+
+    #[test]
+    fn applications_and_concurrency_travel_losslessly() {
+        let text = r#"apiVersion: codefresh.io/v1beta2
+kind: Product
+metadata:
+  name: shop
+  annotations:
+    description: the shop
+    promoflow.io/applications: |
+      - environment: dev
+        name: shop-dev
+        version: "1.2.0"
+        source:
+          repoURL: https://git.example.com/team/apps.git
+          targetRevision: main
+          path: apps/dev
+      - environment: prod
+        name: shop-prod
+spec:
+  promotionTemplateRef: base-helm
+  concurrency: terminate
+"#;
+        let mut p = import(text);
+        assert_eq!(p.description, "the shop");
+        assert_eq!(p.concurrency, Concurrency::Terminate);
+        assert_eq!(p.applications.len(), 2);
+        assert_eq!(
+            p.applications[0].source,
+            Some(GitSource {
+                repo_url: "https://git.example.com/team/apps.git".into(),
+                branch: "main".into(),
+                path: "apps/dev".into(),
+            })
+        );
+        assert_eq!(p.applications[0].version, "1.2.0");
+        assert_eq!(p.applications[1].source, None);
+        assert!(validate(&mut p).is_empty());
+        let exported = to_yaml(&p);
+        assert_eq!(exported, text, "the export is the document itself");
+        assert_eq!(import(&exported), p);
+    }
+
+    #[test]
+    fn unknown_fields_are_named_with_their_path() {
+        let text = r#"
+apiVersion: codefresh.io/v1beta1
+kind: Product
+metadata:
+  name: shop
+  namespace: gitops
+  annotations:
+    team: payments
+    promoflow.io/applications: |
+      - environment: dev
+        nme: shop-dev
+        source: {repoURL: /srv/apps.git, branch: main}
+spec:
+  concurrency: queue
+  promotionFlows:
+    - name: to-prod
+      selectors: []
+      gitTriggerSelectors:
+        - {key: author, operator: In, values: [me]}
+        - {key: gitRevision, operator: Like, values: [7]}
+  promotionTemplate:
+    versionSource: {file: Chart.yaml, jsonPath: $.version}
+    priority: 1
+"#;
+        let violations = from_yaml(text).expect_err("import should fail");
+        assert_eq!(
+            fields(&violations),
+            [
+                "metadata.namespace",
+                "metadata.annotations.team",
+                "metadata.annotations.promoflow.io/applications[0].nme",
+                "metadata.annotations.promoflow.io/applications[0].source.branch",
+                "metadata.annotations.promoflow.io/applications[0].name",
+                "spec.promotionTemplate.priority",
+                "spec.promotionFlows[0].selectors",
+                "spec.promotionFlows[0].gitTriggerSelectors[0].key",
+                "spec.promotionFlows[0].gitTriggerSelectors[1].operator",
+                "spec.promotionFlows[0].gitTriggerSelectors[1].values[0]",
+                "spec.concurrency",
+            ]
+        );
+        let concurrency = violations.last().expect("concurrency");
+        assert!(
+            concurrency.description.contains("codefresh.io/v1beta2"),
+            "{concurrency:?}"
+        );
+        let wrong = from_yaml("apiVersion: codefresh.io/v1\nkind: Flow\nmetadata: {name: x}\nspec: {}\n")
+            .expect_err("wrong version and kind");
+        assert_eq!(fields(&wrong), ["apiVersion", "kind"]);
+        assert_eq!(
+            wrong[0].description,
+            "must be codefresh.io/v1beta1 or codefresh.io/v1beta2, got \"codefresh.io/v1\""
+        );
+    }
+}

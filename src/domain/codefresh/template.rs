@@ -331,3 +331,157 @@ struct RequirementDocument<'a> {
     #[serde(skip_serializing_if = "super::no_items")]
     values: &'a [String],
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::flow::testing::fields;
+    use crate::domain::promotion::normalize_json_path;
+    use crate::domain::template::validate_named;
+
+    /// The example of Codefresh's "Promotion Template YAML" page.
+    pub(crate) const DOCS_EXAMPLE: &str = r#"
+apiVersion: codefresh.io/v1beta1
+kind: PromotionTemplate
+metadata:
+  name: base-helm                     # any valid k8s name
+spec:
+  applicationSourceSelector:
+    matchLabels:
+      codefresh.io/product: loans
+  priority: 1
+  versionSource:                      # get release version from this file
+    file: Chart.yaml
+    jsonPath: $appVersion
+  promotion:                         #  promote defined changes in files; leave empty to promote all changes
+    Chart.yaml:
+      jsonPaths:
+      - $.appVersion
+      - $.version
+      - $.dependencies
+    values.yaml:
+      jsonPaths:
+      - $..image
+    requirements.yaml:
+      jsonPaths:
+      - "$.dependencies"
+"#;
+
+    /// Import and validation, as ImportPromotionTemplate does them.
+    fn import(text: &str) -> NamedTemplate {
+        let mut t = from_yaml(text).unwrap_or_else(|v| panic!("import failed: {v:#?}"));
+        let v = validate_named("promotion_template", &mut t, &normalize_json_path);
+        assert!(v.is_empty(), "{:?}", v.0);
+        t
+    }
+
+    #[test]
+    fn the_documentation_example_round_trips() {
+        let t = import(DOCS_EXAMPLE);
+        assert_eq!(t.name, "base-helm");
+        assert_eq!(t.priority, 1);
+        assert_eq!(
+            t.selector.match_labels,
+            BTreeMap::from([("codefresh.io/product".to_owned(), "loans".to_owned())])
+        );
+        assert_eq!(
+            t.template.version_source,
+            Some(VersionSource {
+                file: "Chart.yaml".into(),
+                json_path: "$.appVersion".into(),
+            }),
+            "Codefresh's $appVersion shorthand is stored normalized"
+        );
+        let files: Vec<&str> = t.template.promotion.iter().map(|f| f.file.as_str()).collect();
+        assert_eq!(files, ["Chart.yaml", "requirements.yaml", "values.yaml"]);
+        assert_eq!(
+            t.template.promotion[0].json_paths,
+            ["$.appVersion", "$.version", "$.dependencies"]
+        );
+        let exported = to_yaml(&t);
+        assert_eq!(import(&exported), t, "{exported}");
+        assert_eq!(to_yaml(&import(&exported)), exported);
+    }
+
+    #[test]
+    fn export_is_a_valid_codefresh_template() {
+        let t = NamedTemplate {
+            name: "plain".into(),
+            description: "the whole values file".into(),
+            template: PromotionTemplate {
+                version_source: None,
+                promotion: vec![PromotedFile {
+                    file: "values.yaml".into(),
+                    json_paths: vec!["*".into()],
+                }],
+            },
+            selector: LabelSelector {
+                match_labels: BTreeMap::new(),
+                match_expressions: vec![LabelRequirement {
+                    key: "team".into(),
+                    operator: LabelOperator::Exists,
+                    values: vec![],
+                }],
+            },
+            ..NamedTemplate::default()
+        };
+        let expected = r#"apiVersion: codefresh.io/v1beta1
+kind: PromotionTemplate
+metadata:
+  name: plain
+  annotations:
+    description: the whole values file
+spec:
+  applicationSourceSelector:
+    matchExpressions:
+      - key: team
+        operator: Exists
+  priority: 0
+  promotion:
+    values.yaml:
+      jsonPaths:
+        - "*"
+"#;
+        assert_eq!(to_yaml(&t), expected);
+        assert_eq!(import(expected), t);
+    }
+
+    #[test]
+    fn unknown_fields_and_bad_values_are_named() {
+        let text = "
+apiVersion: codefresh.io/v1beta1
+kind: PromotionTemplate
+metadata:
+  name: t
+  labels: {a: b}
+  annotations: {owner: me}
+spec:
+  priority: high
+  applicationSourceSelector:
+    matchExpressions:
+      - {key: a, operator: Maybe}
+  versionSource: {file: Chart.yaml, jsonpath: $.x}
+  promotion:
+    values.yaml:
+      jsonPath: [$.x]
+  promote: {}
+";
+        let violations = from_yaml(text).expect_err("import should fail");
+        assert_eq!(
+            fields(&violations),
+            [
+                "metadata.labels",
+                "metadata.annotations.owner",
+                "spec.promote",
+                "spec.applicationSourceSelector.matchExpressions[0].operator",
+                "spec.priority",
+                "spec.versionSource.jsonpath",
+                "spec.versionSource.jsonPath",
+                "spec.promotion.values.yaml.jsonPath",
+                "spec.promotion.values.yaml.jsonPaths",
+            ]
+        );
+        let v1 = from_yaml(&DOCS_EXAMPLE.replace("v1beta1", "v1beta2")).expect_err("version");
+        assert_eq!(fields(&v1), ["apiVersion"]);
+    }
+}
