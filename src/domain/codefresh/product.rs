@@ -321,8 +321,11 @@ impl Reader {
                 branch: self
                     .string(&join(&source_path, "targetRevision"), s.get("targetRevision"))
                     .unwrap_or_default(),
+                // One spelling for the application's directory, as the API
+                // stores it: no trailing '/'.
                 path: self
                     .string(&join(&source_path, "path"), s.get("path"))
+                    .map(|p| p.trim_end_matches('/').to_owned())
                     .unwrap_or_default(),
             });
         Some(Application {
