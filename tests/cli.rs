@@ -1300,14 +1300,21 @@ spec:
     );
     let p = get_product(&server, "demo").await.expect("product");
     assert_eq!(
-        (p.promotion_template_ref.as_str(), p.promotion_flows[0].flow.as_str()),
+        (
+            p.promotion_template_ref.as_str(),
+            p.promotion_flows[0].flow.as_str()
+        ),
         ("tag", "quick")
     );
 
     // `product apply` takes only products; a broken document stops the run.
-    let again = cli(&server, &["product", "apply", "-f", path]).await.failed();
+    let again = cli(&server, &["product", "apply", "-f", path])
+        .await
+        .failed();
     assert!(
-        again.stderr.contains("is not applied by `promoflow product apply`"),
+        again
+            .stderr
+            .contains("is not applied by `promoflow product apply`"),
         "{}",
         again.all()
     );
@@ -1322,14 +1329,17 @@ spec:
     .await
     .failed();
     assert!(
-        run.stdout.contains("promotion template tag applied (version 2)"),
+        run.stdout
+            .contains("promotion template tag applied (version 2)"),
         "{}",
         run.all()
     );
     assert!(
-        run.stderr
-            .contains("document 2 (Product demo, line 10) failed (the document before it was applied)")
-            && run.stderr.contains("spec.promotionFlow: unknown field `promotionFlow`"),
+        run.stderr.contains(
+            "document 2 (Product demo, line 10) failed (the document before it was applied)"
+        ) && run
+            .stderr
+            .contains("spec.promotionFlow: unknown field `promotionFlow`"),
         "{}",
         run.all()
     );

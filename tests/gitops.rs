@@ -291,12 +291,10 @@ async fn a_named_template_is_resolved_when_a_release_is_triggered() {
 
     // The template now reads the version from a key dev does not have: the
     // next trigger resolves the new template and says so.
-    let mut t = get_template(&w.server, "image-tag").await.expect("template");
-    if let Some(vs) = t
-        .template
-        .as_mut()
-        .and_then(|t| t.version_source.as_mut())
-    {
+    let mut t = get_template(&w.server, "image-tag")
+        .await
+        .expect("template");
+    if let Some(vs) = t.template.as_mut().and_then(|t| t.version_source.as_mut()) {
         vs.json_path = "$.image.missing".into();
     }
     let version = t.version;
@@ -304,10 +302,7 @@ async fn a_named_template_is_resolved_when_a_release_is_triggered() {
         .await
         .expect("update template");
     let refused = expect_code(try_trigger(&w, "").await, Code::FailedPrecondition);
-    assert!(
-        refused.message().contains("$.image.missing"),
-        "{refused:?}"
-    );
+    assert!(refused.message().contains("$.image.missing"), "{refused:?}");
     expect_code(
         delete_template(&w.server, "image-tag", 0).await,
         Code::FailedPrecondition,

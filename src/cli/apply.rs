@@ -106,7 +106,12 @@ async fn apply_one(ctx: &Ctx, doc: &Document) -> Result<Applied, CliError> {
                 .flow
                 .unwrap_or_default();
             Applied {
-                line: format!("flow {} {} (version {})", f.name, verb(f.version), f.version),
+                line: format!(
+                    "flow {} {} (version {})",
+                    f.name,
+                    verb(f.version),
+                    f.version
+                ),
                 value: to_value(&f)?,
             }
         }

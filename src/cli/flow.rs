@@ -7,11 +7,11 @@ use clap::{ArgGroup, Args, Subcommand, ValueEnum};
 
 use super::apply::{apply, read};
 use super::client::{CmdResult, Ctx, all_pages, fail, key_value};
-use crate::domain::codefresh::documents::Kind;
 use super::output::{
     self, Output, fields, out, outln, print_done, print_list, print_one, print_value, table,
     to_value,
 };
+use crate::domain::codefresh::documents::Kind;
 use crate::proto::v1 as pb;
 use crate::proto::v1::flow_edit::{
     AddEnvironments, Edit, RemoveEnvironment, SetDependencies, SetPolicy, SetSettings,

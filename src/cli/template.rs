@@ -79,7 +79,14 @@ pub async fn run(ctx: &Ctx, cmd: TemplateCommand) -> CmdResult {
                 ctx.output,
                 &all,
                 &["name", "version source", "files", "description"],
-                |t| vec![t.name.clone(), version_source(t), files(t), t.description.clone()],
+                |t| {
+                    vec![
+                        t.name.clone(),
+                        version_source(t),
+                        files(t),
+                        t.description.clone(),
+                    ]
+                },
             )?;
         }
         TemplateCommand::Delete { name } => {

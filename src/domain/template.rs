@@ -136,10 +136,7 @@ fn validate_selector(v: &mut Violations, field: &str, s: &LabelSelector) {
                 values,
                 format!("{} needs at least one value", e.operator.as_str()),
             ),
-            (false, false) => v.push(
-                values,
-                format!("{} takes no values", e.operator.as_str()),
-            ),
+            (false, false) => v.push(values, format!("{} takes no values", e.operator.as_str())),
             _ if e.values.len() > MAX_COLLECTION => {
                 v.push(values, format!("has more than {MAX_COLLECTION} entries"))
             }

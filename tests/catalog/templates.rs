@@ -37,7 +37,9 @@ fn product_using(name: &str, template: &str) -> pb::Product {
 #[tokio::test]
 async fn templates_have_crud_with_versions() {
     let server = TestServer::start().await;
-    let t = create_template(&server, tag_template("tag")).await.expect("create");
+    let t = create_template(&server, tag_template("tag"))
+        .await
+        .expect("create");
     assert_eq!(t.version, 1);
     let vs = t.template.as_ref().and_then(|t| t.version_source.as_ref());
     assert_eq!(
@@ -53,7 +55,11 @@ async fn templates_have_crud_with_versions() {
         .await
         .expect("second");
     let page = list_templates(&server, 0, "").await.expect("list");
-    let names: Vec<&str> = page.promotion_templates.iter().map(|t| t.name.as_str()).collect();
+    let names: Vec<&str> = page
+        .promotion_templates
+        .iter()
+        .map(|t| t.name.as_str())
+        .collect();
     assert_eq!(names, ["another", "tag"]);
 
     let mut changed = t.clone();
@@ -61,7 +67,10 @@ async fn templates_have_crud_with_versions() {
     let updated = update_template(&server, changed.clone(), 1)
         .await
         .expect("update");
-    assert_eq!((updated.version, updated.description.as_str()), (2, "changed"));
+    assert_eq!(
+        (updated.version, updated.description.as_str()),
+        (2, "changed")
+    );
     expect_code(update_template(&server, changed, 1).await, Code::Aborted);
     assert_eq!(get_template(&server, "tag").await.expect("get").version, 2);
 
@@ -93,7 +102,9 @@ async fn templates_have_crud_with_versions() {
     );
     expect_code(get_template(&server, "bad").await, Code::NotFound);
 
-    delete_template(&server, "another", 0).await.expect("delete");
+    delete_template(&server, "another", 0)
+        .await
+        .expect("delete");
     expect_code(get_template(&server, "another").await, Code::NotFound);
     expect_code(delete_template(&server, "tag", 1).await, Code::Aborted);
 }
@@ -110,7 +121,9 @@ async fn products_refer_to_templates_that_exist_and_keep_them() {
         violations(&missing)[0].1.contains("\"tag\" does not exist"),
         "{missing:?}"
     );
-    create_template(&server, tag_template("tag")).await.expect("template");
+    create_template(&server, tag_template("tag"))
+        .await
+        .expect("template");
     let mut both = product_using("shop", "tag");
     both.promotion_template = tag_template("x").template;
     expect_invalid(
@@ -125,14 +138,23 @@ async fn products_refer_to_templates_that_exist_and_keep_them() {
         .await
         .expect("second product");
 
-    let refused = expect_code(delete_template(&server, "tag", 0).await, Code::FailedPrecondition);
+    let refused = expect_code(
+        delete_template(&server, "tag", 0).await,
+        Code::FailedPrecondition,
+    );
     assert_message_names(&refused, &["tag", "cart", "shop"]);
 
     // Once no product refers to it, it can go.
     for name in ["shop", "cart"] {
         change_product(&server, name, |p| p.promotion_template_ref.clear()).await;
     }
-    assert_eq!(get_product(&server, "shop").await.expect("get").promotion_template_ref, "");
+    assert_eq!(
+        get_product(&server, "shop")
+            .await
+            .expect("get")
+            .promotion_template_ref,
+        ""
+    );
     delete_template(&server, "tag", 0).await.expect("delete");
 }
 
@@ -209,7 +231,9 @@ async fn codefresh_yaml_imports_and_exports_losslessly() {
         &["product.promotion_template_ref"],
     );
     assert!(
-        violations(&early)[0].1.contains("\"base-helm\" does not exist"),
+        violations(&early)[0]
+            .1
+            .contains("\"base-helm\" does not exist"),
         "{early:?}"
     );
     let t = products
@@ -278,7 +302,9 @@ async fn codefresh_yaml_imports_and_exports_losslessly() {
         &["yaml"],
     );
     assert!(
-        violations(&refused)[0].1.starts_with("spec.concurrency: is a field of codefresh.io/v1beta2"),
+        violations(&refused)[0]
+            .1
+            .starts_with("spec.concurrency: is a field of codefresh.io/v1beta2"),
         "{refused:?}"
     );
     let p = products
@@ -327,7 +353,9 @@ async fn codefresh_yaml_imports_and_exports_losslessly() {
         &["yaml"],
     );
     assert!(
-        violations(&bad)[0].1.starts_with("spec.concurency: unknown field `concurency`"),
+        violations(&bad)[0]
+            .1
+            .starts_with("spec.concurency: unknown field `concurency`"),
         "{bad:?}"
     );
     let after = get_product(&server, "loans").await.expect("get");

@@ -46,7 +46,9 @@ pub fn named_template_out(t: NamedTemplate) -> pb::NamedPromotionTemplate {
 /// Decodes a named template, collecting decoding violations (unknown or
 /// missing operators) in `v`; the handler validates the result.
 pub fn named_template_in(v: &mut Violations, t: &pb::NamedPromotionTemplate) -> NamedTemplate {
-    let selector = t.application_source_selector.as_ref().map(|s| LabelSelector {
+    let selector =
+        t.application_source_selector.as_ref().map(|s| {
+            LabelSelector {
         match_labels: s
             .match_labels
             .iter()
@@ -77,7 +79,8 @@ pub fn named_template_in(v: &mut Violations, t: &pb::NamedPromotionTemplate) -> 
                 })
             })
             .collect(),
-    });
+    }
+        });
     NamedTemplate {
         name: t.name.clone(),
         description: t.description.clone(),

@@ -80,10 +80,8 @@ pub fn split(text: &str) -> Result<Vec<Document>, String> {
     let mut start = 1;
     for (i, line) in text.split_inclusive('\n').enumerate() {
         let bare = line.trim_end_matches(['\n', '\r']);
-        let marker = bare == "---"
-            || bare.starts_with("--- ")
-            || bare.starts_with("---\t")
-            || bare == "...";
+        let marker =
+            bare == "---" || bare.starts_with("--- ") || bare.starts_with("---\t") || bare == "...";
         if marker {
             pieces.push((start, std::mem::take(&mut current)));
             start = i + 2;
@@ -178,8 +176,15 @@ metadata:
                 (1, 3, Kind::Product, "shop"),
             ]
         );
-        assert!(docs[2].text.starts_with("apiVersion: codefresh.io/v1beta2\n"));
-        assert_eq!(docs[0].label(), "document 3 (PromotionTemplate base, line 12)");
+        assert!(
+            docs[2]
+                .text
+                .starts_with("apiVersion: codefresh.io/v1beta2\n")
+        );
+        assert_eq!(
+            docs[0].label(),
+            "document 3 (PromotionTemplate base, line 12)"
+        );
     }
 
     #[test]
@@ -187,7 +192,10 @@ metadata:
         let e = split("kind: PromotionFlow\n---\nkind: Secret\n").expect_err("kind");
         assert!(e.starts_with("document 2 (line 3): kind \"Secret\""), "{e}");
         let e = split("kind: Product\n---\na: [\n").expect_err("yaml");
-        assert!(e.starts_with("document 2 (line 3): not a valid YAML"), "{e}");
+        assert!(
+            e.starts_with("document 2 (line 3): not a valid YAML"),
+            "{e}"
+        );
         assert!(split("# nothing\n---\n").is_err());
     }
 }

@@ -136,8 +136,6 @@ pub fn max_yaml_len(limits: Limits) -> usize {
     MAX_YAML_LEN.saturating_mul(scale(limits))
 }
 
-
-
 impl Reader {
     fn document(&mut self, document: &Value) -> FlowSpec {
         let Some(root) = self.object(DOCUMENT, document, Some(ROOT_FIELDS)) else {
@@ -255,7 +253,6 @@ impl Reader {
             on_fail: hook("onFail"),
         }
     }
-
 
     /// A whole, non-negative number of minutes, returned in seconds.
     fn minutes(&mut self, path: &str, value: Option<&Value>) -> Option<u64> {

@@ -16,9 +16,7 @@ pub mod flow;
 pub mod product;
 pub mod template;
 
-pub use flow::{
-    API_VERSION, KIND, from_yaml, from_yaml_with_limits, max_yaml_len, to_yaml,
-};
+pub use flow::{API_VERSION, KIND, from_yaml, from_yaml_with_limits, max_yaml_len, to_yaml};
 
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -240,7 +238,11 @@ impl Reader {
 
     /// `apiVersion`, which must be one of `accepted`; `None` when missing or
     /// another one (reported).
-    fn api_version(&mut self, value: Option<&Value>, accepted: &[&'static str]) -> Option<&'static str> {
+    fn api_version(
+        &mut self,
+        value: Option<&Value>,
+        accepted: &[&'static str],
+    ) -> Option<&'static str> {
         let found = self.required_string("apiVersion", value);
         if found.is_empty() {
             return None;

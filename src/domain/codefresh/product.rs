@@ -59,8 +59,7 @@ use super::{
 };
 use crate::domain::Violation;
 use crate::domain::catalog::{
-    Application, Concurrency, Product, ProductFlow, SelectorKey, SelectorOperator,
-    TriggerSelector,
+    Application, Concurrency, Product, ProductFlow, SelectorKey, SelectorOperator, TriggerSelector,
 };
 use crate::domain::gitops::GitSource;
 
@@ -102,8 +101,11 @@ pub fn to_yaml(p: &Product) -> String {
         annotations.insert(DESCRIPTION_ANNOTATION, p.description.clone());
     }
     if !p.applications.is_empty() {
-        let apps: Vec<ApplicationDocument> =
-            p.applications.iter().map(ApplicationDocument::from).collect();
+        let apps: Vec<ApplicationDocument> = p
+            .applications
+            .iter()
+            .map(ApplicationDocument::from)
+            .collect();
         annotations.insert(APPLICATIONS_ANNOTATION, write(&apps));
     }
     write(&Document {
@@ -152,10 +154,8 @@ impl Reader {
         let Some(root) = self.object(DOCUMENT, document, Some(ROOT_FIELDS)) else {
             return Product::default();
         };
-        let api_version = self.api_version(
-            root.get("apiVersion"),
-            &[API_VERSION_V1BETA1, API_VERSION],
-        );
+        let api_version =
+            self.api_version(root.get("apiVersion"), &[API_VERSION_V1BETA1, API_VERSION]);
         self.expect_literal("kind", root.get("kind"), KIND);
         let (name, mut annotations) = resource_metadata(
             self,
@@ -164,7 +164,9 @@ impl Reader {
         );
         let mut p = Product {
             name,
-            description: annotations.remove(DESCRIPTION_ANNOTATION).unwrap_or_default(),
+            description: annotations
+                .remove(DESCRIPTION_ANNOTATION)
+                .unwrap_or_default(),
             ..Product::default()
         };
         if let Some(apps) = annotations.remove(APPLICATIONS_ANNOTATION) {
@@ -188,7 +190,10 @@ impl Reader {
             )
             .map(|body| self.template_body("spec.promotionTemplate", body));
         p.promotion_template_ref = self
-            .string("spec.promotionTemplateRef", spec.get("promotionTemplateRef"))
+            .string(
+                "spec.promotionTemplateRef",
+                spec.get("promotionTemplateRef"),
+            )
             .unwrap_or_default();
         p.promotion_flows = self
             .list("spec.promotionFlows", spec.get("promotionFlows"))
@@ -200,11 +205,7 @@ impl Reader {
         p
     }
 
-    fn concurrency(
-        &mut self,
-        spec: &Map<String, Value>,
-        api_version: Option<&str>,
-    ) -> Concurrency {
+    fn concurrency(&mut self, spec: &Map<String, Value>, api_version: Option<&str>) -> Concurrency {
         let path = "spec.concurrency";
         let Some(value) = self.string(path, spec.get("concurrency")) else {
             return Concurrency::default();
@@ -319,7 +320,10 @@ impl Reader {
             .map(|s| GitSource {
                 repo_url: self.required_string(&join(&source_path, "repoURL"), s.get("repoURL")),
                 branch: self
-                    .string(&join(&source_path, "targetRevision"), s.get("targetRevision"))
+                    .string(
+                        &join(&source_path, "targetRevision"),
+                        s.get("targetRevision"),
+                    )
                     .unwrap_or_default(),
                 // One spelling for the application's directory, as the API
                 // stores it: no trailing '/'.
@@ -495,15 +499,15 @@ spec:
         );
         assert_eq!(p.concurrency, Concurrency::Queue);
         let exported = to_yaml(&p);
-        assert!(exported.starts_with("apiVersion: codefresh.io/v1beta2\n"), "{exported}");
+        assert!(
+            exported.starts_with("apiVersion: codefresh.io/v1beta2\n"),
+            "{exported}"
+        );
         assert_eq!(import(&exported), p, "{exported}");
         assert_eq!(to_yaml(&import(&exported)), exported);
 
         // Both a reference and an inline template: one or the other.
-        assert_eq!(
-            validate(&mut p.clone()),
-            ["product.promotion_template_ref"]
-        );
+        assert_eq!(validate(&mut p.clone()), ["product.promotion_template_ref"]);
         let mut inline_only = p.clone();
         inline_only.promotion_template_ref.clear();
         assert!(validate(&mut inline_only).is_empty());
@@ -602,8 +606,9 @@ spec:
             concurrency.description.contains("codefresh.io/v1beta2"),
             "{concurrency:?}"
         );
-        let wrong = from_yaml("apiVersion: codefresh.io/v1\nkind: Flow\nmetadata: {name: x}\nspec: {}\n")
-            .expect_err("wrong version and kind");
+        let wrong =
+            from_yaml("apiVersion: codefresh.io/v1\nkind: Flow\nmetadata: {name: x}\nspec: {}\n")
+                .expect_err("wrong version and kind");
         assert_eq!(fields(&wrong), ["apiVersion", "kind"]);
         assert_eq!(
             wrong[0].description,

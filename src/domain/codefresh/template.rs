@@ -105,7 +105,9 @@ impl Reader {
             resource_metadata(self, root.get("metadata"), &[DESCRIPTION_ANNOTATION]);
         let mut t = NamedTemplate {
             name,
-            description: annotations.remove(DESCRIPTION_ANNOTATION).unwrap_or_default(),
+            description: annotations
+                .remove(DESCRIPTION_ANNOTATION)
+                .unwrap_or_default(),
             ..NamedTemplate::default()
         };
         let Some(spec) = root.get("spec") else {
@@ -128,7 +130,11 @@ impl Reader {
 
     /// `versionSource` and `promotion` of `body` (a template's spec, or a
     /// product's inline `promotionTemplate`) at `path`.
-    pub(super) fn template_body(&mut self, path: &str, body: &Map<String, Value>) -> PromotionTemplate {
+    pub(super) fn template_body(
+        &mut self,
+        path: &str,
+        body: &Map<String, Value>,
+    ) -> PromotionTemplate {
         let vs_path = join(path, "versionSource");
         let version_source = self
             .optional_object(&vs_path, body.get("versionSource"), VERSION_SOURCE_FIELDS)
@@ -392,7 +398,12 @@ spec:
             }),
             "Codefresh's $appVersion shorthand is stored normalized"
         );
-        let files: Vec<&str> = t.template.promotion.iter().map(|f| f.file.as_str()).collect();
+        let files: Vec<&str> = t
+            .template
+            .promotion
+            .iter()
+            .map(|f| f.file.as_str())
+            .collect();
         assert_eq!(files, ["Chart.yaml", "requirements.yaml", "values.yaml"]);
         assert_eq!(
             t.template.promotion[0].json_paths,
