@@ -109,6 +109,9 @@ pub fn split(text: &str) -> Result<Vec<Document>, String> {
             continue;
         }
         let index = documents.len() + 1;
+        // Only the kind and name are read here, on the client, which does
+        // not know the server's step limit: the budget is 64 times the
+        // default one, and the server applies its own limits on import.
         let value = parse(&text, MAX_YAML_LEN.saturating_mul(64), 64).map_err(|e| {
             let why = e.first().map(|x| x.description.as_str()).unwrap_or("");
             format!("document {index} (line {line}): {why}")
