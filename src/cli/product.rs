@@ -465,12 +465,23 @@ fn flow_names(p: &pb::Product) -> String {
         .join(",")
 }
 
+/// What the product's Git promotions move: a named template, an inline
+/// one, or every file.
+fn template(p: &pb::Product) -> String {
+    match (&p.promotion_template_ref, &p.promotion_template) {
+        (name, _) if !name.is_empty() => name.clone(),
+        (_, Some(_)) => "inline".into(),
+        (_, None) => "-".into(),
+    }
+}
+
 fn describe(p: &pb::Product) -> String {
     let head = fields(&[
         ("name", p.name.clone()),
         ("description", p.description.clone()),
         ("concurrency", output::concurrency(p.concurrency)),
         ("flows", flow_names(p)),
+        ("template", template(p)),
         ("version", p.version.to_string()),
         ("updated", output::time(p.update_time.as_ref())),
     ]);
