@@ -1248,3 +1248,104 @@ fn every_command_has_an_example() {
     }
     assert!(missing.is_empty(), "no example in --help of: {missing:?}");
 }
+
+/// One file of a product, the flow it triggers and the template it names,
+/// written in the wrong order: `flow apply` applies the template, then the
+/// flow, then the product, one line each. A file whose second document is
+/// broken stops there, naming it, after applying the first.
+#[tokio::test(flavor = "multi_thread")]
+async fn flow_apply_takes_a_multi_document_file_in_dependency_order() {
+    let server = TestServer::start().await;
+    for env in ["dev", "qa"] {
+        cli(&server, &["env", "create", env]).await.ok();
+    }
+    let product = r#"apiVersion: codefresh.io/v1beta2
+kind: Product
+metadata:
+  name: demo
+  annotations:
+    promoflow.io/applications: |
+      - {environment: dev, name: demo-dev, version: "1.0.0"}
+      - {environment: qa, name: demo-qa}
+spec:
+  promotionTemplateRef: tag
+  promotionFlows:
+    - name: quick
+"#;
+    let template = r#"apiVersion: codefresh.io/v1beta1
+kind: PromotionTemplate
+metadata:
+  name: tag
+spec:
+  applicationSourceSelector: {}
+  priority: 0
+  versionSource: {file: values.yaml, jsonPath: $.image.tag}
+"#;
+    let file = yaml_file(&format!(
+        "{product}---\n{}---\n{template}",
+        flow_yaml("quick", "")
+    ));
+    let path = file.path().to_str().expect("path");
+    let run = cli(&server, &["flow", "apply", "-f", path]).await.ok();
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "promotion template tag created (version 1)",
+            "flow quick created (version 1)",
+            "product demo created (version 1, 2 applications)",
+        ],
+        "{}",
+        run.all()
+    );
+    let p = get_product(&server, "demo").await.expect("product");
+    assert_eq!(
+        (
+            p.promotion_template_ref.as_str(),
+            p.promotion_flows[0].flow.as_str()
+        ),
+        ("tag", "quick")
+    );
+
+    // `product apply` takes only products; a broken document stops the run.
+    let again = cli(&server, &["product", "apply", "-f", path])
+        .await
+        .failed();
+    assert!(
+        again
+            .stderr
+            .contains("is not applied by `promoflow product apply`"),
+        "{}",
+        again.all()
+    );
+    let broken = yaml_file(&format!(
+        "{template}---\n{}",
+        product.replace("promotionFlows:", "promotionFlow:")
+    ));
+    let run = cli(
+        &server,
+        &["flow", "apply", "-f", broken.path().to_str().expect("path")],
+    )
+    .await
+    .failed();
+    assert!(
+        run.stdout
+            .contains("promotion template tag applied (version 2)"),
+        "{}",
+        run.all()
+    );
+    assert!(
+        run.stderr.contains(
+            "document 2 (Product demo, line 10) failed (the document before it was applied)"
+        ) && run
+            .stderr
+            .contains("spec.promotionFlow: unknown field `promotionFlow`"),
+        "{}",
+        run.all()
+    );
+    assert_eq!(
+        get_product(&server, "demo").await.expect("product").version,
+        1,
+        "the broken product changed nothing"
+    );
+}

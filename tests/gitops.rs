@@ -622,3 +622,64 @@ spec:
         "not in the flow"
     );
 }
+
+/// A product that names a template (`promotion_template_ref`) instead of
+/// holding one promotes that template's values: the version is read from
+/// its version source and only the tag moves (copying whole files, what a
+/// product without a template does, would bring dev's comments and replica
+/// count along). Editing the template afterwards changes the next release.
+#[tokio::test]
+async fn a_named_template_is_resolved_when_a_release_is_triggered() {
+    let w = world(TOKEN).await;
+    let inline = get_product(&w.server, "shop")
+        .await
+        .expect("product")
+        .promotion_template;
+    create_template(
+        &w.server,
+        pb::NamedPromotionTemplate {
+            name: "image-tag".into(),
+            template: inline,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("create template");
+    change_product(&w.server, "shop", |p| {
+        p.promotion_template = None;
+        p.promotion_template_ref = "image-tag".into();
+    })
+    .await;
+
+    let r = trigger_flow(&w.server, "parallel", "shop", "").await;
+    assert_eq!(r.version, "1.2.0", "read through the named template");
+    let done = wait_final(&w.server, &r.id).await;
+    assert_eq!(status(&done), pb::ReleaseStatus::Succeeded, "{done:?}");
+    for env in ["qa", "prod", "prod-eu", "prod-asia"] {
+        assert_eq!(
+            w.git
+                .read("apps", "main", &format!("apps/{env}/values.yaml")),
+            values(env, "1.2.0"),
+            "{env}: only the tag moved"
+        );
+    }
+
+    // The template now reads the version from a key dev does not have: the
+    // next trigger resolves the new template and says so.
+    let mut t = get_template(&w.server, "image-tag")
+        .await
+        .expect("template");
+    if let Some(vs) = t.template.as_mut().and_then(|t| t.version_source.as_mut()) {
+        vs.json_path = "$.image.missing".into();
+    }
+    let version = t.version;
+    update_template(&w.server, t, version)
+        .await
+        .expect("update template");
+    let refused = expect_code(try_trigger(&w, "", "").await, Code::FailedPrecondition);
+    assert!(refused.message().contains("$.image.missing"), "{refused:?}");
+    expect_code(
+        delete_template(&w.server, "image-tag", 0).await,
+        Code::FailedPrecondition,
+    );
+}

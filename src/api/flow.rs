@@ -4,11 +4,11 @@ use tonic::{Request, Response, Status};
 
 use super::convert::flow::{
     edit_violations, edits_in, flow_out, flow_violation_out, merge_violations, plan_out, spec_in,
-    under_flow, yaml_violations,
+    under_flow,
 };
 use super::{
     Ctx, check, check_name_field, check_release_id, expected_version, optional_expected_version,
-    optional_version, required,
+    optional_version, required, yaml_violations,
 };
 use crate::domain::edit;
 use crate::domain::flow::{self, FlowSpec, Plan};

@@ -7,6 +7,7 @@ pub mod environment;
 pub mod flow;
 pub mod product;
 pub mod release;
+pub mod template;
 pub mod workflow;
 
 pub use convert::*;

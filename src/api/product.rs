@@ -6,10 +6,11 @@ use tonic::{Request, Response, Status};
 
 use super::convert::catalog::{application_out, commit_in, product_in, product_out};
 use super::convert::release::release_out;
+use super::template;
 use super::{Ctx, check, check_name_field, expected_version, optional_expected_version, required};
 use crate::domain::Violations;
 use crate::domain::catalog;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::proto::v1 as pb;
 use crate::proto::v1::product_service_server::ProductService;
 use crate::store::PageRequest;
@@ -27,7 +28,7 @@ impl ProductApi {
 /// Validates a decoded product, including that every application's
 /// environment and every promotion flow exists (looked up in one query
 /// each); violations are collected in `v`.
-async fn check_product(
+pub(super) async fn check_product(
     ctx: &Ctx,
     v: &mut Violations,
     product: &mut catalog::Product,
@@ -76,6 +77,17 @@ async fn check_product(
             if !v.0.iter().any(|x| x.field == field) {
                 v.push(field, why);
             }
+        }
+    }
+    let template = &product.promotion_template_ref;
+    if crate::domain::is_dns_label(template) {
+        match ctx.store.get_template(template).await {
+            Ok(_) => {}
+            Err(Error::NotFound(_)) => v.push(
+                "product.promotion_template_ref",
+                format!("promotion template {template:?} does not exist"),
+            ),
+            Err(e) => return Err(e),
         }
     }
     for (i, f) in product.promotion_flows.iter().enumerate() {
@@ -200,5 +212,86 @@ impl ProductService for ProductApi {
             application: Some(application_out(app)),
             release: release.map(release_out),
         }))
+    }
+
+    async fn import_product(
+        &self,
+        request: Request<pb::ImportProductRequest>,
+    ) -> Result<Response<pb::ImportProductResponse>, Status> {
+        Ok(Response::new(
+            template::import_product(&self.ctx, request.into_inner()).await?,
+        ))
+    }
+
+    async fn export_product(
+        &self,
+        request: Request<pb::ExportProductRequest>,
+    ) -> Result<Response<pb::ExportProductResponse>, Status> {
+        Ok(Response::new(
+            template::export_product(&self.ctx, request.into_inner()).await?,
+        ))
+    }
+
+    async fn create_promotion_template(
+        &self,
+        request: Request<pb::CreatePromotionTemplateRequest>,
+    ) -> Result<Response<pb::CreatePromotionTemplateResponse>, Status> {
+        Ok(Response::new(
+            template::create(&self.ctx, request.into_inner()).await?,
+        ))
+    }
+
+    async fn get_promotion_template(
+        &self,
+        request: Request<pb::GetPromotionTemplateRequest>,
+    ) -> Result<Response<pb::GetPromotionTemplateResponse>, Status> {
+        Ok(Response::new(
+            template::get(&self.ctx, request.into_inner()).await?,
+        ))
+    }
+
+    async fn list_promotion_templates(
+        &self,
+        request: Request<pb::ListPromotionTemplatesRequest>,
+    ) -> Result<Response<pb::ListPromotionTemplatesResponse>, Status> {
+        Ok(Response::new(
+            template::list(&self.ctx, request.into_inner()).await?,
+        ))
+    }
+
+    async fn update_promotion_template(
+        &self,
+        request: Request<pb::UpdatePromotionTemplateRequest>,
+    ) -> Result<Response<pb::UpdatePromotionTemplateResponse>, Status> {
+        Ok(Response::new(
+            template::update(&self.ctx, request.into_inner()).await?,
+        ))
+    }
+
+    async fn delete_promotion_template(
+        &self,
+        request: Request<pb::DeletePromotionTemplateRequest>,
+    ) -> Result<Response<pb::DeletePromotionTemplateResponse>, Status> {
+        Ok(Response::new(
+            template::delete(&self.ctx, request.into_inner()).await?,
+        ))
+    }
+
+    async fn import_promotion_template(
+        &self,
+        request: Request<pb::ImportPromotionTemplateRequest>,
+    ) -> Result<Response<pb::ImportPromotionTemplateResponse>, Status> {
+        Ok(Response::new(
+            template::import(&self.ctx, request.into_inner()).await?,
+        ))
+    }
+
+    async fn export_promotion_template(
+        &self,
+        request: Request<pb::ExportPromotionTemplateRequest>,
+    ) -> Result<Response<pb::ExportPromotionTemplateResponse>, Status> {
+        Ok(Response::new(
+            template::export(&self.ctx, request.into_inner()).await?,
+        ))
     }
 }

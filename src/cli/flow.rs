@@ -5,11 +5,13 @@ use std::process::ExitCode;
 
 use clap::{ArgGroup, Args, Subcommand, ValueEnum};
 
-use super::client::{CliError, CmdResult, Ctx, all_pages, fail, key_value};
+use super::apply::{apply, read};
+use super::client::{CmdResult, Ctx, all_pages, fail, key_value};
 use super::output::{
     self, Output, fields, out, outln, print_done, print_list, print_one, print_value, table,
     to_value,
 };
+use crate::domain::codefresh::documents::Kind;
 use crate::proto::v1 as pb;
 use crate::proto::v1::flow_edit::{
     AddEnvironments, Edit, RemoveEnvironment, SetDependencies, SetPolicy, SetSettings,
@@ -18,9 +20,12 @@ use crate::proto::v1::flow_edit::{
 
 #[derive(Debug, Subcommand)]
 pub enum FlowCommand {
-    /// Create or update a flow from a Codefresh `PromotionFlow` YAML file.
+    /// Create or update flows from a Codefresh YAML file: `PromotionFlow`
+    /// documents, and `PromotionTemplate` and `Product` ones in the same file
+    /// (`---` between documents; applied templates first, then flows, then
+    /// products).
     #[command(
-        after_help = "Example:\n  promoflow flow apply -f promotion-flow.yaml\n  cat flow.yaml | promoflow flow apply -f -"
+        after_help = "Examples:\n  promoflow flow apply -f promotion-flow.yaml\n  cat flow.yaml | promoflow flow apply -f -\n  promoflow flow apply -f gitops.yaml   (templates, flows and products together)"
     )]
     Apply {
         /// The YAML file (`-` reads standard input).
@@ -147,35 +152,17 @@ pub enum Format {
     Dot,
 }
 
-fn read(file: &str) -> Result<String, CliError> {
-    let text = if file == "-" {
-        std::io::read_to_string(std::io::stdin())
-    } else {
-        std::fs::read_to_string(file)
-    };
-    text.map_err(|e| CliError::Message(format!("cannot read {file}: {e}")))
-}
-
 pub async fn run(ctx: &Ctx, cmd: FlowCommand) -> CmdResult {
     let mut client = ctx.flows();
     match cmd {
         FlowCommand::Apply { file } => {
-            let flow = client
-                .import_flow(pb::ImportFlowRequest {
-                    yaml: read(&file)?,
-                    replace: true,
-                })
-                .await?
-                .into_inner()
-                .flow
-                .unwrap_or_default();
-            print_one(ctx.output, &flow, |f| {
-                if f.version == 1 {
-                    format!("flow {} created (version 1)", f.name)
-                } else {
-                    format!("flow {} applied (version {})", f.name, f.version)
-                }
-            })?;
+            apply(
+                ctx,
+                &file,
+                &[Kind::PromotionTemplate, Kind::PromotionFlow, Kind::Product],
+                "flow",
+            )
+            .await?;
         }
         FlowCommand::Get { name, version } => {
             if ctx.output == Output::Yaml {

@@ -2,6 +2,7 @@
 //! commands, one module per command group. [`client`] holds what they share
 //! (connection, error display), [`output`] tables and JSON/YAML.
 
+pub mod apply;
 pub mod bench;
 pub mod client;
 pub mod demo;
@@ -10,6 +11,7 @@ pub mod flow;
 pub mod output;
 pub mod product;
 pub mod release;
+pub mod template;
 pub mod watch;
 pub mod workflow;
 
@@ -65,6 +67,12 @@ pub enum Command {
         after_help = "Example:\n  promoflow product create demo --app dev=demo-dev@1.0.0 --app qa=demo-qa --app prod=demo-prod"
     )]
     Product(product::ProductCommand),
+    /// Named promotion templates (Codefresh `PromotionTemplate`): apply YAML, get, list, delete.
+    #[command(
+        subcommand,
+        after_help = "Example:\n  promoflow template apply -f promotion-template.yaml"
+    )]
+    Template(template::TemplateCommand),
     /// Workflows (HTTP call, wait, approval, command): create, get, list, update, delete.
     #[command(
         subcommand,
@@ -170,6 +178,9 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Env(cmd) => client(&args, |ctx| async move { env::run(&ctx, cmd).await }).await,
         Command::Product(cmd) => {
             client(&args, |ctx| async move { product::run(&ctx, cmd).await }).await
+        }
+        Command::Template(cmd) => {
+            client(&args, |ctx| async move { template::run(&ctx, cmd).await }).await
         }
         Command::Workflow(cmd) => {
             client(&args, |ctx| async move { workflow::run(&ctx, cmd).await }).await

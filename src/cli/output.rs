@@ -72,7 +72,8 @@ named!(
     Flow,
     Release,
     ValidateFlowResponse,
-    Application
+    Application,
+    NamedPromotionTemplate
 );
 
 /// `msg` as a JSON value in the protobuf JSON mapping.

@@ -8,10 +8,22 @@ use super::client::{CmdResult, Ctx, all_pages, fail, update_failed, version};
 use super::output::{
     self, Output, fields, outln, print_done, print_list, print_one, print_value, table, to_value,
 };
+use crate::domain::codefresh::documents::Kind;
 use crate::proto::v1 as pb;
 
 #[derive(Debug, Subcommand)]
 pub enum ProductCommand {
+    /// Create or update products from a Codefresh `Product` YAML file (several
+    /// documents may be separated by `---`; applications travel in the
+    /// `promoflow.io/applications` annotation, see the README).
+    #[command(
+        after_help = "Example:\n  promoflow product apply -f product.yaml\n  cat product.yaml | promoflow product apply -f -"
+    )]
+    Apply {
+        /// The YAML file (`-` reads standard input).
+        #[arg(short, long)]
+        file: String,
+    },
     /// Create a product with one application per environment.
     #[command(
         after_help = "Example:\n  promoflow product create demo --app dev=demo-dev@1.0.0 --app qa=demo-qa --app prod=demo-prod --flow sequential"
@@ -124,6 +136,9 @@ fn application(s: &str) -> Result<pb::Application, String> {
 pub async fn run(ctx: &Ctx, cmd: ProductCommand) -> CmdResult {
     let mut client = ctx.products();
     match cmd {
+        ProductCommand::Apply { file } => {
+            super::apply::apply(ctx, &file, &[Kind::Product], "product").await?;
+        }
         ProductCommand::Create {
             name,
             description,
@@ -450,12 +465,23 @@ fn flow_names(p: &pb::Product) -> String {
         .join(",")
 }
 
+/// What the product's Git promotions move: a named template, an inline
+/// one, or every file.
+fn template(p: &pb::Product) -> String {
+    match (&p.promotion_template_ref, &p.promotion_template) {
+        (name, _) if !name.is_empty() => name.clone(),
+        (_, Some(_)) => "inline".into(),
+        (_, None) => "-".into(),
+    }
+}
+
 fn describe(p: &pb::Product) -> String {
     let head = fields(&[
         ("name", p.name.clone()),
         ("description", p.description.clone()),
         ("concurrency", output::concurrency(p.concurrency)),
         ("flows", flow_names(p)),
+        ("template", template(p)),
         ("version", p.version.to_string()),
         ("updated", output::time(p.update_time.as_ref())),
     ]);

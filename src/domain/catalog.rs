@@ -143,6 +143,8 @@ pub struct Product {
     /// What Git promotions write; `None`: every file of the trigger
     /// application's directory, whole.
     pub promotion_template: Option<PromotionTemplate>,
+    /// A named template used instead of `promotion_template`; empty: none.
+    pub promotion_template_ref: String,
     pub meta: Meta,
 }
 
@@ -273,6 +275,19 @@ pub fn validate_product(
         check_text(&mut v, &format!("{f}.version"), &app.version);
         if let Some(source) = &app.source {
             super::gitops::validate_source(&mut v, &format!("{f}.source"), source);
+        }
+    }
+    if !p.promotion_template_ref.is_empty() {
+        check_name(
+            &mut v,
+            "product.promotion_template_ref",
+            &p.promotion_template_ref,
+        );
+        if p.promotion_template.is_some() {
+            v.push(
+                "product.promotion_template_ref",
+                "set either promotion_template or promotion_template_ref, not both",
+            );
         }
     }
     if let Some(t) = &mut p.promotion_template {

@@ -313,15 +313,10 @@ impl Engine {
             }
             return Ok(None);
         };
-        promote::resolve(
-            &self.inner.git,
-            app,
-            source,
-            product.promotion_template.as_ref(),
-            at,
-        )
-        .await
-        .map(Some)
+        let template = self.inner.store.product_template(product).await?;
+        promote::resolve(&self.inner.git, app, source, template.as_ref(), at)
+            .await
+            .map(Some)
     }
 
     /// Applies `change` to the freshly loaded release and persists it,

@@ -185,10 +185,28 @@ fn product_from(m: product::Model, apps: Vec<application::Model>) -> Result<Prod
             .ok_or_else(|| Error::Internal(format!("stored concurrency {:?}", m.concurrency)))?,
         promotion_flows: from_json(&m.promotion_flows)?,
         promotion_template: m.promotion_template.as_deref().map(from_json).transpose()?,
+        promotion_template_ref: m.promotion_template_ref.unwrap_or_default(),
         meta: meta(m.version, m.create_time, m.update_time),
         applications,
         name: m.name,
         description: m.description,
+    })
+}
+
+/// The stored form of the product's template reference: NULL for none, so
+/// the foreign key only applies to real names.
+fn template_ref(p: &Product) -> Option<String> {
+    (!p.promotion_template_ref.is_empty()).then(|| p.promotion_template_ref.clone())
+}
+
+/// The API checked that the product's template exists; one deleted since
+/// then surfaces as a foreign-key violation.
+fn template_gone(e: &sea_orm::DbErr, p: &Product) -> Option<Error> {
+    super::templates::is_foreign_key(e).then(|| {
+        Error::FailedPrecondition(format!(
+            "promotion template {:?} of product {:?} was deleted concurrently; retry",
+            p.promotion_template_ref, p.name
+        ))
     })
 }
 
@@ -279,6 +297,7 @@ impl Store {
             concurrency: Set(p.concurrency.as_str().to_string()),
             promotion_flows: Set(to_json(&p.promotion_flows)?),
             promotion_template: Set(p.promotion_template.as_ref().map(to_json).transpose()?),
+            promotion_template_ref: Set(template_ref(p)),
             version: Set(1),
             create_time: Set(t),
             update_time: Set(t),
@@ -286,7 +305,10 @@ impl Store {
         product::Entity::insert(model)
             .exec_without_returning(&txn)
             .await
-            .map_err(|e| map_unique(e, || format!("product {:?} already exists", p.name)))?;
+            .map_err(|e| match template_gone(&e, p) {
+                Some(gone) => gone,
+                None => map_unique(e, || format!("product {:?} already exists", p.name)),
+            })?;
         insert_applications(&txn, p, t).await?;
         txn.commit().await?;
         self.get_product(&p.name).await
@@ -326,6 +348,7 @@ impl Store {
             concurrency: Set(p.concurrency.as_str().to_string()),
             promotion_flows: Set(to_json(&p.promotion_flows)?),
             promotion_template: Set(p.promotion_template.as_ref().map(to_json).transpose()?),
+            promotion_template_ref: Set(template_ref(p)),
             update_time: Set(t),
             ..Default::default()
         };
@@ -337,7 +360,11 @@ impl Store {
             expected,
             model,
         )
-        .await?;
+        .await
+        .map_err(|e| match &e {
+            Error::Database(db) => template_gone(db, p).unwrap_or(e),
+            _ => e,
+        })?;
         let old = load_applications(&txn, std::slice::from_ref(&p.name))
             .await?
             .remove(&p.name)

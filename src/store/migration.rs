@@ -16,7 +16,11 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(InitialSchema), Box::new(GitSources)]
+        vec![
+            Box::new(InitialSchema),
+            Box::new(GitSources),
+            Box::new(PromotionTemplates),
+        ]
     }
 }
 
@@ -332,6 +336,57 @@ impl MigrationTrait for GitSources {
             )
             .await?;
         }
+        Ok(())
+    }
+}
+
+/// Named promotion templates (Codefresh's `PromotionTemplate`) and the
+/// products' references to them.
+struct PromotionTemplates;
+
+/// Named by hand, as [`GitSources`].
+impl MigrationName for PromotionTemplates {
+    fn name(&self) -> &str {
+        "m0003_promotion_templates"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for PromotionTemplates {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table("promotion_templates")
+                .col(string("name").primary_key())
+                .col(text("description"))
+                .col(text("spec"))
+                .col(text("selector"))
+                .col(big_integer("priority"))
+                .col(big_integer("version"))
+                .col(timestamp_with_time_zone("create_time"))
+                .col(timestamp_with_time_zone("update_time"))
+                .to_owned(),
+        )
+        .await?;
+        // A foreign key, so a template cannot be deleted from under a
+        // product even by a delete racing the product's update. sea-query
+        // cannot add a foreign key to an existing SQLite table, but both
+        // backends accept this one statement (SQLite allows REFERENCES on
+        // an added column whose default is NULL).
+        m.get_connection()
+            .execute_unprepared(
+                "ALTER TABLE products ADD COLUMN promotion_template_ref varchar NULL \
+                 REFERENCES promotion_templates (name) ON DELETE RESTRICT",
+            )
+            .await?;
+        m.create_index(
+            Index::create()
+                .name("products_by_promotion_template")
+                .table("products")
+                .col("promotion_template_ref")
+                .to_owned(),
+        )
+        .await?;
         Ok(())
     }
 }

@@ -12,6 +12,7 @@ pub(crate) mod migration;
 pub mod notify;
 mod page;
 pub mod releases;
+pub mod templates;
 mod versioned;
 
 use std::time::Duration;

@@ -19,6 +19,7 @@ use tonic::{Code, Status};
 
 mod environments;
 mod products;
+mod templates;
 mod workflows;
 
 // ------------------------------------------------------------------ helpers

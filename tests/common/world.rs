@@ -107,6 +107,15 @@ crud! {
 }
 
 crud! {
+    products.promotion_template: NamedPromotionTemplate,
+    create_template = create_promotion_template(CreatePromotionTemplateRequest),
+    get_template = get_promotion_template(GetPromotionTemplateRequest),
+    update_template = update_promotion_template(UpdatePromotionTemplateRequest),
+    delete_template = delete_promotion_template(DeletePromotionTemplateRequest),
+    list_templates = list_promotion_templates(ListPromotionTemplatesRequest) -> ListPromotionTemplatesResponse,
+}
+
+crud! {
     workflows.workflow: Workflow,
     create_wf = create_workflow(CreateWorkflowRequest),
     get_wf = get_workflow(GetWorkflowRequest),

@@ -299,7 +299,7 @@ fn source_in(s: &pb::GitSource) -> GitSource {
     }
 }
 
-fn template_out(t: PromotionTemplate) -> pb::PromotionTemplate {
+pub fn template_out(t: PromotionTemplate) -> pb::PromotionTemplate {
     pb::PromotionTemplate {
         version_source: t.version_source.map(|v| pb::VersionSource {
             file: v.file,
@@ -316,7 +316,7 @@ fn template_out(t: PromotionTemplate) -> pb::PromotionTemplate {
     }
 }
 
-fn template_in(t: &pb::PromotionTemplate) -> PromotionTemplate {
+pub fn template_in(t: &pb::PromotionTemplate) -> PromotionTemplate {
     PromotionTemplate {
         version_source: t.version_source.as_ref().map(|v| VersionSource {
             file: v.file.clone(),
@@ -340,6 +340,7 @@ pub fn product_out(p: catalog::Product) -> pb::Product {
         applications: p.applications.into_iter().map(application_out).collect(),
         concurrency: pb::Concurrency::from(p.concurrency) as i32,
         promotion_template: p.promotion_template.map(template_out),
+        promotion_template_ref: p.promotion_template_ref,
         promotion_flows: p
             .promotion_flows
             .into_iter()
@@ -419,6 +420,7 @@ pub fn product_in(v: &mut Violations, p: &pb::Product) -> catalog::Product {
         concurrency,
         promotion_flows,
         promotion_template: p.promotion_template.as_ref().map(template_in),
+        promotion_template_ref: p.promotion_template_ref.clone(),
         meta: Meta::default(),
     }
 }

@@ -285,23 +285,6 @@ pub fn edit_violations(violations: Vec<Violation>) -> Error {
     )
 }
 
-/// ImportFlow's contract: every problem of the document is on field `yaml`,
-/// the description naming its path inside the document.
-pub fn yaml_violations(violations: Vec<Violation>) -> Error {
-    Error::invalid(
-        violations
-            .into_iter()
-            .map(|x| {
-                if x.field == "yaml" {
-                    Violation::new("yaml", x.description)
-                } else {
-                    Violation::new("yaml", format!("{}: {}", x.field, x.description))
-                }
-            })
-            .collect(),
-    )
-}
-
 pub fn flow_violation_out(x: Violation) -> pb::FlowViolation {
     pb::FlowViolation {
         field: x.field,

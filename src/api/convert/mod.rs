@@ -10,6 +10,7 @@
 pub mod catalog;
 pub mod flow;
 pub mod release;
+pub mod template;
 pub mod text;
 
 pub use text::*;
@@ -18,7 +19,7 @@ use std::time::Duration;
 
 use prost_types::Timestamp;
 
-use crate::domain::Violations;
+use crate::domain::{Violation, Violations};
 use crate::error::{Error, Result};
 
 pub fn timestamp(t: Option<chrono::DateTime<chrono::Utc>>) -> Option<Timestamp> {
@@ -110,4 +111,22 @@ pub fn optional_version(version: i64) -> Result<i64> {
     } else {
         Ok(version)
     }
+}
+
+/// The contract of every Import RPC (flows, products, templates): each
+/// problem of the document is on field `yaml`, the description naming its
+/// path inside the document.
+pub fn yaml_violations(violations: Vec<Violation>) -> Error {
+    Error::invalid(
+        violations
+            .into_iter()
+            .map(|x| {
+                if x.field == "yaml" {
+                    Violation::new("yaml", x.description)
+                } else {
+                    Violation::new("yaml", format!("{}: {}", x.field, x.description))
+                }
+            })
+            .collect(),
+    )
 }

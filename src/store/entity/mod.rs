@@ -9,6 +9,7 @@ pub mod flow;
 pub mod flow_version;
 pub mod idempotency_key;
 pub mod product;
+pub mod promotion_template;
 pub mod release;
 pub mod step_run;
 pub mod workflow;

@@ -17,6 +17,8 @@ pub struct Model {
     /// JSON `PromotionTemplate`; NULL: none.
     #[sea_orm(column_type = "Text", nullable)]
     pub promotion_template: Option<String>,
+    /// Name of a row of `promotion_templates` (a foreign key); NULL: none.
+    pub promotion_template_ref: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -75,25 +75,18 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use super::flow::{
+use super::{DOCUMENT, MAX_YAML_LEN, Reader, join, parse, type_of, write};
+use crate::domain::Violation;
+use crate::domain::flow::{
     Action, DESCRIPTION_ANNOTATION, FlowSpec, Hooks, Limits, MAX_STEPS, Policy, Step,
 };
-use super::{Violation, Violations};
 
 /// The only `apiVersion` accepted and produced.
 pub const API_VERSION: &str = "codefresh.io/v1beta1";
 /// The only `kind` accepted and produced.
 pub const KIND: &str = "PromotionFlow";
-/// Largest document accepted with the default API limits, in bytes: far
-/// above any flow within them, small enough to parse in milliseconds. A
-/// larger step limit allows proportionally more (see [`max_yaml_len`]).
-pub const MAX_YAML_LEN: usize = 1024 * 1024;
-
-/// Field path used for problems with the document as a whole.
-const DOCUMENT: &str = "yaml";
-
 const ROOT_FIELDS: &[&str] = &["apiVersion", "kind", "metadata", "spec"];
 const METADATA_FIELDS: &[&str] = &["name", "annotations"];
 const SPEC_FIELDS: &[&str] = &[
@@ -119,7 +112,7 @@ pub fn from_yaml(text: &str) -> Result<FlowSpec, Vec<Violation>> {
 /// parser's budget grow with `limits.max_steps` (never below those of the
 /// default limits). The steps themselves are counted by validation.
 pub fn from_yaml_with_limits(text: &str, limits: Limits) -> Result<FlowSpec, Vec<Violation>> {
-    let document = parse(text, limits)?;
+    let document = parse(text, max_yaml_len(limits), scale(limits))?;
     let mut r = Reader::default();
     let spec = r.document(&document);
     r.v.finish().map(|()| spec)
@@ -128,15 +121,7 @@ pub fn from_yaml_with_limits(text: &str, limits: Limits) -> Result<FlowSpec, Vec
 /// Writes `spec` as a Codefresh `PromotionFlow` document. Deterministic:
 /// the same spec always gives the same text.
 pub fn to_yaml(spec: &FlowSpec) -> String {
-    let document = Document::from(spec);
-    let mut options = serde_saphyr::SerializerOptions::default();
-    // Indent list items under their key, as the Codefresh examples do.
-    options.compact_list_indent = false;
-    serde_saphyr::to_string_with_options(&document, options)
-        // Unreachable for a tree of strings, lists and integers; if the YAML
-        // writer ever refuses one, JSON is valid YAML and imports the same.
-        .or_else(|_| serde_json::to_string_pretty(&document))
-        .unwrap_or_default()
+    write(&Document::from(spec))
 }
 
 /// `limits.max_steps` in multiples of [`MAX_STEPS`], rounded up and at
@@ -149,67 +134,6 @@ fn scale(limits: Limits) -> usize {
 /// [`MAX_YAML_LEN`] for the default limits and smaller ones.
 pub fn max_yaml_len(limits: Limits) -> usize {
     MAX_YAML_LEN.saturating_mul(scale(limits))
-}
-
-fn parse(text: &str, limits: Limits) -> Result<Value, Vec<Violation>> {
-    let violation = |description: String| vec![Violation::new(DOCUMENT, description)];
-    let max_len = max_yaml_len(limits);
-    if text.len() > max_len {
-        return Err(violation(format!(
-            "at most {max_len} bytes, got {}",
-            text.len()
-        )));
-    }
-    if text.trim().is_empty() {
-        return Err(violation("is empty".to_owned()));
-    }
-    let mut options = serde_saphyr::Options::default();
-    // YAML 1.2 booleans only: `no`, `on`, `y` are environment names, not false/true.
-    options.strict_booleans = true;
-    // `007` and `1_000` are names too, not numbers.
-    options.leading_zero_numbers_as_strings = true;
-    options.underscored_numbers_as_strings = true;
-    // One line for an RPC error message, without a source snippet.
-    options.with_snippet = false;
-    // A flow at the API limits is about 20 events and nodes per step, nested
-    // six deep; anything far beyond that (an alias bomb, say) is refused
-    // before it costs real time. The counts grow with the step limit.
-    let scale = scale(limits);
-    let mut budget = serde_saphyr::Budget::default();
-    budget.max_events = scale.saturating_mul(100_000);
-    budget.max_nodes = scale.saturating_mul(100_000);
-    budget.max_aliases = scale.saturating_mul(1_000);
-    budget.max_depth = 32;
-    options.budget = Some(budget);
-    options.alias_limits.max_total_replayed_events = scale.saturating_mul(100_000);
-    serde_saphyr::from_str_with_options(text, options)
-        .map_err(|e| violation(format!("not a valid YAML document: {e}")))
-}
-
-/// Walks the parsed document, collecting violations as it goes.
-#[derive(Default)]
-struct Reader {
-    v: Violations,
-}
-
-fn join(parent: &str, key: &str) -> String {
-    if parent.is_empty() {
-        key.to_owned()
-    } else {
-        format!("{parent}.{key}")
-    }
-}
-
-/// How a value is described in a message.
-fn type_of(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "nothing",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "a mapping",
-    }
 }
 
 impl Reader {
@@ -327,104 +251,6 @@ impl Reader {
             on_start: hook("onStart"),
             on_success: hook("onSuccess"),
             on_fail: hook("onFail"),
-        }
-    }
-
-    /// `value` as a mapping; with `allowed`, every other key is reported as
-    /// unknown (keys come sorted, so the report is stable).
-    fn object<'v>(
-        &mut self,
-        path: &str,
-        value: &'v Value,
-        allowed: Option<&[&str]>,
-    ) -> Option<&'v Map<String, Value>> {
-        let Value::Object(map) = value else {
-            self.v
-                .push(path, format!("must be a mapping, got {}", type_of(value)));
-            return None;
-        };
-        if let Some(allowed) = allowed {
-            for key in map.keys().filter(|key| !allowed.contains(&key.as_str())) {
-                let expected = allowed
-                    .iter()
-                    .map(|k| format!("`{k}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                let field = if path == DOCUMENT {
-                    key.clone()
-                } else {
-                    join(path, key)
-                };
-                self.v.push(
-                    field,
-                    format!("unknown field `{key}`, expected one of {expected}"),
-                );
-            }
-        }
-        Some(map)
-    }
-
-    /// An optional mapping: absent and `null` are `None` without complaint.
-    fn optional_object<'v>(
-        &mut self,
-        path: &str,
-        value: Option<&'v Value>,
-        allowed: &[&str],
-    ) -> Option<&'v Map<String, Value>> {
-        match value {
-            None | Some(Value::Null) => None,
-            Some(value) => self.object(path, value, Some(allowed)),
-        }
-    }
-
-    /// An optional list: absent and `null` are empty.
-    fn list<'v>(&mut self, path: &str, value: Option<&'v Value>) -> &'v [Value] {
-        match value {
-            None | Some(Value::Null) => &[],
-            Some(Value::Array(items)) => items,
-            Some(other) => {
-                self.v
-                    .push(path, format!("must be a list, got {}", type_of(other)));
-                &[]
-            }
-        }
-    }
-
-    /// An optional string: absent and `null` are `None`.
-    fn string(&mut self, path: &str, value: Option<&Value>) -> Option<String> {
-        match value {
-            None | Some(Value::Null) => None,
-            Some(Value::String(text)) => Some(text.clone()),
-            Some(other @ (Value::Number(_) | Value::Bool(_))) => {
-                self.v.push(
-                    path,
-                    format!("must be a string, got {}: put it in quotes", type_of(other)),
-                );
-                None
-            }
-            Some(other) => {
-                self.v
-                    .push(path, format!("must be a string, got {}", type_of(other)));
-                None
-            }
-        }
-    }
-
-    fn required_string(&mut self, path: &str, value: Option<&Value>) -> String {
-        match value {
-            None | Some(Value::Null) => {
-                self.v.push(path, "is required");
-                String::new()
-            }
-            Some(_) => self.string(path, value).unwrap_or_default(),
-        }
-    }
-
-    fn expect_literal(&mut self, path: &str, value: Option<&Value>, expected: &str) {
-        let found = self.required_string(path, value);
-        if !found.is_empty() && found != expected {
-            self.v
-                .push(path, format!("must be {expected}, got {found:?}"));
         }
     }
 
