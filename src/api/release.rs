@@ -62,6 +62,7 @@ impl ReleaseService for ReleaseApi {
                 request_id: req.request_id,
                 initiator: req.initiator,
                 message: req.message,
+                source_commit: String::new(),
             })
             .await?;
         Ok(Response::new(pb::TriggerReleaseResponse {

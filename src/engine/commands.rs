@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::store::flows::StoredFlow;
 use crate::store::now;
 use crate::store::releases::{Created, Deployment};
+use crate::store::watches::Seen;
 
 use super::{Engine, MAX_CONFLICT_RETRIES, promote};
 
@@ -35,7 +36,21 @@ pub struct TriggerRequest {
     pub request_id: String,
     pub initiator: String,
     pub message: String,
+    /// The trigger application's commit to promote; empty: its branch tip.
+    pub source_commit: String,
 }
+
+/// Who reported a deployment.
+#[derive(Clone, Copy)]
+enum Via<'a> {
+    /// `ReportDeployment`.
+    Report,
+    /// The Git poller saw the commit; its watch advances with the record.
+    Git(Seen<'a>),
+}
+
+/// The initiator of releases the Git poller starts.
+pub(crate) const GIT_POLL_INITIATOR: &str = "git-poll";
 
 impl Engine {
     /// Records a deployment and, when one of the product's promotion flows
@@ -53,7 +68,7 @@ impl Engine {
         let store = &self.inner.store;
         if request_id.is_empty() {
             return self
-                .report_once(product, environment, version, commit)
+                .report_once(product, environment, version, commit, Via::Report)
                 .await;
         }
         let hash = serde_json::json!([product, environment, version, commit]).to_string();
@@ -67,7 +82,7 @@ impl Engine {
             return Ok((app, release));
         }
         match self
-            .report_once(product, environment, version, commit)
+            .report_once(product, environment, version, commit, Via::Report)
             .await
         {
             Ok((app, release)) => {
@@ -85,6 +100,22 @@ impl Engine {
         }
     }
 
+    /// A deployment the Git poller saw at `commit` (see `poller`): recorded
+    /// and triggered like a report, with `seen` advanced in the same
+    /// transaction. `ALREADY_EXISTS` when the commit was handled already
+    /// (by another replica): nothing was written.
+    pub(crate) async fn report_from_git(
+        &self,
+        product: &str,
+        environment: &str,
+        version: &str,
+        commit: &Commit,
+        seen: Seen<'_>,
+    ) -> Result<(Application, Option<Release>)> {
+        self.report_once(product, environment, version, Some(commit), Via::Git(seen))
+            .await
+    }
+
     /// One deployment report. The version is recorded in the same
     /// transaction as the release it triggers, so a report whose release
     /// cannot be created (the product lacks an application the flow needs)
@@ -95,6 +126,7 @@ impl Engine {
         environment: &str,
         version: &str,
         commit: Option<&Commit>,
+        via: Via<'_>,
     ) -> Result<(Application, Option<Release>)> {
         let store = &self.inner.store;
         let p = store.get_product(product).await?;
@@ -120,17 +152,20 @@ impl Engine {
                 }
             }
         }
+        let (seen, initiator, source_commit) = match via {
+            Via::Report => (None, "report-deployment", String::new()),
+            Via::Git(seen) => (Some(seen), GIT_POLL_INITIATOR, c.sha.clone()),
+        };
         let deployment = Deployment {
             environment,
             version,
             commit,
+            seen,
         };
         let Some(flow) = chosen else {
             // Records (or explains why it cannot: unknown environment, no
             // application there).
-            let app = store
-                .record_deployment(product, environment, version, commit)
-                .await?;
+            let app = store.record_deployment(product, deployment).await?;
             return Ok((app, None));
         };
         let req = TriggerRequest {
@@ -138,8 +173,9 @@ impl Engine {
             product: product.to_string(),
             version: version.to_string(),
             request_id: String::new(),
-            initiator: "report-deployment".into(),
+            initiator: initiator.into(),
             message: c.message.clone(),
+            source_commit,
         };
         let (release, app) = self.create(&req, &flow, &p, Some(deployment)).await?;
         let app = app.ok_or_else(|| Error::Internal("deployment not recorded".into()))?;
@@ -178,7 +214,7 @@ impl Engine {
                 flow.spec.name
             )));
         }
-        let resolved = self.resolve_git(flow, product).await?;
+        let resolved = self.resolve_git(flow, product, &req.source_commit).await?;
         let git_version = resolved.as_ref().and_then(|g| g.version.clone());
         let version = match (req.version.as_str(), git_version) {
             // The trigger application's Git files say which version it runs:
@@ -224,6 +260,10 @@ impl Engine {
         if let Some(g) = resolved {
             r.source_commit = g.source_commit;
             r.promotion = Some(std::sync::Arc::new(g.promotion));
+        } else {
+            // A flow that writes nothing to Git still says which commit
+            // started it, when one did.
+            r.source_commit = req.source_commit.clone();
         }
         r.initiator = req.initiator.clone();
         r.trigger_message = req.message.clone();
@@ -279,12 +319,14 @@ impl Engine {
     }
 
     /// What a release of `flow` promotes, read from the trigger
-    /// application's Git source once, now: `None` when no step of the flow
-    /// writes to Git or the trigger application is not Git-backed.
+    /// application's Git source once, now, at `at` (empty: its branch tip):
+    /// `None` when no step of the flow writes to Git or the trigger
+    /// application is not Git-backed.
     async fn resolve_git(
         &self,
         flow: &StoredFlow,
         product: &Product,
+        at: &str,
     ) -> Result<Option<promote::Resolved>> {
         let writes_git = flow
             .spec
@@ -303,6 +345,7 @@ impl Engine {
             app,
             source,
             product.promotion_template.as_ref(),
+            at,
         )
         .await
         .map(Some)

@@ -16,6 +16,7 @@
 mod commands;
 pub mod git;
 pub(crate) mod hub;
+mod poller;
 pub(crate) mod promote;
 mod replica;
 pub(crate) mod stream;
@@ -57,6 +58,8 @@ struct Inner {
     replica_id: String,
     lease_ttl: chrono::Duration,
     catch_up: Duration,
+    /// How often watched Git sources are polled; zero: never.
+    git_poll_interval: Duration,
     shutdown: CancellationToken,
     workers: tokio_util::task::TaskTracker,
 }
@@ -94,6 +97,7 @@ impl Engine {
                 lease_ttl: chrono::Duration::from_std(config.lease_duration)
                     .unwrap_or_else(|_| chrono::Duration::seconds(15)),
                 catch_up: config.catch_up_interval,
+                git_poll_interval: config.git_poll_interval,
                 shutdown: CancellationToken::new(),
                 workers: tokio_util::task::TaskTracker::new(),
             }),
@@ -116,6 +120,7 @@ impl Engine {
     pub async fn recover(&self) -> Result<()> {
         tracing::info!(replica = %self.inner.replica_id, "engine starting");
         replica::spawn(self.clone());
+        poller::spawn(self.clone());
         let ids = self.inner.store.orphaned_releases(10_000).await?;
         if !ids.is_empty() {
             tracing::info!(count = ids.len(), "resuming unfinished releases");

@@ -13,6 +13,7 @@ pub mod notify;
 mod page;
 pub mod releases;
 mod versioned;
+pub mod watches;
 
 use std::time::Duration;
 
