@@ -246,4 +246,19 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn git_polling_is_every_30s_by_default_and_0_turns_it_off() {
+        let interval = |args: &[&str]| {
+            let argv = std::iter::once("promoflow").chain(args.iter().copied());
+            Cli::try_parse_from(argv).map(|cli| cli.server.git_poll_interval)
+        };
+        if std::env::var_os("PROMOFLOW_GIT_POLL_INTERVAL").is_none() {
+            assert_eq!(interval(&[]).expect("default"), Duration::from_secs(30));
+        }
+        for (arg, want) in [("0", Duration::ZERO), ("100ms", Duration::from_millis(100))] {
+            assert_eq!(interval(&["--git-poll-interval", arg]).expect(arg), want);
+        }
+        assert!(interval(&["--git-poll-interval", "often"]).is_err());
+    }
 }

@@ -135,10 +135,27 @@ async fn poll_all(
     }
     let results = futures::stream::iter(by_branch)
         .map(|((url, branch), targets)| async move {
+            // What was seen is read before the fetch: a tip fetched after
+            // another replica advanced a watch is at least as new as what it
+            // saw, and a stale read makes the compare-and-set fail instead
+            // of moving the watch back.
+            let mut stored = Vec::with_capacity(targets.len());
+            for t in &targets {
+                stored.push(
+                    engine
+                        .inner
+                        .store
+                        .git_watch(&t.product, &t.environment)
+                        .await,
+                );
+            }
             let tip = engine.inner.git.tip(&url, &branch).await;
             let mut out = Vec::with_capacity(targets.len());
-            for t in targets {
-                let result = poll_one(engine, &t, &tip).await;
+            for (t, stored) in targets.into_iter().zip(stored) {
+                let result = match stored {
+                    Ok(stored) => poll_one(engine, &t, stored, &tip).await,
+                    Err(e) => Err(e.to_string()),
+                };
                 out.push(((t.product, t.environment), result));
             }
             out
@@ -202,17 +219,19 @@ fn promotes_elsewhere(change: &Change, environment: &str) -> bool {
         .any(|(k, v)| k.eq_ignore_ascii_case("Promoflow-Environment") && v != environment)
 }
 
-/// One poll of one application at the branch's `tip`.
-async fn poll_one(engine: &Engine, t: &Target, tip: &Result<Tip, GitError>) -> Result<(), Retry> {
+/// One poll of one application whose watch read `stored`, at the
+/// branch's `tip`.
+async fn poll_one(
+    engine: &Engine,
+    t: &Target,
+    stored: Option<GitWatch>,
+    tip: &Result<Tip, GitError>,
+) -> Result<(), Retry> {
     let store = &engine.inner.store;
     let git = &engine.inner.git;
     let (product, environment) = (t.product.as_str(), t.environment.as_str());
     let repo = t.source.repo_url.as_str();
     let tip = tip.as_ref().map_err(|e| format!("fetching {repo}: {e}"))?;
-    let stored = store
-        .git_watch(product, environment)
-        .await
-        .map_err(|e| e.to_string())?;
     let new = GitWatch {
         source: t.source.clone(),
         commit: tip.sha.clone(),
