@@ -291,6 +291,37 @@ async fn a_commit_that_cannot_start_a_release_is_not_retried_forever() {
 }
 
 #[tokio::test]
+async fn a_failed_poll_keeps_the_last_seen_commit_and_tries_again() {
+    let repo = Repo::start().await;
+    let server = TestServer::start_with(|c| repo.config(c, "cache", FAST)).await;
+    seed(&server, &repo.url).await;
+    let before = repo.tip();
+    wait_watched(&server.db.url, &before).await;
+    // The token file is read at every fetch: a wrong token fails the polls.
+    let token = repo.dir.path().join("token");
+    std::fs::write(&token, "not-the-token").expect("write token");
+    let sha = repo.push_dev("1.1.0");
+    let refused = repo.git.refused();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while repo.git.refused() < refused + 2 {
+        assert!(Instant::now() < deadline, "the poller never fetched again");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    // A poll that began after the push failed (the first refusal counted
+    // may belong to one already under way): nothing moved.
+    assert_eq!(
+        watched(&server.db.url).await.as_deref(),
+        Some(before.as_str())
+    );
+    assert!(releases(&server).await.is_empty());
+    // Once the credential works again the commit is picked up.
+    std::fs::write(&token, TOKEN).expect("write token");
+    let r = wait_release_of(&server, &sha).await;
+    assert_eq!(r.version, "1.1.0");
+    wait_final(&server, &r.id).await;
+}
+
+#[tokio::test]
 async fn a_restart_neither_repeats_nor_misses_a_commit() {
     let repo = Repo::start().await;
     let server = TestServer::start_with(|c| repo.config(c, "cache-1", FAST)).await;
