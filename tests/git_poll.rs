@@ -283,7 +283,22 @@ async fn a_commit_that_cannot_start_a_release_is_not_retried_forever() {
     assert!(releases(&server).await.is_empty());
     let p = get_product(&server, "shop").await.expect("product");
     assert!(dev_app(&p).last_commit.is_none(), "{p:?}");
-    // The next good commit starts its release.
+    // The flow now needs prod, where shop has no application: the release
+    // cannot start, and the commit is neither recorded nor retried.
+    create_envs(&server, &["prod"], pb::EnvironmentKind::Production).await;
+    edit_latest(
+        &server,
+        "promote",
+        vec![add_envs_after("qa", &["prod"], None)],
+    )
+    .await;
+    let unreleasable = repo.push_dev("1.5.0");
+    wait_watched(&server.db.url, &unreleasable).await;
+    assert!(releases(&server).await.is_empty());
+    let p = get_product(&server, "shop").await.expect("product");
+    assert_eq!(dev_app(&p).version, "1.0.0", "{p:?}");
+    // Fixed, the next commit starts its release.
+    add_apps(&server, "shop", &["prod"]).await;
     let fixed = repo.push_dev("2.0.0");
     let r = wait_release_of(&server, &fixed).await;
     assert_eq!(r.version, "2.0.0");
