@@ -196,6 +196,15 @@ async fn wait_release_of(api: &impl Api, sha: &str) -> pb::Release {
     }
 }
 
+/// Waits (30 s at most) until the Git server refused `n` requests in all.
+async fn wait_refusals(repo: &Repo, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while repo.git.refused() < n {
+        assert!(Instant::now() < deadline, "the poller never fetched again");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
 fn dev_app(p: &pb::Product) -> &pb::Application {
     p.applications
         .iter()
@@ -313,17 +322,14 @@ async fn a_failed_poll_keeps_the_last_seen_commit_and_tries_again() {
     let before = repo.tip();
     wait_watched(&server.db.url, &before).await;
     // The token file is read at every fetch: a wrong token fails the polls.
+    // Polls run one after the other, so once one was refused, none still
+    // under way holds the good token.
     let token = repo.dir.path().join("token");
     std::fs::write(&token, "not-the-token").expect("write token");
+    wait_refusals(&repo, repo.git.refused() + 1).await;
     let sha = repo.push_dev("1.1.0");
-    let refused = repo.git.refused();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while repo.git.refused() < refused + 2 {
-        assert!(Instant::now() < deadline, "the poller never fetched again");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    // A poll that began after the push failed (the first refusal counted
-    // may belong to one already under way): nothing moved.
+    // Refused requests made after the push: polls that would have seen it.
+    wait_refusals(&repo, repo.git.refused() + 2).await;
     assert_eq!(
         watched(&server.db.url).await.as_deref(),
         Some(before.as_str())
