@@ -102,24 +102,27 @@ async fn run(engine: Engine, every: Duration) {
                 continue;
             }
         };
+        // Rebuilt each round: an application no longer watched is forgotten.
+        let mut still_failing = HashMap::new();
         for (key, result) in results {
             let (product, environment) = (&key.0, &key.1);
+            let before = failing.remove(&key);
             match result {
-                Ok(()) => {
-                    if failing.remove(&key).is_some() {
-                        tracing::info!(product, environment, "polling Git works again");
-                    }
+                Ok(()) if before.is_some() => {
+                    tracing::info!(product, environment, "polling Git works again");
                 }
+                Ok(()) => {}
                 Err(why) => {
-                    if failing.get(&key) != Some(&why) {
+                    if before.as_ref() != Some(&why) {
                         tracing::warn!(product, environment, error = %why, "polling Git failed; keeping the last seen commit and trying again next interval");
                     } else {
                         tracing::debug!(product, environment, error = %why, "polling Git failed again");
                     }
-                    failing.insert(key, why);
+                    still_failing.insert(key, why);
                 }
             }
         }
+        failing = still_failing;
     }
 }
 
@@ -207,7 +210,7 @@ fn target(p: &Product, environment: &str) -> Option<Target> {
 
 /// The version of a commit when the template names no version source: its
 /// short sha, so each commit that changes the path is a new version.
-fn short(sha: &str) -> &str {
+fn sha_version(sha: &str) -> &str {
     sha.get(..12).unwrap_or(sha)
 }
 
@@ -282,11 +285,17 @@ async fn poll_one(
     let version =
         match promote::read_version(git, &t.app, &t.source, t.template.as_ref(), sha).await {
             Ok(Some(v)) => v,
-            Ok(None) => short(sha).to_string(),
+            Ok(None) => sha_version(sha).to_string(),
             Err(e) if e.is_transient() => return Err(e.to_string()),
             Err(e) => return give_up(e.to_string()).await,
         };
-    if let Some(problem) = crate::domain::text_problem(&version, crate::domain::catalog::MAX_TEXT) {
+    // What ReportDeployment would refuse to record.
+    let problem = if version.is_empty() {
+        Some("is empty".to_string())
+    } else {
+        crate::domain::text_problem(&version, crate::domain::catalog::MAX_TEXT)
+    };
+    if let Some(problem) = problem {
         return give_up(format!("the version read from Git {problem}")).await;
     }
     let info = match git.commit_info(repo, sha).await {
