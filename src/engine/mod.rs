@@ -12,6 +12,8 @@
 //! - Commands (terminate, approve, retry) are state changes written by the
 //!   API through the same conditional persistence; the worker is poked and
 //!   reloads.
+//! - Git: a poller (`poller.rs`) reports new commits of watched trigger
+//!   applications as deployments, like `ReportDeployment`.
 
 mod commands;
 pub mod git;
