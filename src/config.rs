@@ -137,6 +137,14 @@ pub struct ServerConfig {
     /// killed.
     #[arg(long, env = "PROMOFLOW_GIT_TIMEOUT", value_parser = humantime::parse_duration, default_value = "60s")]
     pub git_timeout: Duration,
+
+    /// How often the branch of each Git-backed trigger application is
+    /// checked for new commits (`0s`: never). A new commit that changes a
+    /// file under the application's path records its deployment and starts
+    /// the product's first matching promotion flow, as ReportDeployment
+    /// would; see the README, "Promoting through Git".
+    #[arg(long, env = "PROMOFLOW_GIT_POLL_INTERVAL", value_parser = humantime::parse_duration, default_value = "30s")]
+    pub git_poll_interval: Duration,
 }
 
 impl ServerConfig {
@@ -174,6 +182,8 @@ impl ServerConfig {
             git_author: "promoflow <promoflow@localhost>".into(),
             git_cache_dir: None,
             git_timeout: Duration::from_secs(60),
+            // Tests that watch Git turn it on with a short interval.
+            git_poll_interval: Duration::ZERO,
         }
     }
 
@@ -235,5 +245,20 @@ mod tests {
                 "{bad}: {e}"
             );
         }
+    }
+
+    #[test]
+    fn git_polling_is_every_30s_by_default_and_0_turns_it_off() {
+        let interval = |args: &[&str]| {
+            let argv = std::iter::once("promoflow").chain(args.iter().copied());
+            Cli::try_parse_from(argv).map(|cli| cli.server.git_poll_interval)
+        };
+        if std::env::var_os("PROMOFLOW_GIT_POLL_INTERVAL").is_none() {
+            assert_eq!(interval(&[]).expect("default"), Duration::from_secs(30));
+        }
+        for (arg, want) in [("0", Duration::ZERO), ("100ms", Duration::from_millis(100))] {
+            assert_eq!(interval(&["--git-poll-interval", arg]).expect(arg), want);
+        }
+        assert!(interval(&["--git-poll-interval", "often"]).is_err());
     }
 }

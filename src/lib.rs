@@ -13,7 +13,8 @@
 //!   its event in one transaction.
 //! - `engine`: commands on releases, one worker per active release (it
 //!   asks the state machine what to do, runs the steps, persists every
-//!   transition), the typed release streams, recovery after a restart.
+//!   transition), the typed release streams, recovery after a restart,
+//!   and the Git poller that starts releases from new commits.
 //!   Crate-private except [`engine::git`], the `git` command-line client
 //!   that COMMIT promotions write with.
 //! - `api`: tonic handlers — decode, call the domain/engine/store, encode.

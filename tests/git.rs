@@ -640,3 +640,55 @@ async fn local_repositories_only_with_allow_local() {
     assert!(matches!(pushed, Pushed::Committed { .. }), "{pushed:?}");
     assert_eq!(server.log("app", "main").len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_under_lists_the_commits_that_touched_a_directory() {
+    let server = start().await;
+    let url = seed(&server);
+    let (git, _dir) = client(&server, Some(TOKEN)).await;
+    let first = git.tip(&url, "main").await.unwrap().sha;
+    let prod = server.commit_directly("app", "main", "apps/prod/values.yaml", "a: 1\n");
+    let elsewhere = server.commit_directly("app", "main", "README.md", "# app, edited\n");
+    let Pushed::Committed { sha: promoted, .. } = git
+        .commit_and_push(
+            &url,
+            "main",
+            "apps/prod",
+            "promote app 1.1.0 from qa to prod",
+            &trailers("r1", "prod"),
+            &|_: &Files| Ok(vec![("values.yaml".to_string(), b"a: 2\n".to_vec())]),
+        )
+        .await
+        .unwrap()
+    else {
+        panic!("expected a commit");
+    };
+    let tip = git.tip(&url, "main").await.unwrap().sha;
+    let shas = |changes: Vec<promoflow::engine::git::Change>| {
+        changes.into_iter().map(|c| c.sha).collect::<Vec<_>>()
+    };
+
+    let changes = git
+        .changes_under(&url, Some(&first), &tip, "apps/prod")
+        .await
+        .unwrap();
+    assert_eq!(
+        changes[0].trailers,
+        trailers("r1", "prod"),
+        "trailers travel with the commit"
+    );
+    assert_eq!(
+        shas(changes),
+        [promoted.clone(), prod.clone()],
+        "newest first"
+    );
+    let anywhere = git.changes_under(&url, Some(&first), &tip, "").await;
+    assert_eq!(shas(anywhere.unwrap()), [promoted.clone(), elsewhere, prod]);
+    let none = git.changes_under(&url, Some(&tip), &tip, "apps/prod").await;
+    assert!(none.unwrap().is_empty());
+    // A last seen commit the repository does not have (history rewritten):
+    // the whole history of the directory.
+    let gone = "0123456789abcdef0123456789abcdef01234567";
+    let all = git.changes_under(&url, Some(gone), &tip, "apps/prod").await;
+    assert_eq!(shas(all.unwrap()).len(), 3, "with the initial commit");
+}

@@ -96,6 +96,32 @@ pub struct Commit {
     pub revision: String,
 }
 
+impl Commit {
+    /// The commit with every field storable as free text (see
+    /// [`super::text_problem`]): NULs dropped, cut to [`MAX_TEXT`] bytes. A
+    /// commit read from a Git repository reaches the store without the
+    /// API's checks, and a long message must not stop its deployment.
+    pub fn storable(self) -> Self {
+        let fit = |mut s: String| {
+            s.retain(|c| c != '\0');
+            if s.len() > MAX_TEXT {
+                let mut end = MAX_TEXT;
+                while !s.is_char_boundary(end) {
+                    end -= 1;
+                }
+                s.truncate(end);
+            }
+            s
+        };
+        Self {
+            sha: fit(self.sha),
+            message: fit(self.message),
+            author: fit(self.author),
+            revision: fit(self.revision),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Application {
     pub environment: String,
@@ -558,6 +584,21 @@ impl ProductFlow {
 #[cfg(test)]
 mod selector_tests {
     use super::*;
+
+    #[test]
+    fn a_commit_from_git_is_made_storable() {
+        let c = Commit {
+            sha: "abc".into(),
+            message: format!("fix\0{}é", "a".repeat(MAX_TEXT - 4)),
+            ..Default::default()
+        }
+        .storable();
+        // Cut before the two-byte é that would end past the limit.
+        assert_eq!(c.message.len(), MAX_TEXT - 1);
+        assert!(super::super::text_problem(&c.message, MAX_TEXT).is_none());
+        assert!(c.message.starts_with("fixaaa"));
+        assert_eq!(c.sha, "abc");
+    }
 
     #[test]
     fn wildcards() {

@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::store::flows::StoredFlow;
 use crate::store::now;
 use crate::store::releases::{Created, Deployment};
+use crate::store::watches::Seen;
 
 use super::{Engine, MAX_CONFLICT_RETRIES, promote};
 
@@ -40,6 +41,18 @@ pub struct TriggerRequest {
     pub source_commit: String,
 }
 
+/// Who reported a deployment.
+#[derive(Clone, Copy)]
+enum Via<'a> {
+    /// `ReportDeployment`.
+    Report,
+    /// The Git poller saw the commit; its watch advances with the record.
+    Git(Seen<'a>),
+}
+
+/// The initiator of releases the Git poller starts.
+pub(crate) const GIT_POLL_INITIATOR: &str = "git-poll";
+
 impl Engine {
     /// Records a deployment and, when one of the product's promotion flows
     /// starts in that environment and its selectors match the commit,
@@ -56,7 +69,7 @@ impl Engine {
         let store = &self.inner.store;
         if request_id.is_empty() {
             return self
-                .report_once(product, environment, version, commit)
+                .report_once(product, environment, version, commit, Via::Report)
                 .await;
         }
         let hash = serde_json::json!([product, environment, version, commit]).to_string();
@@ -70,7 +83,7 @@ impl Engine {
             return Ok((app, release));
         }
         match self
-            .report_once(product, environment, version, commit)
+            .report_once(product, environment, version, commit, Via::Report)
             .await
         {
             Ok((app, release)) => {
@@ -88,6 +101,22 @@ impl Engine {
         }
     }
 
+    /// A deployment the Git poller saw at `commit` (see `poller`): recorded
+    /// and triggered like a report, with `seen` advanced in the same
+    /// transaction. `ALREADY_EXISTS` when the commit was handled already
+    /// (by another replica): nothing was written.
+    pub(crate) async fn report_from_git(
+        &self,
+        product: &str,
+        environment: &str,
+        version: &str,
+        commit: &Commit,
+        seen: Seen<'_>,
+    ) -> Result<(Application, Option<Release>)> {
+        self.report_once(product, environment, version, Some(commit), Via::Git(seen))
+            .await
+    }
+
     /// One deployment report. The version is recorded in the same
     /// transaction as the release it triggers, so a report whose release
     /// cannot be created (the product lacks an application the flow needs)
@@ -98,6 +127,7 @@ impl Engine {
         environment: &str,
         version: &str,
         commit: Option<&Commit>,
+        via: Via<'_>,
     ) -> Result<(Application, Option<Release>)> {
         let store = &self.inner.store;
         let p = store.get_product(product).await?;
@@ -123,17 +153,20 @@ impl Engine {
                 }
             }
         }
+        let (seen, initiator, source_commit) = match via {
+            Via::Report => (None, "report-deployment", String::new()),
+            Via::Git(seen) => (Some(seen), GIT_POLL_INITIATOR, c.sha.clone()),
+        };
         let deployment = Deployment {
             environment,
             version,
             commit,
+            seen,
         };
         let Some(flow) = chosen else {
             // Records (or explains why it cannot: unknown environment, no
             // application there).
-            let app = store
-                .record_deployment(product, environment, version, commit)
-                .await?;
+            let app = store.record_deployment(product, deployment).await?;
             return Ok((app, None));
         };
         let req = TriggerRequest {
@@ -141,9 +174,9 @@ impl Engine {
             product: product.to_string(),
             version: version.to_string(),
             request_id: String::new(),
-            initiator: "report-deployment".into(),
+            initiator: initiator.into(),
             message: c.message.clone(),
-            source_commit: String::new(),
+            source_commit,
         };
         let (release, app) = self.create(&req, &flow, &p, Some(deployment)).await?;
         let app = app.ok_or_else(|| Error::Internal("deployment not recorded".into()))?;
@@ -228,6 +261,10 @@ impl Engine {
         if let Some(g) = resolved {
             r.source_commit = g.source_commit;
             r.promotion = Some(std::sync::Arc::new(g.promotion));
+        } else {
+            // A flow that writes nothing to Git still says which commit
+            // started it, when one did.
+            r.source_commit = req.source_commit.clone();
         }
         r.initiator = req.initiator.clone();
         r.trigger_message = req.message.clone();

@@ -12,10 +12,13 @@
 //! - Commands (terminate, approve, retry) are state changes written by the
 //!   API through the same conditional persistence; the worker is poked and
 //!   reloads.
+//! - Git: a poller (`poller.rs`) reports new commits of watched trigger
+//!   applications as deployments, like `ReportDeployment`.
 
 mod commands;
 pub mod git;
 pub(crate) mod hub;
+mod poller;
 pub(crate) mod promote;
 mod replica;
 pub(crate) mod stream;
@@ -57,6 +60,8 @@ struct Inner {
     replica_id: String,
     lease_ttl: chrono::Duration,
     catch_up: Duration,
+    /// How often watched Git sources are polled; zero: never.
+    git_poll_interval: Duration,
     shutdown: CancellationToken,
     workers: tokio_util::task::TaskTracker,
 }
@@ -94,6 +99,7 @@ impl Engine {
                 lease_ttl: chrono::Duration::from_std(config.lease_duration)
                     .unwrap_or_else(|_| chrono::Duration::seconds(15)),
                 catch_up: config.catch_up_interval,
+                git_poll_interval: config.git_poll_interval,
                 shutdown: CancellationToken::new(),
                 workers: tokio_util::task::TaskTracker::new(),
             }),
@@ -116,6 +122,7 @@ impl Engine {
     pub async fn recover(&self) -> Result<()> {
         tracing::info!(replica = %self.inner.replica_id, "engine starting");
         replica::spawn(self.clone());
+        poller::spawn(self.clone());
         let ids = self.inner.store.orphaned_releases(10_000).await?;
         if !ids.is_empty() {
             tracing::info!(count = ids.len(), "resuming unfinished releases");

@@ -89,27 +89,15 @@ pub(crate) async fn resolve(
     }
     .map_err(err)?;
     let url = &source.repo_url;
+    let commit = tip.sha;
     let mut promotion = Promotion::default();
-    let mut version = None;
-    if let Some(vs) = template.and_then(|t| t.version_source.as_ref()) {
-        let path = in_dir(source, &vs.file);
-        let t = read_text(git, app, url, &tip.sha, &path, "the version source").await?;
-        let found = promotion::read_scalar(&t, &vs.json_path)
-            .map_err(|e| Error::FailedPrecondition(e.to_string()))?;
-        version = Some(found.ok_or_else(|| {
-            Error::FailedPrecondition(format!(
-                "{} matches nothing in {path} at {}: the version cannot be read",
-                vs.json_path,
-                short(&tip.sha)
-            ))
-        })?);
-    }
+    let version = read_version(git, app, source, template, &commit).await?;
     let files = match template.map(|t| t.promotion.as_slice()) {
         Some(files) if !files.is_empty() => files,
         // No list: every file of the directory, whole.
         _ => {
             let all = git
-                .read_dir(url, &tip.sha, &source.path)
+                .read_dir(url, &commit, &source.path)
                 .await
                 .map_err(err)?;
             for (file, bytes) in all {
@@ -118,7 +106,7 @@ pub(crate) async fn resolve(
             }
             check_size(&promotion)?;
             return Ok(Resolved {
-                source_commit: tip.sha,
+                source_commit: commit,
                 version,
                 promotion,
             });
@@ -126,7 +114,7 @@ pub(crate) async fn resolve(
     };
     for pf in files {
         let path = in_dir(source, &pf.file);
-        let t = read_text(git, app, url, &tip.sha, &path, "the promoted file").await?;
+        let t = read_text(git, app, url, &commit, &path, "the promoted file").await?;
         if pf.json_paths.iter().any(|p| p == WHOLE_FILE) {
             promotion.files.insert(pf.file.clone(), t);
         } else {
@@ -137,9 +125,35 @@ pub(crate) async fn resolve(
     }
     check_size(&promotion)?;
     Ok(Resolved {
-        source_commit: tip.sha,
+        source_commit: commit,
         version,
         promotion,
+    })
+}
+
+/// The version the template's version source holds at `commit`; `None`
+/// when the template has no version source.
+pub(crate) async fn read_version(
+    git: &Git,
+    app: &Application,
+    source: &GitSource,
+    template: Option<&PromotionTemplate>,
+    commit: &str,
+) -> Result<Option<String>> {
+    let Some(vs) = template.and_then(|t| t.version_source.as_ref()) else {
+        return Ok(None);
+    };
+    let path = in_dir(source, &vs.file);
+    let url = &source.repo_url;
+    let t = read_text(git, app, url, commit, &path, "the version source").await?;
+    let found = promotion::read_scalar(&t, &vs.json_path)
+        .map_err(|e| Error::FailedPrecondition(e.to_string()))?;
+    found.map(Some).ok_or_else(|| {
+        Error::FailedPrecondition(format!(
+            "{} matches nothing in {path} at {}: the version cannot be read",
+            vs.json_path,
+            short(commit)
+        ))
     })
 }
 

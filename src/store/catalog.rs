@@ -13,6 +13,7 @@ use sea_orm::{
 };
 
 use super::entity::{application, environment, environment_run, flow, product, release, workflow};
+use super::releases::Deployment;
 use super::versioned::{delete_named, ensure_unused, ensure_version, list_page, update_versioned};
 use super::{Page, PageRequest, Store, from_json, map_unique, now, to_json};
 use crate::domain::catalog::{
@@ -483,22 +484,47 @@ impl Store {
         Ok(())
     }
 
-    /// Records that `version` now runs in `environment` for `product`.
-    pub async fn record_deployment(
-        &self,
-        product: &str,
-        environment: &str,
-        version: &str,
-        commit: Option<&Commit>,
-    ) -> Result<Application> {
-        record_version(
-            self.writer(),
-            product,
-            environment,
-            version,
-            CommitUpdate::Replace(commit),
-        )
-        .await
+    /// Records that a deployment's version now runs in its environment for
+    /// `product`. A deployment seen in Git advances its watch in the same
+    /// transaction (see [`Deployment::seen`]).
+    pub async fn record_deployment(&self, product: &str, d: Deployment<'_>) -> Result<Application> {
+        let commit = CommitUpdate::Replace(d.commit);
+        if d.seen.is_none() {
+            return record_version(self.writer(), product, d.environment, d.version, commit).await;
+        }
+        let txn = self.writer().begin().await?;
+        d.advance_watch(&txn).await?;
+        let app = record_version(&txn, product, d.environment, d.version, commit).await?;
+        txn.commit().await?;
+        Ok(app)
+    }
+
+    /// Products with at least one Git-backed application: those the Git
+    /// poller may watch.
+    pub async fn git_backed_products(&self) -> Result<Vec<Product>> {
+        let names: Vec<String> = application::Entity::find()
+            .select_only()
+            .column(application::Column::Product)
+            .distinct()
+            .filter(application::Column::Source.is_not_null())
+            .order_by_asc(application::Column::Product)
+            .into_tuple::<String>()
+            .all(self.db())
+            .await?;
+        let mut out = Vec::with_capacity(names.len());
+        for chunk in names.chunks(super::BATCH) {
+            let rows = product::Entity::find()
+                .filter(product::Column::Name.is_in(chunk.iter().cloned()))
+                .order_by_asc(product::Column::Name)
+                .all(self.db())
+                .await?;
+            let mut apps = load_applications(self.db(), chunk).await?;
+            for m in rows {
+                let a = apps.remove(&m.name).unwrap_or_default();
+                out.push(product_from(m, a)?);
+            }
+        }
+        Ok(out)
     }
 }
 

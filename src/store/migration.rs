@@ -20,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(InitialSchema),
             Box::new(GitSources),
             Box::new(PromotionTemplates),
+            Box::new(GitWatch),
         ]
     }
 }
@@ -384,6 +385,47 @@ impl MigrationTrait for PromotionTemplates {
                 .name("products_by_promotion_template")
                 .table("products")
                 .col("promotion_template_ref")
+                .to_owned(),
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+/// The commit the Git poller last saw on each watched trigger application,
+/// with the source it was seen on (a changed source starts over).
+struct GitWatch;
+
+/// Named by hand, as [`GitSources`] is.
+impl MigrationName for GitWatch {
+    fn name(&self) -> &str {
+        "m0004_git_watch"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for GitWatch {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        // Keyed like `applications`, but without a foreign key to them:
+        // updating a product rewrites its application rows, and the watch
+        // must survive that. A deleted product takes its watches along.
+        m.create_table(
+            Table::create()
+                .table("git_watches")
+                .col(string("product"))
+                .col(string("environment"))
+                .col(text("repo_url"))
+                .col(text("branch"))
+                .col(text("path"))
+                .col(string("commit_sha"))
+                .col(timestamp_with_time_zone("update_time"))
+                .primary_key(Index::create().col("product").col("environment"))
+                .foreign_key(
+                    ForeignKey::create()
+                        .from("git_watches", "product")
+                        .to("products", "name")
+                        .on_delete(ForeignKeyAction::Cascade),
+                )
                 .to_owned(),
         )
         .await?;

@@ -14,6 +14,7 @@ mod page;
 pub mod releases;
 pub mod templates;
 mod versioned;
+pub mod watches;
 
 use std::time::Duration;
 

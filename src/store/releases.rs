@@ -52,6 +52,27 @@ pub struct Deployment<'a> {
     pub environment: &'a str,
     pub version: &'a str,
     pub commit: Option<&'a crate::domain::catalog::Commit>,
+    /// A deployment the Git poller saw: its watch advances in the same
+    /// transaction, or nothing is written (`ALREADY_EXISTS`: another
+    /// replica, or an earlier run, handled the commit).
+    pub seen: Option<super::watches::Seen<'a>>,
+}
+
+impl Deployment<'_> {
+    /// Advances the watch of a deployment seen in Git, in `db`'s
+    /// transaction; refuses when someone else advanced it first.
+    pub(crate) async fn advance_watch<C: ConnectionTrait>(&self, db: &C) -> Result<()> {
+        let Some(seen) = self.seen else {
+            return Ok(());
+        };
+        if super::watches::advance_in(db, seen).await? {
+            return Ok(());
+        }
+        Err(Error::AlreadyExists(format!(
+            "commit {} of {}'s application in {} was already handled",
+            seen.new.commit, seen.product, seen.environment
+        )))
+    }
 }
 
 /// What creating a release did.
@@ -631,7 +652,9 @@ impl Store {
         }
         lock_product(&txn, &r.product).await?;
         let application = match deployment {
-            Some(d) => Some(
+            Some(d) => Some({
+                // A lost race rolls everything back: one release per commit.
+                d.advance_watch(&txn).await?;
                 super::catalog::record_version(
                     &txn,
                     &r.product,
@@ -640,8 +663,8 @@ impl Store {
                     super::catalog::CommitUpdate::Replace(d.commit),
                 )
                 .await?
-                .into(),
-            ),
+                .into()
+            }),
             None => None,
         };
         let mut outbox = Outbox::default();

@@ -48,6 +48,8 @@ struct Shared {
     /// Per repository: commits to make before its next receive-pack.
     inject: Mutex<HashMap<String, Vec<Injection>>>,
     injected: AtomicUsize,
+    /// Requests refused for want of the right credentials.
+    refused: AtomicUsize,
     /// Per repository: receive-pack requests served.
     pushes: Mutex<HashMap<String, usize>>,
     /// Repositories whose requests never get an answer.
@@ -74,6 +76,7 @@ impl GitServer {
             token: token.into(),
             inject: Mutex::default(),
             injected: AtomicUsize::new(0),
+            refused: AtomicUsize::new(0),
             pushes: Mutex::default(),
             stalled: Mutex::default(),
         });
@@ -269,6 +272,11 @@ impl GitServer {
         self.state.injected.load(Ordering::SeqCst)
     }
 
+    /// How many requests were refused with 401 (no or wrong credentials).
+    pub fn refused(&self) -> usize {
+        self.state.refused.load(Ordering::SeqCst)
+    }
+
     /// How many pushes (receive-pack requests) reached `name`.
     pub fn pushes(&self, name: &str) -> usize {
         self.state
@@ -298,6 +306,7 @@ async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
         .get(http::header::AUTHORIZATION)
         .is_some_and(|v| v.as_bytes() == expected.as_bytes());
     if !authorized {
+        s.refused.fetch_add(1, Ordering::SeqCst);
         return Response::builder()
             .status(StatusCode::UNAUTHORIZED)
             .header(http::header::WWW_AUTHENTICATE, "Basic realm=\"git\"")

@@ -82,6 +82,16 @@ impl TestDb {
     pub fn is_postgres(&self) -> bool {
         self.pg.is_some()
     }
+
+    /// The same database for a second server (another replica): dropping
+    /// it removes nothing, so drop it before `self`.
+    pub fn shared(&self) -> Self {
+        Self {
+            url: self.url.clone(),
+            _dir: None,
+            pg: None,
+        }
+    }
 }
 
 impl Drop for TestDb {

@@ -63,6 +63,8 @@ use url::{RepoUrl, Transport};
 pub const MAX_PUSH_ATTEMPTS: u32 = 10;
 /// How many recent commits of the branch are searched for one to adopt.
 pub const ADOPT_SEARCH_DEPTH: usize = 200;
+/// Most commits [`Git::changes_under`] lists.
+pub const MAX_CHANGES: usize = 100;
 /// Most files [`Git::read_dir`] returns.
 pub const MAX_FILES: usize = 2_000;
 /// Most bytes of one file read, and of all files of one directory.
@@ -172,6 +174,14 @@ pub struct CommitInfo {
     pub date: String,
     /// The whole message, trailers included.
     pub message: String,
+}
+
+/// A commit [`Git::changes_under`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub sha: String,
+    /// Its trailers (`Key: value`), in order.
+    pub trailers: Vec<(String, String)>,
 }
 
 /// What [`Git::commit_and_push`] did.
@@ -436,6 +446,69 @@ impl Git {
             date: next(),
             message: next().trim_end().to_string(),
         })
+    }
+
+    /// The commits reachable from `to` but not from `since` that changed a
+    /// file under `dir` ("" = anywhere), newest first, at most
+    /// [`MAX_CHANGES`], with their trailers. Both must be in the cache
+    /// already (`to` from [`Git::tip`]); a `since` the repository no longer
+    /// has (its history was rewritten) counts as none: then every commit of
+    /// `to` that changed `dir` is listed.
+    pub async fn changes_under(
+        &self,
+        url: &str,
+        since: Option<&str>,
+        to: &str,
+        dir: &str,
+    ) -> Result<Vec<Change>, GitError> {
+        let repo = self.repo(url)?;
+        let dir = url::check_repo_path(dir, true).map_err(GitError::Invalid)?;
+        url::check_sha(to).map_err(GitError::Invalid)?;
+        let git_dir = self.ensure_commit(&repo, to).await?;
+        let mut since = since;
+        if let Some(s) = since {
+            url::check_sha(s).map_err(GitError::Invalid)?;
+            match self.ensure_commit(&repo, s).await {
+                Ok(_) => {}
+                Err(GitError::NotFound(_)) => {
+                    tracing::info!(repo = %repo.normalized, commit = %s, "the last seen commit is gone (history rewritten?): looking at the whole history");
+                    since = None;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let max = format!("--max-count={MAX_CHANGES}");
+        let exclude = since.map(|s| format!("^{s}"));
+        let mut args = vec![
+            "log",
+            "-z",
+            &max,
+            "--no-show-signature",
+            "--format=%H%x01%(trailers:only,unfold)",
+            to,
+        ];
+        args.extend(exclude.as_deref());
+        args.push("--");
+        if !dir.is_empty() {
+            args.push(&dir);
+        }
+        // A directory named like pathspec magic (`:(glob)…`) is a name.
+        let inv = self
+            .inner
+            .invocation(Some(&git_dir), args)
+            .env("GIT_LITERAL_PATHSPECS", "1");
+        let out = self.run(inv).await?.ok()?;
+        Ok(out
+            .split(|b| *b == 0)
+            .filter_map(|record| {
+                let record = String::from_utf8_lossy(record);
+                let (sha, block) = record.split_once('\x01')?;
+                Some(Change {
+                    sha: sha.trim().to_string(),
+                    trailers: parse_trailers(block),
+                })
+            })
+            .collect())
     }
 
     /// Writes the edit of `edit_dir` as one commit on `branch` (empty: the
@@ -837,15 +910,11 @@ impl Git {
             let Some((sha, block)) = record.split_once('\x01') else {
                 continue;
             };
-            let found: Vec<(&str, &str)> = block
-                .lines()
-                .filter_map(|l| l.split_once(':'))
-                .map(|(k, v)| (k.trim(), v.trim()))
-                .collect();
+            let found = parse_trailers(block);
             let all = trailers.iter().all(|(k, v)| {
                 found
                     .iter()
-                    .any(|(fk, fv)| fk.eq_ignore_ascii_case(k) && *fv == v.trim())
+                    .any(|(fk, fv)| fk.eq_ignore_ascii_case(k) && fv == v.trim())
             });
             if all {
                 return Ok(Some(sha.trim().to_string()));
@@ -1170,6 +1239,15 @@ fn commit_message(message: &str, trailers: &[(String, String)]) -> Result<String
         text.push_str(&format!("{key}: {value}\n"));
     }
     Ok(text)
+}
+
+/// The `Key: value` lines of a `%(trailers:only,unfold)` block, trimmed.
+fn parse_trailers(block: &str) -> Vec<(String, String)> {
+    block
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect()
 }
 
 fn join(dir: &str, path: &str) -> String {

@@ -7,6 +7,7 @@ pub mod environment_run;
 pub mod event;
 pub mod flow;
 pub mod flow_version;
+pub mod git_watch;
 pub mod idempotency_key;
 pub mod product;
 pub mod promotion_template;
