@@ -28,6 +28,14 @@ class SelectorOperator(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SELECTOR_OPERATOR_UNSPECIFIED: _ClassVar[SelectorOperator]
     SELECTOR_OPERATOR_IN: _ClassVar[SelectorOperator]
     SELECTOR_OPERATOR_NOT_IN: _ClassVar[SelectorOperator]
+
+class LabelSelectorOperator(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    LABEL_SELECTOR_OPERATOR_UNSPECIFIED: _ClassVar[LabelSelectorOperator]
+    LABEL_SELECTOR_OPERATOR_IN: _ClassVar[LabelSelectorOperator]
+    LABEL_SELECTOR_OPERATOR_NOT_IN: _ClassVar[LabelSelectorOperator]
+    LABEL_SELECTOR_OPERATOR_EXISTS: _ClassVar[LabelSelectorOperator]
+    LABEL_SELECTOR_OPERATOR_DOES_NOT_EXIST: _ClassVar[LabelSelectorOperator]
 CONCURRENCY_UNSPECIFIED: Concurrency
 CONCURRENCY_QUEUE: Concurrency
 CONCURRENCY_TERMINATE: Concurrency
@@ -37,6 +45,11 @@ SELECTOR_KEY_GIT_REVISION: SelectorKey
 SELECTOR_OPERATOR_UNSPECIFIED: SelectorOperator
 SELECTOR_OPERATOR_IN: SelectorOperator
 SELECTOR_OPERATOR_NOT_IN: SelectorOperator
+LABEL_SELECTOR_OPERATOR_UNSPECIFIED: LabelSelectorOperator
+LABEL_SELECTOR_OPERATOR_IN: LabelSelectorOperator
+LABEL_SELECTOR_OPERATOR_NOT_IN: LabelSelectorOperator
+LABEL_SELECTOR_OPERATOR_EXISTS: LabelSelectorOperator
+LABEL_SELECTOR_OPERATOR_DOES_NOT_EXIST: LabelSelectorOperator
 
 class Commit(_message.Message):
     __slots__ = ("sha", "message", "author", "revision")
@@ -119,7 +132,7 @@ class ProductPromotionFlow(_message.Message):
     def __init__(self, flow: _Optional[str] = ..., selectors: _Optional[_Iterable[_Union[TriggerSelector, _Mapping]]] = ...) -> None: ...
 
 class Product(_message.Message):
-    __slots__ = ("name", "description", "applications", "concurrency", "promotion_flows", "version", "create_time", "update_time", "promotion_template")
+    __slots__ = ("name", "description", "applications", "concurrency", "promotion_flows", "version", "create_time", "update_time", "promotion_template", "promotion_template_ref")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     APPLICATIONS_FIELD_NUMBER: _ClassVar[int]
@@ -129,6 +142,7 @@ class Product(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
     PROMOTION_TEMPLATE_FIELD_NUMBER: _ClassVar[int]
+    PROMOTION_TEMPLATE_REF_FIELD_NUMBER: _ClassVar[int]
     name: str
     description: str
     applications: _containers.RepeatedCompositeFieldContainer[Application]
@@ -138,7 +152,8 @@ class Product(_message.Message):
     create_time: _timestamp_pb2.Timestamp
     update_time: _timestamp_pb2.Timestamp
     promotion_template: PromotionTemplate
-    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., applications: _Optional[_Iterable[_Union[Application, _Mapping]]] = ..., concurrency: _Optional[_Union[Concurrency, str]] = ..., promotion_flows: _Optional[_Iterable[_Union[ProductPromotionFlow, _Mapping]]] = ..., version: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., promotion_template: _Optional[_Union[PromotionTemplate, _Mapping]] = ...) -> None: ...
+    promotion_template_ref: str
+    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., applications: _Optional[_Iterable[_Union[Application, _Mapping]]] = ..., concurrency: _Optional[_Union[Concurrency, str]] = ..., promotion_flows: _Optional[_Iterable[_Union[ProductPromotionFlow, _Mapping]]] = ..., version: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., promotion_template: _Optional[_Union[PromotionTemplate, _Mapping]] = ..., promotion_template_ref: _Optional[str] = ...) -> None: ...
 
 class CreateProductRequest(_message.Message):
     __slots__ = ("product",)
@@ -227,3 +242,166 @@ class ReportDeploymentResponse(_message.Message):
     application: Application
     release: _release_pb2.Release
     def __init__(self, application: _Optional[_Union[Application, _Mapping]] = ..., release: _Optional[_Union[_release_pb2.Release, _Mapping]] = ...) -> None: ...
+
+class ImportProductRequest(_message.Message):
+    __slots__ = ("yaml", "replace")
+    YAML_FIELD_NUMBER: _ClassVar[int]
+    REPLACE_FIELD_NUMBER: _ClassVar[int]
+    yaml: str
+    replace: bool
+    def __init__(self, yaml: _Optional[str] = ..., replace: _Optional[bool] = ...) -> None: ...
+
+class ImportProductResponse(_message.Message):
+    __slots__ = ("product",)
+    PRODUCT_FIELD_NUMBER: _ClassVar[int]
+    product: Product
+    def __init__(self, product: _Optional[_Union[Product, _Mapping]] = ...) -> None: ...
+
+class ExportProductRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class ExportProductResponse(_message.Message):
+    __slots__ = ("yaml",)
+    YAML_FIELD_NUMBER: _ClassVar[int]
+    yaml: str
+    def __init__(self, yaml: _Optional[str] = ...) -> None: ...
+
+class LabelSelectorRequirement(_message.Message):
+    __slots__ = ("key", "operator", "values")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    OPERATOR_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    operator: LabelSelectorOperator
+    values: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, key: _Optional[str] = ..., operator: _Optional[_Union[LabelSelectorOperator, str]] = ..., values: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class LabelSelector(_message.Message):
+    __slots__ = ("match_labels", "match_expressions")
+    class MatchLabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    MATCH_LABELS_FIELD_NUMBER: _ClassVar[int]
+    MATCH_EXPRESSIONS_FIELD_NUMBER: _ClassVar[int]
+    match_labels: _containers.ScalarMap[str, str]
+    match_expressions: _containers.RepeatedCompositeFieldContainer[LabelSelectorRequirement]
+    def __init__(self, match_labels: _Optional[_Mapping[str, str]] = ..., match_expressions: _Optional[_Iterable[_Union[LabelSelectorRequirement, _Mapping]]] = ...) -> None: ...
+
+class NamedPromotionTemplate(_message.Message):
+    __slots__ = ("name", "description", "template", "application_source_selector", "priority", "version", "create_time", "update_time")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    TEMPLATE_FIELD_NUMBER: _ClassVar[int]
+    APPLICATION_SOURCE_SELECTOR_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    description: str
+    template: PromotionTemplate
+    application_source_selector: LabelSelector
+    priority: int
+    version: int
+    create_time: _timestamp_pb2.Timestamp
+    update_time: _timestamp_pb2.Timestamp
+    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., template: _Optional[_Union[PromotionTemplate, _Mapping]] = ..., application_source_selector: _Optional[_Union[LabelSelector, _Mapping]] = ..., priority: _Optional[int] = ..., version: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class CreatePromotionTemplateRequest(_message.Message):
+    __slots__ = ("promotion_template",)
+    PROMOTION_TEMPLATE_FIELD_NUMBER: _ClassVar[int]
+    promotion_template: NamedPromotionTemplate
+    def __init__(self, promotion_template: _Optional[_Union[NamedPromotionTemplate, _Mapping]] = ...) -> None: ...
+
+class CreatePromotionTemplateResponse(_message.Message):
+    __slots__ = ("promotion_template",)
+    PROMOTION_TEMPLATE_FIELD_NUMBER: _ClassVar[int]
+    promotion_template: NamedPromotionTemplate
+    def __init__(self, promotion_template: _Optional[_Union[NamedPromotionTemplate, _Mapping]] = ...) -> None: ...
+
+class GetPromotionTemplateRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class GetPromotionTemplateResponse(_message.Message):
+    __slots__ = ("promotion_template",)
+    PROMOTION_TEMPLATE_FIELD_NUMBER: _ClassVar[int]
+    promotion_template: NamedPromotionTemplate
+    def __init__(self, promotion_template: _Optional[_Union[NamedPromotionTemplate, _Mapping]] = ...) -> None: ...
+
+class ListPromotionTemplatesRequest(_message.Message):
+    __slots__ = ("page_size", "page_token")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListPromotionTemplatesResponse(_message.Message):
+    __slots__ = ("promotion_templates", "next_page_token")
+    PROMOTION_TEMPLATES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    promotion_templates: _containers.RepeatedCompositeFieldContainer[NamedPromotionTemplate]
+    next_page_token: str
+    def __init__(self, promotion_templates: _Optional[_Iterable[_Union[NamedPromotionTemplate, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class UpdatePromotionTemplateRequest(_message.Message):
+    __slots__ = ("promotion_template", "expected_version")
+    PROMOTION_TEMPLATE_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
+    promotion_template: NamedPromotionTemplate
+    expected_version: int
+    def __init__(self, promotion_template: _Optional[_Union[NamedPromotionTemplate, _Mapping]] = ..., expected_version: _Optional[int] = ...) -> None: ...
+
+class UpdatePromotionTemplateResponse(_message.Message):
+    __slots__ = ("promotion_template",)
+    PROMOTION_TEMPLATE_FIELD_NUMBER: _ClassVar[int]
+    promotion_template: NamedPromotionTemplate
+    def __init__(self, promotion_template: _Optional[_Union[NamedPromotionTemplate, _Mapping]] = ...) -> None: ...
+
+class DeletePromotionTemplateRequest(_message.Message):
+    __slots__ = ("name", "expected_version")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    expected_version: int
+    def __init__(self, name: _Optional[str] = ..., expected_version: _Optional[int] = ...) -> None: ...
+
+class DeletePromotionTemplateResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ImportPromotionTemplateRequest(_message.Message):
+    __slots__ = ("yaml", "replace")
+    YAML_FIELD_NUMBER: _ClassVar[int]
+    REPLACE_FIELD_NUMBER: _ClassVar[int]
+    yaml: str
+    replace: bool
+    def __init__(self, yaml: _Optional[str] = ..., replace: _Optional[bool] = ...) -> None: ...
+
+class ImportPromotionTemplateResponse(_message.Message):
+    __slots__ = ("promotion_template",)
+    PROMOTION_TEMPLATE_FIELD_NUMBER: _ClassVar[int]
+    promotion_template: NamedPromotionTemplate
+    def __init__(self, promotion_template: _Optional[_Union[NamedPromotionTemplate, _Mapping]] = ...) -> None: ...
+
+class ExportPromotionTemplateRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class ExportPromotionTemplateResponse(_message.Message):
+    __slots__ = ("yaml",)
+    YAML_FIELD_NUMBER: _ClassVar[int]
+    yaml: str
+    def __init__(self, yaml: _Optional[str] = ...) -> None: ...

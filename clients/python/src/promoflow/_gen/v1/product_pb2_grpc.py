@@ -28,7 +28,8 @@ if _version_not_supported:
 class ProductServiceStub:
     """Manages products: named application families with one application per
     environment, the promotion flows that trigger automatically for them, and
-    the deployments reported by CI systems. See common.proto for the
+    the deployments reported by CI systems, and the named promotion templates
+    products use (Codefresh's `PromotionTemplate`). See common.proto for the
     conventions on names, errors, versions and pagination.
     """
 
@@ -68,12 +69,58 @@ class ProductServiceStub:
                 request_serializer=promoflow_dot_v1_dot_product__pb2.ReportDeploymentRequest.SerializeToString,
                 response_deserializer=promoflow_dot_v1_dot_product__pb2.ReportDeploymentResponse.FromString,
                 _registered_method=True)
+        self.ImportProduct = channel.unary_unary(
+                '/promoflow.v1.ProductService/ImportProduct',
+                request_serializer=promoflow_dot_v1_dot_product__pb2.ImportProductRequest.SerializeToString,
+                response_deserializer=promoflow_dot_v1_dot_product__pb2.ImportProductResponse.FromString,
+                _registered_method=True)
+        self.ExportProduct = channel.unary_unary(
+                '/promoflow.v1.ProductService/ExportProduct',
+                request_serializer=promoflow_dot_v1_dot_product__pb2.ExportProductRequest.SerializeToString,
+                response_deserializer=promoflow_dot_v1_dot_product__pb2.ExportProductResponse.FromString,
+                _registered_method=True)
+        self.CreatePromotionTemplate = channel.unary_unary(
+                '/promoflow.v1.ProductService/CreatePromotionTemplate',
+                request_serializer=promoflow_dot_v1_dot_product__pb2.CreatePromotionTemplateRequest.SerializeToString,
+                response_deserializer=promoflow_dot_v1_dot_product__pb2.CreatePromotionTemplateResponse.FromString,
+                _registered_method=True)
+        self.GetPromotionTemplate = channel.unary_unary(
+                '/promoflow.v1.ProductService/GetPromotionTemplate',
+                request_serializer=promoflow_dot_v1_dot_product__pb2.GetPromotionTemplateRequest.SerializeToString,
+                response_deserializer=promoflow_dot_v1_dot_product__pb2.GetPromotionTemplateResponse.FromString,
+                _registered_method=True)
+        self.ListPromotionTemplates = channel.unary_unary(
+                '/promoflow.v1.ProductService/ListPromotionTemplates',
+                request_serializer=promoflow_dot_v1_dot_product__pb2.ListPromotionTemplatesRequest.SerializeToString,
+                response_deserializer=promoflow_dot_v1_dot_product__pb2.ListPromotionTemplatesResponse.FromString,
+                _registered_method=True)
+        self.UpdatePromotionTemplate = channel.unary_unary(
+                '/promoflow.v1.ProductService/UpdatePromotionTemplate',
+                request_serializer=promoflow_dot_v1_dot_product__pb2.UpdatePromotionTemplateRequest.SerializeToString,
+                response_deserializer=promoflow_dot_v1_dot_product__pb2.UpdatePromotionTemplateResponse.FromString,
+                _registered_method=True)
+        self.DeletePromotionTemplate = channel.unary_unary(
+                '/promoflow.v1.ProductService/DeletePromotionTemplate',
+                request_serializer=promoflow_dot_v1_dot_product__pb2.DeletePromotionTemplateRequest.SerializeToString,
+                response_deserializer=promoflow_dot_v1_dot_product__pb2.DeletePromotionTemplateResponse.FromString,
+                _registered_method=True)
+        self.ImportPromotionTemplate = channel.unary_unary(
+                '/promoflow.v1.ProductService/ImportPromotionTemplate',
+                request_serializer=promoflow_dot_v1_dot_product__pb2.ImportPromotionTemplateRequest.SerializeToString,
+                response_deserializer=promoflow_dot_v1_dot_product__pb2.ImportPromotionTemplateResponse.FromString,
+                _registered_method=True)
+        self.ExportPromotionTemplate = channel.unary_unary(
+                '/promoflow.v1.ProductService/ExportPromotionTemplate',
+                request_serializer=promoflow_dot_v1_dot_product__pb2.ExportPromotionTemplateRequest.SerializeToString,
+                response_deserializer=promoflow_dot_v1_dot_product__pb2.ExportPromotionTemplateResponse.FromString,
+                _registered_method=True)
 
 
 class ProductServiceServicer:
     """Manages products: named application families with one application per
     environment, the promotion flows that trigger automatically for them, and
-    the deployments reported by CI systems. See common.proto for the
+    the deployments reported by CI systems, and the named promotion templates
+    products use (Codefresh's `PromotionTemplate`). See common.proto for the
     conventions on names, errors, versions and pagination.
     """
 
@@ -81,7 +128,9 @@ class ProductServiceServicer:
         """Creates a product. Errors: INVALID_ARGUMENT (field violations: invalid
         names, an application for an environment that does not exist or two for
         the same environment, a promotion flow that does not exist, an empty
-        selector, …), ALREADY_EXISTS when a product with that name exists.
+        selector, a `promotion_template_ref` naming no template, both
+        `promotion_template` and `promotion_template_ref` set, …),
+        ALREADY_EXISTS when a product with that name exists.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -157,6 +206,113 @@ class ProductServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ImportProduct(self, request, context):
+        """Creates or replaces a product from one Codefresh `Product` YAML document
+        (`apiVersion: codefresh.io/v1beta1` or `codefresh.io/v1beta2`,
+        `kind: Product`): `metadata.name` is the name, the `description`
+        annotation the description, `spec.promotionTemplate` /
+        `spec.promotionTemplateRef`, `spec.promotionFlows[{name,
+        gitTriggerSelectors[{key: commitMessage|gitRevision, operator:
+        In|NotIn, values}]}]` and, in v1beta2 only, `spec.concurrency`
+        (`queue` | `terminate`). Codefresh's resource has no application list
+        (Codefresh finds a product's applications through Argo CD annotations),
+        so the applications travel in the annotation `promoflow.io/applications`:
+        a YAML list of `{environment, name, version, source: {repoURL,
+        targetRevision, path}}` held as a string, which keeps the document a
+        valid Codefresh resource. Unknown fields (and other annotations) are
+        errors naming the field, never dropped. The product is then validated
+        exactly as by CreateProduct / UpdateProduct.
+
+        Errors: INVALID_ARGUMENT (field violations at `yaml` naming the
+        document's path, or the product's own violations as on create),
+        ALREADY_EXISTS when the product exists and `replace` is false,
+        FAILED_PRECONDITION as UpdateProduct when replacing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExportProduct(self, request, context):
+        """Returns a product as a Codefresh `Product` YAML document
+        (`codefresh.io/v1beta2`) that ImportProduct reads back to the same
+        product. Errors: INVALID_ARGUMENT for a malformed name, NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreatePromotionTemplate(self, request, context):
+        """Creates a named promotion template (Codefresh's `PromotionTemplate`),
+        which products use through `Product.promotion_template_ref`.
+        Errors: INVALID_ARGUMENT (field violations: invalid name, paths or
+        JSONPaths, selector problems), ALREADY_EXISTS when one with that name
+        exists.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPromotionTemplate(self, request, context):
+        """Returns one named promotion template. Errors: INVALID_ARGUMENT for a
+        malformed name, NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListPromotionTemplates(self, request, context):
+        """Lists named promotion templates ordered by name, one page at a time.
+        Errors: INVALID_ARGUMENT for a negative page size or a bad page token.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdatePromotionTemplate(self, request, context):
+        """Replaces the description, template, selector and priority of a named
+        promotion template. Products referring to it use the new values from
+        their next release on (a release records the values it promotes when it
+        is triggered). Errors: INVALID_ARGUMENT (field violations; also when
+        `expected_version` is 0), NOT_FOUND, ABORTED when `expected_version` is
+        not the current version.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeletePromotionTemplate(self, request, context):
+        """Deletes a named promotion template. Errors: INVALID_ARGUMENT for a
+        malformed name, NOT_FOUND, ABORTED when a non-zero `expected_version` is
+        not the current version, FAILED_PRECONDITION while a product refers to
+        it (the message names the products).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ImportPromotionTemplate(self, request, context):
+        """Creates or replaces a named promotion template from one Codefresh
+        `PromotionTemplate` YAML document (`apiVersion: codefresh.io/v1beta1`):
+        `metadata.name`, the `description` annotation,
+        `spec.applicationSourceSelector` (`matchLabels`, `matchExpressions`),
+        `spec.priority`, `spec.versionSource{file, jsonPath}` and
+        `spec.promotion` (a map of file to `{jsonPaths}`). Unknown fields are
+        errors naming the field. Errors: INVALID_ARGUMENT (field violations),
+        ALREADY_EXISTS when it exists and `replace` is false.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExportPromotionTemplate(self, request, context):
+        """Returns a named promotion template as a Codefresh `PromotionTemplate`
+        YAML document that ImportPromotionTemplate reads back to the same
+        template. Errors: INVALID_ARGUMENT for a malformed name, NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ProductServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -190,6 +346,51 @@ def add_ProductServiceServicer_to_server(servicer, server):
                     request_deserializer=promoflow_dot_v1_dot_product__pb2.ReportDeploymentRequest.FromString,
                     response_serializer=promoflow_dot_v1_dot_product__pb2.ReportDeploymentResponse.SerializeToString,
             ),
+            'ImportProduct': grpc.unary_unary_rpc_method_handler(
+                    servicer.ImportProduct,
+                    request_deserializer=promoflow_dot_v1_dot_product__pb2.ImportProductRequest.FromString,
+                    response_serializer=promoflow_dot_v1_dot_product__pb2.ImportProductResponse.SerializeToString,
+            ),
+            'ExportProduct': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExportProduct,
+                    request_deserializer=promoflow_dot_v1_dot_product__pb2.ExportProductRequest.FromString,
+                    response_serializer=promoflow_dot_v1_dot_product__pb2.ExportProductResponse.SerializeToString,
+            ),
+            'CreatePromotionTemplate': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreatePromotionTemplate,
+                    request_deserializer=promoflow_dot_v1_dot_product__pb2.CreatePromotionTemplateRequest.FromString,
+                    response_serializer=promoflow_dot_v1_dot_product__pb2.CreatePromotionTemplateResponse.SerializeToString,
+            ),
+            'GetPromotionTemplate': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPromotionTemplate,
+                    request_deserializer=promoflow_dot_v1_dot_product__pb2.GetPromotionTemplateRequest.FromString,
+                    response_serializer=promoflow_dot_v1_dot_product__pb2.GetPromotionTemplateResponse.SerializeToString,
+            ),
+            'ListPromotionTemplates': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPromotionTemplates,
+                    request_deserializer=promoflow_dot_v1_dot_product__pb2.ListPromotionTemplatesRequest.FromString,
+                    response_serializer=promoflow_dot_v1_dot_product__pb2.ListPromotionTemplatesResponse.SerializeToString,
+            ),
+            'UpdatePromotionTemplate': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdatePromotionTemplate,
+                    request_deserializer=promoflow_dot_v1_dot_product__pb2.UpdatePromotionTemplateRequest.FromString,
+                    response_serializer=promoflow_dot_v1_dot_product__pb2.UpdatePromotionTemplateResponse.SerializeToString,
+            ),
+            'DeletePromotionTemplate': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeletePromotionTemplate,
+                    request_deserializer=promoflow_dot_v1_dot_product__pb2.DeletePromotionTemplateRequest.FromString,
+                    response_serializer=promoflow_dot_v1_dot_product__pb2.DeletePromotionTemplateResponse.SerializeToString,
+            ),
+            'ImportPromotionTemplate': grpc.unary_unary_rpc_method_handler(
+                    servicer.ImportPromotionTemplate,
+                    request_deserializer=promoflow_dot_v1_dot_product__pb2.ImportPromotionTemplateRequest.FromString,
+                    response_serializer=promoflow_dot_v1_dot_product__pb2.ImportPromotionTemplateResponse.SerializeToString,
+            ),
+            'ExportPromotionTemplate': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExportPromotionTemplate,
+                    request_deserializer=promoflow_dot_v1_dot_product__pb2.ExportPromotionTemplateRequest.FromString,
+                    response_serializer=promoflow_dot_v1_dot_product__pb2.ExportPromotionTemplateResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'promoflow.v1.ProductService', rpc_method_handlers)
@@ -201,7 +402,8 @@ def add_ProductServiceServicer_to_server(servicer, server):
 class ProductService:
     """Manages products: named application families with one application per
     environment, the promotion flows that trigger automatically for them, and
-    the deployments reported by CI systems. See common.proto for the
+    the deployments reported by CI systems, and the named promotion templates
+    products use (Codefresh's `PromotionTemplate`). See common.proto for the
     conventions on names, errors, versions and pagination.
     """
 
@@ -357,6 +559,249 @@ class ProductService:
             '/promoflow.v1.ProductService/ReportDeployment',
             promoflow_dot_v1_dot_product__pb2.ReportDeploymentRequest.SerializeToString,
             promoflow_dot_v1_dot_product__pb2.ReportDeploymentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportProduct(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/promoflow.v1.ProductService/ImportProduct',
+            promoflow_dot_v1_dot_product__pb2.ImportProductRequest.SerializeToString,
+            promoflow_dot_v1_dot_product__pb2.ImportProductResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportProduct(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/promoflow.v1.ProductService/ExportProduct',
+            promoflow_dot_v1_dot_product__pb2.ExportProductRequest.SerializeToString,
+            promoflow_dot_v1_dot_product__pb2.ExportProductResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreatePromotionTemplate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/promoflow.v1.ProductService/CreatePromotionTemplate',
+            promoflow_dot_v1_dot_product__pb2.CreatePromotionTemplateRequest.SerializeToString,
+            promoflow_dot_v1_dot_product__pb2.CreatePromotionTemplateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPromotionTemplate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/promoflow.v1.ProductService/GetPromotionTemplate',
+            promoflow_dot_v1_dot_product__pb2.GetPromotionTemplateRequest.SerializeToString,
+            promoflow_dot_v1_dot_product__pb2.GetPromotionTemplateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPromotionTemplates(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/promoflow.v1.ProductService/ListPromotionTemplates',
+            promoflow_dot_v1_dot_product__pb2.ListPromotionTemplatesRequest.SerializeToString,
+            promoflow_dot_v1_dot_product__pb2.ListPromotionTemplatesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdatePromotionTemplate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/promoflow.v1.ProductService/UpdatePromotionTemplate',
+            promoflow_dot_v1_dot_product__pb2.UpdatePromotionTemplateRequest.SerializeToString,
+            promoflow_dot_v1_dot_product__pb2.UpdatePromotionTemplateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeletePromotionTemplate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/promoflow.v1.ProductService/DeletePromotionTemplate',
+            promoflow_dot_v1_dot_product__pb2.DeletePromotionTemplateRequest.SerializeToString,
+            promoflow_dot_v1_dot_product__pb2.DeletePromotionTemplateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportPromotionTemplate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/promoflow.v1.ProductService/ImportPromotionTemplate',
+            promoflow_dot_v1_dot_product__pb2.ImportPromotionTemplateRequest.SerializeToString,
+            promoflow_dot_v1_dot_product__pb2.ImportPromotionTemplateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportPromotionTemplate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/promoflow.v1.ProductService/ExportPromotionTemplate',
+            promoflow_dot_v1_dot_product__pb2.ExportPromotionTemplateRequest.SerializeToString,
+            promoflow_dot_v1_dot_product__pb2.ExportPromotionTemplateResponse.FromString,
             options,
             channel_credentials,
             insecure,

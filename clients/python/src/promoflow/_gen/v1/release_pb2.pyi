@@ -249,20 +249,22 @@ class Heartbeat(_message.Message):
     def __init__(self, latest_seq: _Optional[int] = ...) -> None: ...
 
 class TriggerReleaseRequest(_message.Message):
-    __slots__ = ("flow", "product", "version", "request_id", "initiator", "message")
+    __slots__ = ("flow", "product", "version", "request_id", "initiator", "message", "source_commit")
     FLOW_FIELD_NUMBER: _ClassVar[int]
     PRODUCT_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     INITIATOR_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_COMMIT_FIELD_NUMBER: _ClassVar[int]
     flow: str
     product: str
     version: str
     request_id: str
     initiator: str
     message: str
-    def __init__(self, flow: _Optional[str] = ..., product: _Optional[str] = ..., version: _Optional[str] = ..., request_id: _Optional[str] = ..., initiator: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+    source_commit: str
+    def __init__(self, flow: _Optional[str] = ..., product: _Optional[str] = ..., version: _Optional[str] = ..., request_id: _Optional[str] = ..., initiator: _Optional[str] = ..., message: _Optional[str] = ..., source_commit: _Optional[str] = ...) -> None: ...
 
 class TriggerReleaseResponse(_message.Message):
     __slots__ = ("release",)

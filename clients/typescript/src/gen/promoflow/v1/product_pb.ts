@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file promoflow/v1/product.proto.
  */
 export const file_promoflow_v1_product: GenFile = /*@__PURE__*/
-  fileDesc("Chpwcm9tb2Zsb3cvdjEvcHJvZHVjdC5wcm90bxIMcHJvbW9mbG93LnYxIkgKBkNvbW1pdBILCgNzaGEYASABKAkSDwoHbWVzc2FnZRgCIAEoCRIOCgZhdXRob3IYAyABKAkSEAoIcmV2aXNpb24YBCABKAkixgEKC0FwcGxpY2F0aW9uEhMKC2Vudmlyb25tZW50GAEgASgJEgwKBG5hbWUYAiABKAkSDwoHdmVyc2lvbhgDIAEoCRIpCgtsYXN0X2NvbW1pdBgEIAEoCzIULnByb21vZmxvdy52MS5Db21taXQSLwoLdXBkYXRlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEicKBnNvdXJjZRgGIAEoCzIXLnByb21vZmxvdy52MS5HaXRTb3VyY2UiOwoJR2l0U291cmNlEhAKCHJlcG9fdXJsGAEgASgJEg4KBmJyYW5jaBgCIAEoCRIMCgRwYXRoGAMgASgJIncKEVByb21vdGlvblRlbXBsYXRlEjMKDnZlcnNpb25fc291cmNlGAEgASgLMhsucHJvbW9mbG93LnYxLlZlcnNpb25Tb3VyY2USLQoJcHJvbW90aW9uGAIgAygLMhoucHJvbW9mbG93LnYxLlByb21vdGVkRmlsZSIwCg1WZXJzaW9uU291cmNlEgwKBGZpbGUYASABKAkSEQoJanNvbl9wYXRoGAIgASgJIjAKDFByb21vdGVkRmlsZRIMCgRmaWxlGAEgASgJEhIKCmpzb25fcGF0aHMYAiADKAkiewoPVHJpZ2dlclNlbGVjdG9yEiYKA2tleRgBIAEoDjIZLnByb21vZmxvdy52MS5TZWxlY3RvcktleRIwCghvcGVyYXRvchgCIAEoDjIeLnByb21vZmxvdy52MS5TZWxlY3Rvck9wZXJhdG9yEg4KBnZhbHVlcxgDIAMoCSJWChRQcm9kdWN0UHJvbW90aW9uRmxvdxIMCgRmbG93GAEgASgJEjAKCXNlbGVjdG9ycxgCIAMoCzIdLnByb21vZmxvdy52MS5UcmlnZ2VyU2VsZWN0b3Ii+gIKB1Byb2R1Y3QSDAoEbmFtZRgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCRIvCgxhcHBsaWNhdGlvbnMYAyADKAsyGS5wcm9tb2Zsb3cudjEuQXBwbGljYXRpb24SLgoLY29uY3VycmVuY3kYBCABKA4yGS5wcm9tb2Zsb3cudjEuQ29uY3VycmVuY3kSOwoPcHJvbW90aW9uX2Zsb3dzGAUgAygLMiIucHJvbW9mbG93LnYxLlByb2R1Y3RQcm9tb3Rpb25GbG93Eg8KB3ZlcnNpb24YBiABKAMSLwoLY3JlYXRlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI7ChJwcm9tb3Rpb25fdGVtcGxhdGUYCSABKAsyHy5wcm9tb2Zsb3cudjEuUHJvbW90aW9uVGVtcGxhdGUiPgoUQ3JlYXRlUHJvZHVjdFJlcXVlc3QSJgoHcHJvZHVjdBgBIAEoCzIVLnByb21vZmxvdy52MS5Qcm9kdWN0Ij8KFUNyZWF0ZVByb2R1Y3RSZXNwb25zZRImCgdwcm9kdWN0GAEgASgLMhUucHJvbW9mbG93LnYxLlByb2R1Y3QiIQoRR2V0UHJvZHVjdFJlcXVlc3QSDAoEbmFtZRgBIAEoCSI8ChJHZXRQcm9kdWN0UmVzcG9uc2USJgoHcHJvZHVjdBgBIAEoCzIVLnByb21vZmxvdy52MS5Qcm9kdWN0IjwKE0xpc3RQcm9kdWN0c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiWAoUTGlzdFByb2R1Y3RzUmVzcG9uc2USJwoIcHJvZHVjdHMYASADKAsyFS5wcm9tb2Zsb3cudjEuUHJvZHVjdBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiWAoUVXBkYXRlUHJvZHVjdFJlcXVlc3QSJgoHcHJvZHVjdBgBIAEoCzIVLnByb21vZmxvdy52MS5Qcm9kdWN0EhgKEGV4cGVjdGVkX3ZlcnNpb24YAiABKAMiPwoVVXBkYXRlUHJvZHVjdFJlc3BvbnNlEiYKB3Byb2R1Y3QYASABKAsyFS5wcm9tb2Zsb3cudjEuUHJvZHVjdCI+ChREZWxldGVQcm9kdWN0UmVxdWVzdBIMCgRuYW1lGAEgASgJEhgKEGV4cGVjdGVkX3ZlcnNpb24YAiABKAMiFwoVRGVsZXRlUHJvZHVjdFJlc3BvbnNlIooBChdSZXBvcnREZXBsb3ltZW50UmVxdWVzdBIPCgdwcm9kdWN0GAEgASgJEhMKC2Vudmlyb25tZW50GAIgASgJEg8KB3ZlcnNpb24YAyABKAkSJAoGY29tbWl0GAQgASgLMhQucHJvbW9mbG93LnYxLkNvbW1pdBISCgpyZXF1ZXN0X2lkGAUgASgJInIKGFJlcG9ydERlcGxveW1lbnRSZXNwb25zZRIuCgthcHBsaWNhdGlvbhgBIAEoCzIZLnByb21vZmxvdy52MS5BcHBsaWNhdGlvbhImCgdyZWxlYXNlGAIgASgLMhUucHJvbW9mbG93LnYxLlJlbGVhc2UqXAoLQ29uY3VycmVuY3kSGwoXQ09OQ1VSUkVOQ1lfVU5TUEVDSUZJRUQQABIVChFDT05DVVJSRU5DWV9RVUVVRRABEhkKFUNPTkNVUlJFTkNZX1RFUk1JTkFURRACKmsKC1NlbGVjdG9yS2V5EhwKGFNFTEVDVE9SX0tFWV9VTlNQRUNJRklFRBAAEh8KG1NFTEVDVE9SX0tFWV9DT01NSVRfTUVTU0FHRRABEh0KGVNFTEVDVE9SX0tFWV9HSVRfUkVWSVNJT04QAiptChBTZWxlY3Rvck9wZXJhdG9yEiEKHVNFTEVDVE9SX09QRVJBVE9SX1VOU1BFQ0lGSUVEEAASGAoUU0VMRUNUT1JfT1BFUkFUT1JfSU4QARIcChhTRUxFQ1RPUl9PUEVSQVRPUl9OT1RfSU4QAjKpBAoOUHJvZHVjdFNlcnZpY2USWAoNQ3JlYXRlUHJvZHVjdBIiLnByb21vZmxvdy52MS5DcmVhdGVQcm9kdWN0UmVxdWVzdBojLnByb21vZmxvdy52MS5DcmVhdGVQcm9kdWN0UmVzcG9uc2USTwoKR2V0UHJvZHVjdBIfLnByb21vZmxvdy52MS5HZXRQcm9kdWN0UmVxdWVzdBogLnByb21vZmxvdy52MS5HZXRQcm9kdWN0UmVzcG9uc2USVQoMTGlzdFByb2R1Y3RzEiEucHJvbW9mbG93LnYxLkxpc3RQcm9kdWN0c1JlcXVlc3QaIi5wcm9tb2Zsb3cudjEuTGlzdFByb2R1Y3RzUmVzcG9uc2USWAoNVXBkYXRlUHJvZHVjdBIiLnByb21vZmxvdy52MS5VcGRhdGVQcm9kdWN0UmVxdWVzdBojLnByb21vZmxvdy52MS5VcGRhdGVQcm9kdWN0UmVzcG9uc2USWAoNRGVsZXRlUHJvZHVjdBIiLnByb21vZmxvdy52MS5EZWxldGVQcm9kdWN0UmVxdWVzdBojLnByb21vZmxvdy52MS5EZWxldGVQcm9kdWN0UmVzcG9uc2USYQoQUmVwb3J0RGVwbG95bWVudBIlLnByb21vZmxvdy52MS5SZXBvcnREZXBsb3ltZW50UmVxdWVzdBomLnByb21vZmxvdy52MS5SZXBvcnREZXBsb3ltZW50UmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp, file_promoflow_v1_release]);
+  fileDesc("Chpwcm9tb2Zsb3cvdjEvcHJvZHVjdC5wcm90bxIMcHJvbW9mbG93LnYxIkgKBkNvbW1pdBILCgNzaGEYASABKAkSDwoHbWVzc2FnZRgCIAEoCRIOCgZhdXRob3IYAyABKAkSEAoIcmV2aXNpb24YBCABKAkixgEKC0FwcGxpY2F0aW9uEhMKC2Vudmlyb25tZW50GAEgASgJEgwKBG5hbWUYAiABKAkSDwoHdmVyc2lvbhgDIAEoCRIpCgtsYXN0X2NvbW1pdBgEIAEoCzIULnByb21vZmxvdy52MS5Db21taXQSLwoLdXBkYXRlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEicKBnNvdXJjZRgGIAEoCzIXLnByb21vZmxvdy52MS5HaXRTb3VyY2UiOwoJR2l0U291cmNlEhAKCHJlcG9fdXJsGAEgASgJEg4KBmJyYW5jaBgCIAEoCRIMCgRwYXRoGAMgASgJIncKEVByb21vdGlvblRlbXBsYXRlEjMKDnZlcnNpb25fc291cmNlGAEgASgLMhsucHJvbW9mbG93LnYxLlZlcnNpb25Tb3VyY2USLQoJcHJvbW90aW9uGAIgAygLMhoucHJvbW9mbG93LnYxLlByb21vdGVkRmlsZSIwCg1WZXJzaW9uU291cmNlEgwKBGZpbGUYASABKAkSEQoJanNvbl9wYXRoGAIgASgJIjAKDFByb21vdGVkRmlsZRIMCgRmaWxlGAEgASgJEhIKCmpzb25fcGF0aHMYAiADKAkiewoPVHJpZ2dlclNlbGVjdG9yEiYKA2tleRgBIAEoDjIZLnByb21vZmxvdy52MS5TZWxlY3RvcktleRIwCghvcGVyYXRvchgCIAEoDjIeLnByb21vZmxvdy52MS5TZWxlY3Rvck9wZXJhdG9yEg4KBnZhbHVlcxgDIAMoCSJWChRQcm9kdWN0UHJvbW90aW9uRmxvdxIMCgRmbG93GAEgASgJEjAKCXNlbGVjdG9ycxgCIAMoCzIdLnByb21vZmxvdy52MS5UcmlnZ2VyU2VsZWN0b3IimgMKB1Byb2R1Y3QSDAoEbmFtZRgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCRIvCgxhcHBsaWNhdGlvbnMYAyADKAsyGS5wcm9tb2Zsb3cudjEuQXBwbGljYXRpb24SLgoLY29uY3VycmVuY3kYBCABKA4yGS5wcm9tb2Zsb3cudjEuQ29uY3VycmVuY3kSOwoPcHJvbW90aW9uX2Zsb3dzGAUgAygLMiIucHJvbW9mbG93LnYxLlByb2R1Y3RQcm9tb3Rpb25GbG93Eg8KB3ZlcnNpb24YBiABKAMSLwoLY3JlYXRlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI7ChJwcm9tb3Rpb25fdGVtcGxhdGUYCSABKAsyHy5wcm9tb2Zsb3cudjEuUHJvbW90aW9uVGVtcGxhdGUSHgoWcHJvbW90aW9uX3RlbXBsYXRlX3JlZhgKIAEoCSI+ChRDcmVhdGVQcm9kdWN0UmVxdWVzdBImCgdwcm9kdWN0GAEgASgLMhUucHJvbW9mbG93LnYxLlByb2R1Y3QiPwoVQ3JlYXRlUHJvZHVjdFJlc3BvbnNlEiYKB3Byb2R1Y3QYASABKAsyFS5wcm9tb2Zsb3cudjEuUHJvZHVjdCIhChFHZXRQcm9kdWN0UmVxdWVzdBIMCgRuYW1lGAEgASgJIjwKEkdldFByb2R1Y3RSZXNwb25zZRImCgdwcm9kdWN0GAEgASgLMhUucHJvbW9mbG93LnYxLlByb2R1Y3QiPAoTTGlzdFByb2R1Y3RzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCSJYChRMaXN0UHJvZHVjdHNSZXNwb25zZRInCghwcm9kdWN0cxgBIAMoCzIVLnByb21vZmxvdy52MS5Qcm9kdWN0EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJYChRVcGRhdGVQcm9kdWN0UmVxdWVzdBImCgdwcm9kdWN0GAEgASgLMhUucHJvbW9mbG93LnYxLlByb2R1Y3QSGAoQZXhwZWN0ZWRfdmVyc2lvbhgCIAEoAyI/ChVVcGRhdGVQcm9kdWN0UmVzcG9uc2USJgoHcHJvZHVjdBgBIAEoCzIVLnByb21vZmxvdy52MS5Qcm9kdWN0Ij4KFERlbGV0ZVByb2R1Y3RSZXF1ZXN0EgwKBG5hbWUYASABKAkSGAoQZXhwZWN0ZWRfdmVyc2lvbhgCIAEoAyIXChVEZWxldGVQcm9kdWN0UmVzcG9uc2UiigEKF1JlcG9ydERlcGxveW1lbnRSZXF1ZXN0Eg8KB3Byb2R1Y3QYASABKAkSEwoLZW52aXJvbm1lbnQYAiABKAkSDwoHdmVyc2lvbhgDIAEoCRIkCgZjb21taXQYBCABKAsyFC5wcm9tb2Zsb3cudjEuQ29tbWl0EhIKCnJlcXVlc3RfaWQYBSABKAkicgoYUmVwb3J0RGVwbG95bWVudFJlc3BvbnNlEi4KC2FwcGxpY2F0aW9uGAEgASgLMhkucHJvbW9mbG93LnYxLkFwcGxpY2F0aW9uEiYKB3JlbGVhc2UYAiABKAsyFS5wcm9tb2Zsb3cudjEuUmVsZWFzZSI1ChRJbXBvcnRQcm9kdWN0UmVxdWVzdBIMCgR5YW1sGAEgASgJEg8KB3JlcGxhY2UYAiABKAgiPwoVSW1wb3J0UHJvZHVjdFJlc3BvbnNlEiYKB3Byb2R1Y3QYASABKAsyFS5wcm9tb2Zsb3cudjEuUHJvZHVjdCIkChRFeHBvcnRQcm9kdWN0UmVxdWVzdBIMCgRuYW1lGAEgASgJIiUKFUV4cG9ydFByb2R1Y3RSZXNwb25zZRIMCgR5YW1sGAEgASgJIm4KGExhYmVsU2VsZWN0b3JSZXF1aXJlbWVudBILCgNrZXkYASABKAkSNQoIb3BlcmF0b3IYAiABKA4yIy5wcm9tb2Zsb3cudjEuTGFiZWxTZWxlY3Rvck9wZXJhdG9yEg4KBnZhbHVlcxgDIAMoCSLKAQoNTGFiZWxTZWxlY3RvchJCCgxtYXRjaF9sYWJlbHMYASADKAsyLC5wcm9tb2Zsb3cudjEuTGFiZWxTZWxlY3Rvci5NYXRjaExhYmVsc0VudHJ5EkEKEW1hdGNoX2V4cHJlc3Npb25zGAIgAygLMiYucHJvbW9mbG93LnYxLkxhYmVsU2VsZWN0b3JSZXF1aXJlbWVudBoyChBNYXRjaExhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEitQIKFk5hbWVkUHJvbW90aW9uVGVtcGxhdGUSDAoEbmFtZRgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCRIxCgh0ZW1wbGF0ZRgDIAEoCzIfLnByb21vZmxvdy52MS5Qcm9tb3Rpb25UZW1wbGF0ZRJAChthcHBsaWNhdGlvbl9zb3VyY2Vfc2VsZWN0b3IYBCABKAsyGy5wcm9tb2Zsb3cudjEuTGFiZWxTZWxlY3RvchIQCghwcmlvcml0eRgFIAEoAxIPCgd2ZXJzaW9uGAYgASgDEi8KC2NyZWF0ZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiYgoeQ3JlYXRlUHJvbW90aW9uVGVtcGxhdGVSZXF1ZXN0EkAKEnByb21vdGlvbl90ZW1wbGF0ZRgBIAEoCzIkLnByb21vZmxvdy52MS5OYW1lZFByb21vdGlvblRlbXBsYXRlImMKH0NyZWF0ZVByb21vdGlvblRlbXBsYXRlUmVzcG9uc2USQAoScHJvbW90aW9uX3RlbXBsYXRlGAEgASgLMiQucHJvbW9mbG93LnYxLk5hbWVkUHJvbW90aW9uVGVtcGxhdGUiKwobR2V0UHJvbW90aW9uVGVtcGxhdGVSZXF1ZXN0EgwKBG5hbWUYASABKAkiYAocR2V0UHJvbW90aW9uVGVtcGxhdGVSZXNwb25zZRJAChJwcm9tb3Rpb25fdGVtcGxhdGUYASABKAsyJC5wcm9tb2Zsb3cudjEuTmFtZWRQcm9tb3Rpb25UZW1wbGF0ZSJGCh1MaXN0UHJvbW90aW9uVGVtcGxhdGVzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCSJ8Ch5MaXN0UHJvbW90aW9uVGVtcGxhdGVzUmVzcG9uc2USQQoTcHJvbW90aW9uX3RlbXBsYXRlcxgBIAMoCzIkLnByb21vZmxvdy52MS5OYW1lZFByb21vdGlvblRlbXBsYXRlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJ8Ch5VcGRhdGVQcm9tb3Rpb25UZW1wbGF0ZVJlcXVlc3QSQAoScHJvbW90aW9uX3RlbXBsYXRlGAEgASgLMiQucHJvbW9mbG93LnYxLk5hbWVkUHJvbW90aW9uVGVtcGxhdGUSGAoQZXhwZWN0ZWRfdmVyc2lvbhgCIAEoAyJjCh9VcGRhdGVQcm9tb3Rpb25UZW1wbGF0ZVJlc3BvbnNlEkAKEnByb21vdGlvbl90ZW1wbGF0ZRgBIAEoCzIkLnByb21vZmxvdy52MS5OYW1lZFByb21vdGlvblRlbXBsYXRlIkgKHkRlbGV0ZVByb21vdGlvblRlbXBsYXRlUmVxdWVzdBIMCgRuYW1lGAEgASgJEhgKEGV4cGVjdGVkX3ZlcnNpb24YAiABKAMiIQofRGVsZXRlUHJvbW90aW9uVGVtcGxhdGVSZXNwb25zZSI/Ch5JbXBvcnRQcm9tb3Rpb25UZW1wbGF0ZVJlcXVlc3QSDAoEeWFtbBgBIAEoCRIPCgdyZXBsYWNlGAIgASgIImMKH0ltcG9ydFByb21vdGlvblRlbXBsYXRlUmVzcG9uc2USQAoScHJvbW90aW9uX3RlbXBsYXRlGAEgASgLMiQucHJvbW9mbG93LnYxLk5hbWVkUHJvbW90aW9uVGVtcGxhdGUiLgoeRXhwb3J0UHJvbW90aW9uVGVtcGxhdGVSZXF1ZXN0EgwKBG5hbWUYASABKAkiLwofRXhwb3J0UHJvbW90aW9uVGVtcGxhdGVSZXNwb25zZRIMCgR5YW1sGAEgASgJKlwKC0NvbmN1cnJlbmN5EhsKF0NPTkNVUlJFTkNZX1VOU1BFQ0lGSUVEEAASFQoRQ09OQ1VSUkVOQ1lfUVVFVUUQARIZChVDT05DVVJSRU5DWV9URVJNSU5BVEUQAiprCgtTZWxlY3RvcktleRIcChhTRUxFQ1RPUl9LRVlfVU5TUEVDSUZJRUQQABIfChtTRUxFQ1RPUl9LRVlfQ09NTUlUX01FU1NBR0UQARIdChlTRUxFQ1RPUl9LRVlfR0lUX1JFVklTSU9OEAIqbQoQU2VsZWN0b3JPcGVyYXRvchIhCh1TRUxFQ1RPUl9PUEVSQVRPUl9VTlNQRUNJRklFRBAAEhgKFFNFTEVDVE9SX09QRVJBVE9SX0lOEAESHAoYU0VMRUNUT1JfT1BFUkFUT1JfTk9UX0lOEAIq1AEKFUxhYmVsU2VsZWN0b3JPcGVyYXRvchInCiNMQUJFTF9TRUxFQ1RPUl9PUEVSQVRPUl9VTlNQRUNJRklFRBAAEh4KGkxBQkVMX1NFTEVDVE9SX09QRVJBVE9SX0lOEAESIgoeTEFCRUxfU0VMRUNUT1JfT1BFUkFUT1JfTk9UX0lOEAISIgoeTEFCRUxfU0VMRUNUT1JfT1BFUkFUT1JfRVhJU1RTEAMSKgomTEFCRUxfU0VMRUNUT1JfT1BFUkFUT1JfRE9FU19OT1RfRVhJU1QQBDKZDAoOUHJvZHVjdFNlcnZpY2USWAoNQ3JlYXRlUHJvZHVjdBIiLnByb21vZmxvdy52MS5DcmVhdGVQcm9kdWN0UmVxdWVzdBojLnByb21vZmxvdy52MS5DcmVhdGVQcm9kdWN0UmVzcG9uc2USTwoKR2V0UHJvZHVjdBIfLnByb21vZmxvdy52MS5HZXRQcm9kdWN0UmVxdWVzdBogLnByb21vZmxvdy52MS5HZXRQcm9kdWN0UmVzcG9uc2USVQoMTGlzdFByb2R1Y3RzEiEucHJvbW9mbG93LnYxLkxpc3RQcm9kdWN0c1JlcXVlc3QaIi5wcm9tb2Zsb3cudjEuTGlzdFByb2R1Y3RzUmVzcG9uc2USWAoNVXBkYXRlUHJvZHVjdBIiLnByb21vZmxvdy52MS5VcGRhdGVQcm9kdWN0UmVxdWVzdBojLnByb21vZmxvdy52MS5VcGRhdGVQcm9kdWN0UmVzcG9uc2USWAoNRGVsZXRlUHJvZHVjdBIiLnByb21vZmxvdy52MS5EZWxldGVQcm9kdWN0UmVxdWVzdBojLnByb21vZmxvdy52MS5EZWxldGVQcm9kdWN0UmVzcG9uc2USYQoQUmVwb3J0RGVwbG95bWVudBIlLnByb21vZmxvdy52MS5SZXBvcnREZXBsb3ltZW50UmVxdWVzdBomLnByb21vZmxvdy52MS5SZXBvcnREZXBsb3ltZW50UmVzcG9uc2USWAoNSW1wb3J0UHJvZHVjdBIiLnByb21vZmxvdy52MS5JbXBvcnRQcm9kdWN0UmVxdWVzdBojLnByb21vZmxvdy52MS5JbXBvcnRQcm9kdWN0UmVzcG9uc2USWAoNRXhwb3J0UHJvZHVjdBIiLnByb21vZmxvdy52MS5FeHBvcnRQcm9kdWN0UmVxdWVzdBojLnByb21vZmxvdy52MS5FeHBvcnRQcm9kdWN0UmVzcG9uc2USdgoXQ3JlYXRlUHJvbW90aW9uVGVtcGxhdGUSLC5wcm9tb2Zsb3cudjEuQ3JlYXRlUHJvbW90aW9uVGVtcGxhdGVSZXF1ZXN0Gi0ucHJvbW9mbG93LnYxLkNyZWF0ZVByb21vdGlvblRlbXBsYXRlUmVzcG9uc2USbQoUR2V0UHJvbW90aW9uVGVtcGxhdGUSKS5wcm9tb2Zsb3cudjEuR2V0UHJvbW90aW9uVGVtcGxhdGVSZXF1ZXN0GioucHJvbW9mbG93LnYxLkdldFByb21vdGlvblRlbXBsYXRlUmVzcG9uc2UScwoWTGlzdFByb21vdGlvblRlbXBsYXRlcxIrLnByb21vZmxvdy52MS5MaXN0UHJvbW90aW9uVGVtcGxhdGVzUmVxdWVzdBosLnByb21vZmxvdy52MS5MaXN0UHJvbW90aW9uVGVtcGxhdGVzUmVzcG9uc2USdgoXVXBkYXRlUHJvbW90aW9uVGVtcGxhdGUSLC5wcm9tb2Zsb3cudjEuVXBkYXRlUHJvbW90aW9uVGVtcGxhdGVSZXF1ZXN0Gi0ucHJvbW9mbG93LnYxLlVwZGF0ZVByb21vdGlvblRlbXBsYXRlUmVzcG9uc2USdgoXRGVsZXRlUHJvbW90aW9uVGVtcGxhdGUSLC5wcm9tb2Zsb3cudjEuRGVsZXRlUHJvbW90aW9uVGVtcGxhdGVSZXF1ZXN0Gi0ucHJvbW9mbG93LnYxLkRlbGV0ZVByb21vdGlvblRlbXBsYXRlUmVzcG9uc2USdgoXSW1wb3J0UHJvbW90aW9uVGVtcGxhdGUSLC5wcm9tb2Zsb3cudjEuSW1wb3J0UHJvbW90aW9uVGVtcGxhdGVSZXF1ZXN0Gi0ucHJvbW9mbG93LnYxLkltcG9ydFByb21vdGlvblRlbXBsYXRlUmVzcG9uc2USdgoXRXhwb3J0UHJvbW90aW9uVGVtcGxhdGUSLC5wcm9tb2Zsb3cudjEuRXhwb3J0UHJvbW90aW9uVGVtcGxhdGVSZXF1ZXN0Gi0ucHJvbW9mbG93LnYxLkV4cG9ydFByb21vdGlvblRlbXBsYXRlUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp, file_promoflow_v1_release]);
 
 /**
  * A Git commit, as reported by a CI system with a deployment. Every field is
@@ -118,7 +118,14 @@ export type Application = Message<"promoflow.v1.Application"> & {
    * Where the application's manifests live (Argo CD's repoURL /
    * targetRevision / path). Unset = the application is not Git-backed: the
    * COMMIT and PULL_REQUEST actions then fail the environment saying so, and
-   * action NONE only records the version.
+   * action NONE only records the version. Set on an application in the
+   * trigger environment of one of the product's promotion_flows, the server
+   * polls its branch (`--git-poll-interval`): a new commit that changes a
+   * file under `path` records its deployment (version from the product's
+   * version_source at that commit, or the commit's first 12 hex digits) and
+   * triggers like ReportDeployment, with initiator `git-poll`. The first poll
+   * only remembers the branch tip; a commit whose release cannot start is
+   * skipped, not retried.
    *
    * @generated from field: promoflow.v1.GitSource source = 6;
    */
@@ -375,7 +382,10 @@ export type Product = Message<"promoflow.v1.Product"> & {
    * first entry whose flow's trigger environment is the reported environment
    * and whose selectors match wins, and at most one release is triggered.
    * Empty = ReportDeployment never triggers a release. Releases can still be
-   * triggered manually with any flow.
+   * triggered manually with any flow. The Git-backed application in the
+   * trigger environment of each entry's flow is watched: a new commit that
+   * changes a file under its path is reported as its deployment (see
+   * Application.source).
    *
    * @generated from field: repeated promoflow.v1.ProductPromotionFlow promotion_flows = 5;
    */
@@ -407,12 +417,25 @@ export type Product = Message<"promoflow.v1.Product"> & {
 
   /**
    * What COMMIT and PULL_REQUEST promotions write into each target
-   * application's Git source. Unset = every file under the trigger
-   * application's path is copied whole.
+   * application's Git source. Unset (and no `promotion_template_ref`) =
+   * every file under the trigger application's path is copied whole. Set
+   * at most one of `promotion_template` and `promotion_template_ref`
+   * (both is INVALID_ARGUMENT).
    *
    * @generated from field: promoflow.v1.PromotionTemplate promotion_template = 9;
    */
   promotionTemplate?: PromotionTemplate | undefined;
+
+  /**
+   * Name of a named promotion template (see CreatePromotionTemplate) used
+   * instead of an inline `promotion_template`; empty = none. It must exist
+   * when the product is created or updated (else INVALID_ARGUMENT), cannot
+   * be deleted while referred to, and is read when a release is triggered:
+   * the release records the values it promotes then.
+   *
+   * @generated from field: string promotion_template_ref = 10;
+   */
+  promotionTemplateRef: string;
 };
 
 /**
@@ -572,8 +595,8 @@ export const ListProductsResponseSchema: GenMessage<ListProductsResponse> = /*@_
 export type UpdateProductRequest = Message<"promoflow.v1.UpdateProductRequest"> & {
   /**
    * The new state of the product: `name` identifies it; `description`,
-   * `applications`, `concurrency` and `promotion_flows` replace the stored
-   * ones. Output-only fields are ignored. Required.
+   * `applications`, `concurrency`, `promotion_flows`, `promotion_template`
+   * and `promotion_template_ref` replace the stored ones. Output-only fields are ignored. Required.
    *
    * @generated from field: promoflow.v1.Product product = 1;
    */
@@ -748,6 +771,575 @@ export const ReportDeploymentResponseSchema: GenMessage<ReportDeploymentResponse
   messageDesc(file_promoflow_v1_product, 20);
 
 /**
+ * Request of ProductService.ImportProduct.
+ *
+ * @generated from message promoflow.v1.ImportProductRequest
+ */
+export type ImportProductRequest = Message<"promoflow.v1.ImportProductRequest"> & {
+  /**
+   * One Codefresh `Product` YAML document (see ImportProduct). Required.
+   *
+   * @generated from field: string yaml = 1;
+   */
+  yaml: string;
+
+  /**
+   * false: the product must not exist yet (else ALREADY_EXISTS). true: an
+   * existing product of that name is updated with the document, without an
+   * expected-version check (last writer wins; recorded application
+   * versions are kept as by UpdateProduct). A missing product is created
+   * either way.
+   *
+   * @generated from field: bool replace = 2;
+   */
+  replace: boolean;
+};
+
+/**
+ * Describes the message promoflow.v1.ImportProductRequest.
+ * Use `create(ImportProductRequestSchema)` to create a new message.
+ */
+export const ImportProductRequestSchema: GenMessage<ImportProductRequest> = /*@__PURE__*/
+  messageDesc(file_promoflow_v1_product, 21);
+
+/**
+ * Response of ProductService.ImportProduct.
+ *
+ * @generated from message promoflow.v1.ImportProductResponse
+ */
+export type ImportProductResponse = Message<"promoflow.v1.ImportProductResponse"> & {
+  /**
+   * The created or updated product.
+   *
+   * @generated from field: promoflow.v1.Product product = 1;
+   */
+  product?: Product | undefined;
+};
+
+/**
+ * Describes the message promoflow.v1.ImportProductResponse.
+ * Use `create(ImportProductResponseSchema)` to create a new message.
+ */
+export const ImportProductResponseSchema: GenMessage<ImportProductResponse> = /*@__PURE__*/
+  messageDesc(file_promoflow_v1_product, 22);
+
+/**
+ * Request of ProductService.ExportProduct.
+ *
+ * @generated from message promoflow.v1.ExportProductRequest
+ */
+export type ExportProductRequest = Message<"promoflow.v1.ExportProductRequest"> & {
+  /**
+   * Name of the product. Required.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message promoflow.v1.ExportProductRequest.
+ * Use `create(ExportProductRequestSchema)` to create a new message.
+ */
+export const ExportProductRequestSchema: GenMessage<ExportProductRequest> = /*@__PURE__*/
+  messageDesc(file_promoflow_v1_product, 23);
+
+/**
+ * Response of ProductService.ExportProduct.
+ *
+ * @generated from message promoflow.v1.ExportProductResponse
+ */
+export type ExportProductResponse = Message<"promoflow.v1.ExportProductResponse"> & {
+  /**
+   * The product as a Codefresh `Product` YAML document (v1beta2), with its
+   * applications (and their current versions) in the
+   * `promoflow.io/applications` annotation.
+   *
+   * @generated from field: string yaml = 1;
+   */
+  yaml: string;
+};
+
+/**
+ * Describes the message promoflow.v1.ExportProductResponse.
+ * Use `create(ExportProductResponseSchema)` to create a new message.
+ */
+export const ExportProductResponseSchema: GenMessage<ExportProductResponse> = /*@__PURE__*/
+  messageDesc(file_promoflow_v1_product, 24);
+
+/**
+ * One requirement of a label selector.
+ *
+ * @generated from message promoflow.v1.LabelSelectorRequirement
+ */
+export type LabelSelectorRequirement = Message<"promoflow.v1.LabelSelectorRequirement"> & {
+  /**
+   * The label key (1-63 bytes). Required.
+   *
+   * @generated from field: string key = 1;
+   */
+  key: string;
+
+  /**
+   * How to compare. Required.
+   *
+   * @generated from field: promoflow.v1.LabelSelectorOperator operator = 2;
+   */
+  operator: LabelSelectorOperator;
+
+  /**
+   * The values compared with; see the operator for when it may be empty.
+   *
+   * @generated from field: repeated string values = 3;
+   */
+  values: string[];
+};
+
+/**
+ * Describes the message promoflow.v1.LabelSelectorRequirement.
+ * Use `create(LabelSelectorRequirementSchema)` to create a new message.
+ */
+export const LabelSelectorRequirementSchema: GenMessage<LabelSelectorRequirement> = /*@__PURE__*/
+  messageDesc(file_promoflow_v1_product, 25);
+
+/**
+ * A Kubernetes label selector: every entry must match.
+ *
+ * @generated from message promoflow.v1.LabelSelector
+ */
+export type LabelSelector = Message<"promoflow.v1.LabelSelector"> & {
+  /**
+   * Labels that must have exactly these values; empty = no such condition.
+   *
+   * @generated from field: map<string, string> match_labels = 1;
+   */
+  matchLabels: { [key: string]: string };
+
+  /**
+   * Further requirements; empty = none.
+   *
+   * @generated from field: repeated promoflow.v1.LabelSelectorRequirement match_expressions = 2;
+   */
+  matchExpressions: LabelSelectorRequirement[];
+};
+
+/**
+ * Describes the message promoflow.v1.LabelSelector.
+ * Use `create(LabelSelectorSchema)` to create a new message.
+ */
+export const LabelSelectorSchema: GenMessage<LabelSelector> = /*@__PURE__*/
+  messageDesc(file_promoflow_v1_product, 26);
+
+/**
+ * A named, reusable promotion template (Codefresh's `PromotionTemplate`
+ * resource), used by products through `Product.promotion_template_ref`.
+ *
+ * @generated from message promoflow.v1.NamedPromotionTemplate
+ */
+export type NamedPromotionTemplate = Message<"promoflow.v1.NamedPromotionTemplate"> & {
+  /**
+   * Identity of the template: a lowercase DNS label, unique among
+   * templates, immutable. Required.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * Free text for people; empty = no description.
+   *
+   * @generated from field: string description = 2;
+   */
+  description: string;
+
+  /**
+   * The version source and promoted files, as an inline
+   * `Product.promotion_template`. Unset = no version source and every file
+   * copied whole.
+   *
+   * @generated from field: promoflow.v1.PromotionTemplate template = 3;
+   */
+  template?: PromotionTemplate | undefined;
+
+  /**
+   * Codefresh's `applicationSourceSelector`, kept so a Codefresh document
+   * imports and exports unchanged. promoflow does not match templates to
+   * applications by labels: a product uses a template only by naming it in
+   * `promotion_template_ref`. Unset = an empty selector.
+   *
+   * @generated from field: promoflow.v1.LabelSelector application_source_selector = 4;
+   */
+  applicationSourceSelector?: LabelSelector | undefined;
+
+  /**
+   * Codefresh's `priority`, kept for the same reason and not evaluated;
+   * 0 = none given.
+   *
+   * @generated from field: int64 priority = 5;
+   */
+  priority: bigint;
+
+  /**
+   * Output only. Optimistic-concurrency version: 1 on create, +1 per update.
+   *
+   * @generated from field: int64 version = 6;
+   */
+  version: bigint;
+
+  /**
+   * Output only. When the template was created.
+   *
+   * @generated from field: google.protobuf.Timestamp create_time = 7;
+   */
+  createTime?: Timestamp | undefined;
+
+  /**
+   * Output only. When the template was last updated.
+   *
+   * @generated from field: google.protobuf.Timestamp update_time = 8;
+   */
+  updateTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message promoflow.v1.NamedPromotionTemplate.
+ * Use `create(NamedPromotionTemplateSchema)` to create a new message.
+ */
+export const NamedPromotionTemplateSchema: GenMessage<NamedPromotionTemplate> = /*@__PURE__*/
+  messageDesc(file_promoflow_v1_product, 27);
+
+/**
+ * Request of ProductService.CreatePromotionTemplate.
+ *
+ * @generated from message promoflow.v1.CreatePromotionTemplateRequest
+ */
+export type CreatePromotionTemplateRequest = Message<"promoflow.v1.CreatePromotionTemplateRequest"> & {
+  /**
+   * The template to create; output-only fields are ignored. Required.
+   *
+   * @generated from field: promoflow.v1.NamedPromotionTemplate promotion_template = 1;
+   */
+  promotionTemplate?: NamedPromotionTemplate | undefined;
+};
+
+/**
+ * Describes the message promoflow.v1.CreatePromotionTemplateRequest.
+ * Use `create(CreatePromotionTemplateRequestSchema)` to create a new message.
+ */
+export const CreatePromotionTemplateRequestSchema: GenMessage<CreatePromotionTemplateRequest> = /*@__PURE__*/
+  messageDesc(file_promoflow_v1_product, 28);
+
+/**
+ * Response of ProductService.CreatePromotionTemplate.
+ *
+ * @generated from message promoflow.v1.CreatePromotionTemplateResponse
+ */
+export type CreatePromotionTemplateResponse = Message<"promoflow.v1.CreatePromotionTemplateResponse"> & {
+  /**
+   * The created template, with version 1 and its timestamps.
+   *
+   * @generated from field: promoflow.v1.NamedPromotionTemplate promotion_template = 1;
+   */
+  promotionTemplate?: NamedPromotionTemplate | undefined;
+};
+
+/**
+ * Describes the message promoflow.v1.CreatePromotionTemplateResponse.
+ * Use `create(CreatePromotionTemplateResponseSchema)` to create a new message.
+ */
+export const CreatePromotionTemplateResponseSchema: GenMessage<CreatePromotionTemplateResponse> = /*@__PURE__*/
+  messageDesc(file_promoflow_v1_product, 29);
+
+/**
+ * Request of ProductService.GetPromotionTemplate.
+ *
+ * @generated from message promoflow.v1.GetPromotionTemplateRequest
+ */
+export type GetPromotionTemplateRequest = Message<"promoflow.v1.GetPromotionTemplateRequest"> & {
+  /**
+   * Name of the template. Required.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message promoflow.v1.GetPromotionTemplateRequest.
+ * Use `create(GetPromotionTemplateRequestSchema)` to create a new message.
+ */
+export const GetPromotionTemplateRequestSchema: GenMessage<GetPromotionTemplateRequest> = /*@__PURE__*/
+  messageDesc(file_promoflow_v1_product, 30);
+
+/**
+ * Response of ProductService.GetPromotionTemplate.
+ *
+ * @generated from message promoflow.v1.GetPromotionTemplateResponse
+ */
+export type GetPromotionTemplateResponse = Message<"promoflow.v1.GetPromotionTemplateResponse"> & {
+  /**
+   * The template.
+   *
+   * @generated from field: promoflow.v1.NamedPromotionTemplate promotion_template = 1;
+   */
+  promotionTemplate?: NamedPromotionTemplate | undefined;
+};
+
+/**
+ * Describes the message promoflow.v1.GetPromotionTemplateResponse.
+ * Use `create(GetPromotionTemplateResponseSchema)` to create a new message.
+ */
+export const GetPromotionTemplateResponseSchema: GenMessage<GetPromotionTemplateResponse> = /*@__PURE__*/
+  messageDesc(file_promoflow_v1_product, 31);
+
+/**
+ * Request of ProductService.ListPromotionTemplates.
+ *
+ * @generated from message promoflow.v1.ListPromotionTemplatesRequest
+ */
+export type ListPromotionTemplatesRequest = Message<"promoflow.v1.ListPromotionTemplatesRequest"> & {
+  /**
+   * Most templates to return: 0 = 50, at most 500 (larger values are
+   * treated as 500), negative is INVALID_ARGUMENT.
+   *
+   * @generated from field: int32 page_size = 1;
+   */
+  pageSize: number;
+
+  /**
+   * Empty for the first page, otherwise `next_page_token` from the previous
+   * response. Opaque.
+   *
+   * @generated from field: string page_token = 2;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message promoflow.v1.ListPromotionTemplatesRequest.
+ * Use `create(ListPromotionTemplatesRequestSchema)` to create a new message.
+ */
+export const ListPromotionTemplatesRequestSchema: GenMessage<ListPromotionTemplatesRequest> = /*@__PURE__*/
+  messageDesc(file_promoflow_v1_product, 32);
+
+/**
+ * Response of ProductService.ListPromotionTemplates.
+ *
+ * @generated from message promoflow.v1.ListPromotionTemplatesResponse
+ */
+export type ListPromotionTemplatesResponse = Message<"promoflow.v1.ListPromotionTemplatesResponse"> & {
+  /**
+   * One page of templates, ordered by name.
+   *
+   * @generated from field: repeated promoflow.v1.NamedPromotionTemplate promotion_templates = 1;
+   */
+  promotionTemplates: NamedPromotionTemplate[];
+
+  /**
+   * Token for the next page; empty when this is the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message promoflow.v1.ListPromotionTemplatesResponse.
+ * Use `create(ListPromotionTemplatesResponseSchema)` to create a new message.
+ */
+export const ListPromotionTemplatesResponseSchema: GenMessage<ListPromotionTemplatesResponse> = /*@__PURE__*/
+  messageDesc(file_promoflow_v1_product, 33);
+
+/**
+ * Request of ProductService.UpdatePromotionTemplate.
+ *
+ * @generated from message promoflow.v1.UpdatePromotionTemplateRequest
+ */
+export type UpdatePromotionTemplateRequest = Message<"promoflow.v1.UpdatePromotionTemplateRequest"> & {
+  /**
+   * The new state: `name` identifies it; every other field replaces the
+   * stored one. Output-only fields are ignored. Required.
+   *
+   * @generated from field: promoflow.v1.NamedPromotionTemplate promotion_template = 1;
+   */
+  promotionTemplate?: NamedPromotionTemplate | undefined;
+
+  /**
+   * The version the caller read. Required (0 is INVALID_ARGUMENT); must
+   * equal the current version, else ABORTED and nothing changes.
+   *
+   * @generated from field: int64 expected_version = 2;
+   */
+  expectedVersion: bigint;
+};
+
+/**
+ * Describes the message promoflow.v1.UpdatePromotionTemplateRequest.
+ * Use `create(UpdatePromotionTemplateRequestSchema)` to create a new message.
+ */
+export const UpdatePromotionTemplateRequestSchema: GenMessage<UpdatePromotionTemplateRequest> = /*@__PURE__*/
+  messageDesc(file_promoflow_v1_product, 34);
+
+/**
+ * Response of ProductService.UpdatePromotionTemplate.
+ *
+ * @generated from message promoflow.v1.UpdatePromotionTemplateResponse
+ */
+export type UpdatePromotionTemplateResponse = Message<"promoflow.v1.UpdatePromotionTemplateResponse"> & {
+  /**
+   * The updated template, with its new version.
+   *
+   * @generated from field: promoflow.v1.NamedPromotionTemplate promotion_template = 1;
+   */
+  promotionTemplate?: NamedPromotionTemplate | undefined;
+};
+
+/**
+ * Describes the message promoflow.v1.UpdatePromotionTemplateResponse.
+ * Use `create(UpdatePromotionTemplateResponseSchema)` to create a new message.
+ */
+export const UpdatePromotionTemplateResponseSchema: GenMessage<UpdatePromotionTemplateResponse> = /*@__PURE__*/
+  messageDesc(file_promoflow_v1_product, 35);
+
+/**
+ * Request of ProductService.DeletePromotionTemplate.
+ *
+ * @generated from message promoflow.v1.DeletePromotionTemplateRequest
+ */
+export type DeletePromotionTemplateRequest = Message<"promoflow.v1.DeletePromotionTemplateRequest"> & {
+  /**
+   * Name of the template to delete. Required.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * 0 = delete whatever the current version is; otherwise must equal the
+   * current version, else ABORTED.
+   *
+   * @generated from field: int64 expected_version = 2;
+   */
+  expectedVersion: bigint;
+};
+
+/**
+ * Describes the message promoflow.v1.DeletePromotionTemplateRequest.
+ * Use `create(DeletePromotionTemplateRequestSchema)` to create a new message.
+ */
+export const DeletePromotionTemplateRequestSchema: GenMessage<DeletePromotionTemplateRequest> = /*@__PURE__*/
+  messageDesc(file_promoflow_v1_product, 36);
+
+/**
+ * Response of ProductService.DeletePromotionTemplate. Empty: success means
+ * the template is gone.
+ *
+ * @generated from message promoflow.v1.DeletePromotionTemplateResponse
+ */
+export type DeletePromotionTemplateResponse = Message<"promoflow.v1.DeletePromotionTemplateResponse"> & {
+};
+
+/**
+ * Describes the message promoflow.v1.DeletePromotionTemplateResponse.
+ * Use `create(DeletePromotionTemplateResponseSchema)` to create a new message.
+ */
+export const DeletePromotionTemplateResponseSchema: GenMessage<DeletePromotionTemplateResponse> = /*@__PURE__*/
+  messageDesc(file_promoflow_v1_product, 37);
+
+/**
+ * Request of ProductService.ImportPromotionTemplate.
+ *
+ * @generated from message promoflow.v1.ImportPromotionTemplateRequest
+ */
+export type ImportPromotionTemplateRequest = Message<"promoflow.v1.ImportPromotionTemplateRequest"> & {
+  /**
+   * One Codefresh `PromotionTemplate` YAML document. Required.
+   *
+   * @generated from field: string yaml = 1;
+   */
+  yaml: string;
+
+  /**
+   * false: the template must not exist yet (else ALREADY_EXISTS). true: an
+   * existing template of that name is replaced without an expected-version
+   * check (last writer wins). A missing template is created either way.
+   *
+   * @generated from field: bool replace = 2;
+   */
+  replace: boolean;
+};
+
+/**
+ * Describes the message promoflow.v1.ImportPromotionTemplateRequest.
+ * Use `create(ImportPromotionTemplateRequestSchema)` to create a new message.
+ */
+export const ImportPromotionTemplateRequestSchema: GenMessage<ImportPromotionTemplateRequest> = /*@__PURE__*/
+  messageDesc(file_promoflow_v1_product, 38);
+
+/**
+ * Response of ProductService.ImportPromotionTemplate.
+ *
+ * @generated from message promoflow.v1.ImportPromotionTemplateResponse
+ */
+export type ImportPromotionTemplateResponse = Message<"promoflow.v1.ImportPromotionTemplateResponse"> & {
+  /**
+   * The created or replaced template.
+   *
+   * @generated from field: promoflow.v1.NamedPromotionTemplate promotion_template = 1;
+   */
+  promotionTemplate?: NamedPromotionTemplate | undefined;
+};
+
+/**
+ * Describes the message promoflow.v1.ImportPromotionTemplateResponse.
+ * Use `create(ImportPromotionTemplateResponseSchema)` to create a new message.
+ */
+export const ImportPromotionTemplateResponseSchema: GenMessage<ImportPromotionTemplateResponse> = /*@__PURE__*/
+  messageDesc(file_promoflow_v1_product, 39);
+
+/**
+ * Request of ProductService.ExportPromotionTemplate.
+ *
+ * @generated from message promoflow.v1.ExportPromotionTemplateRequest
+ */
+export type ExportPromotionTemplateRequest = Message<"promoflow.v1.ExportPromotionTemplateRequest"> & {
+  /**
+   * Name of the template. Required.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message promoflow.v1.ExportPromotionTemplateRequest.
+ * Use `create(ExportPromotionTemplateRequestSchema)` to create a new message.
+ */
+export const ExportPromotionTemplateRequestSchema: GenMessage<ExportPromotionTemplateRequest> = /*@__PURE__*/
+  messageDesc(file_promoflow_v1_product, 40);
+
+/**
+ * Response of ProductService.ExportPromotionTemplate.
+ *
+ * @generated from message promoflow.v1.ExportPromotionTemplateResponse
+ */
+export type ExportPromotionTemplateResponse = Message<"promoflow.v1.ExportPromotionTemplateResponse"> & {
+  /**
+   * The template as a Codefresh `PromotionTemplate` YAML document.
+   *
+   * @generated from field: string yaml = 1;
+   */
+  yaml: string;
+};
+
+/**
+ * Describes the message promoflow.v1.ExportPromotionTemplateResponse.
+ * Use `create(ExportPromotionTemplateResponseSchema)` to create a new message.
+ */
+export const ExportPromotionTemplateResponseSchema: GenMessage<ExportPromotionTemplateResponse> = /*@__PURE__*/
+  messageDesc(file_promoflow_v1_product, 41);
+
+/**
  * What happens when a release of a product is triggered while earlier
  * releases of the same product are not final.
  *
@@ -857,9 +1449,59 @@ export const SelectorOperatorSchema: GenEnum<SelectorOperator> = /*@__PURE__*/
   enumDesc(file_promoflow_v1_product, 2);
 
 /**
+ * How a label selector requirement compares a label with its values
+ * (Kubernetes' LabelSelectorOperator).
+ *
+ * @generated from enum promoflow.v1.LabelSelectorOperator
+ */
+export enum LabelSelectorOperator {
+  /**
+   * Not set: INVALID_ARGUMENT.
+   *
+   * @generated from enum value: LABEL_SELECTOR_OPERATOR_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The label's value is one of `values` (at least one).
+   *
+   * @generated from enum value: LABEL_SELECTOR_OPERATOR_IN = 1;
+   */
+  IN = 1,
+
+  /**
+   * The label's value is none of `values` (at least one).
+   *
+   * @generated from enum value: LABEL_SELECTOR_OPERATOR_NOT_IN = 2;
+   */
+  NOT_IN = 2,
+
+  /**
+   * The label exists; `values` must be empty.
+   *
+   * @generated from enum value: LABEL_SELECTOR_OPERATOR_EXISTS = 3;
+   */
+  EXISTS = 3,
+
+  /**
+   * The label does not exist; `values` must be empty.
+   *
+   * @generated from enum value: LABEL_SELECTOR_OPERATOR_DOES_NOT_EXIST = 4;
+   */
+  DOES_NOT_EXIST = 4,
+}
+
+/**
+ * Describes the enum promoflow.v1.LabelSelectorOperator.
+ */
+export const LabelSelectorOperatorSchema: GenEnum<LabelSelectorOperator> = /*@__PURE__*/
+  enumDesc(file_promoflow_v1_product, 3);
+
+/**
  * Manages products: named application families with one application per
  * environment, the promotion flows that trigger automatically for them, and
- * the deployments reported by CI systems. See common.proto for the
+ * the deployments reported by CI systems, and the named promotion templates
+ * products use (Codefresh's `PromotionTemplate`). See common.proto for the
  * conventions on names, errors, versions and pagination.
  *
  * @generated from service promoflow.v1.ProductService
@@ -869,7 +1511,9 @@ export const ProductService: GenService<{
    * Creates a product. Errors: INVALID_ARGUMENT (field violations: invalid
    * names, an application for an environment that does not exist or two for
    * the same environment, a promotion flow that does not exist, an empty
-   * selector, …), ALREADY_EXISTS when a product with that name exists.
+   * selector, a `promotion_template_ref` naming no template, both
+   * `promotion_template` and `promotion_template_ref` set, …),
+   * ALREADY_EXISTS when a product with that name exists.
    *
    * @generated from rpc promoflow.v1.ProductService.CreateProduct
    */
@@ -962,6 +1606,140 @@ export const ProductService: GenService<{
     methodKind: "unary";
     input: typeof ReportDeploymentRequestSchema;
     output: typeof ReportDeploymentResponseSchema;
+  },
+  /**
+   * Creates or replaces a product from one Codefresh `Product` YAML document
+   * (`apiVersion: codefresh.io/v1beta1` or `codefresh.io/v1beta2`,
+   * `kind: Product`): `metadata.name` is the name, the `description`
+   * annotation the description, `spec.promotionTemplate` /
+   * `spec.promotionTemplateRef`, `spec.promotionFlows[{name,
+   * gitTriggerSelectors[{key: commitMessage|gitRevision, operator:
+   * In|NotIn, values}]}]` and, in v1beta2 only, `spec.concurrency`
+   * (`queue` | `terminate`). Codefresh's resource has no application list
+   * (Codefresh finds a product's applications through Argo CD annotations),
+   * so the applications travel in the annotation `promoflow.io/applications`:
+   * a YAML list of `{environment, name, version, source: {repoURL,
+   * targetRevision, path}}` held as a string, which keeps the document a
+   * valid Codefresh resource. Unknown fields (and other annotations) are
+   * errors naming the field, never dropped. The product is then validated
+   * exactly as by CreateProduct / UpdateProduct.
+   *
+   * Errors: INVALID_ARGUMENT (field violations at `yaml` naming the
+   * document's path, or the product's own violations as on create),
+   * ALREADY_EXISTS when the product exists and `replace` is false,
+   * FAILED_PRECONDITION as UpdateProduct when replacing.
+   *
+   * @generated from rpc promoflow.v1.ProductService.ImportProduct
+   */
+  importProduct: {
+    methodKind: "unary";
+    input: typeof ImportProductRequestSchema;
+    output: typeof ImportProductResponseSchema;
+  },
+  /**
+   * Returns a product as a Codefresh `Product` YAML document
+   * (`codefresh.io/v1beta2`) that ImportProduct reads back to the same
+   * product. Errors: INVALID_ARGUMENT for a malformed name, NOT_FOUND.
+   *
+   * @generated from rpc promoflow.v1.ProductService.ExportProduct
+   */
+  exportProduct: {
+    methodKind: "unary";
+    input: typeof ExportProductRequestSchema;
+    output: typeof ExportProductResponseSchema;
+  },
+  /**
+   * Creates a named promotion template (Codefresh's `PromotionTemplate`),
+   * which products use through `Product.promotion_template_ref`.
+   * Errors: INVALID_ARGUMENT (field violations: invalid name, paths or
+   * JSONPaths, selector problems), ALREADY_EXISTS when one with that name
+   * exists.
+   *
+   * @generated from rpc promoflow.v1.ProductService.CreatePromotionTemplate
+   */
+  createPromotionTemplate: {
+    methodKind: "unary";
+    input: typeof CreatePromotionTemplateRequestSchema;
+    output: typeof CreatePromotionTemplateResponseSchema;
+  },
+  /**
+   * Returns one named promotion template. Errors: INVALID_ARGUMENT for a
+   * malformed name, NOT_FOUND.
+   *
+   * @generated from rpc promoflow.v1.ProductService.GetPromotionTemplate
+   */
+  getPromotionTemplate: {
+    methodKind: "unary";
+    input: typeof GetPromotionTemplateRequestSchema;
+    output: typeof GetPromotionTemplateResponseSchema;
+  },
+  /**
+   * Lists named promotion templates ordered by name, one page at a time.
+   * Errors: INVALID_ARGUMENT for a negative page size or a bad page token.
+   *
+   * @generated from rpc promoflow.v1.ProductService.ListPromotionTemplates
+   */
+  listPromotionTemplates: {
+    methodKind: "unary";
+    input: typeof ListPromotionTemplatesRequestSchema;
+    output: typeof ListPromotionTemplatesResponseSchema;
+  },
+  /**
+   * Replaces the description, template, selector and priority of a named
+   * promotion template. Products referring to it use the new values from
+   * their next release on (a release records the values it promotes when it
+   * is triggered). Errors: INVALID_ARGUMENT (field violations; also when
+   * `expected_version` is 0), NOT_FOUND, ABORTED when `expected_version` is
+   * not the current version.
+   *
+   * @generated from rpc promoflow.v1.ProductService.UpdatePromotionTemplate
+   */
+  updatePromotionTemplate: {
+    methodKind: "unary";
+    input: typeof UpdatePromotionTemplateRequestSchema;
+    output: typeof UpdatePromotionTemplateResponseSchema;
+  },
+  /**
+   * Deletes a named promotion template. Errors: INVALID_ARGUMENT for a
+   * malformed name, NOT_FOUND, ABORTED when a non-zero `expected_version` is
+   * not the current version, FAILED_PRECONDITION while a product refers to
+   * it (the message names the products).
+   *
+   * @generated from rpc promoflow.v1.ProductService.DeletePromotionTemplate
+   */
+  deletePromotionTemplate: {
+    methodKind: "unary";
+    input: typeof DeletePromotionTemplateRequestSchema;
+    output: typeof DeletePromotionTemplateResponseSchema;
+  },
+  /**
+   * Creates or replaces a named promotion template from one Codefresh
+   * `PromotionTemplate` YAML document (`apiVersion: codefresh.io/v1beta1`):
+   * `metadata.name`, the `description` annotation,
+   * `spec.applicationSourceSelector` (`matchLabels`, `matchExpressions`),
+   * `spec.priority`, `spec.versionSource{file, jsonPath}` and
+   * `spec.promotion` (a map of file to `{jsonPaths}`). Unknown fields are
+   * errors naming the field. Errors: INVALID_ARGUMENT (field violations),
+   * ALREADY_EXISTS when it exists and `replace` is false.
+   *
+   * @generated from rpc promoflow.v1.ProductService.ImportPromotionTemplate
+   */
+  importPromotionTemplate: {
+    methodKind: "unary";
+    input: typeof ImportPromotionTemplateRequestSchema;
+    output: typeof ImportPromotionTemplateResponseSchema;
+  },
+  /**
+   * Returns a named promotion template as a Codefresh `PromotionTemplate`
+   * YAML document that ImportPromotionTemplate reads back to the same
+   * template. Errors: INVALID_ARGUMENT for a malformed name, NOT_FOUND.
+   *
+   * @generated from rpc promoflow.v1.ProductService.ExportPromotionTemplate
+   */
+  exportPromotionTemplate: {
+    methodKind: "unary";
+    input: typeof ExportPromotionTemplateRequestSchema;
+    output: typeof ExportPromotionTemplateResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_promoflow_v1_product, 0);
