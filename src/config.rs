@@ -137,6 +137,11 @@ pub struct ServerConfig {
     /// killed.
     #[arg(long, env = "PROMOFLOW_GIT_TIMEOUT", value_parser = humantime::parse_duration, default_value = "60s")]
     pub git_timeout: Duration,
+
+    /// How often a pull request awaited by a PULL_REQUEST action is checked
+    /// for a merge or close.
+    #[arg(long, env = "PROMOFLOW_PR_POLL_INTERVAL", value_parser = humantime::parse_duration, default_value = "30s")]
+    pub pr_poll_interval: Duration,
 }
 
 impl ServerConfig {
@@ -174,6 +179,7 @@ impl ServerConfig {
             git_author: "promoflow <promoflow@localhost>".into(),
             git_cache_dir: None,
             git_timeout: Duration::from_secs(60),
+            pr_poll_interval: Duration::from_secs(30),
         }
     }
 

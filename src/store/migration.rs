@@ -16,7 +16,11 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(InitialSchema), Box::new(GitSources)]
+        vec![
+            Box::new(InitialSchema),
+            Box::new(GitSources),
+            Box::new(PullRequests),
+        ]
     }
 }
 
@@ -333,5 +337,28 @@ impl MigrationTrait for GitSources {
             .await?;
         }
         Ok(())
+    }
+}
+
+/// PULL_REQUEST actions: the number of the pull request each one opened or
+/// adopted, recorded before it waits.
+struct PullRequests;
+
+impl MigrationName for PullRequests {
+    fn name(&self) -> &str {
+        "m0003_pull_requests"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for PullRequests {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.alter_table(
+            Table::alter()
+                .table("step_runs")
+                .add_column(big_integer("pull_request").default(0))
+                .to_owned(),
+        )
+        .await
     }
 }
