@@ -186,7 +186,11 @@ async fn prod_awaits_review_until_the_pull_request_is_merged() {
     let step = action(&waiting);
     let pr = f.forge.pr(step.pull_request_number);
     assert_eq!(f.forge.prs().len(), 1);
-    let page = format!("{}/acme/apps/pulls/{}", f.forge.api_url.trim_end_matches("/api/v1"), pr.number);
+    let page = format!(
+        "{}/acme/apps/pulls/{}",
+        f.forge.api_url.trim_end_matches("/api/v1"),
+        pr.number
+    );
     assert_eq!(step.url, page);
     assert_eq!(step.commit_sha, f.git.tip(REPO, &head));
     let message = format!("awaiting pull request #{} {page}", pr.number);
@@ -196,17 +200,31 @@ async fn prod_awaits_review_until_the_pull_request_is_merged() {
     let c = waiting.counters.unwrap();
     assert_eq!((c.suspended, c.awaiting_review), (1, 1), "{c:?}");
     // The pull request: the commit's subject, the release and its values.
-    assert_eq!((pr.head.as_str(), pr.base.as_str()), (head.as_str(), "main"));
+    assert_eq!(
+        (pr.head.as_str(), pr.base.as_str()),
+        (head.as_str(), "main")
+    );
     assert_eq!(pr.title, "promote shop 1.2.0 from dev to prod");
     assert!(pr.body.contains(&r.id), "{}", pr.body);
-    assert!(pr.body.contains("apps/prod/values.yaml") && pr.body.contains("`1.2.0`"), "{}", pr.body);
+    assert!(
+        pr.body.contains("apps/prod/values.yaml") && pr.body.contains("`1.2.0`"),
+        "{}",
+        pr.body
+    );
     assert_eq!(
         f.git.read(REPO, &head, "apps/prod/values.yaml"),
         values("prod", "1.2.0")
     );
-    assert_eq!(f.prod_values(), values("prod", "1.0.0"), "main waits for the merge");
+    assert_eq!(
+        f.prod_values(),
+        values("prod", "1.0.0"),
+        "main waits for the merge"
+    );
     // A review is not an approval.
-    let refused = expect_code(approve(&server, &r.id, "prod", true, "").await, Code::FailedPrecondition);
+    let refused = expect_code(
+        approve(&server, &r.id, "prod", true, "").await,
+        Code::FailedPrecondition,
+    );
     assert!(refused.message().contains("pull request"), "{refused:?}");
 
     let merge = f.forge.merge(pr.number);
@@ -220,7 +238,11 @@ async fn prod_awaits_review_until_the_pull_request_is_merged() {
     assert_eq!(f.git.tip(REPO, "main"), merge);
     assert_eq!(f.prod_values(), values("prod", "1.2.0"));
     let p = get_product(&server, "shop").await.unwrap();
-    let prod = p.applications.iter().find(|a| a.environment == "prod").unwrap();
+    let prod = p
+        .applications
+        .iter()
+        .find(|a| a.environment == "prod")
+        .unwrap();
     assert_eq!(prod.version, "1.2.0");
     assert_eq!(f.forge.creates(), 1);
 }
@@ -259,14 +281,19 @@ async fn terminate_ends_the_wait_and_comments_on_the_pull_request() {
     let (f, server) = world("1.2.0", "1.0.0", None).await;
     let r = trigger_flow(&server, "pr", "shop", "").await;
     let n = action(&awaiting_review(&server, &r.id).await).pull_request_number;
-    terminate(&server, &r.id, "hotfix first").await.expect("terminate");
+    terminate(&server, &r.id, "hotfix first")
+        .await
+        .expect("terminate");
     let done = wait_final(&server, &r.id).await;
     assert_eq!(status(&done), pb::ReleaseStatus::Terminated, "{done:?}");
     assert_eq!(env_status(&done, "prod"), pb::EnvironmentStatus::Terminated);
     let pr = f.forge.pr(n);
     assert_eq!(pr.state, "open", "left open");
     assert_eq!(pr.comments.len(), 1, "{pr:?}");
-    assert!(pr.comments[0].contains("hotfix first") && pr.comments[0].contains(&r.id), "{pr:?}");
+    assert!(
+        pr.comments[0].contains("hotfix first") && pr.comments[0].contains(&r.id),
+        "{pr:?}"
+    );
 }
 
 #[tokio::test]
@@ -325,5 +352,33 @@ async fn after_kill_9_while_awaiting_review_the_pull_request_is_adopted() {
     assert_eq!(action(&done).commit_sha, merge);
     assert_eq!(f.forge.prs().len(), 1, "{:?}", f.forge.prs());
     assert_eq!(f.forge.creates(), 1);
+    assert_eq!(f.prod_values(), values("prod", "1.2.0"));
+}
+
+#[tokio::test]
+async fn a_retry_adopts_the_pull_request_left_open_or_opens_a_new_one_after_a_close() {
+    let (f, server) = world("1.2.0", "1.0.0", None).await;
+    let r = trigger_flow(&server, "pr", "shop", "").await;
+    let first = action(&awaiting_review(&server, &r.id).await).pull_request_number;
+    // Terminated, the pull request stays open: a retry adopts it (found by
+    // its head and base, as after a crash before it was recorded).
+    terminate(&server, &r.id, "later").await.expect("terminate");
+    wait_final(&server, &r.id).await;
+    retry(&server, &r.id).await.expect("retry");
+    let again = awaiting_review(&server, &r.id).await;
+    assert_eq!(action(&again).pull_request_number, first);
+    assert_eq!(action(&again).attempt, 2);
+    assert_eq!(f.forge.creates(), 1, "adopted, not opened again");
+    // Closed, a retry opens a new one from the same branch.
+    f.forge.close(first);
+    let failed = wait_final(&server, &r.id).await;
+    assert_eq!(status(&failed), pb::ReleaseStatus::Failed, "{failed:?}");
+    retry(&server, &r.id).await.expect("retry");
+    let second = action(&awaiting_review(&server, &r.id).await).pull_request_number;
+    assert_ne!(second, first);
+    assert_eq!(f.forge.prs().len(), 2);
+    f.forge.merge(second);
+    let done = wait_final(&server, &r.id).await;
+    assert_eq!(status(&done), pb::ReleaseStatus::Succeeded, "{done:?}");
     assert_eq!(f.prod_values(), values("prod", "1.2.0"));
 }

@@ -594,14 +594,11 @@ impl GitStep {
                 target.name, self.environment
             ));
         };
-        let forge = match super::forge::connect(
-            &engine.inner.git,
-            &engine.inner.http,
-            &source.repo_url,
-        ) {
-            Ok(f) => f,
-            Err(m) => return failed(m),
-        };
+        let forge =
+            match super::forge::connect(&engine.inner.git, &engine.inner.http, &source.repo_url) {
+                Ok(f) => f,
+                Err(m) => return failed(m),
+            };
         let number = if step.awaits_review() {
             step.pull_request
         } else {

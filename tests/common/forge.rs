@@ -152,8 +152,8 @@ fn reply(status: StatusCode, body: Value) -> Response {
 }
 
 fn pr_json(s: &Shared, p: &Pr) -> Value {
-    let head_sha = git_ok(&s.repo, &["rev-parse", &format!("refs/heads/{}", p.head)])
-        .unwrap_or_default();
+    let head_sha =
+        git_ok(&s.repo, &["rev-parse", &format!("refs/heads/{}", p.head)]).unwrap_or_default();
     json!({
         "number": p.number,
         "title": p.title,
@@ -173,7 +173,10 @@ async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
         .get(http::header::AUTHORIZATION)
         .is_some_and(|v| v.as_bytes() == format!("token {}", s.token).as_bytes());
     if !authorized {
-        return reply(StatusCode::UNAUTHORIZED, json!({"message": "token is required"}));
+        return reply(
+            StatusCode::UNAUTHORIZED,
+            json!({"message": "token is required"}),
+        );
     }
     let method = req.method().clone();
     let path = req.uri().path().to_string();
@@ -187,16 +190,29 @@ async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
     let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     let prefix = format!("/api/v1/repos/{}", s.full_name);
     let Some(rest) = path.strip_prefix(&prefix) else {
-        return reply(StatusCode::NOT_FOUND, json!({"message": "repository not found"}));
+        return reply(
+            StatusCode::NOT_FOUND,
+            json!({"message": "repository not found"}),
+        );
     };
     let parts: Vec<&str> = rest.trim_matches('/').split('/').collect();
-    let text = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+    let text = |v: &Value, k: &str| {
+        v.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
     match (method.as_str(), parts.as_slice()) {
         ("POST", ["pulls"]) => {
             *s.creates.lock().unwrap() += 1;
             let (head, base) = (text(&body, "head"), text(&body, "base"));
             for branch in [&head, &base] {
-                if git_ok(&s.repo, &["rev-parse", "--verify", &format!("refs/heads/{branch}")]).is_none() {
+                if git_ok(
+                    &s.repo,
+                    &["rev-parse", "--verify", &format!("refs/heads/{branch}")],
+                )
+                .is_none()
+                {
                     return reply(
                         StatusCode::NOT_FOUND,
                         json!({"message": format!("branch {branch} does not exist")}),
@@ -246,7 +262,10 @@ async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
             let prs = s.prs.lock().unwrap().clone();
             match prs.iter().find(|p| p.number.to_string() == *n) {
                 Some(p) => reply(StatusCode::OK, pr_json(&s, p)),
-                None => reply(StatusCode::NOT_FOUND, json!({"message": "pull request not found"})),
+                None => reply(
+                    StatusCode::NOT_FOUND,
+                    json!({"message": "pull request not found"}),
+                ),
             }
         }
         ("POST", ["issues", n, "comments"]) => {
@@ -254,7 +273,10 @@ async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
             match prs.iter_mut().find(|p| p.number.to_string() == *n) {
                 Some(p) => {
                     p.comments.push(text(&body, "body"));
-                    reply(StatusCode::CREATED, json!({"id": p.comments.len(), "body": text(&body, "body")}))
+                    reply(
+                        StatusCode::CREATED,
+                        json!({"id": p.comments.len(), "body": text(&body, "body")}),
+                    )
                 }
                 None => reply(StatusCode::NOT_FOUND, json!({"message": "issue not found"})),
             }

@@ -58,7 +58,9 @@ impl StepRun {
     /// A PULL_REQUEST action suspended until its pull request is merged or
     /// closed (as opposed to an approval awaiting ApproveEnvironment).
     pub fn awaits_review(&self) -> bool {
-        self.kind == StepKind::Action && self.status == StepStatus::Suspended && self.pull_request > 0
+        self.kind == StepKind::Action
+            && self.status == StepStatus::Suspended
+            && self.pull_request > 0
     }
 
     /// Hooks run after the main steps and do not decide the outcome.

@@ -968,7 +968,9 @@ fn approving_decides_the_approval_never_the_pull_request() {
         "a pull request is decided on the forge"
     );
     let qa = sim.r.env_index("qa");
-    sim.r.decide_approval(qa, true, "", sim.t).expect("qa's gate");
+    sim.r
+        .decide_approval(qa, true, "", sim.t)
+        .expect("qa's gate");
     sim.run(all_ok);
     assert_eq!(sim.status("qa"), E::Succeeded);
     assert_eq!(sim.status("prod"), E::Suspended);
@@ -1016,7 +1018,10 @@ fn a_closed_pull_request_fails_the_environment() {
 fn terminating_ends_the_wait_for_review() {
     let (mut sim, at) = awaiting_review();
     sim.r.terminate("timeout", sim.t);
-    assert!(sim.r.live_steps().contains(&at), "until the worker finishes it");
+    assert!(
+        sim.r.live_steps().contains(&at),
+        "until the worker finishes it"
+    );
     sim.r.finish_terminate(sim.t);
     assert_eq!(sim.r.step(at).unwrap().status, S::Terminated);
     assert_eq!(sim.status("prod"), E::Terminated);

@@ -3,7 +3,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::{Auth, Client, Forge, ForgeError, NewPullRequest, PrState, PullRequest, encode, str_at};
+use super::{Client, Forge, ForgeError, NewPullRequest, PrState, PullRequest, encode, str_at};
 
 /// How many pull requests one listing reads (Gitea's page limit).
 const PAGE: &str = "50";
@@ -17,7 +17,7 @@ pub(crate) struct Gitea {
 impl Gitea {
     pub(crate) fn new(client: Client, owner: String, name: String) -> Self {
         Self {
-            client,
+            client: client.speaking("token", &[]),
             repo: format!("/repos/{}/{}", encode(&owner), encode(&name)),
         }
     }
@@ -31,9 +31,7 @@ impl Gitea {
         what: &str,
     ) -> Result<Value, ForgeError> {
         let path = format!("{}{path}", self.repo);
-        self.client
-            .call(Auth::Token, &[], method, &path, query, body, what)
-            .await
+        self.client.call(method, &path, query, body, what).await
     }
 
     fn parse(&self, v: &Value, what: &str) -> Result<PullRequest, ForgeError> {
@@ -92,7 +90,7 @@ impl Forge for Gitea {
             .filter_map(parse)
             .filter(|p| p.head_branch == head && p.base_branch == base)
             .collect();
-        found.sort_by(|a, b| b.number.cmp(&a.number));
+        found.sort_by_key(|p| std::cmp::Reverse(p.number));
         Ok(found)
     }
 

@@ -3,10 +3,13 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::{Auth, Client, Forge, ForgeError, NewPullRequest, PullRequest, encode};
+use super::{Client, Forge, ForgeError, NewPullRequest, PullRequest, encode};
 
-/// The REST API version promoflow speaks.
-const API_VERSION: &str = "2022-11-28";
+/// The media type and REST API version promoflow speaks.
+const HEADERS: &[(&str, &str)] = &[
+    ("accept", "application/vnd.github+json"),
+    ("x-github-api-version", "2022-11-28"),
+];
 
 pub(crate) struct Github {
     client: Client,
@@ -18,7 +21,7 @@ pub(crate) struct Github {
 impl Github {
     pub(crate) fn new(client: Client, owner: String, name: String) -> Self {
         Self {
-            client,
+            client: client.speaking("Bearer", HEADERS),
             repo: format!("/repos/{}/{}", encode(&owner), encode(&name)),
             owner,
         }
@@ -33,13 +36,7 @@ impl Github {
         what: &str,
     ) -> Result<Value, ForgeError> {
         let path = format!("{}{path}", self.repo);
-        let headers = [
-            ("accept", "application/vnd.github+json"),
-            ("x-github-api-version", API_VERSION),
-        ];
-        self.client
-            .call(Auth::Bearer, &headers, method, &path, query, body, what)
-            .await
+        self.client.call(method, &path, query, body, what).await
     }
 
     fn parse(&self, v: &Value, what: &str) -> Result<PullRequest, ForgeError> {
@@ -73,7 +70,7 @@ impl Forge for Github {
             .filter_map(super::gitea::parse)
             .filter(|p| p.head_branch == head && p.base_branch == base)
             .collect();
-        found.sort_by(|a, b| b.number.cmp(&a.number));
+        found.sort_by_key(|p| std::cmp::Reverse(p.number));
         Ok(found)
     }
 

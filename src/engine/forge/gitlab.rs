@@ -3,7 +3,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::{Auth, Client, Forge, ForgeError, NewPullRequest, PrState, PullRequest, encode, str_at};
+use super::{Client, Forge, ForgeError, NewPullRequest, PrState, PullRequest, encode, str_at};
 
 pub(crate) struct Gitlab {
     client: Client,
@@ -14,7 +14,7 @@ pub(crate) struct Gitlab {
 impl Gitlab {
     pub(crate) fn new(client: Client, path: String) -> Self {
         Self {
-            client,
+            client: client.speaking("Bearer", &[]),
             project: format!("/projects/{}", encode(&path)),
         }
     }
@@ -28,9 +28,7 @@ impl Gitlab {
         what: &str,
     ) -> Result<Value, ForgeError> {
         let path = format!("{}{path}", self.project);
-        self.client
-            .call(Auth::Bearer, &[], method, &path, query, body, what)
-            .await
+        self.client.call(method, &path, query, body, what).await
     }
 
     fn parse(&self, v: &Value, what: &str) -> Result<PullRequest, ForgeError> {
@@ -58,8 +56,12 @@ fn parse(v: &Value) -> Option<PullRequest> {
         number: v.get("iid")?.as_i64()?,
         url: str_at(v, &["web_url"]).unwrap_or_default().to_string(),
         state,
-        head_branch: str_at(v, &["source_branch"]).unwrap_or_default().to_string(),
-        base_branch: str_at(v, &["target_branch"]).unwrap_or_default().to_string(),
+        head_branch: str_at(v, &["source_branch"])
+            .unwrap_or_default()
+            .to_string(),
+        base_branch: str_at(v, &["target_branch"])
+            .unwrap_or_default()
+            .to_string(),
         head_sha,
         merge_sha,
     })
@@ -89,7 +91,7 @@ impl Forge for Gitlab {
             .filter_map(parse)
             .filter(|p| p.head_branch == head && p.base_branch == base)
             .collect();
-        found.sort_by(|a, b| b.number.cmp(&a.number));
+        found.sort_by_key(|p| std::cmp::Reverse(p.number));
         Ok(found)
     }
 

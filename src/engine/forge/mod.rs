@@ -170,6 +170,8 @@ pub(crate) fn connect(
             })
             .unwrap_or(host),
         token,
+        scheme: "Bearer",
+        headers: &[],
     };
     let (owner, name) = match path.rsplit_once('/') {
         Some((o, n)) if !o.is_empty() && !n.is_empty() => {
@@ -227,33 +229,36 @@ pub(crate) struct Client {
     /// `host[:port]` of the API, for messages.
     host: String,
     token: String,
-}
-
-/// How a forge wants its token.
-enum Auth {
-    /// `Authorization: token <t>` (Gitea).
-    Token,
-    /// `Authorization: Bearer <t>` (GitHub, GitLab).
-    Bearer,
+    /// How the forge wants its token: `Authorization: <scheme> <token>`
+    /// (`token` for Gitea, `Bearer` for GitHub and GitLab).
+    scheme: &'static str,
+    /// Headers the forge wants on every request.
+    headers: &'static [(&'static str, &'static str)],
 }
 
 impl Client {
+    /// This client for a forge wanting `scheme` and `headers`.
+    fn speaking(
+        mut self,
+        scheme: &'static str,
+        headers: &'static [(&'static str, &'static str)],
+    ) -> Self {
+        self.scheme = scheme;
+        self.headers = headers;
+        self
+    }
+
     /// `method {api}{path}` with `query` and a JSON `body`; the answer's
     /// JSON. `what` names the operation in errors.
     async fn call(
         &self,
-        auth: Auth,
-        headers: &[(&str, &str)],
         method: Method,
         path: &str,
         query: &[(&str, &str)],
         body: Option<&Value>,
         what: &str,
     ) -> Result<Value, ForgeError> {
-        let scheme = match auth {
-            Auth::Token => "token",
-            Auth::Bearer => "Bearer",
-        };
+        let (scheme, headers) = (self.scheme, self.headers);
         let mut value = reqwest::header::HeaderValue::from_str(&format!("{scheme} {}", self.token))
             .map_err(|_| {
                 ForgeError::Invalid(format!(
@@ -267,7 +272,10 @@ impl Client {
             .request(method, format!("{}{path}", self.api))
             .timeout(REQUEST_TIMEOUT)
             .header(reqwest::header::AUTHORIZATION, value);
-        if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("accept")) {
+        if !headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("accept"))
+        {
             req = req.header(reqwest::header::ACCEPT, "application/json");
         }
         for (k, v) in headers {
@@ -319,10 +327,7 @@ impl Client {
             return Ok(Value::Null);
         }
         serde_json::from_str(&text).map_err(|_| {
-            ForgeError::Invalid(format!(
-                "{what} on {}: the answer is not JSON",
-                self.host
-            ))
+            ForgeError::Invalid(format!("{what} on {}: the answer is not JSON", self.host))
         })
     }
 
@@ -451,7 +456,10 @@ impl Wakers {
     #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn wake(&self, repo_url: &str, number: i64) -> bool {
         let bells = self.bells.lock().unwrap_or_else(|e| e.into_inner());
-        match bells.get(&Self::key(repo_url, number)).and_then(Weak::upgrade) {
+        match bells
+            .get(&Self::key(repo_url, number))
+            .and_then(Weak::upgrade)
+        {
             Some(n) => {
                 n.notify_one();
                 true

@@ -24,6 +24,8 @@ struct Seen {
 }
 
 type Answer = dyn Fn(&str, &str) -> (u16, Value) + Send + Sync;
+/// The stub's state: what it saw, and how it answers.
+type StubState = (Arc<Mutex<Vec<Seen>>>, Arc<Answer>);
 
 struct Stub {
     api: String,
@@ -36,10 +38,7 @@ async fn stub(answer: impl Fn(&str, &str) -> (u16, Value) + Send + Sync + 'stati
     let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
     let answer: Arc<Answer> = Arc::new(answer);
     let state = (seen.clone(), answer);
-    async fn handle(
-        State((seen, answer)): State<(Arc<Mutex<Vec<Seen>>>, Arc<Answer>)>,
-        req: Request,
-    ) -> Response {
+    async fn handle(State((seen, answer)): State<StubState>, req: Request) -> Response {
         let method = req.method().to_string();
         let path = req.uri().path().to_string();
         let query = req.uri().query().unwrap_or_default().to_string();
@@ -92,6 +91,8 @@ impl Stub {
             api: format!("{}{prefix}", self.api),
             host: self.api.trim_start_matches("http://").to_string(),
             token: TOKEN.into(),
+            scheme: "Bearer",
+            headers: &[],
         }
     }
 
@@ -149,7 +150,12 @@ async fn github_requests_have_the_rest_v3_shape() {
     let gh = github::Github::new(s.client("/api/v3"), "acme".into(), "apps".into());
     let pr = gh.create(&new_pr()).await.unwrap();
     assert_eq!(
-        (pr.number, pr.state, pr.head_sha.as_str(), pr.merge_sha.as_str()),
+        (
+            pr.number,
+            pr.state,
+            pr.head_sha.as_str(),
+            pr.merge_sha.as_str()
+        ),
         (7, PrState::Open, "h3ad", ""),
         "an open pull request's test merge is not a merge"
     );
@@ -157,7 +163,10 @@ async fn github_requests_have_the_rest_v3_shape() {
     assert_eq!(found.len(), 2);
     assert_eq!((found[1].number, found[1].state), (3, PrState::Merged));
     let got = gh.get(7).await.unwrap();
-    assert_eq!((got.state, got.merge_sha.as_str()), (PrState::Merged, "m3rge"));
+    assert_eq!(
+        (got.state, got.merge_sha.as_str()),
+        (PrState::Merged, "m3rge")
+    );
     gh.comment(7, "stopped waiting").await.unwrap();
 
     let seen = s.seen();
@@ -180,12 +189,12 @@ async fn github_requests_have_the_rest_v3_shape() {
         ("base", "main"),
         ("state", "all"),
     ] {
-        assert!(
-            query.contains(&(want.0.into(), want.1.into())),
-            "{query:?}"
-        );
+        assert!(query.contains(&(want.0.into(), want.1.into())), "{query:?}");
     }
-    assert_eq!((seen[2].method.as_str(), seen[2].path.as_str()), ("GET", "/api/v3/repos/acme/apps/pulls/7"));
+    assert_eq!(
+        (seen[2].method.as_str(), seen[2].path.as_str()),
+        ("GET", "/api/v3/repos/acme/apps/pulls/7")
+    );
     assert_eq!(seen[3].body, json!({"body": "stopped waiting"}));
 }
 
@@ -217,14 +226,20 @@ async fn gitlab_requests_are_merge_requests_of_the_encoded_project() {
     assert!(mr.url.ends_with("/merge_requests/4"));
     assert_eq!(gl.find("promoflow/r1/prod", "main").await.unwrap().len(), 1);
     let got = gl.get(4).await.unwrap();
-    assert_eq!((got.state, got.merge_sha.as_str()), (PrState::Merged, "m3rge"));
+    assert_eq!(
+        (got.state, got.merge_sha.as_str()),
+        (PrState::Merged, "m3rge")
+    );
     gl.comment(4, "stopped waiting").await.unwrap();
 
     let seen = s.seen();
     assert_eq!(seen.len(), 4, "{seen:?}");
     for r in &seen {
         assert_eq!(r.auth, format!("Bearer {TOKEN}"));
-        assert!(r.path.starts_with("/api/v4/projects/group%2Fsub%2Fapps/"), "{r:?}");
+        assert!(
+            r.path.starts_with("/api/v4/projects/group%2Fsub%2Fapps/"),
+            "{r:?}"
+        );
     }
     assert_eq!(
         seen[0].body,
@@ -246,9 +261,10 @@ async fn gitlab_requests_are_merge_requests_of_the_encoded_project() {
 #[tokio::test]
 async fn gitea_uses_its_token_scheme_and_errors_are_scrubbed() {
     let s = stub(|method, path| match (method, path) {
-        ("POST", "/api/v1/repos/acme/apps/pulls") => {
-            (422, json!({"message": format!("bad head for token {TOKEN}")}))
-        }
+        ("POST", "/api/v1/repos/acme/apps/pulls") => (
+            422,
+            json!({"message": format!("bad head for token {TOKEN}")}),
+        ),
         ("GET", "/api/v1/repos/acme/apps/pulls/1") => (401, json!({"message": "token is invalid"})),
         ("GET", "/api/v1/repos/acme/apps/pulls/2") => (503, json!({})),
         _ => (404, json!({"message": "not found"})),
@@ -260,7 +276,13 @@ async fn gitea_uses_its_token_scheme_and_errors_are_scrubbed() {
     assert!(matches!(e, ForgeError::Status { status: 422, .. }), "{e:?}");
     assert!(!text.contains(TOKEN) && text.contains("bad head"), "{text}");
     let e = gt.get(1).await.unwrap_err();
-    assert_eq!(e.to_string(), format!("authentication failed for {}", s.api.trim_start_matches("http://")));
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "authentication failed for {}",
+            s.api.trim_start_matches("http://")
+        )
+    );
     assert!(gt.get(2).await.unwrap_err().is_transient());
     let seen = s.seen();
     assert_eq!(seen[0].auth, format!("token {TOKEN}"));
@@ -297,11 +319,10 @@ async fn the_wait_retries_passing_failures_and_wakes_at_once() {
             assert!(wakers.wake("HTTP://h/acme/apps", 7));
         }
     };
-    let (result, _) = tokio::time::timeout(Duration::from_secs(10), async {
-        tokio::join!(wait, wake)
-    })
-    .await
-    .expect("woken, not polled");
+    let (result, _) =
+        tokio::time::timeout(Duration::from_secs(10), async { tokio::join!(wait, wake) })
+            .await
+            .expect("woken, not polled");
     assert_eq!(
         result.unwrap_err(),
         "pull request #7 was closed without being merged"

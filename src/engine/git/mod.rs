@@ -589,7 +589,11 @@ impl Git {
     // ------------------------------------------------------------ helpers
 
     /// The tip of `branch` on the remote, `None` when it does not exist.
-    async fn remote_branch(&self, repo: &RepoUrl, branch: &str) -> Result<Option<String>, GitError> {
+    async fn remote_branch(
+        &self,
+        repo: &RepoUrl,
+        branch: &str,
+    ) -> Result<Option<String>, GitError> {
         let refname = format!("refs/heads/{branch}");
         let inv = self.inner.remote_invocation(
             None,
@@ -609,10 +613,10 @@ impl Git {
         let mut seen = Vec::new();
         for sha in [a, b] {
             let out = self
-                .run(self.inner.invocation(
-                    Some(git_dir),
-                    ["log", "-1", "--format=%T %P", sha, "--"],
-                ))
+                .run(
+                    self.inner
+                        .invocation(Some(git_dir), ["log", "-1", "--format=%T %P", sha, "--"]),
+                )
                 .await?;
             if !out.success {
                 return Ok(false);
