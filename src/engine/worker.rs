@@ -15,6 +15,12 @@
 //! 6. **wait** for a step result, a poke (an API command changed the
 //!    release), the next deadline, a lease renewal or shutdown.
 //!
+//! A PULL_REQUEST action's task outlives its first report: it reports the
+//! pull request it opened (the step is then suspended awaiting review, see
+//! [`Release::await_review`]) and keeps polling it until it is merged or
+//! closed; steps awaiting review count as live ([`Release::live_steps`]), so
+//! a restarted worker starts their polling again.
+//!
 //! Store errors are retried with the same bounded backoff whether loading or
 //! persisting ([`Backoff`]); a write that lost a race reloads and re-applies.
 
