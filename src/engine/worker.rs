@@ -410,17 +410,34 @@ impl Worker {
     /// longer awaited (once per step attempt and worker; best effort).
     async fn leave_pull_requests(&mut self, r: &Release) {
         let reason = r.terminate_reason.clone().unwrap_or_default();
+        // Recorded, or opened and not yet written (the terminate came
+        // first): both are awaited pull requests.
+        let mut awaited = Vec::new();
         for (e, env) in r.envs.iter().enumerate() {
             for (i, s) in env.steps.iter().enumerate() {
                 let at = StepRef {
                     env: Some(e),
                     idx: i,
                 };
-                if !s.awaits_review() || !self.commented.insert((at, s.attempt)) {
-                    continue;
+                if s.awaits_review() {
+                    awaited.push((at, s.attempt, s.pull_request));
                 }
+            }
+        }
+        for (at, attempt, result) in &self.pending {
+            if let StepResult::AwaitReview { number, .. } = result
+                && r.step(*at).map(|s| s.attempt) == Some(*attempt)
+            {
+                awaited.push((*at, *attempt, *number));
+            }
+        }
+        for (at, attempt, number) in awaited {
+            let Some(env) = at.env.and_then(|e| r.envs.get(e)) else {
+                continue;
+            };
+            if self.commented.insert((at, attempt)) {
                 GitStep::of(r, env)
-                    .leave_pull_request(&self.engine, s.pull_request, &reason)
+                    .leave_pull_request(&self.engine, number, &reason)
                     .await;
             }
         }

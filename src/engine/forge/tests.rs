@@ -329,3 +329,28 @@ async fn the_wait_retries_passing_failures_and_wakes_at_once() {
     );
     assert!(!wakers.wake("http://h/acme/apps", 8), "nobody waits on #8");
 }
+
+#[test]
+fn default_api_urls_follow_each_forge() {
+    let u = |s: &str| url::Url::parse(s).unwrap();
+    assert_eq!(
+        default_api(ForgeKind::Github, &u("https://github.com/acme/apps.git")),
+        "https://api.github.com"
+    );
+    assert_eq!(
+        default_api(ForgeKind::Github, &u("https://ghe.example.com/acme/apps")),
+        "https://ghe.example.com/api/v3"
+    );
+    assert_eq!(
+        default_api(ForgeKind::Gitea, &u("https://codeberg.org/acme/apps")),
+        "https://codeberg.org/api/v1"
+    );
+    assert_eq!(
+        default_api(
+            ForgeKind::Gitlab,
+            &u("https://gitlab.example.com:8443/g/s/apps.git")
+        ),
+        "https://gitlab.example.com:8443/api/v4"
+    );
+    assert_eq!(encode("group/sub/apps"), "group%2Fsub%2Fapps");
+}
