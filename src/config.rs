@@ -145,6 +145,10 @@ pub struct ServerConfig {
     /// would; see the README, "Promoting through Git".
     #[arg(long, env = "PROMOFLOW_GIT_POLL_INTERVAL", value_parser = humantime::parse_duration, default_value = "30s")]
     pub git_poll_interval: Duration,
+    /// How often a pull request awaited by a PULL_REQUEST action is checked
+    /// for a merge or close.
+    #[arg(long, env = "PROMOFLOW_PR_POLL_INTERVAL", value_parser = humantime::parse_duration, default_value = "30s")]
+    pub pr_poll_interval: Duration,
 }
 
 impl ServerConfig {
@@ -184,6 +188,7 @@ impl ServerConfig {
             git_timeout: Duration::from_secs(60),
             // Tests that watch Git turn it on with a short interval.
             git_poll_interval: Duration::ZERO,
+            pr_poll_interval: Duration::from_secs(30),
         }
     }
 

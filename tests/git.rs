@@ -36,6 +36,7 @@ async fn client_with(
             username: USER.into(),
             token_env: None,
             token_file: Some(file),
+            forge: None,
         });
     }
     let mut cfg = GitConfig {

@@ -374,11 +374,12 @@ fn describe(r: &pb::Release) -> String {
         (
             "progress",
             format!(
-                "{}/{} succeeded, {} running, {} awaiting approval, {} pending, {} failed, {} skipped, {} terminated",
+                "{}/{} succeeded, {} running, {} awaiting approval, {} awaiting review, {} pending, {} failed, {} skipped, {} terminated",
                 n.succeeded,
                 n.total,
                 n.running,
-                n.suspended,
+                n.suspended - n.awaiting_review,
+                n.awaiting_review,
                 n.pending,
                 n.failed,
                 n.skipped,

@@ -417,7 +417,12 @@ impl Watcher {
         let mut summary = Line::plain(format!("  {}/{} succeeded", n.succeeded, n.total));
         for (count, what, status) in [
             (n.running, "running", "RUNNING"),
-            (n.suspended, "awaiting approval", "SUSPENDED"),
+            (
+                n.suspended - n.awaiting_review,
+                "awaiting approval",
+                "SUSPENDED",
+            ),
+            (n.awaiting_review, "awaiting review", "SUSPENDED"),
             (n.pending, "pending", "PENDING"),
             (n.failed, "failed", "FAILED"),
             (n.skipped, "skipped", "SKIPPED"),
@@ -493,6 +498,14 @@ fn env_detail(e: &pb::EnvironmentRun, status: &str) -> String {
     let text = match status {
         "PENDING" if !e.blocked_on.is_empty() => {
             format!("waiting for {}", e.blocked_on.join(", "))
+        }
+        // A PULL_REQUEST action awaits review: its message names the pull
+        // request (`awaiting pull request #<n> <url>`).
+        "SUSPENDED" if current.is_some_and(|s| s.pull_request_number > 0) => {
+            format!(
+                "awaiting review: {}",
+                e.message.trim_start_matches("awaiting ")
+            )
         }
         "SUSPENDED" => format!(
             "{}: awaiting approval",

@@ -89,7 +89,7 @@ string_enum! {
         /// Waiting for earlier releases of the same product to finish.
         Queued => "QUEUED",
         Running => "RUNNING",
-        /// Some environment awaits approval and nothing else runs.
+        /// Some environment awaits approval (or review of its pull request) and nothing else runs.
         Suspended => "SUSPENDED",
         /// Cancelling its running steps after a terminate request or a timeout.
         Terminating => "TERMINATING",
@@ -117,7 +117,7 @@ string_enum! {
         /// Waiting for its dependencies (`blocked_on` names them).
         Pending => "PENDING",
         Running => "RUNNING",
-        /// Awaiting approval.
+        /// Awaiting approval, or review of its pull request (a PULL_REQUEST action).
         Suspended => "SUSPENDED",
         Succeeded => "SUCCEEDED",
         Failed => "FAILED",
@@ -145,7 +145,7 @@ string_enum! {
     pub enum StepStatus ("step status") {
         Pending => "PENDING",
         Running => "RUNNING",
-        /// Awaiting approval.
+        /// An approval awaiting a decision, or a PULL_REQUEST action awaiting its pull request.
         Suspended => "SUSPENDED",
         Succeeded => "SUCCEEDED",
         Failed => "FAILED",

@@ -462,6 +462,12 @@ impl Engine {
                 r.decide_approval(env, approve, comment, now())
                     .map(Some)
                     .ok_or_else(|| match env {
+                        Some(e) if let Some(s) = r.envs[e].steps.iter().find(|s| s.awaits_review()) => {
+                            Error::FailedPrecondition(format!(
+                                "environment {environment:?} of release {} awaits review of pull request #{} ({}), not an approval: merge the pull request to continue, or close it to fail the environment",
+                                r.id, s.pull_request, s.url
+                            ))
+                        }
                         Some(e) => Error::FailedPrecondition(format!(
                             "environment {environment:?} of release {} is {} and not waiting for approval",
                             r.id,

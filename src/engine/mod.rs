@@ -16,6 +16,7 @@
 //!   applications as deployments, like `ReportDeployment`.
 
 mod commands;
+pub(crate) mod forge;
 pub mod git;
 pub(crate) mod hub;
 mod poller;
@@ -54,6 +55,10 @@ struct Inner {
     http: reqwest::Client,
     /// Git, for sources and COMMIT actions.
     git: git::Git,
+    /// The pull requests environments wait on, to wake their checks.
+    reviews: forge::Wakers,
+    /// How often a pull request awaiting review is checked.
+    pr_poll: Duration,
     permits: Arc<Semaphore>,
     allow_commands: bool,
     /// This replica's id: the owner written into the leases it takes.
@@ -80,6 +85,8 @@ impl Engine {
                 hub: Hub::new(),
                 pokes: Pokes::default(),
                 git,
+                reviews: forge::Wakers::default(),
+                pr_poll: config.pr_poll_interval,
                 http: reqwest::Client::builder()
                     .user_agent(concat!("promoflow/", env!("CARGO_PKG_VERSION")))
                     .build()

@@ -11,6 +11,11 @@
 //! branch with both is adopted instead of writing a second one (a crash
 //! between push and the step's success). Edits keep the target files byte
 //! for byte except the promoted values (`domain::promotion::apply`).
+//!
+//! The `PULL_REQUEST` action makes the same edit as a commit on a branch of
+//! its own, `promoflow/<release>/<env>`, and opens (or adopts) a pull
+//! request from it ([`open_pull_request`]); the engine then waits for the
+//! merge (`forge::wait_for_merge`).
 
 use std::collections::BTreeMap;
 
@@ -20,7 +25,8 @@ use crate::domain::promotion;
 use crate::domain::release::{Artifact, Outcome};
 use crate::error::{Error, Result};
 
-use super::git::{Git, GitError, Pushed};
+use super::forge::{Forge, ForgeError, NewPullRequest, PrState, PullRequest};
+use super::git::{BranchPush, Git, GitError, Pushed};
 
 /// Most bytes of whole files a release may record (they travel into every
 /// target): a promotion template names the values instead.
@@ -321,5 +327,185 @@ pub(crate) async fn commit(git: &Git, req: CommitRequest<'_>) -> Outcome {
         Err(e) => Outcome::Failed {
             message: e.to_string(),
         },
+    }
+}
+
+/// The branch promoflow owns for the pull request of one release and
+/// environment.
+pub(crate) fn pr_branch(release_id: &str, environment: &str) -> String {
+    format!("promoflow/{release_id}/{environment}")
+}
+
+/// What [`open_pull_request`] found or made.
+#[derive(Debug)]
+pub(crate) enum Opened {
+    /// Nothing to change: the step's outcome ("no changes"), no pull request.
+    NoChanges(Outcome),
+    /// A pull request that is open now (opened, or adopted from a run
+    /// before a restart).
+    Open(PullRequest),
+    /// This release's pull request was already merged (a run interrupted
+    /// after the merge).
+    Merged(PullRequest),
+}
+
+/// How many times opening a pull request is tried when the forge fails for
+/// a passing reason.
+const OPEN_ATTEMPTS: u32 = 4;
+
+/// The first half of the PULL_REQUEST action: the COMMIT's edit as one
+/// commit on `promoflow/<release>/<env>` (based on the target branch's tip),
+/// then the open pull request from it into the target branch adopted, or a
+/// new one opened. The error is the environment's failure message.
+pub(crate) async fn open_pull_request(
+    git: &Git,
+    forge: &dyn Forge,
+    req: CommitRequest<'_>,
+) -> std::result::Result<Opened, String> {
+    let mut delay = std::time::Duration::from_secs(1);
+    let mut attempt = 1;
+    loop {
+        match try_open(git, forge, &req).await {
+            Err(OpenError::Forge(e)) if e.is_transient() && attempt < OPEN_ATTEMPTS => {
+                tracing::warn!(environment = req.environment, error = %e, "opening the pull request failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+                attempt += 1;
+            }
+            Err(OpenError::Forge(e)) => return Err(e.to_string()),
+            Err(OpenError::Other(m)) => return Err(m),
+            Ok(o) => return Ok(o),
+        }
+    }
+}
+
+enum OpenError {
+    Forge(ForgeError),
+    Other(String),
+}
+
+impl From<ForgeError> for OpenError {
+    fn from(e: ForgeError) -> Self {
+        OpenError::Forge(e)
+    }
+}
+
+async fn try_open(
+    git: &Git,
+    forge: &dyn Forge,
+    req: &CommitRequest<'_>,
+) -> std::result::Result<Opened, OpenError> {
+    let Some(source) = &req.target.source else {
+        return Err(OpenError::Other(format!(
+            "application {:?} in {} has no Git source: the PULL_REQUEST action needs one (set Application.source, or use action NONE)",
+            req.target.name, req.environment
+        )));
+    };
+    let other = |e: GitError| OpenError::Other(e.to_string());
+    let base = git
+        .tip(&source.repo_url, &source.branch)
+        .await
+        .map_err(other)?
+        .branch;
+    let head = pr_branch(req.release_id, req.environment);
+    let existing = forge.find(&head, &base).await?;
+    if let Some(pr) = existing.iter().find(|p| p.state == PrState::Open) {
+        return Ok(Opened::Open(pr.clone()));
+    }
+    if let Some(pr) = existing.iter().find(|p| p.state == PrState::Merged) {
+        return Ok(Opened::Merged(pr.clone()));
+    }
+    let title = subject(
+        req.product,
+        req.version,
+        req.trigger_environment,
+        req.environment,
+    );
+    let trailers = vec![
+        ("Promoflow-Release".to_string(), req.release_id.to_string()),
+        (
+            "Promoflow-Environment".to_string(),
+            req.environment.to_string(),
+        ),
+    ];
+    let app = req.target.name.clone();
+    let promotion = req.promotion;
+    let edit = move |files: &BTreeMap<String, Vec<u8>>| edit(promotion, &app, files);
+    let pushed = git
+        .push_branch(
+            &source.repo_url,
+            &base,
+            &head,
+            &source.path,
+            &title,
+            &trailers,
+            &edit,
+        )
+        .await
+        .map_err(other)?;
+    if let BranchPush::NoChanges { .. } = pushed {
+        return Ok(Opened::NoChanges(Outcome::Succeeded {
+            message: format!(
+                "no changes: {} already holds the promoted values; no pull request opened",
+                req.target.name
+            ),
+            outputs: Default::default(),
+            artifact: None,
+        }));
+    }
+    let body = pr_body(req, &source.path);
+    let new = NewPullRequest {
+        head: &head,
+        base: &base,
+        title: &title,
+        body: &body,
+    };
+    match forge.create(&new).await {
+        Ok(pr) => Ok(Opened::Open(pr)),
+        // Another replica (or a run before a restart) opened it meanwhile.
+        Err(ForgeError::Status { status, .. }) if status == 409 || status == 422 => {
+            let again = forge.find(&head, &base).await?;
+            match again.into_iter().find(|p| p.state == PrState::Open) {
+                Some(pr) => Ok(Opened::Open(pr)),
+                None => Err(OpenError::Other(format!(
+                    "the forge refused to open a pull request from {head} into {base} (HTTP {status}), and none is open"
+                ))),
+            }
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The pull request's description: the release and what it promotes.
+fn pr_body(req: &CommitRequest<'_>, dir: &str) -> String {
+    let mut body = format!(
+        "Promotes **{} {}** from `{}` to `{}`.\n\npromoflow release: `{}`\n\nPromoted values:\n",
+        req.product, req.version, req.trigger_environment, req.environment, req.release_id
+    );
+    for v in &req.promotion.values {
+        let value = match &v.value {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        body.push_str(&format!(
+            "- `{}` `{}`: `{value}`\n",
+            in_dir_str(dir, &v.file),
+            v.path
+        ));
+    }
+    for file in req.promotion.files.keys() {
+        body.push_str(&format!("- `{}` (the whole file)\n", in_dir_str(dir, file)));
+    }
+    body.push_str(
+        "\nMerging this pull request completes the promotion; closing it without merging fails the environment.\n",
+    );
+    body
+}
+
+fn in_dir_str(dir: &str, file: &str) -> String {
+    if dir.is_empty() {
+        file.to_string()
+    } else {
+        format!("{dir}/{file}")
     }
 }

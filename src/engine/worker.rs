@@ -15,6 +15,12 @@
 //! 6. **wait** for a step result, a poke (an API command changed the
 //!    release), the next deadline, a lease renewal or shutdown.
 //!
+//! A PULL_REQUEST action's task outlives its first report: it reports the
+//! pull request it opened (the step is then suspended awaiting review, see
+//! [`Release::await_review`]) and keeps polling it until it is merged or
+//! closed; steps awaiting review count as live ([`Release::live_steps`]), so
+//! a restarted worker starts their polling again.
+//!
 //! Store errors are retried with the same bounded backoff whether loading or
 //! persisting ([`Backoff`]); a write that lost a race reloads and re-applies.
 
@@ -122,6 +128,9 @@ pub(super) struct Worker {
     renew: tokio::time::Interval,
     /// The release's product, for starting its next queued release.
     product: String,
+    /// Pull requests (step, attempt) already told the release stopped
+    /// waiting for them.
+    commented: std::collections::HashSet<(StepRef, i32)>,
 }
 
 impl Worker {
@@ -162,6 +171,7 @@ impl Worker {
             backoff: Backoff::default(),
             renew,
             product: String::new(),
+            commented: Default::default(),
         })
     }
 
@@ -195,6 +205,9 @@ impl Worker {
             }
             if r.status == ReleaseStatus::Queued {
                 return Exit::Stopped;
+            }
+            if r.status == ReleaseStatus::Terminating {
+                self.leave_pull_requests(&r).await;
             }
             let seq = r.last_seq;
             let (changes, effects) = self.transition(&mut r);
@@ -263,6 +276,11 @@ impl Worker {
                     changes.extend(ch);
                 }
                 StepResult::Suspend(deadline) => changes.extend(r.suspend_step(*at, *deadline)),
+                StepResult::AwaitReview {
+                    number,
+                    url,
+                    head_sha,
+                } => changes.extend(r.await_review(*at, *number, url, head_sha)),
             }
         }
         if r.status == ReleaseStatus::Terminating {
@@ -329,10 +347,11 @@ impl Worker {
         held
     }
 
-    /// A task for every running step without one; tasks whose step moved on
-    /// (finished, terminated, replaced by a retry) are cancelled.
+    /// A task for every running step (and pull request awaiting review)
+    /// without one; tasks whose step moved on (finished, terminated,
+    /// replaced by a retry) are cancelled.
     fn start_tasks(&mut self, r: &Release) {
-        let running = r.running_steps();
+        let running = r.live_steps();
         self.tasks.retain(|at, (attempt, h)| {
             let keep = running.contains(at) && r.step(*at).map(|s| s.attempt) == Some(*attempt);
             if !keep {
@@ -386,8 +405,49 @@ impl Worker {
         true
     }
 
+    /// Before a terminating release's tasks are cancelled: each pull
+    /// request an environment awaits gets a comment saying why it is no
+    /// longer awaited (once per step attempt and worker; best effort).
+    async fn leave_pull_requests(&mut self, r: &Release) {
+        let reason = r.terminate_reason.clone().unwrap_or_default();
+        // Recorded, or opened and not yet written (the terminate came
+        // first): both are awaited pull requests.
+        let mut awaited = Vec::new();
+        for (e, env) in r.envs.iter().enumerate() {
+            for (i, s) in env.steps.iter().enumerate() {
+                let at = StepRef {
+                    env: Some(e),
+                    idx: i,
+                };
+                if s.awaits_review() {
+                    awaited.push((at, s.attempt, s.pull_request));
+                }
+            }
+        }
+        for (at, attempt, result) in &self.pending {
+            if let StepResult::AwaitReview { number, .. } = result
+                && r.step(*at).map(|s| s.attempt) == Some(*attempt)
+            {
+                awaited.push((*at, *attempt, *number));
+            }
+        }
+        for (at, attempt, number) in awaited {
+            let Some(env) = at.env.and_then(|e| r.envs.get(e)) else {
+                continue;
+            };
+            if self.commented.insert((at, attempt)) {
+                GitStep::of(r, env)
+                    .leave_pull_request(&self.engine, number, &reason)
+                    .await;
+            }
+        }
+    }
+
     fn take_report(&mut self, report: StepReport) {
-        self.tasks.remove(&report.0);
+        // A pull request opened: its task goes on polling it.
+        if !matches!(report.2, StepResult::AwaitReview { .. }) {
+            self.tasks.remove(&report.0);
+        }
         self.pending.push(report);
     }
 
@@ -416,21 +476,33 @@ impl Worker {
         let promotion_action = env.map(|e| e.action).unwrap_or_default();
         // The environment's Git action, for the action itself and for the
         // Codefresh parameters of the steps after it.
-        let git = (promotion_action == Action::Commit)
+        let git = matches!(promotion_action, Action::Commit | Action::PullRequest)
             .then(|| env.map(|e| GitStep::of(r, e)))
             .flatten();
         let engine = self.engine.clone();
         let done = self.reports_tx.clone();
         tokio::spawn(async move {
-            let _permit = engine.inner.permits.clone().acquire_owned().await;
+            let permit = engine.inner.permits.clone().acquire_owned().await;
             let result = if step.kind == StepKind::Action {
+                let no_env = || {
+                    StepResult::Done(Outcome::Failed {
+                        message: "no environment for the Git action".into(),
+                    })
+                };
                 match action::plan(promotion_action, &ctx.version, &ctx.environment) {
                     action::Plan::Done(outcome) => StepResult::Done(outcome),
                     action::Plan::Commit => match &git {
                         Some(g) => StepResult::Done(g.commit(&engine).await),
-                        None => StepResult::Done(Outcome::Failed {
-                            message: "no environment for the COMMIT action".into(),
-                        }),
+                        None => no_env(),
+                    },
+                    action::Plan::PullRequest => match &git {
+                        Some(g) => {
+                            let report = |r: StepResult| {
+                                let _ = done.send((at, step.attempt, r));
+                            };
+                            g.pull_request(&engine, &step, permit.ok(), report).await
+                        }
+                        None => no_env(),
                     },
                 }
             } else {
@@ -523,6 +595,122 @@ impl GitStep {
         .await
     }
 
+    /// The PULL_REQUEST action: open or adopt the pull request, report it
+    /// (the worker records it and suspends the step, before anything
+    /// waits), give the step's permit back, then wait for the merge or
+    /// close. A step already awaiting review (after a restart) only waits.
+    async fn pull_request(
+        &self,
+        engine: &Engine,
+        step: &crate::domain::release::StepRun,
+        permit: Option<tokio::sync::OwnedSemaphorePermit>,
+        report: impl Fn(StepResult),
+    ) -> StepResult {
+        let failed = |message: String| StepResult::Done(Outcome::Failed { message });
+        let target = match self.target(engine).await {
+            Ok(t) => t,
+            Err(e) => return failed(e.to_string()),
+        };
+        let Some(source) = &target.source else {
+            return failed(format!(
+                "application {:?} in {} has no Git source: the PULL_REQUEST action needs one (set Application.source, or use action NONE)",
+                target.name, self.environment
+            ));
+        };
+        let forge =
+            match super::forge::connect(&engine.inner.git, &engine.inner.http, &source.repo_url) {
+                Ok(f) => f,
+                Err(m) => return failed(m),
+            };
+        let number = if step.awaits_review() {
+            step.pull_request
+        } else {
+            let Some(promotion) = &self.promotion else {
+                return failed(format!(
+                    "the trigger application in {} has no Git source: a PULL_REQUEST action has nothing to promote",
+                    self.trigger_environment
+                ));
+            };
+            let opened = promote::open_pull_request(
+                &engine.inner.git,
+                forge.as_ref(),
+                promote::CommitRequest {
+                    release_id: &self.release_id,
+                    product: &self.product,
+                    version: &self.version,
+                    trigger_environment: &self.trigger_environment,
+                    environment: &self.environment,
+                    target: &target,
+                    promotion,
+                },
+            )
+            .await;
+            match opened {
+                Err(m) => return failed(m),
+                Ok(promote::Opened::NoChanges(outcome)) => return StepResult::Done(outcome),
+                Ok(promote::Opened::Merged(pr)) => return merged(&pr),
+                Ok(promote::Opened::Open(pr)) => {
+                    report(StepResult::AwaitReview {
+                        number: pr.number,
+                        url: pr.url.clone(),
+                        head_sha: pr.head_sha.clone(),
+                    });
+                    pr.number
+                }
+            }
+        };
+        // Waiting for a person holds no slot of --max-parallel-environments.
+        drop(permit);
+        let wake = engine.inner.reviews.register(&source.repo_url, number);
+        match super::forge::wait_for_merge(forge.as_ref(), number, engine.inner.pr_poll, &wake)
+            .await
+        {
+            Ok(pr) => merged(&pr),
+            Err(m) => failed(m),
+        }
+    }
+
+    /// Leaves a comment on the pull request this environment waited on,
+    /// saying why promoflow no longer waits (it stays open).
+    async fn leave_pull_request(&self, engine: &Engine, number: i64, reason: &str) {
+        let Ok(target) = self.target(engine).await else {
+            return;
+        };
+        let Some(source) = &target.source else {
+            return;
+        };
+        let forge = match super::forge::connect(
+            &engine.inner.git,
+            &engine.inner.http,
+            &source.repo_url,
+        ) {
+            Ok(f) => f,
+            Err(m) => {
+                tracing::warn!(release = %self.release_id, environment = %self.environment, error = %m, "cannot comment on the pull request");
+                return;
+            }
+        };
+        let why = if reason == "timeout" {
+            "reached its promotion timeout".to_string()
+        } else {
+            format!("was terminated: {reason}")
+        };
+        let body = format!(
+            "promoflow release `{}` {why}. It no longer waits for this pull request to promote {} {} to {}; the pull request is left open, and merging it now does not continue the release.",
+            self.release_id, self.product, self.version, self.environment
+        );
+        let call = forge.comment(number, &body);
+        match tokio::time::timeout(Duration::from_secs(30), call).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(release = %self.release_id, pull_request = number, error = %e, "commenting on the pull request failed")
+            }
+            Err(_) => {
+                tracing::warn!(release = %self.release_id, pull_request = number, "commenting on the pull request timed out")
+            }
+        }
+    }
+
     /// Codefresh's promotion parameters for the steps after the action.
     async fn parameters(&self, engine: &Engine) -> BTreeMap<String, String> {
         let mut p = BTreeMap::new();
@@ -553,6 +741,23 @@ impl GitStep {
         }
         p
     }
+}
+
+/// The outcome of a merged pull request: the merge commit, and the pull
+/// request's page.
+fn merged(pr: &super::forge::PullRequest) -> StepResult {
+    StepResult::Done(Outcome::Succeeded {
+        message: format!(
+            "pull request #{} merged as {}",
+            pr.number,
+            pr.merge_sha.get(..12).unwrap_or(&pr.merge_sha)
+        ),
+        outputs: Default::default(),
+        artifact: Some(crate::domain::release::Artifact {
+            commit_sha: pr.merge_sha.clone(),
+            url: pr.url.clone(),
+        }),
+    })
 }
 
 /// Runs workflow `name` as it is defined now. A passing store error while

@@ -20,6 +20,15 @@ pub enum StepResult {
     Done(Outcome),
     /// An approval: hold the step until a decision or the deadline.
     Suspend(Option<Time>),
+    /// A PULL_REQUEST action opened or adopted pull request `number`: the
+    /// step is suspended awaiting review, and its task keeps running (it
+    /// polls the pull request and reports `Done` when it is merged or
+    /// closed).
+    AwaitReview {
+        number: i64,
+        url: String,
+        head_sha: String,
+    },
 }
 
 /// What a workflow gets to know about the step it runs for.

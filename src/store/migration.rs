@@ -21,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(GitSources),
             Box::new(PromotionTemplates),
             Box::new(GitWatch),
+            Box::new(PullRequests),
         ]
     }
 }
@@ -430,5 +431,28 @@ impl MigrationTrait for GitWatch {
         )
         .await?;
         Ok(())
+    }
+}
+
+/// PULL_REQUEST actions: the number of the pull request each one opened or
+/// adopted, recorded before it waits.
+struct PullRequests;
+
+impl MigrationName for PullRequests {
+    fn name(&self) -> &str {
+        "m0005_pull_requests"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for PullRequests {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.alter_table(
+            Table::alter()
+                .table("step_runs")
+                .add_column(big_integer("pull_request").default(0))
+                .to_owned(),
+        )
+        .await
     }
 }

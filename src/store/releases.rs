@@ -161,6 +161,7 @@ fn step_model(release_id: &str, env: &str, idx: usize, s: &StepRun) -> step_run:
         finish_time: Set(s.finish_time),
         commit_sha: Set(s.commit_sha.clone()),
         url: Set(s.url.clone()),
+        pull_request: Set(s.pull_request),
     }
 }
 
@@ -184,6 +185,7 @@ fn step_from(m: &step_run::Model) -> Result<StepRun> {
         finish_time: m.finish_time,
         commit_sha: m.commit_sha.clone(),
         url: m.url.clone(),
+        pull_request: m.pull_request,
     })
 }
 

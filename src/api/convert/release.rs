@@ -101,6 +101,7 @@ pub fn step_out(s: StepRun) -> pb::StepRun {
         attempt: s.attempt,
         commit_sha: s.commit_sha,
         url: s.url,
+        pull_request_number: s.pull_request,
     }
 }
 
@@ -129,6 +130,7 @@ pub fn counters_out(c: Counters) -> pb::ReleaseCounters {
         skipped: c.skipped,
         terminated: c.terminated,
         suspended: c.suspended,
+        awaiting_review: c.awaiting_review,
     }
 }
 

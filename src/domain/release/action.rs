@@ -14,12 +14,16 @@ pub enum Plan {
     /// Write the release's promoted values into the target application's
     /// Git source as one commit (the engine's `promote::commit`).
     Commit,
+    /// Push the same edit to a branch of its own, open or adopt a pull
+    /// request, and wait (suspended) until it is merged or closed (the
+    /// engine's `promote::open_pull_request` and `forge::wait_for_merge`).
+    PullRequest,
 }
 
 /// The plan of an action. `NONE` records the version on the target
 /// application (the store does it in the same transaction as the step's
-/// success); `COMMIT` writes to Git; `PULL_REQUEST` fails with a message
-/// saying what to use instead until pull requests exist.
+/// success); `COMMIT` writes to Git; `PULL_REQUEST` goes through a pull
+/// request.
 pub fn plan(action: Action, version: &str, environment: &str) -> Plan {
     match action {
         Action::None => Plan::Done(Outcome::Succeeded {
@@ -28,9 +32,7 @@ pub fn plan(action: Action, version: &str, environment: &str) -> Plan {
             artifact: None,
         }),
         Action::Commit => Plan::Commit,
-        Action::PullRequest => Plan::Done(Outcome::Failed {
-            message: "the PULL_REQUEST action is not available yet: use COMMIT (or NONE)".into(),
-        }),
+        Action::PullRequest => Plan::PullRequest,
     }
 }
 

@@ -412,6 +412,8 @@ impl Release {
             s.start_time = Some(now);
             s.finish_time = None;
             s.message.clear();
+            // A re-run opens or adopts its pull request anew.
+            s.pull_request = 0;
         }
     }
 }

@@ -26,7 +26,10 @@ impl Release {
         let Some(s) = self.step_mut(at) else {
             return Vec::new();
         };
-        if s.status != StepStatus::Running {
+        // A pull request's merge or close ends a suspended PULL_REQUEST
+        // action; nothing else ends a step that is not running.
+        let reviewed = s.awaits_review();
+        if s.status != StepStatus::Running && !reviewed {
             return Vec::new();
         }
         s.finish_time = Some(now);
@@ -48,7 +51,63 @@ impl Release {
                 s.message = message;
             }
         }
-        vec![Change::Step(at)]
+        let mut changes = vec![Change::Step(at)];
+        if reviewed {
+            self.resume_env(at.env, &mut changes);
+        }
+        changes
+    }
+
+    /// Records that the PULL_REQUEST action at `at` opened or adopted pull
+    /// request `number` (`url`, head commit `head_sha`) and now waits for
+    /// it: the step and its environment are `SUSPENDED` with the message
+    /// `awaiting pull request #<n> <url>`. Recorded before anything waits,
+    /// so a restart polls this pull request instead of opening another.
+    pub fn await_review(
+        &mut self,
+        at: StepRef,
+        number: i64,
+        url: &str,
+        head_sha: &str,
+    ) -> Vec<Change> {
+        let message = format!("awaiting pull request #{number} {url}");
+        let mut changes = Vec::new();
+        let Some(s) = self.step_mut(at) else {
+            return changes;
+        };
+        if s.status != StepStatus::Running || s.kind != StepKind::Action || number <= 0 {
+            return changes;
+        }
+        s.status = StepStatus::Suspended;
+        s.deadline = None;
+        s.pull_request = number;
+        s.url = url.to_string();
+        s.commit_sha = head_sha.to_string();
+        s.message.clone_from(&message);
+        changes.push(Change::Step(at));
+        if let Some(e) = at.env {
+            let env = &mut self.envs[e];
+            env.status = EnvironmentStatus::Suspended;
+            env.message = message;
+            changes.push(Change::Env(e));
+        }
+        changes
+    }
+
+    /// A suspended environment whose wait ended runs again (and the
+    /// release with it), its "awaiting" message gone.
+    fn resume_env(&mut self, env: Option<usize>, changes: &mut Vec<Change>) {
+        if let Some(e) = env {
+            let env = &mut self.envs[e];
+            if env.status == EnvironmentStatus::Suspended {
+                env.status = EnvironmentStatus::Running;
+                env.message.clear();
+                changes.push(Change::Env(e));
+            }
+        }
+        if self.status == ReleaseStatus::Suspended {
+            self.set_status(ReleaseStatus::Running, changes);
+        }
     }
 
     /// Puts a running step on hold until a person decides (approvals).
@@ -84,9 +143,10 @@ impl Release {
             Some(e) => &mut self.envs.get_mut(e)?.steps,
             None => &mut self.hooks,
         };
+        // A pull request awaiting review is decided on the forge, not here.
         let idx = steps
             .iter()
-            .position(|s| s.status == StepStatus::Suspended)?;
+            .position(|s| s.status == StepStatus::Suspended && !s.awaits_review())?;
         let s = &mut steps[idx];
         s.finish_time = Some(now);
         let (status, verb) = if approve {

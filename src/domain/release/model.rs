@@ -26,6 +26,15 @@ pub struct StepRun {
     /// ACTION steps: a link to the commit or pull request.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub url: String,
+    /// PULL_REQUEST actions: the number of the pull request opened or
+    /// adopted (0: none yet). Recorded before the step waits, so a restart
+    /// polls this one instead of opening another.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub pull_request: i64,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
 }
 
 impl StepRun {
@@ -42,7 +51,16 @@ impl StepRun {
             finish_time: None,
             commit_sha: String::new(),
             url: String::new(),
+            pull_request: 0,
         }
+    }
+
+    /// A PULL_REQUEST action suspended until its pull request is merged or
+    /// closed (as opposed to an approval awaiting ApproveEnvironment).
+    pub fn awaits_review(&self) -> bool {
+        self.kind == StepKind::Action
+            && self.status == StepStatus::Suspended
+            && self.pull_request > 0
     }
 
     /// Hooks run after the main steps and do not decide the outcome.
@@ -96,7 +114,12 @@ pub struct Counters {
     pub pending: i32,
     pub skipped: i32,
     pub terminated: i32,
+    /// Every suspended environment: awaiting approval or review.
     pub suspended: i32,
+    /// The suspended environments whose PULL_REQUEST action awaits the
+    /// merge of its pull request (a subset of `suspended`).
+    #[serde(default)]
+    pub awaiting_review: i32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -280,7 +303,12 @@ impl Release {
             match e.status {
                 EnvironmentStatus::Pending => c.pending += 1,
                 EnvironmentStatus::Running => c.running += 1,
-                EnvironmentStatus::Suspended => c.suspended += 1,
+                EnvironmentStatus::Suspended => {
+                    c.suspended += 1;
+                    if e.steps.iter().any(StepRun::awaits_review) {
+                        c.awaiting_review += 1;
+                    }
+                }
                 EnvironmentStatus::Succeeded => c.succeeded += 1,
                 EnvironmentStatus::Failed => c.failed += 1,
                 EnvironmentStatus::Skipped => c.skipped += 1,
@@ -319,6 +347,23 @@ impl Release {
         for (e, env) in self.envs.iter().enumerate() {
             for (i, s) in env.steps.iter().enumerate() {
                 if s.status == StepStatus::Running {
+                    out.push(StepRef {
+                        env: Some(e),
+                        idx: i,
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// Steps that should have a live task: those `RUNNING`, and PULL_REQUEST
+    /// actions awaiting review (their task polls the pull request).
+    pub fn live_steps(&self) -> Vec<StepRef> {
+        let mut out = self.running_steps();
+        for (e, env) in self.envs.iter().enumerate() {
+            for (i, s) in env.steps.iter().enumerate() {
+                if s.awaits_review() {
                     out.push(StepRef {
                         env: Some(e),
                         idx: i,

@@ -914,12 +914,119 @@ fn actions_record_commit_or_explain() {
         action::plan(Action::Commit, "1.2.0", "qa"),
         action::Plan::Commit
     );
-    match action::plan(Action::PullRequest, "1.2.0", "qa") {
-        action::Plan::Done(Outcome::Failed { message }) => {
-            assert!(message.contains("not available"), "{message}")
-        }
-        other => panic!("{other:?}"),
-    }
+    assert_eq!(
+        action::plan(Action::PullRequest, "1.2.0", "qa"),
+        action::Plan::PullRequest
+    );
+}
+
+// -------------------------------------------------------- pull requests ---
+
+/// dev → qa (approval gate) ∥ dev → prod (PULL_REQUEST), with prod's
+/// action opened as pull request #7 and awaiting review.
+fn awaiting_review() -> (Sim, StepRef) {
+    let prod = with_policy(step("prod", &["dev"]), None, Action::PullRequest, None);
+    let mut sim = Sim::start(&flow("dev", vec![gate("qa", &["dev"]), prod]));
+    sim.run(|env, k| match (env, k) {
+        ("qa", StepKind::PreAction) => Reply::Suspend(None),
+        ("prod", StepKind::Action) => Reply::Hold,
+        _ => Reply::Ok,
+    });
+    let at = sim.action_ref("prod");
+    let ch = sim
+        .r
+        .await_review(at, 7, "https://forge/acme/apps/pulls/7", "abc123");
+    assert_eq!(ch, vec![Change::Step(at), Change::Env(at.env.unwrap())]);
+    sim.run(all_ok);
+    (sim, at)
+}
+
+#[test]
+fn a_pull_request_suspends_its_environment_as_awaiting_review() {
+    let (sim, at) = awaiting_review();
+    let message = "awaiting pull request #7 https://forge/acme/apps/pulls/7";
+    assert_eq!(sim.status("prod"), E::Suspended);
+    assert_eq!(sim.env("prod").message, message);
+    let step = sim.r.step(at).unwrap();
+    assert_eq!(
+        (step.status, step.pull_request, step.commit_sha.as_str()),
+        (S::Suspended, 7, "abc123")
+    );
+    assert_eq!(step.message, message);
+    assert_eq!(sim.r.status, R::Suspended, "nothing else runs");
+    let c = sim.r.counters();
+    assert_eq!((c.suspended, c.awaiting_review), (2, 1), "{c:?}");
+    assert_eq!(sim.r.live_steps(), vec![at], "its task keeps polling");
+    assert_eq!(sim.r.next_deadline(), None);
+}
+
+#[test]
+fn approving_decides_the_approval_never_the_pull_request() {
+    let (mut sim, at) = awaiting_review();
+    assert!(
+        sim.r.decide_approval(at.env, true, "", sim.t).is_none(),
+        "a pull request is decided on the forge"
+    );
+    let qa = sim.r.env_index("qa");
+    sim.r
+        .decide_approval(qa, true, "", sim.t)
+        .expect("qa's gate");
+    sim.run(all_ok);
+    assert_eq!(sim.status("qa"), E::Succeeded);
+    assert_eq!(sim.status("prod"), E::Suspended);
+    assert_eq!(sim.r.status, R::Suspended);
+}
+
+#[test]
+fn a_merged_pull_request_completes_the_action_with_the_merge_commit() {
+    let (mut sim, at) = awaiting_review();
+    let merged = Outcome::Succeeded {
+        message: "pull request #7 merged as def456".into(),
+        outputs: Default::default(),
+        artifact: Some(Artifact {
+            commit_sha: "def456".into(),
+            url: "https://forge/acme/apps/pulls/7".into(),
+        }),
+    };
+    let ch = sim.r.complete_step(at, merged, sim.t);
+    assert!(ch.contains(&Change::Release), "RUNNING again: {ch:?}");
+    assert_eq!(sim.env("prod").message, "", "no longer awaiting");
+    assert_eq!(sim.r.promoted_environment(at), Some("prod"));
+    assert_eq!(sim.r.step(at).unwrap().commit_sha, "def456");
+    sim.run(all_ok);
+    assert_eq!(sim.status("prod"), E::Succeeded);
+    assert_eq!(sim.r.counters().awaiting_review, 0);
+}
+
+#[test]
+fn a_closed_pull_request_fails_the_environment() {
+    let (mut sim, at) = awaiting_review();
+    sim.r.complete_step(
+        at,
+        fail("pull request #7 was closed without being merged"),
+        sim.t,
+    );
+    sim.run(all_ok);
+    assert_eq!(sim.status("prod"), E::Failed);
+    assert_eq!(
+        sim.env("prod").message,
+        "action failed: pull request #7 was closed without being merged"
+    );
+}
+
+#[test]
+fn terminating_ends_the_wait_for_review() {
+    let (mut sim, at) = awaiting_review();
+    sim.r.terminate("timeout", sim.t);
+    assert!(
+        sim.r.live_steps().contains(&at),
+        "until the worker finishes it"
+    );
+    sim.r.finish_terminate(sim.t);
+    assert_eq!(sim.r.step(at).unwrap().status, S::Terminated);
+    assert_eq!(sim.status("prod"), E::Terminated);
+    assert!(sim.r.live_steps().is_empty());
+    assert_eq!(sim.r.status, R::Terminated);
 }
 
 #[test]

@@ -20,7 +20,11 @@ use super::url::trim_repo_path;
 /// - url_prefix: https://git.example.com
 ///   username: promoflow
 ///   token_file: /run/secrets/git-token   # relative: to the YAML file
+///   forge: {kind: gitea, api_url: https://git.example.com/api/v1}
 /// ```
+///
+/// `forge` names the pull-request API behind the repositories the entry
+/// covers (PULL_REQUEST actions need it); the same token authenticates it.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Credential {
@@ -35,6 +39,45 @@ pub struct Credential {
     /// The file holding the token (surrounding whitespace is ignored).
     #[serde(default)]
     pub token_file: Option<PathBuf>,
+    /// The forge serving these repositories' pull requests.
+    #[serde(default)]
+    pub forge: Option<ForgeConfig>,
+}
+
+/// Which pull-request API a credentials entry's repositories have.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForgeConfig {
+    pub kind: ForgeKind,
+    /// The API's base URL; by default `https://api.github.com` for
+    /// github.com, `<scheme>://<host>/api/v3` for other GitHub (Enterprise)
+    /// hosts, `<scheme>://<host>/api/v1` for Gitea and `…/api/v4` for
+    /// GitLab.
+    #[serde(default)]
+    pub api_url: Option<String>,
+}
+
+/// The forges promoflow opens pull requests on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ForgeKind {
+    /// Gitea and Forgejo (and Codeberg): `/api/v1`.
+    #[serde(alias = "forgejo")]
+    Gitea,
+    /// GitHub and GitHub Enterprise: REST v3.
+    Github,
+    /// GitLab: merge requests, `/api/v4`.
+    Gitlab,
+}
+
+impl ForgeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ForgeKind::Gitea => "gitea",
+            ForgeKind::Github => "github",
+            ForgeKind::Gitlab => "gitlab",
+        }
+    }
 }
 
 /// Reads and checks a credentials file; token files given relative are
@@ -98,6 +141,15 @@ impl Credential {
         if self.username.chars().any(char::is_control) {
             return Err("username contains a control character".into());
         }
+        if let Some(api) = self.forge.as_ref().and_then(|f| f.api_url.as_deref()) {
+            let u = url::Url::parse(api).map_err(|e| format!("forge.api_url is not a URL: {e}"))?;
+            if !matches!(u.scheme(), "https" | "http") || u.host_str().is_none_or(str::is_empty) {
+                return Err("forge.api_url must be https://host[/path] (or http://)".into());
+            }
+            if !u.username().is_empty() || u.password().is_some() || u.query().is_some() {
+                return Err("forge.api_url must not contain a user name, password or query".into());
+            }
+        }
         match (&self.token_env, &self.token_file) {
             (Some(var), None) if !var.is_empty() && !var.contains('=') => Ok(()),
             (Some(_), None) => Err("token_env must name an environment variable".into()),
@@ -110,7 +162,7 @@ impl Credential {
 
     /// Whether this entry covers the repository `url` (parsed, no user
     /// info): same scheme, host and port, and a path on a `/` boundary.
-    pub(super) fn matches(&self, url: &url::Url) -> bool {
+    pub(crate) fn matches(&self, url: &url::Url) -> bool {
         let Ok(prefix) = url::Url::parse(&self.url_prefix) else {
             return false;
         };
@@ -131,7 +183,7 @@ impl Credential {
 
     /// The token, read now. Errors name the variable or file, never a
     /// token.
-    pub(super) fn token(&self) -> Result<String, GitError> {
+    pub(crate) fn token(&self) -> Result<String, GitError> {
         let missing = |what: String| {
             GitError::Invalid(format!(
                 "the git credential for {} has no token: {what}",
@@ -163,6 +215,7 @@ mod tests {
             username: "u".into(),
             token_env: Some("T".into()),
             token_file: None,
+            forge: None,
         }
     }
 
@@ -228,5 +281,27 @@ mod tests {
         }
         std::fs::write(&path, "").unwrap();
         assert!(load_credentials(&path).unwrap().is_empty());
+
+        std::fs::write(
+            &path,
+            "- url_prefix: https://h\n  username: x\n  token_env: A\n  forge: {kind: forgejo, api_url: https://h/api/v1}\n",
+        )
+        .unwrap();
+        let forge = load_credentials(&path).unwrap()[0].forge.clone().unwrap();
+        assert_eq!(forge.kind, ForgeKind::Gitea);
+        assert_eq!(forge.api_url.as_deref(), Some("https://h/api/v1"));
+        for (body, want) in [
+            ("forge: {kind: bitbucket}", "bitbucket"),
+            ("forge: {kind: github, api: x}", "api"),
+            ("forge: {kind: gitlab, api_url: ftp://h}", "forge.api_url"),
+        ] {
+            std::fs::write(
+                &path,
+                format!("- url_prefix: https://h\n  username: x\n  token_env: A\n  {body}\n"),
+            )
+            .unwrap();
+            let e = load_credentials(&path).unwrap_err().to_string();
+            assert!(e.contains(want), "{body}: {e}");
+        }
     }
 }

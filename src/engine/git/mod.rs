@@ -53,7 +53,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 
-pub use credentials::{Credential, load_credentials};
+pub use credentials::{Credential, ForgeConfig, ForgeKind, load_credentials};
 
 use cmd::{Invocation, Output};
 use url::{RepoUrl, Transport};
@@ -193,6 +193,16 @@ pub enum Pushed {
     /// A commit with every trailer was already on the branch.
     Adopted { sha: String },
     /// The edit changed nothing; nothing was pushed.
+    NoChanges { tip: String },
+}
+
+/// What [`Git::push_branch`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BranchPush {
+    /// The head branch holds the edit on top of the base branch's tip:
+    /// pushed now, or already there from an earlier run (`pushed` false).
+    Ready { sha: String, pushed: bool },
+    /// The edit changes nothing on the base branch's tip.
     NoChanges { tip: String },
 }
 
@@ -568,7 +578,126 @@ impl Git {
         )))
     }
 
+    /// Writes the edit of `edit_dir` as one commit on the tip of `base`
+    /// (empty: the default branch) of `url` and pushes it to the branch
+    /// `head`, which promoflow owns (a pull request's head). The push is a
+    /// `--force-with-lease` against the head's value read just before (or
+    /// "must not exist"), so two writers cannot clobber each other: the
+    /// loser reads again. A head already holding the same tree on top of
+    /// the same base tip is kept as it is (a re-run pushes nothing).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn push_branch(
+        &self,
+        url: &str,
+        base: &str,
+        head: &str,
+        edit_dir: &str,
+        message: &str,
+        trailers: &[(String, String)],
+        edit: &EditFn<'_>,
+    ) -> Result<BranchPush, GitError> {
+        let repo = self.repo(url)?;
+        let edit_dir = url::check_repo_path(edit_dir, true).map_err(GitError::Invalid)?;
+        url::check_branch(head).map_err(GitError::Invalid)?;
+        let message = commit_message(message, trailers)?;
+        let base = self.branch(&repo, base).await?;
+        let lock = self
+            .inner
+            .lock(format!("commit\0{}\0{head}", repo.normalized));
+        let _guard = lock.lock().await;
+        let git_dir = self.inner.repo_dir(&repo);
+        let mut delay = FIRST_BACKOFF;
+        for attempt in 1..=MAX_PUSH_ATTEMPTS {
+            let tip = self.fetch(&repo, &base).await?;
+            let Some((sha, _)) = self
+                .make_commit(&git_dir, &repo, &tip, &edit_dir, &message, edit)
+                .await?
+            else {
+                return Ok(BranchPush::NoChanges { tip });
+            };
+            let current = self.remote_branch(&repo, head).await?;
+            if let Some(current) = &current {
+                self.fetch(&repo, head).await?;
+                if self.same_change(&git_dir, current, &sha).await? {
+                    return Ok(BranchPush::Ready {
+                        sha: current.clone(),
+                        pushed: false,
+                    });
+                }
+            }
+            let expected = current.unwrap_or_default();
+            match self.push(&repo, head, &expected, &sha).await? {
+                PushResult::Pushed => {
+                    tracing::debug!(repo = %repo.normalized, %head, %sha, attempt, "pushed the head branch");
+                    return Ok(BranchPush::Ready { sha, pushed: true });
+                }
+                PushResult::Moved(reason) => {
+                    tracing::debug!(repo = %repo.normalized, %head, attempt, %reason, "the head branch moved; reading it again");
+                    if attempt < MAX_PUSH_ATTEMPTS {
+                        tokio::time::sleep(jitter(delay)).await;
+                        delay = (delay.mul_f64(1.5)).min(MAX_BACKOFF);
+                    }
+                }
+            }
+        }
+        Err(GitError::Conflict(format!(
+            "branch {head} of {} kept moving: {MAX_PUSH_ATTEMPTS} pushes were rejected; try again",
+            repo.raw
+        )))
+    }
+
+    /// The credentials entry covering `url` that may be used for it (see
+    /// `Inner::credential`), for talking to its forge's API with the same
+    /// token. `None` also for local repositories.
+    pub fn credential_for(&self, url: &str) -> Result<Option<Credential>, GitError> {
+        let repo = self.repo(url)?;
+        Ok(self.inner.credential(&repo).cloned())
+    }
+
+    /// Whether credentials may be sent over plain `http://`.
+    pub fn allow_insecure_http(&self) -> bool {
+        self.inner.cfg.allow_insecure_http
+    }
+
     // ------------------------------------------------------------ helpers
+
+    /// The tip of `branch` on the remote, `None` when it does not exist.
+    async fn remote_branch(
+        &self,
+        repo: &RepoUrl,
+        branch: &str,
+    ) -> Result<Option<String>, GitError> {
+        let refname = format!("refs/heads/{branch}");
+        let inv = self.inner.remote_invocation(
+            None,
+            repo,
+            ["ls-remote", "--", repo.raw.as_str(), refname.as_str()],
+        )?;
+        let out = self.run(inv).await?.ok()?;
+        let text = String::from_utf8_lossy(&out);
+        Ok(text.lines().find_map(|l| {
+            let (sha, name) = l.split_once('\t')?;
+            (name.trim() == refname).then(|| sha.trim().to_string())
+        }))
+    }
+
+    /// Whether commits `a` and `b` have the same tree and the same parents.
+    async fn same_change(&self, git_dir: &Path, a: &str, b: &str) -> Result<bool, GitError> {
+        let mut seen = Vec::new();
+        for sha in [a, b] {
+            let out = self
+                .run(
+                    self.inner
+                        .invocation(Some(git_dir), ["log", "-1", "--format=%T %P", sha, "--"]),
+                )
+                .await?;
+            if !out.success {
+                return Ok(false);
+            }
+            seen.push(String::from_utf8_lossy(&out.stdout).trim().to_string());
+        }
+        Ok(seen[0] == seen[1])
+    }
 
     fn repo(&self, url: &str) -> Result<RepoUrl, GitError> {
         url::parse(url, self.inner.cfg.allow_local).map_err(GitError::Invalid)

@@ -27,6 +27,7 @@ fn tokens_travel_only_in_the_environment() {
         username: "bot".into(),
         token_env: None,
         token_file: Some(dir.path().join("token")),
+        forge: None,
     };
     let inner = inner(dir.path(), vec![cred], false);
     let repo = url::parse("https://git.example.com/acme/app.git", false).unwrap();
@@ -95,6 +96,7 @@ fn missing_token_names_the_variable_not_a_secret() {
         username: "bot".into(),
         token_env: Some("PROMOFLOW_TEST_SURELY_UNSET_TOKEN".into()),
         token_file: None,
+        forge: None,
     };
     let inner = inner(dir.path(), vec![cred], true);
     let repo = url::parse("http://h/x.git", false).unwrap();

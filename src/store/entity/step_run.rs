@@ -31,6 +31,8 @@ pub struct Model {
     /// A link to the commit or pull request; empty: none.
     #[sea_orm(column_type = "Text")]
     pub url: String,
+    /// PULL_REQUEST actions: the pull request's number; 0: none.
+    pub pull_request: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
