@@ -87,7 +87,7 @@ STEP_KIND_ON_SUCCESS: StepKind
 STEP_KIND_ON_FAIL: StepKind
 
 class StepRun(_message.Message):
-    __slots__ = ("kind", "workflow", "status", "message", "start_time", "finish_time", "attempt", "commit_sha", "url")
+    __slots__ = ("kind", "workflow", "status", "message", "start_time", "finish_time", "attempt", "commit_sha", "url", "pull_request_number")
     KIND_FIELD_NUMBER: _ClassVar[int]
     WORKFLOW_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -97,6 +97,7 @@ class StepRun(_message.Message):
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     COMMIT_SHA_FIELD_NUMBER: _ClassVar[int]
     URL_FIELD_NUMBER: _ClassVar[int]
+    PULL_REQUEST_NUMBER_FIELD_NUMBER: _ClassVar[int]
     kind: StepKind
     workflow: str
     status: StepStatus
@@ -106,7 +107,8 @@ class StepRun(_message.Message):
     attempt: int
     commit_sha: str
     url: str
-    def __init__(self, kind: _Optional[_Union[StepKind, str]] = ..., workflow: _Optional[str] = ..., status: _Optional[_Union[StepStatus, str]] = ..., message: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., attempt: _Optional[int] = ..., commit_sha: _Optional[str] = ..., url: _Optional[str] = ...) -> None: ...
+    pull_request_number: int
+    def __init__(self, kind: _Optional[_Union[StepKind, str]] = ..., workflow: _Optional[str] = ..., status: _Optional[_Union[StepStatus, str]] = ..., message: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., attempt: _Optional[int] = ..., commit_sha: _Optional[str] = ..., url: _Optional[str] = ..., pull_request_number: _Optional[int] = ...) -> None: ...
 
 class EnvironmentRun(_message.Message):
     __slots__ = ("environment", "depends_on", "status", "blocked_on", "attempt", "steps", "start_time", "finish_time", "message", "application")
@@ -133,7 +135,7 @@ class EnvironmentRun(_message.Message):
     def __init__(self, environment: _Optional[str] = ..., depends_on: _Optional[_Iterable[str]] = ..., status: _Optional[_Union[EnvironmentStatus, str]] = ..., blocked_on: _Optional[_Iterable[str]] = ..., attempt: _Optional[int] = ..., steps: _Optional[_Iterable[_Union[StepRun, _Mapping]]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., message: _Optional[str] = ..., application: _Optional[str] = ...) -> None: ...
 
 class ReleaseCounters(_message.Message):
-    __slots__ = ("total", "succeeded", "running", "failed", "pending", "skipped", "terminated", "suspended")
+    __slots__ = ("total", "succeeded", "running", "failed", "pending", "skipped", "terminated", "suspended", "awaiting_review")
     TOTAL_FIELD_NUMBER: _ClassVar[int]
     SUCCEEDED_FIELD_NUMBER: _ClassVar[int]
     RUNNING_FIELD_NUMBER: _ClassVar[int]
@@ -142,6 +144,7 @@ class ReleaseCounters(_message.Message):
     SKIPPED_FIELD_NUMBER: _ClassVar[int]
     TERMINATED_FIELD_NUMBER: _ClassVar[int]
     SUSPENDED_FIELD_NUMBER: _ClassVar[int]
+    AWAITING_REVIEW_FIELD_NUMBER: _ClassVar[int]
     total: int
     succeeded: int
     running: int
@@ -150,7 +153,8 @@ class ReleaseCounters(_message.Message):
     skipped: int
     terminated: int
     suspended: int
-    def __init__(self, total: _Optional[int] = ..., succeeded: _Optional[int] = ..., running: _Optional[int] = ..., failed: _Optional[int] = ..., pending: _Optional[int] = ..., skipped: _Optional[int] = ..., terminated: _Optional[int] = ..., suspended: _Optional[int] = ...) -> None: ...
+    awaiting_review: int
+    def __init__(self, total: _Optional[int] = ..., succeeded: _Optional[int] = ..., running: _Optional[int] = ..., failed: _Optional[int] = ..., pending: _Optional[int] = ..., skipped: _Optional[int] = ..., terminated: _Optional[int] = ..., suspended: _Optional[int] = ..., awaiting_review: _Optional[int] = ...) -> None: ...
 
 class Release(_message.Message):
     __slots__ = ("id", "product", "flow", "flow_version", "version", "status", "initiator", "environments", "counters", "create_time", "start_time", "finish_time", "message", "last_seq", "trigger_message", "hooks", "request_id", "source_commit")

@@ -178,7 +178,9 @@ class ReleaseServiceServicer:
         the on_start hook fails the release before any environment runs).
         Errors: INVALID_ARGUMENT for an empty id, NOT_FOUND when the
         release does not exist or has no such environment, FAILED_PRECONDITION
-        when nothing there awaits approval (the message gives its status).
+        when nothing there awaits approval (the message gives its status; an
+        environment awaiting review of its pull request is decided on the forge
+        by merging or closing the pull request, never here).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -1300,10 +1300,24 @@ export enum PromotionAction {
   COMMIT = 2,
 
   /**
-   * Opens a pull request with the promoted values against the
-   * application's Git source. Codefresh YAML: `pr`. Not available yet: it
-   * fails the environment with a message saying so; it never pretends to
-   * succeed.
+   * Makes the same edit as COMMIT, but as a commit on a branch promoflow
+   * owns, `promoflow/<release-id>/<env>`, based on the tip of the target
+   * application's branch (pushed with a lease, so a stale replica cannot
+   * clobber it), and opens a pull request from it into that branch, or
+   * adopts the one already open for that head and base. Title: the commit
+   * subject; body: the release id and the promoted values. Its number, web
+   * URL and head commit are recorded on the ACTION step (StepRun.
+   * pull_request_number, url, commit_sha) before anything waits, and the
+   * environment is SUSPENDED with the message `awaiting pull request #<n>
+   * <url>` (ReleaseCounters.awaiting_review), checked every
+   * `--pr-poll-interval`. Merged: the step succeeds with the merge commit
+   * and the environment continues. Closed without merge: the environment
+   * fails ("pull request #<n> was closed without being merged"). The
+   * promotion timeout or TerminateRelease end the wait; the pull request is
+   * left open with a comment saying why. Nothing to change succeeds with
+   * "no changes" and opens nothing. The forge (Gitea/Forgejo, GitHub,
+   * GitLab) is named by the `forge` of the repository's `--git-credentials`
+   * entry; without one the environment fails saying so. Codefresh YAML: `pr`.
    *
    * @generated from enum value: PROMOTION_ACTION_PULL_REQUEST = 3;
    */
