@@ -52,11 +52,6 @@ impl Invocation {
         self
     }
 
-    pub fn env(mut self, key: &str, value: impl Into<String>) -> Self {
-        self.env.push((key.to_string(), value.into()));
-        self
-    }
-
     /// The first argument (the git subcommand), for messages.
     fn what(&self) -> &str {
         self.args

@@ -3,8 +3,9 @@
 //!
 //! Every operation works on a bare repository cached per repository URL
 //! under [`GitConfig::cache_dir`], without a worktree: a fetch of the
-//! branch, then plumbing (`cat-file`, `hash-object`, a temporary index,
-//! `commit-tree`) and `git push <sha>:refs/heads/<branch>`.
+//! branch, then plumbing (`ls-tree` and `cat-file` to read, one
+//! `fast-import` to write the blobs, trees and commit) and
+//! `git push <sha>:refs/heads/<branch>`.
 //!
 //! # Pushing to a shared branch
 //!
@@ -412,13 +413,18 @@ impl Git {
         let git_dir = self.inner.repo_dir(&repo);
         let mut delay = FIRST_BACKOFF;
         for attempt in 1..=MAX_PUSH_ATTEMPTS {
-            let tip = self.fetch(&repo, &branch).await?;
-            if let Some(sha) = self.find_adoptable(&git_dir, &tip, trailers).await? {
+            let (tip, adoptable) = if trailers.is_empty() {
+                (self.fetch(&repo, &branch).await?, None)
+            } else {
+                self.fetch_into(&repo, &fetch_spec(&branch)).await?;
+                self.find_adoptable(&repo, &branch, trailers).await?
+            };
+            if let Some(sha) = adoptable {
                 tracing::debug!(repo = %repo.normalized, %branch, %sha, "adopting the commit already made");
                 return Ok(Pushed::Adopted { sha });
             }
             let Some((sha, files)) = self
-                .make_commit(&git_dir, &repo, &tip, &edit_dir, &message, edit)
+                .make_commit(&git_dir, &repo, &branch, &tip, &edit_dir, &message, edit)
                 .await?
             else {
                 return Ok(Pushed::NoChanges { tip });
@@ -485,9 +491,8 @@ impl Git {
 
     /// Fetches `branch` into the cache; returns its tip.
     async fn fetch(&self, repo: &RepoUrl, branch: &str) -> Result<String, GitError> {
-        let refname = format!("refs/promoflow/heads/{branch}");
-        let spec = format!("+refs/heads/{branch}:{refname}");
-        let git_dir = self.fetch_into(repo, &spec).await?;
+        let refname = cached_ref(branch);
+        let git_dir = self.fetch_into(repo, &fetch_spec(branch)).await?;
         let out = self
             .run(self.inner.invocation(
                 Some(&git_dir),
@@ -638,40 +643,35 @@ impl Git {
         dir: &str,
         repo: &RepoUrl,
     ) -> Result<BTreeMap<String, Entry>, GitError> {
-        let spec = format!("{commit}:{dir}");
-        let check = self
-            .run(
-                self.inner
-                    .invocation(Some(git_dir), ["cat-file", "--batch-check"])
-                    .stdin(format!("{spec}\n").into_bytes()),
-            )
-            .await?
-            .ok()?;
-        let check = String::from_utf8_lossy(&check);
-        // `<sha> <type> <size>`, or `<name> missing`.
-        match check.split_whitespace().collect::<Vec<_>>().as_slice() {
-            [_, "tree", _] => {}
-            [_, _, _] => {
-                return Err(GitError::Invalid(format!(
-                    "{dir} in {} is a file, not a directory",
-                    repo.raw
-                )));
-            }
-            _ => return Ok(BTreeMap::new()),
+        // One `ls-tree` answers all three cases: with `dir` as its
+        // pathspec (matched literally, by whole path components) it lists
+        // the files under the directory by full path, the entry itself
+        // when `dir` is not a directory, and nothing when it is missing.
+        let mut args = vec!["ls-tree", "-r", "-z", "--long", "--full-tree", commit];
+        if !dir.is_empty() {
+            args.extend(["--", dir]);
         }
         let out = self
-            .run(self.inner.invocation(
-                Some(git_dir),
-                ["ls-tree", "-r", "-z", "--long", "--full-tree", &spec],
-            ))
+            .run(self.inner.invocation(Some(git_dir), args))
             .await?
             .ok()?;
+        let prefix = format!("{dir}/");
         let mut files = BTreeMap::new();
         let mut total = 0u64;
         for record in out.split(|b| *b == 0).filter(|r| !r.is_empty()) {
             let record = String::from_utf8_lossy(record);
-            let Some((meta, path)) = record.split_once('\t') else {
+            let Some((meta, full)) = record.split_once('\t') else {
                 continue;
+            };
+            let path = if dir.is_empty() {
+                full
+            } else if let Some(rel) = full.strip_prefix(&prefix) {
+                rel
+            } else {
+                return Err(GitError::Invalid(format!(
+                    "{dir} in {} is a file, not a directory",
+                    repo.raw
+                )));
             };
             let mut meta = meta.split_whitespace();
             let (Some(mode), Some(kind), Some(sha), Some(size)) =
@@ -754,40 +754,49 @@ impl Git {
         Ok(result)
     }
 
-    /// The newest commit among the last [`ADOPT_SEARCH_DEPTH`] reachable
-    /// from `tip` whose trailers include every one of `trailers`. All
-    /// ancestors count, not only first parents: someone's `git pull`
-    /// merge may have made the promotion commit a second parent.
+    /// The fetched tip of `branch`, and the newest commit among the last
+    /// [`ADOPT_SEARCH_DEPTH`] reachable from it whose trailers include
+    /// every one of `trailers`. All ancestors count, not only first
+    /// parents: someone's `git pull` merge may have made the promotion
+    /// commit a second parent. The tip is the first commit of the same
+    /// `git log` (one process fewer per attempt than resolving it apart).
     async fn find_adoptable(
         &self,
-        git_dir: &Path,
-        tip: &str,
+        repo: &RepoUrl,
+        branch: &str,
         trailers: &[(String, String)],
-    ) -> Result<Option<String>, GitError> {
-        if trailers.is_empty() {
-            return Ok(None);
-        }
+    ) -> Result<(String, Option<String>), GitError> {
+        let git_dir = self.inner.repo_dir(repo);
         let depth = format!("--max-count={ADOPT_SEARCH_DEPTH}");
+        let rev = format!("{}^{{commit}}", cached_ref(branch));
         let out = self
             .run(self.inner.invocation(
-                Some(git_dir),
+                Some(&git_dir),
                 [
                     "log",
                     "-z",
                     &depth,
                     "--no-show-signature",
                     "--format=%H%x01%(trailers:only,unfold)",
-                    tip,
+                    &rev,
                     "--",
                 ],
             ))
-            .await?
-            .ok()?;
-        for record in out.split(|b| *b == 0) {
+            .await?;
+        if !out.success {
+            return Err(GitError::NotFound(format!(
+                "branch {branch} not found in {}",
+                repo.raw
+            )));
+        }
+        let mut tip = None;
+        for record in out.stdout.split(|b| *b == 0) {
             let record = String::from_utf8_lossy(record);
             let Some((sha, block)) = record.split_once('\x01') else {
                 continue;
             };
+            let sha = sha.trim().to_string();
+            tip.get_or_insert_with(|| sha.clone());
             let found: Vec<(&str, &str)> = block
                 .lines()
                 .filter_map(|l| l.split_once(':'))
@@ -799,10 +808,14 @@ impl Git {
                     .any(|(fk, fv)| fk.eq_ignore_ascii_case(k) && *fv == v.trim())
             });
             if all {
-                return Ok(Some(sha.trim().to_string()));
+                let tip = tip.unwrap_or_else(|| sha.clone());
+                return Ok((tip, Some(sha)));
             }
         }
-        Ok(None)
+        let tip = tip.ok_or_else(|| {
+            GitError::NotFound(format!("branch {branch} not found in {}", repo.raw))
+        })?;
+        Ok((tip, None))
     }
 
     /// Applies `edit` to the files under `edit_dir` at `tip` and writes the
@@ -812,6 +825,7 @@ impl Git {
         &self,
         git_dir: &Path,
         repo: &RepoUrl,
+        branch: &str,
         tip: &str,
         edit_dir: &str,
         message: &str,
@@ -834,46 +848,49 @@ impl Git {
         if changes.is_empty() {
             return Ok(None);
         }
-        let mut index_info = String::new();
-        for (path, (mode, bytes)) in &changes {
-            let out = self
-                .run(
-                    self.inner
-                        .invocation(Some(git_dir), ["hash-object", "-w", "--stdin"])
-                        .stdin(bytes.clone()),
-                )
-                .await?
-                .ok()?;
-            let sha = String::from_utf8_lossy(&out).trim().to_string();
-            index_info.push_str(&format!("{mode} {sha}\t{path}\n"));
-        }
-        let index =
-            TempIndex(git_dir.join(format!("promoflow-index-{}", uuid::Uuid::new_v4().simple())));
-        let index_path = index.0.to_string_lossy().to_string();
-        let with_index = |args: &[&str]| {
-            self.inner
-                .invocation(Some(git_dir), args.iter().copied())
-                .env("GIT_INDEX_FILE", index_path.clone())
-        };
-        self.run(with_index(&["read-tree", tip])).await?.ok()?;
-        self.run(
-            with_index(&["update-index", "--add", "--index-info"]).stdin(index_info.into_bytes()),
-        )
-        .await?
-        .ok()?;
-        let tree = self.run(with_index(&["write-tree"])).await?.ok()?;
-        let tree = String::from_utf8_lossy(&tree).trim().to_string();
-        drop(index);
+        // One `git fast-import` writes the blobs, the trees and the commit
+        // (five plumbing processes before: hash-object per file,
+        // read-tree, update-index and write-tree on a temporary index,
+        // commit-tree). It needs a ref to put the commit on: one per
+        // branch, which the caller's lock on (repository, branch) keeps to
+        // one writer, and which keeps the commit reachable until pushed.
+        // So few objects are written loose, not as a pack per commit.
         let (name, email) = (&self.inner.cfg.author_name, &self.inner.cfg.author_email);
+        let work_ref = format!("refs/promoflow/commits/{branch}");
+        let mut stream = Vec::new();
+        let data = |out: &mut Vec<u8>, bytes: &[u8]| {
+            out.extend_from_slice(format!("data {}\n", bytes.len()).as_bytes());
+            out.extend_from_slice(bytes);
+            out.push(b'\n');
+        };
+        stream.extend_from_slice(
+            format!(
+                "commit {work_ref}\nmark :1\nauthor {name} <{email}> now\ncommitter {name} <{email}> now\n"
+            )
+            .as_bytes(),
+        );
+        data(&mut stream, message.as_bytes());
+        stream.extend_from_slice(format!("from {tip}\n").as_bytes());
+        for (path, (mode, bytes)) in &changes {
+            stream.extend_from_slice(format!("M {mode} inline {}\n", quote_path(path)).as_bytes());
+            data(&mut stream, bytes);
+        }
+        stream.extend_from_slice(b"\nget-mark :1\n");
         let out = self
             .run(
                 self.inner
-                    .invocation(Some(git_dir), ["commit-tree", &tree, "-p", tip, "-F", "-"])
-                    .env("GIT_AUTHOR_NAME", name.clone())
-                    .env("GIT_AUTHOR_EMAIL", email.clone())
-                    .env("GIT_COMMITTER_NAME", name.clone())
-                    .env("GIT_COMMITTER_EMAIL", email.clone())
-                    .stdin(message.as_bytes().to_vec()),
+                    .invocation(
+                        Some(git_dir),
+                        [
+                            "-c",
+                            "fastimport.unpackLimit=100",
+                            "fast-import",
+                            "--quiet",
+                            "--force",
+                            "--date-format=now",
+                        ],
+                    )
+                    .stdin(stream),
             )
             .await?
             .ok()?;
@@ -947,16 +964,6 @@ enum PushResult {
     Pushed,
     /// The branch moved since the fetch.
     Moved(String),
-}
-
-/// A temporary index file, removed when dropped.
-struct TempIndex(PathBuf);
-
-impl Drop for TempIndex {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-        let _ = std::fs::remove_file(self.0.with_extension("lock"));
-    }
 }
 
 impl Inner {
@@ -1121,6 +1128,33 @@ fn commit_message(message: &str, trailers: &[(String, String)]) -> Result<String
         text.push_str(&format!("{key}: {value}\n"));
     }
     Ok(text)
+}
+
+/// `path` as a fast-import path: C-style quoted, so no byte of it can be
+/// read as a command.
+fn quote_path(path: &str) -> String {
+    let mut q = String::with_capacity(path.len() + 2);
+    q.push('"');
+    for c in path.chars() {
+        match c {
+            '"' => q.push_str("\\\""),
+            '\\' => q.push_str("\\\\"),
+            '\n' => q.push_str("\\n"),
+            c => q.push(c),
+        }
+    }
+    q.push('"');
+    q
+}
+
+/// Where the cache keeps the fetched tip of a remote `branch`.
+fn cached_ref(branch: &str) -> String {
+    format!("refs/promoflow/heads/{branch}")
+}
+
+/// The refspec fetching `branch` into [`cached_ref`].
+fn fetch_spec(branch: &str) -> String {
+    format!("+refs/heads/{branch}:{}", cached_ref(branch))
 }
 
 fn join(dir: &str, path: &str) -> String {
