@@ -20,6 +20,11 @@
 //!   edit again on the new tip's files and pushes again, with bounded
 //!   backoff. Nothing is rebased textually, and no commit is lost or
 //!   overwritten.
+//! - the first attempt of a commit to a branch this process pushed last
+//!   starts from the commit it pushed, without fetching; its lease makes
+//!   a stale start a refused push (before any pack is sent), and the
+//!   attempt is made again from a fetch. "Adopted" and "no changes" are
+//!   only ever answered from a fetched tip.
 //! - before every attempt the recent history of the branch is searched for
 //!   a commit carrying the caller's trailers (`Promoflow-Release`,
 //!   `Promoflow-Environment`): found, it is adopted instead of committing
@@ -213,6 +218,13 @@ struct Inner {
     /// One lock per (repository, branch) for commits and per repository
     /// for fetches.
     locks: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Per (repository, branch): the commit this process pushed last. The
+    /// next commit to that branch starts from it instead of fetching (a
+    /// fetch is two or three HTTP requests): its push carries a lease on
+    /// it, so if anyone else pushed since, the push is refused before any
+    /// pack is sent, and the attempt is made again from a fetch. Taken out
+    /// while a commit runs, so a failure leaves nothing remembered.
+    pushed: std::sync::Mutex<HashMap<String, String>>,
 }
 
 /// A regular file in a tree: its mode and blob.
@@ -249,6 +261,7 @@ impl Git {
             repos,
             version: String::new(),
             locks: Default::default(),
+            pushed: Default::default(),
         };
         let out = cmd::run(inner.invocation(None, ["--version"]), inner.cfg.timeout)
             .await?
@@ -411,15 +424,30 @@ impl Git {
             .lock(format!("commit\0{}\0{branch}", repo.normalized));
         let _guard = lock.lock().await;
         let git_dir = self.inner.repo_dir(&repo);
+        let key = format!("{}\0{branch}", repo.normalized);
+        // The tip this process pushed last, when it did: the first attempt
+        // builds on it without fetching (see `Inner::pushed`).
+        let mut pushed = self.inner.take_pushed(&key);
         let mut delay = FIRST_BACKOFF;
-        for attempt in 1..=MAX_PUSH_ATTEMPTS {
-            let (tip, adoptable) = if trailers.is_empty() {
-                (self.fetch(&repo, &branch).await?, None)
-            } else {
-                self.fetch_into(&repo, &fetch_spec(&branch)).await?;
-                self.find_adoptable(&repo, &branch, trailers).await?
+        let mut attempt = 0;
+        while attempt < MAX_PUSH_ATTEMPTS {
+            let optimistic = pushed.take();
+            let (tip, adoptable) = match &optimistic {
+                Some(tip) if trailers.is_empty() => (tip.clone(), None),
+                Some(tip) => self.find_adoptable(&repo, &branch, tip, trailers).await?,
+                None if trailers.is_empty() => (self.fetch(&repo, &branch).await?, None),
+                None => {
+                    self.fetch_into(&repo, &fetch_spec(&branch)).await?;
+                    let rev = format!("{}^{{commit}}", cached_ref(&branch));
+                    self.find_adoptable(&repo, &branch, &rev, trailers).await?
+                }
             };
+            // Only a push checks an unfetched tip (its lease): "adopted" and
+            // "no changes" are answered from a fetched one.
             if let Some(sha) = adoptable {
+                if optimistic.is_some() {
+                    continue;
+                }
                 tracing::debug!(repo = %repo.normalized, %branch, %sha, "adopting the commit already made");
                 return Ok(Pushed::Adopted { sha });
             }
@@ -427,11 +455,16 @@ impl Git {
                 .make_commit(&git_dir, &repo, &branch, &tip, &edit_dir, &message, edit)
                 .await?
             else {
+                if optimistic.is_some() {
+                    continue;
+                }
                 return Ok(Pushed::NoChanges { tip });
             };
+            attempt += 1;
             match self.push(&repo, &branch, &tip, &sha).await? {
                 PushResult::Pushed => {
                     tracing::debug!(repo = %repo.normalized, %branch, %sha, attempt, "pushed");
+                    self.inner.set_pushed(key, sha.clone());
                     return Ok(Pushed::Committed { sha, files });
                 }
                 PushResult::Moved(reason) => {
@@ -439,7 +472,8 @@ impl Git {
                         repo = %repo.normalized, %branch, attempt, %reason,
                         "the branch moved before the push; re-applying the edit on its new tip"
                     );
-                    if attempt < MAX_PUSH_ATTEMPTS {
+                    // A stale remembered tip is no contention: fetch at once.
+                    if optimistic.is_none() && attempt < MAX_PUSH_ATTEMPTS {
                         tokio::time::sleep(jitter(delay)).await;
                         delay = (delay.mul_f64(1.5)).min(MAX_BACKOFF);
                     }
@@ -754,7 +788,7 @@ impl Git {
         Ok(result)
     }
 
-    /// The fetched tip of `branch`, and the newest commit among the last
+    /// The tip `rev` names (of `branch`), and the newest commit among the last
     /// [`ADOPT_SEARCH_DEPTH`] reachable from it whose trailers include
     /// every one of `trailers`. All ancestors count, not only first
     /// parents: someone's `git pull` merge may have made the promotion
@@ -764,11 +798,11 @@ impl Git {
         &self,
         repo: &RepoUrl,
         branch: &str,
+        rev: &str,
         trailers: &[(String, String)],
     ) -> Result<(String, Option<String>), GitError> {
         let git_dir = self.inner.repo_dir(repo);
         let depth = format!("--max-count={ADOPT_SEARCH_DEPTH}");
-        let rev = format!("{}^{{commit}}", cached_ref(branch));
         let out = self
             .run(self.inner.invocation(
                 Some(&git_dir),
@@ -778,7 +812,7 @@ impl Git {
                     &depth,
                     "--no-show-signature",
                     "--format=%H%x01%(trailers:only,unfold)",
-                    &rev,
+                    rev,
                     "--",
                 ],
             ))
@@ -967,6 +1001,19 @@ enum PushResult {
 }
 
 impl Inner {
+    fn take_pushed(&self, key: &str) -> Option<String> {
+        let mut pushed = self.pushed.lock().unwrap_or_else(|e| e.into_inner());
+        pushed.remove(key)
+    }
+
+    fn set_pushed(&self, key: String, sha: String) {
+        let mut pushed = self.pushed.lock().unwrap_or_else(|e| e.into_inner());
+        if pushed.len() > 1024 {
+            pushed.clear();
+        }
+        pushed.insert(key, sha);
+    }
+
     fn repo_dir(&self, repo: &RepoUrl) -> PathBuf {
         self.repos.join(url::cache_name(&repo.normalized))
     }

@@ -14,6 +14,7 @@ fn inner(dir: &Path, credentials: Vec<Credential>, insecure: bool) -> Inner {
         repos: dir.join("repos"),
         version: String::new(),
         locks: Default::default(),
+        pushed: Default::default(),
     }
 }
 
