@@ -423,7 +423,6 @@ impl Git {
             .inner
             .lock(format!("commit\0{}\0{branch}", repo.normalized));
         let _guard = lock.lock().await;
-        let git_dir = self.inner.repo_dir(&repo);
         let key = format!("{}\0{branch}", repo.normalized);
         // The tip this process pushed last, when it did: the first attempt
         // builds on it without fetching (see `Inner::pushed`).
@@ -452,7 +451,7 @@ impl Git {
                 return Ok(Pushed::Adopted { sha });
             }
             let Some((sha, files)) = self
-                .make_commit(&git_dir, &repo, &branch, &tip, &edit_dir, &message, edit)
+                .make_commit(&repo, &branch, &tip, &edit_dir, &message, edit)
                 .await?
             else {
                 if optimistic.is_some() {
@@ -857,7 +856,6 @@ impl Git {
     /// changed.
     async fn make_commit(
         &self,
-        git_dir: &Path,
         repo: &RepoUrl,
         branch: &str,
         tip: &str,
@@ -865,6 +863,7 @@ impl Git {
         message: &str,
         edit: &EditFn<'_>,
     ) -> Result<Option<(String, Vec<String>)>, GitError> {
+        let git_dir = &self.inner.repo_dir(repo);
         let (entries, files) = self.read_files(git_dir, tip, edit_dir, repo).await?;
         let wanted = edit(&files).map_err(GitError::Edit)?;
         let mut changes: BTreeMap<String, (String, Vec<u8>)> = BTreeMap::new();
