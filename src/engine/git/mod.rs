@@ -887,7 +887,6 @@ impl Git {
         // commit-tree). It needs a ref to put the commit on: one per
         // branch, which the caller's lock on (repository, branch) keeps to
         // one writer, and which keeps the commit reachable until pushed.
-        // So few objects are written loose, not as a pack per commit.
         let (name, email) = (&self.inner.cfg.author_name, &self.inner.cfg.author_email);
         let work_ref = format!("refs/promoflow/commits/{branch}");
         let mut stream = Vec::new();
@@ -915,6 +914,9 @@ impl Git {
                     .invocation(
                         Some(git_dir),
                         [
+                            // Git's default, set here because it matters: a
+                            // commit's few objects are written loose, not as
+                            // one more pack per commit in the cache.
                             "-c",
                             "fastimport.unpackLimit=100",
                             "fast-import",
