@@ -29,7 +29,9 @@ use tokio::io::AsyncWriteExt;
 
 use super::git_http::{self, Bridge};
 use super::load::{self, Pool, Sample, Window};
-use super::scenarios::{Finishes, concurrently, ensure_env, metered, status_text, trigger};
+use super::scenarios::{
+    Finishes, concurrently, ensure_env, metered, status_text, trigger, wait_final,
+};
 use super::server::Server;
 use super::{BenchArgs, Row, progress};
 use crate::proto::v1 as pb;
@@ -470,7 +472,27 @@ pub async fn run(
         "gitops: seeding repository {} and {c} products",
         remote.url()
     ));
-    seed(&names, remote, pool, c).await?;
+    // One product more than releases in flight: its release warms the
+    // server's clone of the repository before anything is measured.
+    seed(&names, remote, pool, c + 1).await?;
+    let warm = trigger(
+        pool.channel(),
+        pb::TriggerReleaseRequest {
+            flow: names.flow(),
+            product: names.product(c),
+            initiator: "promoflow bench".into(),
+            ..Default::default()
+        },
+    )
+    .await?;
+    let status = wait_final(pool.channel(), &warm.id, Duration::from_secs(120)).await?;
+    if status != pb::ReleaseStatus::Succeeded as i32 {
+        return Err(format!(
+            "the gitops warm-up release {} ended {:?}",
+            warm.id,
+            pb::ReleaseStatus::try_from(status)
+        ));
+    }
     let mut rows = Vec::new();
 
     let client = Arc::new(Client::new(remote).await?);

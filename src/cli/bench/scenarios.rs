@@ -256,7 +256,7 @@ pub(super) async fn trigger(ch: Channel, req: pb::TriggerReleaseRequest) -> Res<
 }
 
 /// Polls a release until it is final; returns its status.
-async fn wait_final(ch: Channel, id: &str, timeout: Duration) -> Res<i32> {
+pub(super) async fn wait_final(ch: Channel, id: &str, timeout: Duration) -> Res<i32> {
     let start = Instant::now();
     let mut releases = ReleaseServiceClient::new(ch);
     loop {
