@@ -94,6 +94,7 @@ impl Bridge {
 
     /// `Ok` when `headers` carry the accepted credentials, else the 401
     /// that makes git ask for (or give up on) credentials.
+    // The error is the response to send as it is; boxing it buys nothing.
     #[allow(clippy::result_large_err)]
     pub fn authorize(&self, headers: &HeaderMap) -> Result<(), Response> {
         let ok = headers
@@ -178,7 +179,8 @@ impl Bridge {
 }
 
 impl Call {
-    /// Reads the parts `git http-backend` needs and the whole body.
+    /// Reads the parts `git http-backend` needs and the whole body; the
+    /// error is the response to send (a body too large or cut short).
     #[allow(clippy::result_large_err)]
     pub async fn read(req: Request) -> Result<Self, Response> {
         // In a block: a borrow of the request must not live across the
