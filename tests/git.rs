@@ -693,3 +693,94 @@ async fn changes_under_lists_the_commits_that_touched_a_directory() {
     let all = git.changes_under(&url, Some(gone), &tip, "apps/prod").await;
     assert_eq!(shas(all.unwrap()).len(), 3, "with the initial commit");
 }
+
+/// A second commit from the same process starts from the commit it pushed
+/// last, without fetching; when someone else pushed in between, that start
+/// is stale: the push is refused by its lease and the edit is made again
+/// on the fetched tip, and "no changes" is never concluded from a stale tip.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remembered_tip_that_went_stale_loses_nothing() {
+    let server = start().await;
+    let url = seed(&server);
+    let (git, _dir) = client(&server, Some(TOKEN)).await;
+    let commit = |release: &'static str, tag: &'static str| {
+        let git = git.clone();
+        let url = url.clone();
+        async move {
+            git.commit_and_push(
+                &url,
+                "main",
+                "apps/prod",
+                &format!("promote app {tag} from qa to prod"),
+                &trailers(release, "prod"),
+                &set_tag("values.yaml", tag),
+            )
+            .await
+            .unwrap()
+        }
+    };
+    assert!(matches!(
+        commit("r1", "1.1.0").await,
+        Pushed::Committed { .. }
+    ));
+    // Nobody else pushed: the next commit lands on ours.
+    let Pushed::Committed { sha: second, .. } = commit("r2", "1.2.0").await else {
+        panic!("expected a commit");
+    };
+    assert_eq!(server.tip("app", "main"), second);
+    assert_eq!(server.pushes("app"), 2, "no push was refused");
+
+    // Someone sets the tag back and edits another file.
+    let back = PROD.replace("1.0.0", "1.1.0");
+    server.commit_directly("app", "main", "apps/prod/values.yaml", &back);
+    server.commit_directly("app", "main", "apps/prod/extra.yaml", "replicas: 7\n");
+    // 1.2.0 is what our remembered tip holds, not what the branch holds.
+    let Pushed::Committed { sha, .. } = commit("r3", "1.2.0").await else {
+        panic!("a stale tip must not answer \"no changes\"");
+    };
+    assert_eq!(server.tip("app", "main"), sha);
+    assert!(
+        server
+            .read("app", "main", "apps/prod/values.yaml")
+            .contains("tag: 1.2.0")
+    );
+    assert_eq!(
+        server.read("app", "main", "apps/prod/extra.yaml"),
+        "replicas: 7\n"
+    );
+    let subjects: Vec<String> = server
+        .log("app", "main")
+        .into_iter()
+        .map(|e| e.subject)
+        .collect();
+    assert_eq!(
+        subjects[..4],
+        [
+            "promote app 1.2.0 from qa to prod",
+            "someone else edits apps/prod/extra.yaml",
+            "someone else edits apps/prod/values.yaml",
+            "promote app 1.2.0 from qa to prod",
+        ]
+    );
+
+    // The remembered tip is stale again, and this time the edit changes
+    // something on it: the push is refused and made again on the new tip.
+    let other = server.commit_directly("app", "main", "apps/prod/extra.yaml", "replicas: 9\n");
+    let Pushed::Committed { sha, .. } = commit("r4", "1.3.0").await else {
+        panic!("expected a commit");
+    };
+    let log = server.log("app", "main");
+    assert_eq!(
+        (log[0].sha.as_str(), log[1].sha.as_str()),
+        (sha.as_str(), other.as_str())
+    );
+    assert_eq!(
+        server.read("app", "main", "apps/prod/extra.yaml"),
+        "replicas: 9\n"
+    );
+    assert!(
+        server
+            .read("app", "main", "apps/prod/values.yaml")
+            .contains("tag: 1.3.0")
+    );
+}

@@ -1,5 +1,7 @@
-//! A real Git smart-HTTP server for tests: `git http-backend` behind a
-//! small axum CGI bridge on `127.0.0.1:0`, with Basic authentication.
+//! A real Git smart-HTTP server for tests: `git http-backend` behind the
+//! small axum CGI bridge on `127.0.0.1:0`, with Basic authentication, that
+//! `promoflow bench` uses too (`promoflow::cli::bench::git_http`); this
+//! file adds the faults tests need.
 //!
 //! Clones, fetches and pushes are git's own (real rejections when a branch
 //! moved, real 401s). Helpers read and write the bare repositories
@@ -9,16 +11,12 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::Response;
-use base64::Engine as _;
-use http::{HeaderValue, StatusCode};
-use tokio::io::AsyncWriteExt;
+use promoflow::cli::bench::git_http::{self, Bridge, Call, git_ok};
 
 /// One commit of a branch's log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,10 +39,7 @@ pub struct GitServer {
 type Injection = (String, String, String);
 
 struct Shared {
-    root: PathBuf,
-    backend: PathBuf,
-    user: String,
-    token: String,
+    bridge: Bridge,
     /// Per repository: commits to make before its next receive-pack.
     inject: Mutex<HashMap<String, Vec<Injection>>>,
     injected: AtomicUsize,
@@ -62,18 +57,8 @@ impl GitServer {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path().join("repos");
         std::fs::create_dir_all(&root).expect("repos dir");
-        let exec_path = run_git(dir.path(), &["--exec-path"], &[], None);
-        let backend = Path::new(exec_path.trim()).join("git-http-backend");
-        assert!(
-            backend.exists(),
-            "git http-backend not found at {}",
-            backend.display()
-        );
         let state = Arc::new(Shared {
-            root,
-            backend,
-            user: user.into(),
-            token: token.into(),
+            bridge: Bridge::new(root, user, token).expect("git http-backend"),
             inject: Mutex::default(),
             injected: AtomicUsize::new(0),
             refused: AtomicUsize::new(0),
@@ -83,13 +68,7 @@ impl GitServer {
         let app = axum::Router::new()
             .fallback(handle)
             .with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app).await.expect("git server");
-        });
+        let (base, task) = git_http::listen(app).await.expect("git server");
         Self {
             base,
             state,
@@ -109,26 +88,14 @@ impl GitServer {
     }
 
     fn repo(&self, name: &str) -> PathBuf {
-        self.state.root.join(format!("{name}.git"))
+        self.state.bridge.repo_dir(name)
     }
 
     /// A bare repository whose `main` (its default branch) has one commit
     /// holding `files`; returns its URL.
     pub fn create_repo(&self, name: &str, files: &[(&str, &str)]) -> String {
         let dir = self.repo(name);
-        let dir_str = dir.to_string_lossy().to_string();
-        run_git(
-            &self.state.root,
-            &[
-                "init",
-                "--bare",
-                "--quiet",
-                "--initial-branch=main",
-                &dir_str,
-            ],
-            &[],
-            None,
-        );
+        git_http::init_bare(&dir, "main").expect("git init");
         commit_files(&dir, "main", files, "initial commit");
         self.url(name)
     }
@@ -295,70 +262,27 @@ impl Drop for GitServer {
     }
 }
 
-/// The CGI bridge: authenticate, maybe inject, run `git http-backend`.
+/// The shared bridge (`promoflow::cli::bench::git_http`), with this
+/// server's faults: stalled repositories, commits injected before a push.
 async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
-    let expected = format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", s.user, s.token))
-    );
-    let authorized = req
-        .headers()
-        .get(http::header::AUTHORIZATION)
-        .is_some_and(|v| v.as_bytes() == expected.as_bytes());
-    if !authorized {
+    if let Err(denied) = s.bridge.authorize(req.headers()) {
         s.refused.fetch_add(1, Ordering::SeqCst);
-        return Response::builder()
-            .status(StatusCode::UNAUTHORIZED)
-            .header(http::header::WWW_AUTHENTICATE, "Basic realm=\"git\"")
-            .body(Body::from("authentication required\n"))
-            .unwrap();
+        return denied;
     }
-    let method = req.method().to_string();
-    let path = req.uri().path().to_string();
-    let repo = path
-        .trim_start_matches('/')
-        .split_once(".git/")
-        .map(|(r, _)| r.to_string());
-    if repo.is_some_and(|r| s.stalled.lock().unwrap().contains(&r)) {
+    let stalled =
+        git_http::repo_of(req.uri().path()).is_some_and(|r| s.stalled.lock().unwrap().contains(r));
+    if stalled {
         std::future::pending::<()>().await;
     }
-    let query = req.uri().query().unwrap_or_default().to_string();
-    // In a block: a borrow of the request must not live across an await
-    // (the body is not `Sync`).
-    let (content_type, encoding, protocol) = {
-        let header = |name: &str| {
-            req.headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        };
-        (
-            header("content-type"),
-            header("content-encoding"),
-            header("git-protocol"),
-        )
+    let call = match Call::read(req).await {
+        Ok(c) => c,
+        Err(bad) => return bad,
     };
-    let body = match axum::body::to_bytes(req.into_body(), 256 << 20).await {
-        Ok(b) => b,
-        Err(e) => {
-            return Response::builder()
-                .status(StatusCode::BAD_REQUEST)
-                .body(Body::from(e.to_string()))
-                .unwrap();
-        }
-    };
-
-    if method == "POST"
-        && let Some(repo) = path.strip_suffix("/git-receive-pack").map(|p| {
-            p.trim_start_matches('/')
-                .trim_end_matches(".git")
-                .to_string()
-        })
-    {
+    if let Some(repo) = call.push_repo().map(str::to_string) {
         *s.pushes.lock().unwrap().entry(repo.clone()).or_default() += 1;
         let pending = s.inject.lock().unwrap().remove(&repo);
         if let Some(pending) = pending {
-            let dir = s.root.join(format!("{repo}.git"));
+            let dir = s.bridge.repo_dir(&repo);
             let count = pending.len();
             tokio::task::spawn_blocking(move || {
                 for (branch, file, contents) in pending {
@@ -375,191 +299,17 @@ async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
             s.injected.fetch_add(count, Ordering::SeqCst);
         }
     }
-
-    let mut cmd = tokio::process::Command::new(&s.backend);
-    cmd.env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", &s.root)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_PROJECT_ROOT", &s.root)
-        .env("GIT_HTTP_EXPORT_ALL", "1")
-        .env("PATH_INFO", &path)
-        .env("QUERY_STRING", &query)
-        .env("REQUEST_METHOD", &method)
-        .env("CONTENT_LENGTH", body.len().to_string())
-        .env("REMOTE_USER", &s.user)
-        .env("REMOTE_ADDR", "127.0.0.1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    if let Some(ct) = &content_type {
-        cmd.env("CONTENT_TYPE", ct);
-    }
-    if let Some(enc) = &encoding {
-        cmd.env("HTTP_CONTENT_ENCODING", enc);
-    }
-    if let Some(p) = &protocol {
-        cmd.env("HTTP_GIT_PROTOCOL", p);
-    }
-    let mut child = cmd.spawn().expect("spawn git http-backend");
-    let mut stdin = child.stdin.take().expect("stdin");
-    let write = async move {
-        let _ = stdin.write_all(&body).await;
-    };
-    let (_, out) = tokio::join!(write, child.wait_with_output());
-    let out = out.expect("git http-backend");
-    cgi_response(&out.stdout, &out.stderr)
+    s.bridge.run(call).await
 }
 
-/// Turns CGI output (headers, a blank line, the body) into a response.
-fn cgi_response(stdout: &[u8], stderr: &[u8]) -> Response {
-    let (head, body) = match find(stdout, b"\r\n\r\n") {
-        Some(i) => (&stdout[..i], &stdout[i + 4..]),
-        None => match find(stdout, b"\n\n") {
-            Some(i) => (&stdout[..i], &stdout[i + 2..]),
-            None => {
-                return Response::builder()
-                    .status(StatusCode::INTERNAL_SERVER_ERROR)
-                    .body(Body::from(format!(
-                        "bad CGI output; stderr: {}",
-                        String::from_utf8_lossy(stderr)
-                    )))
-                    .unwrap();
-            }
-        },
-    };
-    let mut response = Response::builder().status(StatusCode::OK);
-    for line in String::from_utf8_lossy(head).lines() {
-        let Some((name, value)) = line.split_once(':') else {
-            continue;
-        };
-        let value = value.trim();
-        if name.eq_ignore_ascii_case("status") {
-            let code = value
-                .split_whitespace()
-                .next()
-                .and_then(|c| c.parse::<u16>().ok())
-                .unwrap_or(500);
-            response = response.status(code);
-        } else if let Ok(v) = HeaderValue::from_str(value) {
-            response = response.header(name.trim(), v);
-        }
-    }
-    response.body(Body::from(body.to_vec())).unwrap()
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-/// Commits `files` onto `branch` of the bare repository `dir` (created
-/// when missing), with plumbing only; returns the commit.
+/// Commits `files` onto `branch` of the bare repository `dir`; panics on
+/// failure.
 fn commit_files(dir: &Path, branch: &str, files: &[(&str, &str)], message: &str) -> String {
-    let refname = format!("refs/heads/{branch}");
-    let parent = git_ok(dir, &["rev-parse", "--verify", "--quiet", &refname]);
-    let index = dir.join(format!("test-index-{}", uuid::Uuid::new_v4().simple()));
-    let index_str = index.to_string_lossy().to_string();
-    let env = [("GIT_INDEX_FILE", index_str.as_str())];
-    if let Some(parent) = &parent {
-        run_git(dir, &["read-tree", parent.trim()], &env, None);
-    }
-    for (path, contents) in files {
-        let blob = run_git(
-            dir,
-            &["hash-object", "-w", "--stdin"],
-            &[],
-            Some(contents.as_bytes()),
-        );
-        run_git(
-            dir,
-            &[
-                "update-index",
-                "--add",
-                "--cacheinfo",
-                &format!("100644,{},{path}", blob.trim()),
-            ],
-            &env,
-            None,
-        );
-    }
-    let tree = run_git(dir, &["write-tree"], &env, None);
-    let _ = std::fs::remove_file(&index);
-    let mut args = vec!["commit-tree", tree.trim(), "-m", message];
-    let parent_sha = parent
-        .as_deref()
-        .map(str::trim)
-        .unwrap_or_default()
-        .to_string();
-    if parent.is_some() {
-        args.extend(["-p", parent_sha.as_str()]);
-    }
-    let author = [
-        ("GIT_AUTHOR_NAME", "Someone Else"),
-        ("GIT_AUTHOR_EMAIL", "someone@example.com"),
-        ("GIT_COMMITTER_NAME", "Someone Else"),
-        ("GIT_COMMITTER_EMAIL", "someone@example.com"),
-    ];
-    let sha = run_git(dir, &args, &author, None).trim().to_string();
-    let mut update = vec!["update-ref", refname.as_str(), sha.as_str()];
-    if parent.is_some() {
-        update.push(parent_sha.as_str());
-    }
-    run_git(dir, &update, &[], None);
-    sha
+    git_http::commit_files(dir, branch, files, message)
+        .unwrap_or_else(|e| panic!("commit to {}: {e}", dir.display()))
 }
 
 /// `git args` in `dir` (as its git dir when it is one); panics on failure.
 fn run_git(dir: &Path, args: &[&str], env: &[(&str, &str)], stdin: Option<&[u8]>) -> String {
-    let out = git(dir, args, env, stdin);
-    assert!(
-        out.status.success(),
-        "git {args:?} in {}: {}",
-        dir.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn git_ok(dir: &Path, args: &[&str]) -> Option<String> {
-    let out = git(dir, args, &[], None);
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-fn git(
-    dir: &Path,
-    args: &[&str],
-    env: &[(&str, &str)],
-    stdin: Option<&[u8]>,
-) -> std::process::Output {
-    let mut cmd = Command::new("git");
-    cmd.args(args)
-        .current_dir(dir)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .envs(env.iter().copied())
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    if dir.join("HEAD").exists() {
-        cmd.env("GIT_DIR", dir);
-    }
-    let mut child = cmd.spawn().expect("spawn git");
-    if let Some(data) = stdin {
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(data)
-            .expect("write to git");
-    }
-    child.wait_with_output().expect("git")
+    git_http::run_git(dir, args, env, stdin).unwrap_or_else(|e| panic!("{e}"))
 }

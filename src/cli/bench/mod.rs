@@ -8,6 +8,8 @@
 //! `grpc.health.v1.Health/Check`, which crosses the same transport, HTTP/2
 //! and tonic stack but does no work.
 
+pub mod git_http;
+pub mod gitops;
 pub mod load;
 pub mod scenarios;
 pub mod server;
@@ -65,6 +67,10 @@ pub struct BenchArgs {
     /// (releases of one product queue behind each other).
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u16).range(1..))]
     pub products: u16,
+    /// Releases in flight in the gitops scenario (one product each; all of
+    /// them commit to one branch, so more only queue longer).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub gitops_concurrency: u16,
     /// Scenarios to run (the baseline always runs: it is every ratio's denominator).
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = Scenario::all())]
     pub scenarios: Vec<Scenario>,
@@ -79,6 +85,7 @@ pub enum Scenario {
     Trigger,
     EndToEnd,
     FanOut,
+    Gitops,
     LargeFlows,
 }
 
@@ -89,6 +96,7 @@ impl Scenario {
             Scenario::Trigger,
             Scenario::EndToEnd,
             Scenario::FanOut,
+            Scenario::Gitops,
             Scenario::LargeFlows,
         ]
     }
@@ -117,7 +125,8 @@ pub struct Row {
     pub max_ms: f64,
     /// Throughput rows: operations/s over Health/Check's at the same
     /// concurrency. Latency rows (fan-out, large flows): p50 over
-    /// Health/Check's p50 at concurrency 1.
+    /// Health/Check's p50 at concurrency 1. The gitops release row:
+    /// promoflow's commits/s over bare `git push`es/s of the same run.
     pub vs_baseline: Option<f64>,
     /// The server's resident memory at the end of the scenario.
     pub rss_mib: Option<f64>,
@@ -187,15 +196,28 @@ fn progress(msg: impl std::fmt::Display) {
 /// had errors, so a smoke run fails loudly).
 pub async fn run(args: BenchArgs) -> Result<i32, String> {
     let fd_limit = server::raise_fd_limit();
+    // The gitops scenario's Git server comes first: the started server
+    // gets the flags (credentials, plain http) to push to it.
+    let remote = if args.target.is_none() && args.scenarios.contains(&Scenario::Gitops) {
+        Some(gitops::Remote::start().await?)
+    } else {
+        None
+    };
     let mut srv = match &args.target {
         Some(t) => Server::attach(t, args.server_pid).await?,
-        None => Server::start(args.database_url.as_deref(), &args.server_args).await?,
+        None => {
+            let mut extra = args.server_args.clone();
+            if let Some(r) = &remote {
+                extra.extend(r.server_args.iter().cloned());
+            }
+            Server::start(args.database_url.as_deref(), &extra).await?
+        }
     };
     progress(format!("server {} ({})", srv.endpoint, srv.backend));
     // Idle: started and migrated, nothing else yet.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let idle = srv.rss();
-    let result = scenarios::run_all(&args, &srv).await;
+    let result = scenarios::run_all(&args, &srv, remote.as_ref()).await;
     srv.stop();
     let rows = result?;
     let (cores, memory) = server::machine();

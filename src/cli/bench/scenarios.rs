@@ -1,5 +1,6 @@
 //! The scenarios of `promoflow bench`, in the order they run: baseline,
-//! read, trigger, end-to-end (closed and open loop), fan-out, large flows.
+//! read, trigger, end-to-end (closed and open loop), fan-out, gitops
+//! (in [`super::gitops`]), large flows.
 //! Each returns rows for the report; the baseline rows are the
 //! denominators of every ratio.
 
@@ -27,7 +28,7 @@ use crate::proto::v1::workflow_service_client::WorkflowServiceClient;
 
 type Res<T> = Result<T, String>;
 
-fn status_text(s: tonic::Status) -> String {
+pub(super) fn status_text(s: tonic::Status) -> String {
     format!("{:?}: {}", s.code(), s.message())
 }
 
@@ -61,7 +62,10 @@ impl CpuMeter {
 
 /// Runs `load` (a closed or open loop) and records the cores the server
 /// and this process used meanwhile in its sample.
-async fn metered(srv: &Server, load: impl std::future::Future<Output = Sample>) -> Sample {
+pub(super) async fn metered(
+    srv: &Server,
+    load: impl std::future::Future<Output = Sample>,
+) -> Sample {
     let meter = CpuMeter::start(srv);
     let mut s = load.await;
     meter.stamp(srv, &mut s);
@@ -160,7 +164,7 @@ impl World {
 
 /// Runs `f` over `items` with at most `concurrency` at a time; the first
 /// error wins.
-async fn concurrently<T, F, Fut>(items: Vec<T>, concurrency: usize, f: F) -> Res<()>
+pub(super) async fn concurrently<T, F, Fut>(items: Vec<T>, concurrency: usize, f: F) -> Res<()>
 where
     F: Fn(T) -> Fut,
     Fut: std::future::Future<Output = Res<()>>,
@@ -173,7 +177,7 @@ where
 }
 
 /// Creates an environment; one that exists already is fine.
-async fn ensure_env(ch: Channel, name: String) -> Res<()> {
+pub(super) async fn ensure_env(ch: Channel, name: String) -> Res<()> {
     let r = EnvironmentServiceClient::new(ch)
         .create_environment(pb::CreateEnvironmentRequest {
             environment: Some(pb::Environment {
@@ -241,7 +245,7 @@ fn is_final(status: i32) -> bool {
 }
 
 /// Triggers a release; returns it as created.
-async fn trigger(ch: Channel, req: pb::TriggerReleaseRequest) -> Res<pb::Release> {
+pub(super) async fn trigger(ch: Channel, req: pb::TriggerReleaseRequest) -> Res<pb::Release> {
     ReleaseServiceClient::new(ch)
         .trigger_release(req)
         .await
@@ -252,7 +256,7 @@ async fn trigger(ch: Channel, req: pb::TriggerReleaseRequest) -> Res<pb::Release
 }
 
 /// Polls a release until it is final; returns its status.
-async fn wait_final(ch: Channel, id: &str, timeout: Duration) -> Res<i32> {
+pub(super) async fn wait_final(ch: Channel, id: &str, timeout: Duration) -> Res<i32> {
     let start = Instant::now();
     let mut releases = ReleaseServiceClient::new(ch);
     loop {
@@ -305,7 +309,11 @@ async fn drain(ch: Channel, flow: &str, timeout: Duration) -> Res<Duration> {
     }
 }
 
-pub async fn run_all(args: &BenchArgs, srv: &Server) -> Res<Vec<Row>> {
+pub async fn run_all(
+    args: &BenchArgs,
+    srv: &Server,
+    remote: Option<&super::gitops::Remote>,
+) -> Res<Vec<Row>> {
     let c = args.concurrency as usize;
     let window = Window::new(args.duration);
     let pool = Pool::connect(&srv.endpoint, args.connections as usize).await?;
@@ -470,6 +478,17 @@ pub async fn run_all(args: &BenchArgs, srv: &Server) -> Res<Vec<Row>> {
         }
     }
 
+    if args.scenarios.contains(&Scenario::Gitops) {
+        match remote {
+            Some(remote) => {
+                let gitops =
+                    super::gitops::run(args, &w.prefix, &pool, window, srv, remote).await?;
+                rows.extend(gitops.into_iter().map(rss));
+            }
+            None => progress("gitops: skipped (it needs a server this tool starts, not --target)"),
+        }
+    }
+
     if args.scenarios.contains(&Scenario::LargeFlows) {
         for &n in &args.flow_sizes {
             let row = large_flow(&w, &pool, window, c, n, srv).await?;
@@ -482,7 +501,7 @@ pub async fn run_all(args: &BenchArgs, srv: &Server) -> Res<Vec<Row>> {
 /// Who waits for which release: filled by the one `WatchReleases` stream
 /// that sees every release of the flow finish.
 #[derive(Default)]
-struct Finishes {
+pub(super) struct Finishes {
     slots: std::sync::Mutex<HashMap<String, Slot>>,
     events: AtomicU64,
 }
@@ -506,7 +525,7 @@ impl Finishes {
     }
 
     /// The final status of `id` and when it was seen.
-    async fn wait(&self, id: String, timeout: Duration) -> Res<(i32, Instant)> {
+    pub(super) async fn wait(&self, id: String, timeout: Duration) -> Res<(i32, Instant)> {
         let rx = {
             let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
             match slots.remove(&id) {
@@ -529,7 +548,12 @@ impl Finishes {
 
     /// Follows `WatchReleases` for `flow`, resuming after errors, until
     /// aborted.
-    async fn follow(self: Arc<Self>, ch: Channel, flow: String, ready: oneshot::Sender<()>) {
+    pub(super) async fn follow(
+        self: Arc<Self>,
+        ch: Channel,
+        flow: String,
+        ready: oneshot::Sender<()>,
+    ) {
         let mut cursor = String::new();
         let mut ready = Some(ready);
         loop {

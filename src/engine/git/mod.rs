@@ -3,8 +3,9 @@
 //!
 //! Every operation works on a bare repository cached per repository URL
 //! under [`GitConfig::cache_dir`], without a worktree: a fetch of the
-//! branch, then plumbing (`cat-file`, `hash-object`, a temporary index,
-//! `commit-tree`) and `git push <sha>:refs/heads/<branch>`.
+//! branch, then plumbing (`ls-tree` and `cat-file` to read, one
+//! `fast-import` to write the blobs, trees and commit) and
+//! `git push <sha>:refs/heads/<branch>`.
 //!
 //! # Pushing to a shared branch
 //!
@@ -19,6 +20,11 @@
 //!   edit again on the new tip's files and pushes again, with bounded
 //!   backoff. Nothing is rebased textually, and no commit is lost or
 //!   overwritten.
+//! - the first attempt of a commit to a branch this process pushed last
+//!   starts from the commit it pushed, without fetching; its lease makes
+//!   a stale start a refused push (before any pack is sent), and the
+//!   attempt is made again from a fetch. "Adopted" and "no changes" are
+//!   only ever answered from a fetched tip.
 //! - before every attempt the recent history of the branch is searched for
 //!   a commit carrying the caller's trailers (`Promoflow-Release`,
 //!   `Promoflow-Environment`): found, it is adopted instead of committing
@@ -232,6 +238,13 @@ struct Inner {
     /// One lock per (repository, branch) for commits and per repository
     /// for fetches.
     locks: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Per (repository, branch): the commit this process pushed last. The
+    /// next commit to that branch starts from it instead of fetching (a
+    /// fetch is two or three HTTP requests): its push carries a lease on
+    /// it, so if anyone else pushed since, the push is refused before any
+    /// pack is sent, and the attempt is made again from a fetch. Taken out
+    /// while a commit runs, so a failure leaves nothing remembered.
+    pushed: std::sync::Mutex<HashMap<String, String>>,
 }
 
 /// A regular file in a tree: its mode and blob.
@@ -268,6 +281,7 @@ impl Git {
             repos,
             version: String::new(),
             locks: Default::default(),
+            pushed: Default::default(),
         };
         let out = cmd::run(inner.invocation(None, ["--version"]), inner.cfg.timeout)
             .await?
@@ -541,23 +555,47 @@ impl Git {
             .inner
             .lock(format!("commit\0{}\0{branch}", repo.normalized));
         let _guard = lock.lock().await;
-        let git_dir = self.inner.repo_dir(&repo);
+        let key = format!("{}\0{branch}", repo.normalized);
+        // The tip this process pushed last, when it did: the first attempt
+        // builds on it without fetching (see `Inner::pushed`).
+        let mut pushed = self.inner.take_pushed(&key);
         let mut delay = FIRST_BACKOFF;
-        for attempt in 1..=MAX_PUSH_ATTEMPTS {
-            let tip = self.fetch(&repo, &branch).await?;
-            if let Some(sha) = self.find_adoptable(&git_dir, &tip, trailers).await? {
+        let mut attempt = 0;
+        while attempt < MAX_PUSH_ATTEMPTS {
+            let optimistic = pushed.take();
+            let (tip, adoptable) = match &optimistic {
+                Some(tip) if trailers.is_empty() => (tip.clone(), None),
+                Some(tip) => self.find_adoptable(&repo, &branch, tip, trailers).await?,
+                None if trailers.is_empty() => (self.fetch(&repo, &branch).await?, None),
+                None => {
+                    self.fetch_into(&repo, &fetch_spec(&branch)).await?;
+                    let rev = format!("{}^{{commit}}", cached_ref(&branch));
+                    self.find_adoptable(&repo, &branch, &rev, trailers).await?
+                }
+            };
+            // Only a push checks an unfetched tip (its lease): "adopted" and
+            // "no changes" are answered from a fetched one.
+            if let Some(sha) = adoptable {
+                if optimistic.is_some() {
+                    continue;
+                }
                 tracing::debug!(repo = %repo.normalized, %branch, %sha, "adopting the commit already made");
                 return Ok(Pushed::Adopted { sha });
             }
             let Some((sha, files)) = self
-                .make_commit(&git_dir, &repo, &tip, &edit_dir, &message, edit)
+                .make_commit(&repo, &branch, &tip, &edit_dir, &message, edit)
                 .await?
             else {
+                if optimistic.is_some() {
+                    continue;
+                }
                 return Ok(Pushed::NoChanges { tip });
             };
+            attempt += 1;
             match self.push(&repo, &branch, &tip, &sha).await? {
                 PushResult::Pushed => {
                     tracing::debug!(repo = %repo.normalized, %branch, %sha, attempt, "pushed");
+                    self.inner.set_pushed(key, sha.clone());
                     return Ok(Pushed::Committed { sha, files });
                 }
                 PushResult::Moved(reason) => {
@@ -565,7 +603,8 @@ impl Git {
                         repo = %repo.normalized, %branch, attempt, %reason,
                         "the branch moved before the push; re-applying the edit on its new tip"
                     );
-                    if attempt < MAX_PUSH_ATTEMPTS {
+                    // A stale remembered tip is no contention: fetch at once.
+                    if optimistic.is_none() && attempt < MAX_PUSH_ATTEMPTS {
                         tokio::time::sleep(jitter(delay)).await;
                         delay = (delay.mul_f64(1.5)).min(MAX_BACKOFF);
                     }
@@ -610,7 +649,7 @@ impl Git {
         for attempt in 1..=MAX_PUSH_ATTEMPTS {
             let tip = self.fetch(&repo, &base).await?;
             let Some((sha, _)) = self
-                .make_commit(&git_dir, &repo, &tip, &edit_dir, &message, edit)
+                .make_commit(&repo, head, &tip, &edit_dir, &message, edit)
                 .await?
             else {
                 return Ok(BranchPush::NoChanges { tip });
@@ -736,9 +775,8 @@ impl Git {
 
     /// Fetches `branch` into the cache; returns its tip.
     async fn fetch(&self, repo: &RepoUrl, branch: &str) -> Result<String, GitError> {
-        let refname = format!("refs/promoflow/heads/{branch}");
-        let spec = format!("+refs/heads/{branch}:{refname}");
-        let git_dir = self.fetch_into(repo, &spec).await?;
+        let refname = cached_ref(branch);
+        let git_dir = self.fetch_into(repo, &fetch_spec(branch)).await?;
         let out = self
             .run(self.inner.invocation(
                 Some(&git_dir),
@@ -889,40 +927,35 @@ impl Git {
         dir: &str,
         repo: &RepoUrl,
     ) -> Result<BTreeMap<String, Entry>, GitError> {
-        let spec = format!("{commit}:{dir}");
-        let check = self
-            .run(
-                self.inner
-                    .invocation(Some(git_dir), ["cat-file", "--batch-check"])
-                    .stdin(format!("{spec}\n").into_bytes()),
-            )
-            .await?
-            .ok()?;
-        let check = String::from_utf8_lossy(&check);
-        // `<sha> <type> <size>`, or `<name> missing`.
-        match check.split_whitespace().collect::<Vec<_>>().as_slice() {
-            [_, "tree", _] => {}
-            [_, _, _] => {
-                return Err(GitError::Invalid(format!(
-                    "{dir} in {} is a file, not a directory",
-                    repo.raw
-                )));
-            }
-            _ => return Ok(BTreeMap::new()),
+        // One `ls-tree` answers all three cases: with `dir` as its
+        // pathspec (matched literally, by whole path components) it lists
+        // the files under the directory by full path, the entry itself
+        // when `dir` is not a directory, and nothing when it is missing.
+        let mut args = vec!["ls-tree", "-r", "-z", "--long", "--full-tree", commit];
+        if !dir.is_empty() {
+            args.extend(["--", dir]);
         }
         let out = self
-            .run(self.inner.invocation(
-                Some(git_dir),
-                ["ls-tree", "-r", "-z", "--long", "--full-tree", &spec],
-            ))
+            .run(self.inner.invocation(Some(git_dir), args))
             .await?
             .ok()?;
+        let prefix = format!("{dir}/");
         let mut files = BTreeMap::new();
         let mut total = 0u64;
         for record in out.split(|b| *b == 0).filter(|r| !r.is_empty()) {
             let record = String::from_utf8_lossy(record);
-            let Some((meta, path)) = record.split_once('\t') else {
+            let Some((meta, full)) = record.split_once('\t') else {
                 continue;
+            };
+            let path = if dir.is_empty() {
+                full
+            } else if let Some(rel) = full.strip_prefix(&prefix) {
+                rel
+            } else {
+                return Err(GitError::Invalid(format!(
+                    "{dir} in {} is a file, not a directory",
+                    repo.raw
+                )));
             };
             let mut meta = meta.split_whitespace();
             let (Some(mode), Some(kind), Some(sha), Some(size)) =
@@ -1005,40 +1038,49 @@ impl Git {
         Ok(result)
     }
 
-    /// The newest commit among the last [`ADOPT_SEARCH_DEPTH`] reachable
-    /// from `tip` whose trailers include every one of `trailers`. All
-    /// ancestors count, not only first parents: someone's `git pull`
-    /// merge may have made the promotion commit a second parent.
+    /// The tip `rev` names (of `branch`), and the newest commit among the last
+    /// [`ADOPT_SEARCH_DEPTH`] reachable from it whose trailers include
+    /// every one of `trailers`. All ancestors count, not only first
+    /// parents: someone's `git pull` merge may have made the promotion
+    /// commit a second parent. The tip is the first commit of the same
+    /// `git log` (one process fewer per attempt than resolving it apart).
     async fn find_adoptable(
         &self,
-        git_dir: &Path,
-        tip: &str,
+        repo: &RepoUrl,
+        branch: &str,
+        rev: &str,
         trailers: &[(String, String)],
-    ) -> Result<Option<String>, GitError> {
-        if trailers.is_empty() {
-            return Ok(None);
-        }
+    ) -> Result<(String, Option<String>), GitError> {
+        let git_dir = self.inner.repo_dir(repo);
         let depth = format!("--max-count={ADOPT_SEARCH_DEPTH}");
         let out = self
             .run(self.inner.invocation(
-                Some(git_dir),
+                Some(&git_dir),
                 [
                     "log",
                     "-z",
                     &depth,
                     "--no-show-signature",
                     "--format=%H%x01%(trailers:only,unfold)",
-                    tip,
+                    rev,
                     "--",
                 ],
             ))
-            .await?
-            .ok()?;
-        for record in out.split(|b| *b == 0) {
+            .await?;
+        if !out.success {
+            return Err(GitError::NotFound(format!(
+                "branch {branch} not found in {}",
+                repo.raw
+            )));
+        }
+        let mut tip = None;
+        for record in out.stdout.split(|b| *b == 0) {
             let record = String::from_utf8_lossy(record);
             let Some((sha, block)) = record.split_once('\x01') else {
                 continue;
             };
+            let sha = sha.trim().to_string();
+            tip.get_or_insert_with(|| sha.clone());
             let found = parse_trailers(block);
             let all = trailers.iter().all(|(k, v)| {
                 found
@@ -1046,10 +1088,14 @@ impl Git {
                     .any(|(fk, fv)| fk.eq_ignore_ascii_case(k) && fv == v.trim())
             });
             if all {
-                return Ok(Some(sha.trim().to_string()));
+                let tip = tip.unwrap_or_else(|| sha.clone());
+                return Ok((tip, Some(sha)));
             }
         }
-        Ok(None)
+        let tip = tip.ok_or_else(|| {
+            GitError::NotFound(format!("branch {branch} not found in {}", repo.raw))
+        })?;
+        Ok((tip, None))
     }
 
     /// Applies `edit` to the files under `edit_dir` at `tip` and writes the
@@ -1057,13 +1103,14 @@ impl Git {
     /// changed.
     async fn make_commit(
         &self,
-        git_dir: &Path,
         repo: &RepoUrl,
+        branch: &str,
         tip: &str,
         edit_dir: &str,
         message: &str,
         edit: &EditFn<'_>,
     ) -> Result<Option<(String, Vec<String>)>, GitError> {
+        let git_dir = &self.inner.repo_dir(repo);
         let (entries, files) = self.read_files(git_dir, tip, edit_dir, repo).await?;
         let wanted = edit(&files).map_err(GitError::Edit)?;
         let mut changes: BTreeMap<String, (String, Vec<u8>)> = BTreeMap::new();
@@ -1081,46 +1128,51 @@ impl Git {
         if changes.is_empty() {
             return Ok(None);
         }
-        let mut index_info = String::new();
-        for (path, (mode, bytes)) in &changes {
-            let out = self
-                .run(
-                    self.inner
-                        .invocation(Some(git_dir), ["hash-object", "-w", "--stdin"])
-                        .stdin(bytes.clone()),
-                )
-                .await?
-                .ok()?;
-            let sha = String::from_utf8_lossy(&out).trim().to_string();
-            index_info.push_str(&format!("{mode} {sha}\t{path}\n"));
-        }
-        let index =
-            TempIndex(git_dir.join(format!("promoflow-index-{}", uuid::Uuid::new_v4().simple())));
-        let index_path = index.0.to_string_lossy().to_string();
-        let with_index = |args: &[&str]| {
-            self.inner
-                .invocation(Some(git_dir), args.iter().copied())
-                .env("GIT_INDEX_FILE", index_path.clone())
-        };
-        self.run(with_index(&["read-tree", tip])).await?.ok()?;
-        self.run(
-            with_index(&["update-index", "--add", "--index-info"]).stdin(index_info.into_bytes()),
-        )
-        .await?
-        .ok()?;
-        let tree = self.run(with_index(&["write-tree"])).await?.ok()?;
-        let tree = String::from_utf8_lossy(&tree).trim().to_string();
-        drop(index);
+        // One `git fast-import` writes the blobs, the trees and the commit
+        // (five plumbing processes before: hash-object per file,
+        // read-tree, update-index and write-tree on a temporary index,
+        // commit-tree). It needs a ref to put the commit on: one per
+        // branch, which the caller's lock on (repository, branch) keeps to
+        // one writer, and which keeps the commit reachable until pushed.
         let (name, email) = (&self.inner.cfg.author_name, &self.inner.cfg.author_email);
+        let work_ref = format!("refs/promoflow/commits/{branch}");
+        let mut stream = Vec::new();
+        let data = |out: &mut Vec<u8>, bytes: &[u8]| {
+            out.extend_from_slice(format!("data {}\n", bytes.len()).as_bytes());
+            out.extend_from_slice(bytes);
+            out.push(b'\n');
+        };
+        stream.extend_from_slice(
+            format!(
+                "commit {work_ref}\nmark :1\nauthor {name} <{email}> now\ncommitter {name} <{email}> now\n"
+            )
+            .as_bytes(),
+        );
+        data(&mut stream, message.as_bytes());
+        stream.extend_from_slice(format!("from {tip}\n").as_bytes());
+        for (path, (mode, bytes)) in &changes {
+            stream.extend_from_slice(format!("M {mode} inline {}\n", quote_path(path)).as_bytes());
+            data(&mut stream, bytes);
+        }
+        stream.extend_from_slice(b"\nget-mark :1\n");
         let out = self
             .run(
                 self.inner
-                    .invocation(Some(git_dir), ["commit-tree", &tree, "-p", tip, "-F", "-"])
-                    .env("GIT_AUTHOR_NAME", name.clone())
-                    .env("GIT_AUTHOR_EMAIL", email.clone())
-                    .env("GIT_COMMITTER_NAME", name.clone())
-                    .env("GIT_COMMITTER_EMAIL", email.clone())
-                    .stdin(message.as_bytes().to_vec()),
+                    .invocation(
+                        Some(git_dir),
+                        [
+                            // Git's default, set here because it matters: a
+                            // commit's few objects are written loose, not as
+                            // one more pack per commit in the cache.
+                            "-c",
+                            "fastimport.unpackLimit=100",
+                            "fast-import",
+                            "--quiet",
+                            "--force",
+                            "--date-format=now",
+                        ],
+                    )
+                    .stdin(stream),
             )
             .await?
             .ok()?;
@@ -1196,17 +1248,20 @@ enum PushResult {
     Moved(String),
 }
 
-/// A temporary index file, removed when dropped.
-struct TempIndex(PathBuf);
-
-impl Drop for TempIndex {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-        let _ = std::fs::remove_file(self.0.with_extension("lock"));
-    }
-}
-
 impl Inner {
+    fn take_pushed(&self, key: &str) -> Option<String> {
+        let mut pushed = self.pushed.lock().unwrap_or_else(|e| e.into_inner());
+        pushed.remove(key)
+    }
+
+    fn set_pushed(&self, key: String, sha: String) {
+        let mut pushed = self.pushed.lock().unwrap_or_else(|e| e.into_inner());
+        if pushed.len() > 1024 {
+            pushed.clear();
+        }
+        pushed.insert(key, sha);
+    }
+
     fn repo_dir(&self, repo: &RepoUrl) -> PathBuf {
         self.repos.join(url::cache_name(&repo.normalized))
     }
@@ -1377,6 +1432,33 @@ fn parse_trailers(block: &str) -> Vec<(String, String)> {
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
         .collect()
+}
+
+/// `path` as a fast-import path: C-style quoted, so no byte of it can be
+/// read as a command.
+fn quote_path(path: &str) -> String {
+    let mut q = String::with_capacity(path.len() + 2);
+    q.push('"');
+    for c in path.chars() {
+        match c {
+            '"' => q.push_str("\\\""),
+            '\\' => q.push_str("\\\\"),
+            '\n' => q.push_str("\\n"),
+            c => q.push(c),
+        }
+    }
+    q.push('"');
+    q
+}
+
+/// Where the cache keeps the fetched tip of a remote `branch`.
+fn cached_ref(branch: &str) -> String {
+    format!("refs/promoflow/heads/{branch}")
+}
+
+/// The refspec fetching `branch` into [`cached_ref`].
+fn fetch_spec(branch: &str) -> String {
+    format!("+refs/heads/{branch}:{}", cached_ref(branch))
 }
 
 fn join(dir: &str, path: &str) -> String {

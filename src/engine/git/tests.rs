@@ -14,6 +14,7 @@ fn inner(dir: &Path, credentials: Vec<Credential>, insecure: bool) -> Inner {
         repos: dir.join("repos"),
         version: String::new(),
         locks: Default::default(),
+        pushed: Default::default(),
     }
 }
 
@@ -134,4 +135,13 @@ fn jitter_stays_in_bounds() {
         let d = jitter(Duration::from_millis(1000));
         assert!(d >= Duration::from_millis(500) && d < Duration::from_millis(1000));
     }
+}
+
+#[test]
+fn fast_import_paths_are_quoted_so_no_byte_reads_as_a_command() {
+    assert_eq!(
+        quote_path("apps/prod/values.yaml"),
+        "\"apps/prod/values.yaml\""
+    );
+    assert_eq!(quote_path("a \"b\"\\c\nd"), "\"a \\\"b\\\"\\\\c\\nd\"");
 }
