@@ -15,6 +15,7 @@
 //! - Git: a poller (`poller.rs`) reports new commits of watched trigger
 //!   applications as deployments, like `ReportDeployment`.
 
+pub(crate) mod argocd;
 mod commands;
 pub(crate) mod forge;
 pub mod git;
