@@ -693,3 +693,21 @@ async fn changes_under_lists_the_commits_that_touched_a_directory() {
     let all = git.changes_under(&url, Some(gone), &tip, "apps/prod").await;
     assert_eq!(shas(all.unwrap()).len(), 3, "with the initial commit");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn is_ancestor_follows_history_and_fetches_what_it_lacks() {
+    let server = start().await;
+    let url = seed(&server);
+    let (git, _dir) = client(&server, Some(TOKEN)).await;
+    let first = git.tip(&url, "main").await.unwrap().sha;
+    // Commits the cache has never seen: fetched on demand.
+    let later = server.commit_directly("app", "main", "README.md", "# later\n");
+    assert!(git.is_ancestor(&url, &first, &later).await.unwrap());
+    assert!(git.is_ancestor(&url, &later, &later).await.unwrap());
+    assert!(!git.is_ancestor(&url, &later, &first).await.unwrap());
+    let missing = "0123456789abcdef0123456789abcdef01234567";
+    assert!(matches!(
+        git.is_ancestor(&url, missing, &later).await,
+        Err(GitError::NotFound(_))
+    ));
+}

@@ -12,7 +12,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use crate::domain::sync::AppStatus;
+use crate::domain::release::Outcome;
+use crate::domain::sync::{AppStatus, Verdict, judge};
+use crate::engine::git::{Git, GitError};
 
 /// How long one read may take: a refresh makes Argo CD compare with Git
 /// first, which takes a few seconds on a large application.
@@ -88,6 +90,149 @@ pub async fn read(
         ))
     })?;
     Ok(app.into())
+}
+
+/// How SYNC steps wait (`--sync-poll-interval`, `--sync-hold`,
+/// `--sync-timeout`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SyncSettings {
+    pub poll: Duration,
+    pub hold: Duration,
+    pub timeout: Duration,
+}
+
+/// One SYNC step's wait: which application, for which commit.
+pub(crate) struct SyncWait<'a> {
+    pub http: &'a reqwest::Client,
+    pub git: &'a Git,
+    pub server: &'a str,
+    pub name: &'a str,
+    pub token: Option<&'a str>,
+    /// The application's repository, to tell whether a later revision
+    /// contains `commit`; `None` when it is not Git-backed.
+    pub repo_url: Option<&'a str>,
+    /// The promoted commit; empty: any revision will do (action NONE, or
+    /// nothing to change).
+    pub commit: &'a str,
+    pub settings: SyncSettings,
+    /// What is left of `settings.timeout` (the step may have started
+    /// before a restart).
+    pub left: Duration,
+}
+
+/// Polls the application until `domain::sync::judge` says it is deployed
+/// (succeeded) or cannot be (failed), or the time is up (failed). Each new
+/// "waiting for …" text goes to `progress`. A passing error (network, 5xx)
+/// is waited out; a refused token or a missing application fails at once.
+pub(crate) async fn wait_for_sync(w: SyncWait<'_>, progress: impl Fn(&str)) -> Outcome {
+    let failed = |message: String| Outcome::Failed { message };
+    let until = tokio::time::Instant::now() + w.left;
+    let mut last = String::new();
+    let say = |m: String, last: &mut String| {
+        if *last != m {
+            progress(&m);
+            *last = m;
+        }
+    };
+    // Whether a revision contains the commit, once known (a revision
+    // never changes its history).
+    let mut known: std::collections::HashMap<String, bool> = Default::default();
+    let mut first = true;
+    loop {
+        let left = until.saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        let read = read(w.http, w.server, w.name, w.token, first);
+        let status = match tokio::time::timeout(left, read).await {
+            Err(_) => break,
+            Ok(Ok(s)) => {
+                first = false;
+                s
+            }
+            Ok(Err(ArgoError::Transient(m))) => {
+                say(format!("waiting for Argo CD: {m}; retrying"), &mut last);
+                tokio::time::sleep(w.settings.poll.min(left)).await;
+                continue;
+            }
+            Ok(Err(ArgoError::Auth(m) | ArgoError::Invalid(m))) => return failed(m),
+        };
+        let contains = contains(&w, &status, &mut known).await;
+        match judge(
+            &status,
+            w.commit,
+            contains,
+            w.settings.hold,
+            chrono::Utc::now(),
+        ) {
+            Verdict::Ready => {
+                return Outcome::Succeeded {
+                    message: format!("Synced and Healthy at {}", short(&status.revision)),
+                    outputs: Default::default(),
+                    artifact: None,
+                };
+            }
+            Verdict::Failed(m) => return failed(m),
+            Verdict::Waiting(m) => say(m, &mut last),
+        }
+        let left = until.saturating_duration_since(tokio::time::Instant::now());
+        tokio::time::sleep(w.settings.poll.min(left)).await;
+    }
+    let at = if w.commit.is_empty() {
+        String::new()
+    } else {
+        format!(" at {}", short(w.commit))
+    };
+    let seen = last
+        .strip_prefix("waiting for Argo CD: ")
+        .map(|m| format!(" (last: {m})"))
+        .unwrap_or_default();
+    failed(format!(
+        "Argo CD did not report {} Synced and Healthy{at} within {}{seen}",
+        w.name,
+        humantime::format_duration(w.settings.timeout)
+    ))
+}
+
+/// Whether `s.revision` is the promoted commit or a later commit
+/// containing it (asked of Git only once the application is Synced there).
+async fn contains(
+    w: &SyncWait<'_>,
+    s: &AppStatus,
+    known: &mut std::collections::HashMap<String, bool>,
+) -> bool {
+    if w.commit.is_empty() || s.revision == w.commit {
+        return true;
+    }
+    if s.sync != "Synced" || s.revision.is_empty() {
+        return false;
+    }
+    let Some(repo) = w.repo_url else {
+        return false;
+    };
+    if let Some(&k) = known.get(&s.revision) {
+        return k;
+    }
+    match w.git.is_ancestor(repo, w.commit, &s.revision).await {
+        Ok(k) => {
+            known.insert(s.revision.clone(), k);
+            k
+        }
+        // Not a commit of the repository (another source, a chart
+        // version): never the promoted one.
+        Err(GitError::NotFound(_) | GitError::Invalid(_)) => {
+            known.insert(s.revision.clone(), false);
+            false
+        }
+        Err(e) => {
+            tracing::debug!(app = w.name, error = %e, "cannot tell whether the synced revision contains the promoted commit yet");
+            false
+        }
+    }
+}
+
+fn short(sha: &str) -> &str {
+    sha.get(..12).unwrap_or(sha)
 }
 
 /// reqwest's message without the URL it appends (the host is already

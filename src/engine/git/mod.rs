@@ -370,6 +370,38 @@ impl Git {
         })
     }
 
+    /// Whether `ancestor` is `descendant` or one of its ancestors in the
+    /// repository at `url` (`git merge-base --is-ancestor`): a later commit
+    /// that contains a promoted one deploys it too. Both are full or
+    /// abbreviated ids, fetched into the cache when missing; a commit the
+    /// repository does not have is `NotFound`.
+    pub async fn is_ancestor(
+        &self,
+        url: &str,
+        ancestor: &str,
+        descendant: &str,
+    ) -> Result<bool, GitError> {
+        url::check_sha(ancestor).map_err(GitError::Invalid)?;
+        url::check_sha(descendant).map_err(GitError::Invalid)?;
+        let repo = self.repo(url)?;
+        self.ensure_commit(&repo, ancestor).await?;
+        let git_dir = self.ensure_commit(&repo, descendant).await?;
+        let out = self
+            .run(self.inner.invocation(
+                Some(&git_dir),
+                ["merge-base", "--is-ancestor", ancestor, descendant],
+            ))
+            .await?;
+        // Exit 1 without a word: not an ancestor; anything said is an error.
+        if out.success {
+            Ok(true)
+        } else if out.stderr.trim().is_empty() {
+            Ok(false)
+        } else {
+            Err(out.error())
+        }
+    }
+
     /// The regular files under `dir` ("" = the root) at `commit`, by path
     /// relative to `dir`. A missing directory has no files. Symbolic links
     /// and submodules are left out. At most [`MAX_FILES`] files and
