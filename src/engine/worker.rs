@@ -807,12 +807,12 @@ async fn sync(
     let git = &engine.inner.git;
     // The token of the credentials entry covering the server, as for a
     // forge's API; none: an anonymous read.
-    let token = match git.credential_for(&argo.server) {
-        Ok(Some(c)) => match c.token() {
+    let token = match git.credential_for_api(&argo.server) {
+        Some(c) => match c.token() {
             Ok(t) => Some(t),
             Err(e) => return failed(e.to_string()),
         },
-        Ok(None) | Err(_) => None,
+        None => None,
     };
     let settings = engine.inner.sync;
     let spent = (now() - started).to_std().unwrap_or(Duration::ZERO);

@@ -686,6 +686,18 @@ impl Git {
         Ok(self.inner.credential(&repo).cloned())
     }
 
+    /// The credentials entry covering the API at `url` (an Argo CD
+    /// server), matched like a repository's (scheme, host, port, path
+    /// prefix) and under the same http:// rule; `None` when no entry
+    /// covers it or `url` is not an http(s) URL.
+    pub fn credential_for_api(&self, url: &str) -> Option<Credential> {
+        let parsed = ::url::Url::parse(url).ok()?;
+        if !matches!(parsed.scheme(), "https" | "http") {
+            return None;
+        }
+        self.inner.credential_at(&parsed).cloned()
+    }
+
     /// Whether credentials may be sent over plain `http://`.
     pub fn allow_insecure_http(&self) -> bool {
         self.inner.cfg.allow_insecure_http
@@ -1363,11 +1375,17 @@ impl Inner {
             return None;
         }
         let parsed = ::url::Url::parse(&repo.raw).ok()?;
-        let cred = self.cfg.credentials.iter().find(|c| c.matches(&parsed))?;
-        if repo.transport == Transport::Http && !self.cfg.allow_insecure_http {
+        self.credential_at(&parsed)
+    }
+
+    /// The first credential matching `url`, unless it would travel over
+    /// plain http without `allow_insecure_http`.
+    fn credential_at(&self, url: &::url::Url) -> Option<&Credential> {
+        let cred = self.cfg.credentials.iter().find(|c| c.matches(url))?;
+        if url.scheme() == "http" && !self.cfg.allow_insecure_http {
             tracing::debug!(
-                host = %repo.host,
-                "not sending git credentials over http:// (allow insecure git http to send them)"
+                host = url.host_str().unwrap_or_default(),
+                "not sending credentials over http:// (allow insecure git http to send them)"
             );
             return None;
         }
