@@ -351,3 +351,50 @@ async fn a_refused_token_fails_without_showing_it() {
     let everything = format!("{done:?} {:?}", full_log(&w.server, &r.id).await);
     assert!(!everything.contains(wrong) && !everything.contains(ARGO_TOKEN));
 }
+
+#[tokio::test]
+async fn the_argocd_application_is_checked_stored_and_exported() {
+    let w = world(ARGO_TOKEN, Duration::from_secs(20)).await;
+    let p = get_product(&w.server, "shop").await.expect("get");
+    let argocd = p.applications[1].argocd.clone().expect("stored");
+    assert_eq!((argocd.server.as_str(), argocd.name.as_str()), (w.argo.base.as_str(), APP));
+    assert_eq!(p.applications[0].argocd, None);
+    // Export → import gives the same product back.
+    let yaml = w
+        .server
+        .products()
+        .export_product(pb::ExportProductRequest {
+            name: "shop".into(),
+        })
+        .await
+        .expect("export")
+        .into_inner()
+        .yaml;
+    assert!(yaml.contains(&format!("name: {APP}")), "{yaml}");
+    let imported = w
+        .server
+        .products()
+        .import_product(pb::ImportProductRequest {
+            yaml,
+            replace: true,
+        })
+        .await
+        .expect("import")
+        .into_inner()
+        .product
+        .expect("product");
+    assert_eq!(imported.applications, p.applications);
+    // A user's mistakes are field violations.
+    let mut bad = p.clone();
+    bad.applications[1].argocd = Some(pb::ArgoCdApp {
+        server: "https://admin:pw@argocd.example.com".into(),
+        name: "Shop_Prod".into(),
+    });
+    expect_invalid(
+        update_product(&w.server, bad, p.version).await,
+        &[
+            "product.applications[1].argocd.server",
+            "product.applications[1].argocd.name",
+        ],
+    );
+}
