@@ -77,7 +77,12 @@ async fn world(argo_token: &str, timeout: Duration) -> World {
             ("apps/prod/values.yaml", &values("1.0.0")),
         ],
     );
-    create_envs(&server, &["dev", "prod"], pb::EnvironmentKind::NonProduction).await;
+    create_envs(
+        &server,
+        &["dev", "prod"],
+        pb::EnvironmentKind::NonProduction,
+    )
+    .await;
     let git_app = |env: &str| pb::Application {
         source: Some(pb::GitSource {
             repo_url: url.clone(),
@@ -234,10 +239,8 @@ async fn a_later_commit_containing_the_promotion_counts_as_deployed() {
     let later = w
         .git
         .commit_directly("apps", "main", "README.md", "# apps\n");
-    w.argo.fixed(
-        APP,
-        document(APP, "Synced", &later, "Healthy", "Succeeded"),
-    );
+    w.argo
+        .fixed(APP, document(APP, "Synced", &later, "Healthy", "Succeeded"));
     let done = wait_final(&w.server, &r.id).await;
     assert_eq!(status(&done), pb::ReleaseStatus::Succeeded, "{done:?}");
     assert_ne!(prod_step(&done, pb::StepKind::Action).commit_sha, later);
@@ -325,7 +328,9 @@ async fn terminate_while_waiting_ends_the_wait() {
     w.follow(1_000_000, End::Healthy);
     let r = w.trigger().await;
     until_sync_says(&w, &r.id, "OutOfSync").await;
-    terminate(&w.server, &r.id, "enough").await.expect("terminate");
+    terminate(&w.server, &r.id, "enough")
+        .await
+        .expect("terminate");
     let done = wait_final(&w.server, &r.id).await;
     assert_eq!(status(&done), pb::ReleaseStatus::Terminated, "{done:?}");
     assert_eq!(
@@ -357,7 +362,10 @@ async fn the_argocd_application_is_checked_stored_and_exported() {
     let w = world(ARGO_TOKEN, Duration::from_secs(20)).await;
     let p = get_product(&w.server, "shop").await.expect("get");
     let argocd = p.applications[1].argocd.clone().expect("stored");
-    assert_eq!((argocd.server.as_str(), argocd.name.as_str()), (w.argo.base.as_str(), APP));
+    assert_eq!(
+        (argocd.server.as_str(), argocd.name.as_str()),
+        (w.argo.base.as_str(), APP)
+    );
     assert_eq!(p.applications[0].argocd, None);
     // Export → import gives the same product back.
     let yaml = w

@@ -299,13 +299,12 @@ impl Watcher {
                     };
                     // A running step's message is its progress ("waiting
                     // for Argo CD: OutOfSync").
-                    let progress = if s.status == pb::StepStatus::Running as i32
-                        && !s.message.is_empty()
-                    {
-                        format!(" ({})", s.message)
-                    } else {
-                        String::new()
-                    };
+                    let progress =
+                        if s.status == pb::StepStatus::Running as i32 && !s.message.is_empty() {
+                            format!(" ({})", s.message)
+                        } else {
+                            String::new()
+                        };
                     outln!(
                         "[{t:5.1}s]   {:<10} {}: {}{progress}",
                         env,

@@ -249,11 +249,7 @@ impl Engine {
                 .map(|a| a.name.clone())
                 .unwrap_or_default()
         };
-        let synced = |env: &str| {
-            product
-                .application(env)
-                .is_some_and(|a| a.argocd.is_some())
-        };
+        let synced = |env: &str| product.application(env).is_some_and(|a| a.argocd.is_some());
         let mut r = Release::new(
             id,
             &flow.spec,

@@ -177,11 +177,7 @@ pub fn document(
     })
 }
 
-async fn get_app(
-    State(s): State<Arc<Shared>>,
-    Path(name): Path<String>,
-    req: Request,
-) -> Response {
+async fn get_app(State(s): State<Arc<Shared>>, Path(name): Path<String>, req: Request) -> Response {
     s.requests.lock().unwrap().push(format!(
         "{}?{}",
         req.uri().path(),
@@ -229,13 +225,23 @@ async fn get_app(
     if deployed != head {
         if app.behind_reads < f.out_of_sync_polls {
             app.behind_reads += 1;
-            return json(200, document(&name, "OutOfSync", &deployed, "Healthy", "Succeeded"));
+            return json(
+                200,
+                document(&name, "OutOfSync", &deployed, "Healthy", "Succeeded"),
+            );
         }
         app.deployed = Some(head.clone());
         app.behind_reads = 0;
         app.progressing_shown = true;
-        return json(200, document(&name, "Synced", &head, "Progressing", "Succeeded"));
+        return json(
+            200,
+            document(&name, "Synced", &head, "Progressing", "Succeeded"),
+        );
     }
-    let health = if app.progressing_shown { end } else { "Healthy" };
+    let health = if app.progressing_shown {
+        end
+    } else {
+        "Healthy"
+    };
     json(200, document(&name, "Synced", &head, health, "Succeeded"))
 }

@@ -1101,9 +1101,16 @@ fn an_argocd_application_gets_a_sync_step_after_its_action_that_decides_the_envi
     };
     let m = "waiting for Argo CD: OutOfSync";
     assert_eq!(sim.r.step_progress(sync, m), vec![Change::Step(sync)]);
-    assert!(sim.r.step_progress(sync, m).is_empty(), "unchanged: no event");
+    assert!(
+        sim.r.step_progress(sync, m).is_empty(),
+        "unchanged: no event"
+    );
     assert_eq!(sim.r.step(sync).map(|s| s.message.as_str()), Some(m));
-    sim.r.complete_step(sync, fail("Argo CD reports the application Degraded"), sim.t);
+    sim.r.complete_step(
+        sync,
+        fail("Argo CD reports the application Degraded"),
+        sim.t,
+    );
     sim.run(|_, _| Reply::Ok);
     assert_eq!(sim.status("qa"), E::Failed);
     assert_eq!(
