@@ -33,7 +33,8 @@ struct World {
     git: GitServer,
     argo: ArgoCd,
     server: TestServer,
-    _dir: tempfile::TempDir,
+    timeout: Duration,
+    dir: tempfile::TempDir,
 }
 
 /// The world, promoflow holding `argo_token` for the stand-in and waiting
@@ -49,7 +50,7 @@ async fn world(argo_token: &str, timeout: Duration) -> World {
     };
     let git_token = write("git-token", GIT_TOKEN);
     let argo_token = write("argo-token", argo_token);
-    let creds = write(
+    write(
         "credentials.yaml",
         &format!(
             "- url_prefix: {}\n  username: promoflow\n  token_file: {}\n\
@@ -60,16 +61,7 @@ async fn world(argo_token: &str, timeout: Duration) -> World {
             argo_token.display()
         ),
     );
-    let cache = dir.path().join("cache");
-    let server = TestServer::start_with(|c| {
-        c.git_credentials = Some(creds);
-        c.allow_insecure_git_http = true;
-        c.git_cache_dir = Some(cache);
-        c.sync_poll_interval = Duration::from_millis(100);
-        c.sync_hold = Duration::ZERO;
-        c.sync_timeout = timeout;
-    })
-    .await;
+    let server = start_on(TestDb::new().await, dir.path(), timeout).await;
     let url = git.create_repo(
         "apps",
         &[
@@ -135,8 +127,22 @@ async fn world(argo_token: &str, timeout: Duration) -> World {
         git,
         argo,
         server,
-        _dir: dir,
+        timeout,
+        dir,
     }
+}
+
+/// A server on `db` with the credentials and Git cache in `dir`.
+async fn start_on(db: TestDb, dir: &std::path::Path, timeout: Duration) -> TestServer {
+    TestServer::start_on(db, |c| {
+        c.git_credentials = Some(dir.join("credentials.yaml"));
+        c.allow_insecure_git_http = true;
+        c.git_cache_dir = Some(dir.join("cache"));
+        c.sync_poll_interval = Duration::from_millis(100);
+        c.sync_hold = Duration::ZERO;
+        c.sync_timeout = timeout;
+    })
+    .await
 }
 
 impl World {
@@ -404,5 +410,35 @@ async fn the_argocd_application_is_checked_stored_and_exported() {
             "product.applications[1].argocd.server",
             "product.applications[1].argocd.name",
         ],
+    );
+}
+
+#[tokio::test]
+async fn a_restarted_server_resumes_the_wait() {
+    let mut w = world(ARGO_TOKEN, Duration::from_secs(20)).await;
+    w.follow(1_000_000, End::Healthy);
+    let r = w.trigger().await;
+    until_sync_says(&w, &r.id, "OutOfSync").await;
+    let db = w.server.stop().await;
+    let polled = w.argo.requests().len();
+    // Deployed while the server was down.
+    let commit = w.git.tip("apps", "main");
+    w.argo.fixed(
+        APP,
+        document(APP, "Synced", &commit, "Healthy", "Succeeded"),
+    );
+    w.server = start_on(db, w.dir.path(), w.timeout).await;
+    let done = wait_final(&w.server, &r.id).await;
+    assert_eq!(status(&done), pb::ReleaseStatus::Succeeded, "{done:?}");
+    let sync = prod_step(&done, pb::StepKind::Sync);
+    assert_eq!(sync.attempt, 1, "the same step, resumed");
+    assert_eq!(
+        sync.message,
+        format!("Synced and Healthy at {}", &commit[..12])
+    );
+    assert_eq!(
+        w.argo.requests()[polled],
+        format!("/api/v1/applications/{APP}?refresh=normal"),
+        "the resumed wait starts with a refresh"
     );
 }
