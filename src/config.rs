@@ -149,6 +149,18 @@ pub struct ServerConfig {
     /// for a merge or close.
     #[arg(long, env = "PROMOFLOW_PR_POLL_INTERVAL", value_parser = humantime::parse_duration, default_value = "30s")]
     pub pr_poll_interval: Duration,
+    /// How often a SYNC step reads its Argo CD application while it waits
+    /// for it to be Synced and Healthy at the promoted commit.
+    #[arg(long, env = "PROMOFLOW_SYNC_POLL_INTERVAL", value_parser = humantime::parse_duration, default_value = "5s")]
+    pub sync_poll_interval: Duration,
+    /// How long an Argo CD application must have been Healthy before a SYNC
+    /// step counts it as deployed (a rollout can look healthy for a moment).
+    #[arg(long, env = "PROMOFLOW_SYNC_HOLD", value_parser = humantime::parse_duration, default_value = "5s")]
+    pub sync_hold: Duration,
+    /// Longest a SYNC step waits, from its start, before it fails the
+    /// environment ("Argo CD did not report … within …").
+    #[arg(long, env = "PROMOFLOW_SYNC_TIMEOUT", value_parser = humantime::parse_duration, default_value = "10m")]
+    pub sync_timeout: Duration,
 }
 
 impl ServerConfig {
@@ -189,6 +201,9 @@ impl ServerConfig {
             // Tests that watch Git turn it on with a short interval.
             git_poll_interval: Duration::ZERO,
             pr_poll_interval: Duration::from_secs(30),
+            sync_poll_interval: Duration::from_secs(5),
+            sync_hold: Duration::from_secs(5),
+            sync_timeout: Duration::from_secs(600),
         }
     }
 

@@ -784,3 +784,21 @@ async fn a_remembered_tip_that_went_stale_loses_nothing() {
             .contains("tag: 1.3.0")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn is_ancestor_follows_history_and_fetches_what_it_lacks() {
+    let server = start().await;
+    let url = seed(&server);
+    let (git, _dir) = client(&server, Some(TOKEN)).await;
+    let first = git.tip(&url, "main").await.unwrap().sha;
+    // Commits the cache has never seen: fetched on demand.
+    let later = server.commit_directly("app", "main", "README.md", "# later\n");
+    assert!(git.is_ancestor(&url, &first, &later).await.unwrap());
+    assert!(git.is_ancestor(&url, &later, &later).await.unwrap());
+    assert!(!git.is_ancestor(&url, &later, &first).await.unwrap());
+    let missing = "0123456789abcdef0123456789abcdef01234567";
+    assert!(matches!(
+        git.is_ancestor(&url, missing, &later).await,
+        Err(GitError::NotFound(_))
+    ));
+}

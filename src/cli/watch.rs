@@ -297,8 +297,16 @@ impl Watcher {
                     } else {
                         &c.environment
                     };
+                    // A running step's message is its progress ("waiting
+                    // for Argo CD: OutOfSync").
+                    let progress =
+                        if s.status == pb::StepStatus::Running as i32 && !s.message.is_empty() {
+                            format!(" ({})", s.message)
+                        } else {
+                            String::new()
+                        };
                     outln!(
-                        "[{t:5.1}s]   {:<10} {}: {}",
+                        "[{t:5.1}s]   {:<10} {}: {}{progress}",
                         env,
                         step_label(s),
                         step_status(s.status)
@@ -511,7 +519,15 @@ fn env_detail(e: &pb::EnvironmentRun, status: &str) -> String {
             "{}: awaiting approval",
             current.map(step_label).unwrap_or_default()
         ),
-        "RUNNING" => current.map(step_label).unwrap_or_default(),
+        "RUNNING" => current
+            .map(|s| {
+                if s.message.is_empty() {
+                    step_label(s)
+                } else {
+                    format!("{}: {}", step_label(s), s.message)
+                }
+            })
+            .unwrap_or_default(),
         "FAILED" | "SKIPPED" | "TERMINATED" if !e.message.is_empty() => e.message.clone(),
         "SKIPPED" if !e.blocked_on.is_empty() => format!("blocked on {}", e.blocked_on.join(", ")),
         _ => String::new(),

@@ -132,6 +132,10 @@ pub struct Application {
     /// Where its manifests live; `None`: not Git-backed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<GitSource>,
+    /// The Argo CD application deploying it; `None`: releases do not wait
+    /// for a sync (no SYNC step).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub argocd: Option<super::gitops::ArgoCdApp>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -301,6 +305,9 @@ pub fn validate_product(
         check_text(&mut v, &format!("{f}.version"), &app.version);
         if let Some(source) = &app.source {
             super::gitops::validate_source(&mut v, &format!("{f}.source"), source);
+        }
+        if let Some(argocd) = &app.argocd {
+            super::gitops::validate_argocd(&mut v, &format!("{f}.argocd"), argocd);
         }
     }
     if !p.promotion_template_ref.is_empty() {

@@ -25,6 +25,84 @@ pub struct GitSource {
     pub path: String,
 }
 
+/// The Argo CD application that deploys an application's manifests: the
+/// environment of a release succeeds only once Argo CD reports it Synced at
+/// the promoted commit and Healthy (see `domain::sync`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ArgoCdApp {
+    /// The Argo CD API server, `https://host[/path]`.
+    pub server: String,
+    /// The Argo CD Application's name (a Kubernetes object name).
+    pub name: String,
+}
+
+/// Validates an Argo CD application at `field` (`…argocd`): the server an
+/// `http(s)://` URL with a host and no user name, password, query or
+/// fragment (its token comes from `--git-credentials`); the name a
+/// Kubernetes object name (RFC 1123 subdomain: lowercase letters, digits,
+/// `-` and `.`, at most 253 bytes, alphanumeric at both ends).
+pub fn validate_argocd(v: &mut Violations, field: &str, a: &ArgoCdApp) {
+    let server = format!("{field}.server");
+    if a.server.is_empty() {
+        v.push(server, "is required");
+    } else {
+        check_text(v, &server, &a.server);
+        match url::Url::parse(&a.server) {
+            Err(_) => v.push(
+                server,
+                format!(
+                    "{:?} is not a URL: use https://argocd.example.com",
+                    a.server
+                ),
+            ),
+            Ok(u) => {
+                if !matches!(u.scheme(), "https" | "http") {
+                    v.push(&server, "must be an https:// (or http://) URL");
+                } else if u.host_str().is_none_or(str::is_empty) {
+                    v.push(&server, format!("{:?} has no host", a.server));
+                }
+                if !u.username().is_empty() || u.password().is_some() {
+                    v.push(
+                        &server,
+                        "must not carry a user name or password: give the token to the server with --git-credentials",
+                    );
+                }
+                if u.query().is_some() || u.fragment().is_some() {
+                    v.push(&server, "must not have a query or fragment");
+                }
+            }
+        }
+    }
+    let name = format!("{field}.name");
+    if a.name.is_empty() {
+        v.push(name, "is required");
+    } else if !is_kubernetes_name(&a.name) {
+        v.push(
+            name,
+            format!(
+                "{:?} is not a Kubernetes object name: lowercase letters, digits, '-' and '.', at most 253, starting and ending with a letter or digit",
+                a.name.get(..80).unwrap_or(&a.name)
+            ),
+        );
+    }
+}
+
+/// A Kubernetes object name (RFC 1123 subdomain), as Argo CD Applications
+/// are named.
+pub fn is_kubernetes_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= 253
+        && n.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
 /// Where a product's version is read: a scalar in one file.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct VersionSource {
@@ -296,6 +374,38 @@ mod tests {
 
     fn fields(v: Violations) -> Vec<String> {
         v.0.into_iter().map(|v| v.field).collect()
+    }
+
+    #[test]
+    fn argocd_applications() {
+        let check = |server: &str, name: &str| {
+            let mut v = Violations::new();
+            validate_argocd(
+                &mut v,
+                "a",
+                &ArgoCdApp {
+                    server: server.into(),
+                    name: name.into(),
+                },
+            );
+            fields(v)
+        };
+        assert!(check("https://argocd.example.com", "shop-prod").is_empty());
+        assert!(check("http://127.0.0.1:8080/argo", "shop.prod-1").is_empty());
+        for (server, name, want) in [
+            ("", "", vec!["a.server", "a.name"]),
+            ("https://u:p@argocd.example.com", "x", vec!["a.server"]),
+            ("ftp://argocd.example.com", "x", vec!["a.server"]),
+            ("https://argocd.example.com/?t=1", "x", vec!["a.server"]),
+            ("argocd.example.com", "x", vec!["a.server"]),
+            ("https://argocd.example.com", "Shop", vec!["a.name"]),
+            ("https://argocd.example.com", "-shop", vec!["a.name"]),
+            ("https://argocd.example.com", "a..b", vec!["a.name"]),
+            ("https://argocd.example.com", "ns/shop", vec!["a.name"]),
+        ] {
+            assert_eq!(check(server, name), want, "{server} {name}");
+        }
+        assert!(!is_kubernetes_name(&"a".repeat(254)));
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod promotion;
 pub mod release;
 pub mod render;
 pub mod status;
+pub mod sync;
 pub mod template;
 
 use std::fmt;

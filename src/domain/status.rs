@@ -176,6 +176,8 @@ string_enum! {
         OnStart => "ON_START",
         PreAction => "PRE_ACTION",
         Action => "ACTION",
+        /// The wait until Argo CD reports the promotion Synced and Healthy.
+        Sync => "SYNC",
         PostAction => "POST_ACTION",
         OnSuccess => "ON_SUCCESS",
         OnFail => "ON_FAIL",

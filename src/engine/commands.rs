@@ -249,6 +249,7 @@ impl Engine {
                 .map(|a| a.name.clone())
                 .unwrap_or_default()
         };
+        let synced = |env: &str| product.application(env).is_some_and(|a| a.argocd.is_some());
         let mut r = Release::new(
             id,
             &flow.spec,
@@ -256,6 +257,7 @@ impl Engine {
             &product.name,
             &version,
             &app_name,
+            &synced,
             now(),
         );
         if let Some(g) = resolved {

@@ -15,6 +15,7 @@
 //! - Git: a poller (`poller.rs`) reports new commits of watched trigger
 //!   applications as deployments, like `ReportDeployment`.
 
+pub(crate) mod argocd;
 mod commands;
 pub(crate) mod forge;
 pub mod git;
@@ -59,6 +60,9 @@ struct Inner {
     reviews: forge::Wakers,
     /// How often a pull request awaiting review is checked.
     pr_poll: Duration,
+    /// SYNC steps: how often Argo CD is read, how long Healthy must hold,
+    /// and how long a step waits at most.
+    sync: argocd::SyncSettings,
     permits: Arc<Semaphore>,
     allow_commands: bool,
     /// This replica's id: the owner written into the leases it takes.
@@ -87,6 +91,11 @@ impl Engine {
                 git,
                 reviews: forge::Wakers::default(),
                 pr_poll: config.pr_poll_interval,
+                sync: argocd::SyncSettings {
+                    poll: config.sync_poll_interval.max(Duration::from_millis(10)),
+                    hold: config.sync_hold,
+                    timeout: config.sync_timeout,
+                },
                 http: reqwest::Client::builder()
                     .user_agent(concat!("promoflow/", env!("CARGO_PKG_VERSION")))
                     .build()

@@ -281,6 +281,7 @@ impl Worker {
                     url,
                     head_sha,
                 } => changes.extend(r.await_review(*at, *number, url, head_sha)),
+                StepResult::Progress(message) => changes.extend(r.step_progress(*at, message)),
             }
         }
         if r.status == ReleaseStatus::Terminating {
@@ -444,8 +445,12 @@ impl Worker {
     }
 
     fn take_report(&mut self, report: StepReport) {
-        // A pull request opened: its task goes on polling it.
-        if !matches!(report.2, StepResult::AwaitReview { .. }) {
+        // A pull request opened, or a wait that said how it goes: its task
+        // goes on.
+        if !matches!(
+            report.2,
+            StepResult::AwaitReview { .. } | StepResult::Progress(_)
+        ) {
             self.tasks.remove(&report.0);
         }
         self.pending.push(report);
@@ -479,11 +484,33 @@ impl Worker {
         let git = matches!(promotion_action, Action::Commit | Action::PullRequest)
             .then(|| env.map(|e| GitStep::of(r, e)))
             .flatten();
+        // A SYNC step waits for what the environment's action promoted.
+        let promoted = env
+            .and_then(|e| e.steps.iter().find(|s| s.kind == StepKind::Action))
+            .map(|s| s.commit_sha.clone())
+            .unwrap_or_default();
         let engine = self.engine.clone();
         let done = self.reports_tx.clone();
         tokio::spawn(async move {
             let permit = engine.inner.permits.clone().acquire_owned().await;
-            let result = if step.kind == StepKind::Action {
+            let result = if step.kind == StepKind::Sync {
+                // Waiting for Argo CD holds no slot of
+                // --max-parallel-environments.
+                drop(permit);
+                let progress = |m: &str| {
+                    let _ = done.send((at, step.attempt, StepResult::Progress(m.to_string())));
+                };
+                let outcome = sync(
+                    &engine,
+                    &ctx.product,
+                    &ctx.environment,
+                    &promoted,
+                    ctx.start_time,
+                    progress,
+                )
+                .await;
+                StepResult::Done(outcome)
+            } else if step.kind == StepKind::Action {
                 let no_env = || {
                     StepResult::Done(Outcome::Failed {
                         message: "no environment for the Git action".into(),
@@ -741,6 +768,69 @@ impl GitStep {
         }
         p
     }
+}
+
+/// A SYNC step: waits until the Argo CD application of `product`'s
+/// application in `environment` (as the product defines it now) is Synced
+/// at `commit` (or a later commit containing it; empty: any revision) and
+/// Healthy, at most `--sync-timeout` from the step's `started` (a restart
+/// only waits for the time left).
+async fn sync(
+    engine: &Engine,
+    product: &str,
+    environment: &str,
+    commit: &str,
+    started: crate::domain::release::Time,
+    progress: impl Fn(&str),
+) -> Outcome {
+    let failed = |message: String| Outcome::Failed { message };
+    let app = match engine.inner.store.get_product(product).await {
+        Ok(p) => p.application(environment).cloned(),
+        Err(e) => return failed(format!("loading product {product:?} failed: {e}")),
+    };
+    let Some(app) = app else {
+        return failed(format!(
+            "product {product:?} has no application in {environment} any more"
+        ));
+    };
+    let Some(argo) = &app.argocd else {
+        // Removed from the application since the release started.
+        return Outcome::Succeeded {
+            message: format!(
+                "application {:?} no longer names an Argo CD application: nothing to wait for",
+                app.name
+            ),
+            outputs: Default::default(),
+            artifact: None,
+        };
+    };
+    let git = &engine.inner.git;
+    // The token of the credentials entry covering the server, as for a
+    // forge's API; none: an anonymous read.
+    let token = match git.credential_for_api(&argo.server) {
+        Some(c) => match c.token() {
+            Ok(t) => Some(t),
+            Err(e) => return failed(e.to_string()),
+        },
+        None => None,
+    };
+    let settings = engine.inner.sync;
+    let spent = (now() - started).to_std().unwrap_or(Duration::ZERO);
+    super::argocd::wait_for_sync(
+        super::argocd::SyncWait {
+            http: &engine.inner.http,
+            git,
+            server: &argo.server,
+            name: &argo.name,
+            token: token.as_deref(),
+            repo_url: app.source.as_ref().map(|s| s.repo_url.as_str()),
+            commit,
+            settings,
+            left: settings.timeout.saturating_sub(spent),
+        },
+        progress,
+    )
+    .await
 }
 
 /// The outcome of a merged pull request: the merge commit, and the pull

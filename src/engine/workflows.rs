@@ -29,6 +29,9 @@ pub enum StepResult {
         url: String,
         head_sha: String,
     },
+    /// A running step says what it is waiting for (a SYNC step's "waiting
+    /// for Argo CD: OutOfSync"); its task keeps running.
+    Progress(String),
 }
 
 /// What a workflow gets to know about the step it runs for.

@@ -220,6 +220,7 @@ fn application_from(a: application::Model) -> Result<Application> {
             .transpose()?,
         update_time: a.update_time,
         source: a.source.as_deref().map(from_json).transpose()?,
+        argocd: a.argocd.as_deref().map(from_json).transpose()?,
         environment: a.environment,
         name: a.name,
         version: a.version,
@@ -242,6 +243,7 @@ fn application_rows(
                 last_commit: Set(a.last_commit.as_ref().map(to_json).transpose()?),
                 position: Set(i as i32),
                 source: Set(a.source.as_ref().map(to_json).transpose()?),
+                argocd: Set(a.argocd.as_ref().map(to_json).transpose()?),
                 // A version given at creation counts as recorded then.
                 update_time: Set(a.update_time.or((!a.version.is_empty()).then_some(t))),
             })

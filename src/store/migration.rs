@@ -22,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(PromotionTemplates),
             Box::new(GitWatch),
             Box::new(PullRequests),
+            Box::new(ArgoCd),
         ]
     }
 }
@@ -451,6 +452,30 @@ impl MigrationTrait for PullRequests {
             Table::alter()
                 .table("step_runs")
                 .add_column(big_integer("pull_request").default(0))
+                .to_owned(),
+        )
+        .await
+    }
+}
+
+/// Argo CD applications: which one deploys each application (a SYNC step
+/// waits for it after the action).
+struct ArgoCd;
+
+/// Named by hand, as [`GitSources`].
+impl MigrationName for ArgoCd {
+    fn name(&self) -> &str {
+        "m0006_argocd"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for ArgoCd {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.alter_table(
+            Table::alter()
+                .table("applications")
+                .add_column(text_null("argocd"))
                 .to_owned(),
         )
         .await

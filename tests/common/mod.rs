@@ -13,6 +13,7 @@
 
 #![allow(dead_code)]
 
+pub mod argocd;
 pub mod forge;
 pub mod git_server;
 pub mod hook;

@@ -7,7 +7,7 @@ use crate::domain::catalog::{
     EnvironmentKind, Meta, ProductFlow, SelectorKey, SelectorOperator, TriggerSelector,
     WorkflowKind,
 };
-use crate::domain::gitops::{GitSource, PromotedFile, PromotionTemplate, VersionSource};
+use crate::domain::gitops::{ArgoCdApp, GitSource, PromotedFile, PromotionTemplate, VersionSource};
 use crate::proto::v1 as pb;
 use crate::proto::v1::workflow::Kind;
 
@@ -279,6 +279,10 @@ pub fn application_out(a: Application) -> pb::Application {
         last_commit: a.last_commit.map(commit_out),
         update_time: timestamp(a.update_time),
         source: a.source.map(source_out),
+        argocd: a.argocd.map(|x| pb::ArgoCdApp {
+            server: x.server,
+            name: x.name,
+        }),
     }
 }
 
@@ -415,6 +419,11 @@ pub fn product_in(v: &mut Violations, p: &pb::Product) -> catalog::Product {
                 last_commit: None,
                 update_time: None,
                 source: a.source.as_ref().map(source_in),
+                argocd: a.argocd.as_ref().map(|x| ArgoCdApp {
+                    // One spelling for the server: no trailing '/'.
+                    server: x.server.trim_end_matches('/').to_string(),
+                    name: x.name.clone(),
+                }),
             })
             .collect(),
         concurrency,

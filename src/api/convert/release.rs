@@ -78,6 +78,7 @@ impl From<StepKind> for pb::StepKind {
             StepKind::OnStart => Self::OnStart,
             StepKind::PreAction => Self::PreAction,
             StepKind::Action => Self::Action,
+            StepKind::Sync => Self::Sync,
             StepKind::PostAction => Self::PostAction,
             StepKind::OnSuccess => Self::OnSuccess,
             StepKind::OnFail => Self::OnFail,

@@ -16,6 +16,9 @@
 //!           repoURL: https://git.example.com/team/apps.git
 //!           targetRevision: main
 //!           path: apps/dev
+//!         argocd:                          # optional: wait for its sync
+//!           server: https://argocd.example.com
+//!           name: guestbook-dev
 //! spec:
 //!   promotionTemplateRef: base-helm        # or an inline promotionTemplate
 //!   promotionFlows:
@@ -61,7 +64,7 @@ use crate::domain::Violation;
 use crate::domain::catalog::{
     Application, Concurrency, Product, ProductFlow, SelectorKey, SelectorOperator, TriggerSelector,
 };
-use crate::domain::gitops::GitSource;
+use crate::domain::gitops::{ArgoCdApp, GitSource};
 
 /// The `apiVersion` without `concurrency`.
 pub const API_VERSION_V1BETA1: &str = "codefresh.io/v1beta1";
@@ -81,8 +84,9 @@ const SPEC_FIELDS: &[&str] = &[
 ];
 const FLOW_FIELDS: &[&str] = &["name", "gitTriggerSelectors"];
 const SELECTOR_FIELDS: &[&str] = &["key", "operator", "values"];
-const APPLICATION_FIELDS: &[&str] = &["environment", "name", "version", "source"];
+const APPLICATION_FIELDS: &[&str] = &["environment", "name", "version", "source", "argocd"];
 const SOURCE_FIELDS: &[&str] = &["repoURL", "targetRevision", "path"];
+const ARGOCD_FIELDS: &[&str] = &["server", "name"];
 
 /// Reads a Codefresh `Product` document, reporting every problem of shape
 /// at once, each at its path. The caller validates the product against the
@@ -332,6 +336,17 @@ impl Reader {
                     .map(|p| p.trim_end_matches('/').to_owned())
                     .unwrap_or_default(),
             });
+        let argocd_path = join(path, "argocd");
+        let argocd = self
+            .optional_object(&argocd_path, a.get("argocd"), ARGOCD_FIELDS)
+            .map(|x| ArgoCdApp {
+                // One spelling for the server, as the API stores it.
+                server: self
+                    .required_string(&join(&argocd_path, "server"), x.get("server"))
+                    .trim_end_matches('/')
+                    .to_owned(),
+                name: self.required_string(&join(&argocd_path, "name"), x.get("name")),
+            });
         Some(Application {
             environment: self.required_string(&join(path, "environment"), a.get("environment")),
             name: self.required_string(&join(path, "name"), a.get("name")),
@@ -339,6 +354,7 @@ impl Reader {
                 .string(&join(path, "version"), a.get("version"))
                 .unwrap_or_default(),
             source,
+            argocd,
             ..Application::default()
         })
     }
@@ -389,6 +405,14 @@ struct ApplicationDocument<'a> {
     version: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     source: Option<SourceDocument<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    argocd: Option<ArgoCdDocument<'a>>,
+}
+
+#[derive(Serialize)]
+struct ArgoCdDocument<'a> {
+    server: &'a str,
+    name: &'a str,
 }
 
 impl<'a> From<&'a Application> for ApplicationDocument<'a> {
@@ -401,6 +425,10 @@ impl<'a> From<&'a Application> for ApplicationDocument<'a> {
                 repo_url: &s.repo_url,
                 target_revision: &s.branch,
                 path: &s.path,
+            }),
+            argocd: a.argocd.as_ref().map(|x| ArgoCdDocument {
+                server: &x.server,
+                name: &x.name,
             }),
         }
     }
@@ -534,6 +562,9 @@ metadata:
           path: apps/dev
       - environment: prod
         name: shop-prod
+        argocd:
+          server: https://argocd.example.com/argo
+          name: shop-prod.eu
 spec:
   promotionTemplateRef: base-helm
   concurrency: terminate
@@ -552,6 +583,14 @@ spec:
         );
         assert_eq!(p.applications[0].version, "1.2.0");
         assert_eq!(p.applications[1].source, None);
+        assert_eq!(p.applications[0].argocd, None);
+        assert_eq!(
+            p.applications[1].argocd,
+            Some(ArgoCdApp {
+                server: "https://argocd.example.com/argo".into(),
+                name: "shop-prod.eu".into(),
+            })
+        );
         assert!(validate(&mut p).is_empty());
         let exported = to_yaml(&p);
         assert_eq!(exported, text, "the export is the document itself");

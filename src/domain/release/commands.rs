@@ -94,6 +94,19 @@ impl Release {
         changes
     }
 
+    /// Records what a running step is doing now (a SYNC step's "waiting for
+    /// Argo CD: OutOfSync"): its message, and an event, only when the
+    /// message changed. A step that is not running ignores it.
+    pub fn step_progress(&mut self, at: StepRef, message: &str) -> Vec<Change> {
+        match self.step_mut(at) {
+            Some(s) if s.status == StepStatus::Running && s.message != message => {
+                s.message = message.to_string();
+                vec![Change::Step(at)]
+            }
+            _ => Vec::new(),
+        }
+    }
+
     /// A suspended environment whose wait ended runs again (and the
     /// release with it), its "awaiting" message gone.
     fn resume_env(&mut self, env: Option<usize>, changes: &mut Vec<Change>) {

@@ -11,7 +11,7 @@ use crate::domain::status::{EnvironmentStatus, ReleaseStatus, StepKind, StepStat
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StepRun {
     pub kind: StepKind,
-    /// Workflow name; empty for the promotion action.
+    /// Workflow name; empty for the promotion action and the sync wait.
     pub workflow: String,
     pub status: StepStatus,
     pub message: String,
@@ -182,6 +182,13 @@ pub enum Outcome {
 impl Release {
     /// A new release of `spec` in `QUEUED` state, with one environment run
     /// per node (trigger first, then the steps in flow order) and its steps.
+    /// `application` names each environment's application; `synced` says
+    /// whether it is deployed by an Argo CD application, which gives the
+    /// environment a SYNC step after its action (whatever the action: with
+    /// NONE it waits for Synced and Healthy at any revision, as Codefresh's
+    /// environment succeeds only once its application is synced and
+    /// healthy).
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         id: String,
         spec: &FlowSpec,
@@ -189,6 +196,7 @@ impl Release {
         product: &str,
         version: &str,
         application: &dyn Fn(&str) -> String,
+        synced: &dyn Fn(&str) -> bool,
         now: Time,
     ) -> Self {
         let hook_steps =
@@ -236,6 +244,9 @@ impl Release {
                 steps.push(StepRun::new(StepKind::PreAction, w.as_str()));
             }
             steps.push(StepRun::new(StepKind::Action, ""));
+            if synced(&step.environment) {
+                steps.push(StepRun::new(StepKind::Sync, ""));
+            }
             if let Some(w) = &step.policy.post_action {
                 steps.push(StepRun::new(StepKind::PostAction, w.as_str()));
             }

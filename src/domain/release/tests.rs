@@ -114,6 +114,7 @@ impl Sim {
             "p",
             "1.2.0",
             &|env: &str| format!("p-{env}"),
+            &|_: &str| false,
             t,
         );
         Self { r, t }
@@ -1049,4 +1050,75 @@ fn workflow_outputs_accumulate_in_the_promotion_context() {
         sim.r.context.get("ticket"),
         Some(&serde_json::json!("CHG-1"))
     );
+}
+
+// ---------------------------------------------------------------- sync ---
+
+#[test]
+fn an_argocd_application_gets_a_sync_step_after_its_action_that_decides_the_environment() {
+    let spec = flow(
+        "dev",
+        vec![
+            with_policy(step("qa", &["dev"]), None, Action::None, Some("smoke")),
+            step("prod", &["qa"]),
+        ],
+    );
+    let t = Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).unwrap();
+    let r = Release::new(
+        "r1".into(),
+        &spec,
+        1,
+        "p",
+        "1.2.0",
+        &|env: &str| format!("p-{env}"),
+        &|env: &str| env == "qa",
+        t,
+    );
+    let kinds = |e: usize| r.envs[e].steps.iter().map(|s| s.kind).collect::<Vec<_>>();
+    assert_eq!(
+        kinds(1),
+        [StepKind::Action, StepKind::Sync, StepKind::PostAction]
+    );
+    assert_eq!(kinds(2), [StepKind::Action], "prod has no Argo CD app");
+    let mut sim = Sim { r, t };
+    sim.r.start(t);
+    // The sync runs after the action and before the post-action; its
+    // progress is a message on the running step, one change per new text.
+    let log = sim.run(|_, kind| match kind {
+        StepKind::Sync => Reply::Hold,
+        _ => Reply::Ok,
+    });
+    assert_eq!(
+        log,
+        [
+            ("qa".to_string(), StepKind::Action),
+            ("qa".to_string(), StepKind::Sync)
+        ]
+    );
+    let sync = StepRef {
+        env: Some(1),
+        idx: 1,
+    };
+    let m = "waiting for Argo CD: OutOfSync";
+    assert_eq!(sim.r.step_progress(sync, m), vec![Change::Step(sync)]);
+    assert!(
+        sim.r.step_progress(sync, m).is_empty(),
+        "unchanged: no event"
+    );
+    assert_eq!(sim.r.step(sync).map(|s| s.message.as_str()), Some(m));
+    sim.r.complete_step(
+        sync,
+        fail("Argo CD reports the application Degraded"),
+        sim.t,
+    );
+    sim.run(|_, _| Reply::Ok);
+    assert_eq!(sim.status("qa"), E::Failed);
+    assert_eq!(
+        sim.env("qa").message,
+        "sync failed: Argo CD reports the application Degraded"
+    );
+    assert_eq!(sim.step_status("qa", StepKind::PostAction), S::Skipped);
+    assert_eq!(sim.status("prod"), E::Skipped);
+    // A finished step takes no more progress.
+    assert!(sim.r.step_progress(sync, "late").is_empty());
 }

@@ -384,6 +384,38 @@ impl Git {
         })
     }
 
+    /// Whether `ancestor` is `descendant` or one of its ancestors in the
+    /// repository at `url` (`git merge-base --is-ancestor`): a later commit
+    /// that contains a promoted one deploys it too. Both are full or
+    /// abbreviated ids, fetched into the cache when missing; a commit the
+    /// repository does not have is `NotFound`.
+    pub async fn is_ancestor(
+        &self,
+        url: &str,
+        ancestor: &str,
+        descendant: &str,
+    ) -> Result<bool, GitError> {
+        url::check_sha(ancestor).map_err(GitError::Invalid)?;
+        url::check_sha(descendant).map_err(GitError::Invalid)?;
+        let repo = self.repo(url)?;
+        self.ensure_commit(&repo, ancestor).await?;
+        let git_dir = self.ensure_commit(&repo, descendant).await?;
+        let out = self
+            .run(self.inner.invocation(
+                Some(&git_dir),
+                ["merge-base", "--is-ancestor", ancestor, descendant],
+            ))
+            .await?;
+        // Exit 1 without a word: not an ancestor; anything said is an error.
+        if out.success {
+            Ok(true)
+        } else if out.stderr.trim().is_empty() {
+            Ok(false)
+        } else {
+            Err(out.error())
+        }
+    }
+
     /// The regular files under `dir` ("" = the root) at `commit`, by path
     /// relative to `dir`. A missing directory has no files. Symbolic links
     /// and submodules are left out. At most [`MAX_FILES`] files and
@@ -691,6 +723,18 @@ impl Git {
     pub fn credential_for(&self, url: &str) -> Result<Option<Credential>, GitError> {
         let repo = self.repo(url)?;
         Ok(self.inner.credential(&repo).cloned())
+    }
+
+    /// The credentials entry covering the API at `url` (an Argo CD
+    /// server), matched like a repository's (scheme, host, port, path
+    /// prefix) and under the same http:// rule; `None` when no entry
+    /// covers it or `url` is not an http(s) URL.
+    pub fn credential_for_api(&self, url: &str) -> Option<Credential> {
+        let parsed = ::url::Url::parse(url).ok()?;
+        if !matches!(parsed.scheme(), "https" | "http") {
+            return None;
+        }
+        self.inner.credential_at(&parsed).cloned()
     }
 
     /// Whether credentials may be sent over plain `http://`.
@@ -1386,11 +1430,17 @@ impl Inner {
             return None;
         }
         let parsed = ::url::Url::parse(&repo.raw).ok()?;
-        let cred = self.cfg.credentials.iter().find(|c| c.matches(&parsed))?;
-        if repo.transport == Transport::Http && !self.cfg.allow_insecure_http {
+        self.credential_at(&parsed)
+    }
+
+    /// The first credential matching `url`, unless it would travel over
+    /// plain http without `allow_insecure_http`.
+    fn credential_at(&self, url: &::url::Url) -> Option<&Credential> {
+        let cred = self.cfg.credentials.iter().find(|c| c.matches(url))?;
+        if url.scheme() == "http" && !self.cfg.allow_insecure_http {
             tracing::debug!(
-                host = %repo.host,
-                "not sending git credentials over http:// (allow insecure git http to send them)"
+                host = url.host_str().unwrap_or_default(),
+                "not sending credentials over http:// (allow insecure git http to send them)"
             );
             return None;
         }

@@ -24,6 +24,9 @@ pub struct Model {
     /// JSON `GitSource`; NULL: not Git-backed.
     #[sea_orm(column_type = "Text", nullable)]
     pub source: Option<String>,
+    /// JSON `ArgoCdApp`; NULL: no Argo CD application (no SYNC step).
+    #[sea_orm(column_type = "Text", nullable)]
+    pub argocd: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
