@@ -149,7 +149,18 @@ pub struct ServerConfig {
     /// for a merge or close.
     #[arg(long, env = "PROMOFLOW_PR_POLL_INTERVAL", value_parser = humantime::parse_duration, default_value = "30s")]
     pub pr_poll_interval: Duration,
+
+    /// A file holding the shared secret that signs Git webhook deliveries
+    /// (`POST /webhooks/github|gitea|gitlab` on the listen address). Without
+    /// it the secret is read from the `PROMOFLOW_WEBHOOK_SECRET` environment
+    /// variable; with neither, the webhook endpoints answer 503. Never a
+    /// flag value: a secret in argv is visible to every local user.
+    #[arg(long, env = "PROMOFLOW_WEBHOOK_SECRET_FILE")]
+    pub webhook_secret_file: Option<PathBuf>,
 }
+
+/// The environment variable that may hold the webhook secret itself.
+pub const WEBHOOK_SECRET_ENV: &str = "PROMOFLOW_WEBHOOK_SECRET";
 
 impl ServerConfig {
     /// The configured database URL, or the default SQLite file in `data_dir`
@@ -189,7 +200,45 @@ impl ServerConfig {
             // Tests that watch Git turn it on with a short interval.
             git_poll_interval: Duration::ZERO,
             pr_poll_interval: Duration::from_secs(30),
+            webhook_secret_file: None,
         }
+    }
+
+    /// The webhook secret: the contents of `--webhook-secret-file` (one
+    /// trailing newline dropped, as editors add it) or else the
+    /// `PROMOFLOW_WEBHOOK_SECRET` environment variable; `None` when neither
+    /// is set. An unreadable file or an empty secret is an error, so a
+    /// misconfigured server does not start with unsigned webhooks refused
+    /// for a reason nobody sees. The message never holds the secret.
+    pub fn webhook_secret(&self) -> Result<Option<Vec<u8>>, String> {
+        let secret = match &self.webhook_secret_file {
+            Some(path) => {
+                let mut bytes = std::fs::read(path).map_err(|e| {
+                    format!("--webhook-secret-file {}: {e}", path.display())
+                })?;
+                if bytes.ends_with(b"\n") {
+                    bytes.pop();
+                    if bytes.ends_with(b"\r") {
+                        bytes.pop();
+                    }
+                }
+                bytes
+            }
+            None => match std::env::var_os(WEBHOOK_SECRET_ENV) {
+                Some(v) => v.into_encoded_bytes(),
+                None => return Ok(None),
+            },
+        };
+        if secret.is_empty() {
+            return Err(format!(
+                "the webhook secret ({}) is empty",
+                match &self.webhook_secret_file {
+                    Some(p) => format!("--webhook-secret-file {}", p.display()),
+                    None => WEBHOOK_SECRET_ENV.to_string(),
+                }
+            ));
+        }
+        Ok(Some(secret))
     }
 
     /// The author of promotion commits, split into name and email.

@@ -14,6 +14,7 @@ pub mod release;
 pub mod render;
 pub mod status;
 pub mod template;
+pub mod webhook;
 
 use std::fmt;
 
