@@ -213,9 +213,8 @@ impl ServerConfig {
     pub fn webhook_secret(&self) -> Result<Option<Vec<u8>>, String> {
         let secret = match &self.webhook_secret_file {
             Some(path) => {
-                let mut bytes = std::fs::read(path).map_err(|e| {
-                    format!("--webhook-secret-file {}: {e}", path.display())
-                })?;
+                let mut bytes = std::fs::read(path)
+                    .map_err(|e| format!("--webhook-secret-file {}: {e}", path.display()))?;
                 if bytes.ends_with(b"\n") {
                     bytes.pop();
                     if bytes.ends_with(b"\r") {

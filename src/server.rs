@@ -120,10 +120,11 @@ pub async fn serve(
         .map_err(|e| Error::FailedPrecondition(e.to_string()))?;
     let webhook_secret = config.webhook_secret().map_err(Error::FailedPrecondition)?;
     if webhook_secret.is_none() {
-        tracing::info!("webhooks are off (no --webhook-secret-file or PROMOFLOW_WEBHOOK_SECRET): /webhooks/* answer 503");
+        tracing::info!(
+            "webhooks are off (no --webhook-secret-file or PROMOFLOW_WEBHOOK_SECRET): /webhooks/* answer 503"
+        );
     }
-    let engine =
-        crate::engine::Engine::new(store.clone(), git, &config, webhook_secret.is_some());
+    let engine = crate::engine::Engine::new(store.clone(), git, &config, webhook_secret.is_some());
     engine.recover().await?;
     let config = Arc::new(config);
     let ctx = Ctx {
@@ -201,9 +202,11 @@ pub async fn serve(
             ReleaseServiceServer,
             ReleaseApi::new(ctx.clone())
         ));
-    let routes = tonic::service::Routes::from(grpc.routes().into_axum_router().merge(
-        crate::api::webhooks::router(engine.clone(), webhook_secret),
-    ));
+    let routes = tonic::service::Routes::from(
+        grpc.routes()
+            .into_axum_router()
+            .merge(crate::api::webhooks::router(engine.clone(), webhook_secret)),
+    );
     let counted = engine.clone();
     let server = tonic::transport::Server::builder()
         // Webhooks come over HTTP/1.1 too; gRPC stays HTTP/2 (the

@@ -235,10 +235,18 @@ mod tests {
             Ok(())
         );
         assert_eq!(
-            verify(Forge::Gitea, b"s3cret", Some(hex.to_uppercase().as_bytes()), body),
+            verify(
+                Forge::Gitea,
+                b"s3cret",
+                Some(hex.to_uppercase().as_bytes()),
+                body
+            ),
             Ok(())
         );
-        assert_eq!(verify(Forge::GitLab, b"s3cret", Some(b"s3cret"), body), Ok(()));
+        assert_eq!(
+            verify(Forge::GitLab, b"s3cret", Some(b"s3cret"), body),
+            Ok(())
+        );
         // Wrong secret, wrong body, wrong shape, absent.
         let mismatch = |f: Forge| Err(SignatureError::Mismatch(f.signature_header()));
         assert_eq!(
@@ -289,7 +297,8 @@ mod tests {
                 branch: "rel/1".into()
             })
         );
-        let pr = br#"{"action":"closed","number":7,"repository":{"clone_url":"https://h/o/r.git"}}"#;
+        let pr =
+            br#"{"action":"closed","number":7,"repository":{"clone_url":"https://h/o/r.git"}}"#;
         assert_eq!(
             parse(Forge::GitHub, Some("pull_request"), pr),
             Ok(Delivery::PullRequest {
