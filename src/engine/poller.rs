@@ -150,18 +150,12 @@ pub(super) fn spawn(engine: Engine) {
 
 async fn run(engine: Engine, every: Duration) {
     let shutdown = engine.inner.shutdown.clone();
-    // Zero: no interval, only webhooks (a period that never comes).
-    let period = if every.is_zero() {
-        Duration::from_secs(100 * 365 * 24 * 3600)
-    } else {
-        every
-    };
-    let mut tick = tokio::time::interval(period);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    if every.is_zero() {
-        // The first tick of an interval is immediate; skip it.
-        tick.reset();
-    }
+    // None: no interval, only webhooks.
+    let mut tick = (!every.is_zero()).then(|| {
+        let mut t = tokio::time::interval(every);
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        t
+    });
     let wakes = &engine.inner.git_wakes;
     // What failed at the last poll, per (product, environment): a failure
     // is warned about when it starts or changes, not every interval.
@@ -169,7 +163,14 @@ async fn run(engine: Engine, every: Duration) {
     loop {
         // None: every watched branch; Some: those webhooks named.
         let only = tokio::select! {
-            _ = tick.tick() => None,
+            _ = async {
+                match tick.as_mut() {
+                    Some(t) => {
+                        t.tick().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            } => None,
             _ = wakes.bell.notified() => Some(wakes.take()),
             _ = shutdown.cancelled() => return,
         };
