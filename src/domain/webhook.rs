@@ -93,7 +93,7 @@ pub fn verify(
 
 /// The hex signature in `s`, or `None` when it is not hex.
 fn decode_hex(s: &[u8]) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     let digit = |c: u8| match c {
