@@ -266,6 +266,22 @@ mod tests {
 
     use super::*;
 
+    #[test]
+    fn the_webhook_secret_comes_from_its_file_without_the_trailing_newline() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = ServerConfig::for_tests("sqlite::memory:".into());
+        let file = dir.path().join("secret");
+        std::fs::write(&file, "s3cret\r\n").unwrap();
+        c.webhook_secret_file = Some(file.clone());
+        assert_eq!(c.webhook_secret().unwrap().as_deref(), Some(&b"s3cret"[..]));
+        std::fs::write(&file, "\n").unwrap();
+        let empty = c.webhook_secret().unwrap_err();
+        assert!(empty.contains("is empty"), "{empty}");
+        c.webhook_secret_file = Some(dir.path().join("missing"));
+        let missing = c.webhook_secret().unwrap_err();
+        assert!(missing.starts_with("--webhook-secret-file"), "{missing}");
+    }
+
     #[derive(Parser)]
     struct Cli {
         #[command(flatten)]

@@ -84,6 +84,8 @@ struct Answer {
     status: StatusCode,
     body: serde_json::Value,
     repository: String,
+    /// What the log line adds (an internal error), never sent back.
+    detail: String,
 }
 
 fn refuse(status: StatusCode, why: impl std::fmt::Display) -> Answer {
@@ -91,6 +93,7 @@ fn refuse(status: StatusCode, why: impl std::fmt::Display) -> Answer {
         status,
         body: json!({"result": "refused", "error": why.to_string()}),
         repository: String::new(),
+        detail: String::new(),
     }
 }
 
@@ -110,7 +113,7 @@ async fn deliver(
     let a = answer(h, forge, headers, body, &event).await;
     let result = a.body["result"].as_str().unwrap_or("");
     if a.status.is_client_error() || a.status.is_server_error() {
-        tracing::warn!(forge = forge.name(), event = %event, status = a.status.as_u16(), result, error = a.body["error"].as_str().unwrap_or(""), "webhook delivery refused");
+        tracing::warn!(forge = forge.name(), event = %event, repository = %a.repository, status = a.status.as_u16(), result, error = a.body["error"].as_str().unwrap_or(""), detail = %a.detail, "webhook delivery refused");
     } else {
         tracing::info!(forge = forge.name(), event = %event, repository = %a.repository, status = a.status.as_u16(), result, matched = ?a.body.get("matched"), woken = ?a.body.get("woken"), "webhook delivery");
     }
@@ -159,6 +162,7 @@ async fn answer(
             status: StatusCode::ACCEPTED,
             body: json!({"result": "ignored", "reason": why}),
             repository: String::new(),
+            detail: String::new(),
         },
         Delivery::Push { repo_urls, branch } => {
             let repository = repo_urls.first().cloned().unwrap_or_default();
@@ -167,15 +171,14 @@ async fn answer(
                     status: StatusCode::ACCEPTED,
                     body: json!({"result": if matched > 0 { "accepted" } else { "ignored" }, "event": "push", "branch": branch, "matched": matched}),
                     repository,
+                    detail: String::new(),
                 },
-                Err(e) => {
-                    tracing::warn!(error = %e, "matching a push webhook to watched applications failed");
-                    Answer {
-                        status: StatusCode::SERVICE_UNAVAILABLE,
-                        body: json!({"result": "failed", "error": "the store is unavailable; deliver again later"}),
-                        repository,
-                    }
-                }
+                Err(e) => Answer {
+                    status: StatusCode::SERVICE_UNAVAILABLE,
+                    body: json!({"result": "failed", "error": "the store is unavailable; deliver again later"}),
+                    repository,
+                    detail: e.to_string(),
+                },
             }
         }
         Delivery::PullRequest { repo_urls, number } => {
@@ -185,6 +188,7 @@ async fn answer(
                 status: StatusCode::ACCEPTED,
                 body: json!({"result": if woken > 0 { "accepted" } else { "ignored" }, "event": "pull_request", "number": number, "woken": woken}),
                 repository,
+                detail: String::new(),
             }
         }
     }
