@@ -161,7 +161,18 @@ pub struct ServerConfig {
     /// environment ("Argo CD did not report … within …").
     #[arg(long, env = "PROMOFLOW_SYNC_TIMEOUT", value_parser = humantime::parse_duration, default_value = "10m")]
     pub sync_timeout: Duration,
+
+    /// A file holding the shared secret that signs Git webhook deliveries
+    /// (`POST /webhooks/github|gitea|gitlab` on the listen address). Without
+    /// it the secret is read from the `PROMOFLOW_WEBHOOK_SECRET` environment
+    /// variable; with neither, the webhook endpoints answer 503. Never a
+    /// flag value: a secret in argv is visible to every local user.
+    #[arg(long, env = "PROMOFLOW_WEBHOOK_SECRET_FILE")]
+    pub webhook_secret_file: Option<PathBuf>,
 }
+
+/// The environment variable that may hold the webhook secret itself.
+pub const WEBHOOK_SECRET_ENV: &str = "PROMOFLOW_WEBHOOK_SECRET";
 
 impl ServerConfig {
     /// The configured database URL, or the default SQLite file in `data_dir`
@@ -204,7 +215,44 @@ impl ServerConfig {
             sync_poll_interval: Duration::from_secs(5),
             sync_hold: Duration::from_secs(5),
             sync_timeout: Duration::from_secs(600),
+            webhook_secret_file: None,
         }
+    }
+
+    /// The webhook secret: the contents of `--webhook-secret-file` (one
+    /// trailing newline dropped, as editors add it) or else the
+    /// `PROMOFLOW_WEBHOOK_SECRET` environment variable; `None` when neither
+    /// is set. An unreadable file or an empty secret is an error, so a
+    /// misconfigured server does not start with unsigned webhooks refused
+    /// for a reason nobody sees. The message never holds the secret.
+    pub fn webhook_secret(&self) -> Result<Option<Vec<u8>>, String> {
+        let secret = match &self.webhook_secret_file {
+            Some(path) => {
+                let mut bytes = std::fs::read(path)
+                    .map_err(|e| format!("--webhook-secret-file {}: {e}", path.display()))?;
+                if bytes.ends_with(b"\n") {
+                    bytes.pop();
+                    if bytes.ends_with(b"\r") {
+                        bytes.pop();
+                    }
+                }
+                bytes
+            }
+            None => match std::env::var_os(WEBHOOK_SECRET_ENV) {
+                Some(v) => v.into_encoded_bytes(),
+                None => return Ok(None),
+            },
+        };
+        if secret.is_empty() {
+            return Err(format!(
+                "the webhook secret ({}) is empty",
+                match &self.webhook_secret_file {
+                    Some(p) => format!("--webhook-secret-file {}", p.display()),
+                    None => WEBHOOK_SECRET_ENV.to_string(),
+                }
+            ));
+        }
+        Ok(Some(secret))
     }
 
     /// The author of promotion commits, split into name and email.
@@ -232,6 +280,22 @@ mod tests {
     use clap::Parser;
 
     use super::*;
+
+    #[test]
+    fn the_webhook_secret_comes_from_its_file_without_the_trailing_newline() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = ServerConfig::for_tests("sqlite::memory:".into());
+        let file = dir.path().join("secret");
+        std::fs::write(&file, "s3cret\r\n").unwrap();
+        c.webhook_secret_file = Some(file.clone());
+        assert_eq!(c.webhook_secret().unwrap().as_deref(), Some(&b"s3cret"[..]));
+        std::fs::write(&file, "\n").unwrap();
+        let empty = c.webhook_secret().unwrap_err();
+        assert!(empty.contains("is empty"), "{empty}");
+        c.webhook_secret_file = Some(dir.path().join("missing"));
+        let missing = c.webhook_secret().unwrap_err();
+        assert!(missing.starts_with("--webhook-secret-file"), "{missing}");
+    }
 
     #[derive(Parser)]
     struct Cli {

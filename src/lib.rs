@@ -19,8 +19,11 @@
 //!   that COMMIT promotions write with.
 //! - `api`: tonic handlers — decode, call the domain/engine/store, encode.
 //!   Only `api`, [`server`] and [`cli`] name tonic types; errors become a
-//!   `tonic::Status` in exactly one place ([`error`]).
-//! - [`server`]: wiring — services, health, reflection, graceful shutdown.
+//!   `tonic::Status` in exactly one place ([`error`]). `api::webhooks`
+//!   receives Git webhooks (plain HTTP on the same port) and hands pushes
+//!   to the poller and pull-request events to the waits on them.
+//! - [`server`]: wiring — services and webhook routes on one router,
+//!   health, reflection, graceful shutdown.
 //!
 //! `docs/architecture.md` follows one release from trigger to `SUCCEEDED`
 //! through these modules.

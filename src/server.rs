@@ -118,7 +118,13 @@ pub async fn serve(
     let git = crate::engine::git::Git::new(git_config(&config)?)
         .await
         .map_err(|e| Error::FailedPrecondition(e.to_string()))?;
-    let engine = crate::engine::Engine::new(store.clone(), git, &config);
+    let webhook_secret = config.webhook_secret().map_err(Error::FailedPrecondition)?;
+    if webhook_secret.is_none() {
+        tracing::info!(
+            "webhooks are off (no --webhook-secret-file or PROMOFLOW_WEBHOOK_SECRET): /webhooks/* answer 503"
+        );
+    }
+    let engine = crate::engine::Engine::new(store.clone(), git, &config, webhook_secret.is_some());
     engine.recover().await?;
     let config = Arc::new(config);
     let ctx = Ctx {
@@ -171,19 +177,12 @@ pub async fn serve(
     // and how many releases it drives: `grpcurl -v … Health/Check` shows it.
     let replica = http::HeaderValue::from_str(engine.replica_id())
         .unwrap_or_else(|_| http::HeaderValue::from_static("invalid-id"));
-    let counted = engine.clone();
-    let server = tonic::transport::Server::builder()
-        .layer(tower_http::set_header::SetResponseHeaderLayer::overriding(
-            http::HeaderName::from_static("promoflow-replica"),
-            move |_: &http::Response<tonic::body::Body>| Some(replica.clone()),
-        ))
-        .layer(tower_http::set_header::SetResponseHeaderLayer::overriding(
-            http::HeaderName::from_static("promoflow-leases"),
-            move |_: &http::Response<tonic::body::Body>| {
-                Some(http::HeaderValue::from(counted.leases_held()))
-            },
-        ))
-        .add_service(health_service)
+    // The gRPC services and the webhook routes share one axum router
+    // (tonic's `Routes` is one): gRPC paths are `/<package.Service>/<method>`,
+    // webhooks `/webhooks/<forge>`, so they never overlap, and anything else
+    // gets tonic's UNIMPLEMENTED.
+    let mut grpc = tonic::service::Routes::builder();
+    grpc.add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(configured!(
@@ -202,7 +201,28 @@ pub async fn serve(
         .add_service(configured!(
             ReleaseServiceServer,
             ReleaseApi::new(ctx.clone())
+        ));
+    let routes = tonic::service::Routes::from(
+        grpc.routes()
+            .into_axum_router()
+            .merge(crate::api::webhooks::router(engine.clone(), webhook_secret)),
+    );
+    let counted = engine.clone();
+    let server = tonic::transport::Server::builder()
+        // Webhooks come over HTTP/1.1 too; gRPC stays HTTP/2 (the
+        // connection's preface says which).
+        .accept_http1(true)
+        .layer(tower_http::set_header::SetResponseHeaderLayer::overriding(
+            http::HeaderName::from_static("promoflow-replica"),
+            move |_: &http::Response<tonic::body::Body>| Some(replica.clone()),
         ))
+        .layer(tower_http::set_header::SetResponseHeaderLayer::overriding(
+            http::HeaderName::from_static("promoflow-leases"),
+            move |_: &http::Response<tonic::body::Body>| {
+                Some(http::HeaderValue::from(counted.leases_held()))
+            },
+        ))
+        .add_routes(routes)
         // TCP_NODELAY on every accepted connection. A listener we bind ourselves
         // (for port 0) does not get tonic's default; without it Nagle's
         // algorithm holds the last segment of a response that spans several

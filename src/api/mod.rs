@@ -8,6 +8,7 @@ pub mod flow;
 pub mod product;
 pub mod release;
 pub mod template;
+pub mod webhooks;
 pub mod workflow;
 
 pub use convert::*;

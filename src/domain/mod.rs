@@ -15,6 +15,7 @@ pub mod render;
 pub mod status;
 pub mod sync;
 pub mod template;
+pub mod webhook;
 
 use std::fmt;
 

@@ -71,6 +71,11 @@ struct Inner {
     catch_up: Duration,
     /// How often watched Git sources are polled; zero: never.
     git_poll_interval: Duration,
+    /// Branches push webhooks asked the poller to poll now.
+    git_wakes: poller::Wakes,
+    /// Whether webhooks are on (a secret is configured): the poller then
+    /// runs even when `git_poll_interval` is zero.
+    webhooks: bool,
     shutdown: CancellationToken,
     workers: tokio_util::task::TaskTracker,
 }
@@ -81,7 +86,8 @@ impl Engine {
         &self.inner.git
     }
 
-    pub fn new(store: Store, git: git::Git, config: &ServerConfig) -> Self {
+    /// `webhooks_on`: a webhook secret is configured.
+    pub fn new(store: Store, git: git::Git, config: &ServerConfig, webhooks_on: bool) -> Self {
         let backend = store.backend();
         Self {
             inner: Arc::new(Inner {
@@ -116,10 +122,25 @@ impl Engine {
                     .unwrap_or_else(|_| chrono::Duration::seconds(15)),
                 catch_up: config.catch_up_interval,
                 git_poll_interval: config.git_poll_interval,
+                git_wakes: poller::Wakes::default(),
+                webhooks: webhooks_on,
                 shutdown: CancellationToken::new(),
                 workers: tokio_util::task::TaskTracker::new(),
             }),
         }
+    }
+
+    /// Wakes the waits on pull request `number` of the repository at any of
+    /// `repo_urls` that run on this replica (a pull-request webhook); how
+    /// many woke.
+    pub(crate) fn wake_pull_request(&self, repo_urls: &[String], number: i64) -> usize {
+        let git = &self.inner.git;
+        let mut seen = std::collections::BTreeSet::new();
+        repo_urls
+            .iter()
+            .filter(|u| seen.insert(git.normalize(u).unwrap_or_else(|| u.to_string())))
+            .filter(|u| self.inner.reviews.wake(u, number))
+            .count()
     }
 
     /// This replica's id (in leases and logs).

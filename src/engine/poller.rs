@@ -30,6 +30,14 @@
 //!   is marked seen anyway, so it is not retried forever, and the reason is
 //!   logged as a warning. The next commit is judged afresh.
 //!
+//! - **A push webhook** (`api::webhooks`) asks for an immediate poll of the
+//!   applications watching the pushed repository and branch
+//!   ([`Engine::poll_pushed`]): they are handed to this same loop, which
+//!   polls them between its intervals exactly as it polls at an interval,
+//!   so a commit seen by both starts one release. An application never
+//!   seen before is first seen by whichever comes first, an interval or a
+//!   delivery: that one remembers the tip and starts nothing.
+//!
 //! The last seen commit is stored (`store::watches`) and advanced by a
 //! compare-and-set in the transaction that records the deployment or
 //! creates the release: a restart neither starts a second release for a
@@ -37,7 +45,10 @@
 //! polling one store exactly one starts the release of a commit.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Mutex;
 use std::time::Duration;
+
+use tokio::sync::Notify;
 
 use futures::StreamExt;
 
@@ -64,10 +75,70 @@ struct Target {
 /// A poll that could not finish; the next one tries again.
 type Retry = String;
 
-/// Starts the poller (stopped at shutdown) unless polling is off.
+/// (repository URL, branch) of watched sources, as the applications name
+/// them.
+type Branch = (String, String);
+
+/// The branches webhooks asked to poll now, for the poller's loop.
+#[derive(Default)]
+pub(super) struct Wakes {
+    pending: Mutex<BTreeSet<Branch>>,
+    bell: Notify,
+}
+
+impl Wakes {
+    fn ring(&self, branches: impl IntoIterator<Item = Branch>) {
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(branches);
+        // A permit is kept when the poller is busy: it polls again after.
+        self.bell.notify_one();
+    }
+
+    fn take(&self) -> BTreeSet<Branch> {
+        std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+impl Engine {
+    /// A push of `branch` to the repository reachable at any of
+    /// `repo_urls`: the watched applications of that repository and branch
+    /// are polled at once by the poller's loop (after this returns).
+    /// Returns how many watched applications matched.
+    pub(crate) async fn poll_pushed(
+        &self,
+        repo_urls: &[String],
+        branch: &str,
+    ) -> crate::error::Result<usize> {
+        let git = &self.inner.git;
+        let wanted: BTreeSet<String> = repo_urls.iter().filter_map(|u| git.normalize(u)).collect();
+        let matched: Vec<Target> = targets(self)
+            .await?
+            .into_iter()
+            .filter(|t| {
+                t.source.branch == branch
+                    && git
+                        .normalize(&t.source.repo_url)
+                        .is_some_and(|n| wanted.contains(&n))
+            })
+            .collect();
+        if !matched.is_empty() {
+            self.inner.git_wakes.ring(
+                matched
+                    .iter()
+                    .map(|t| (t.source.repo_url.clone(), t.source.branch.clone())),
+            );
+        }
+        Ok(matched.len())
+    }
+}
+
+/// Starts the poller (stopped at shutdown) unless both polling and
+/// webhooks are off. With webhooks only, it polls when a push arrives.
 pub(super) fn spawn(engine: Engine) {
     let every = engine.inner.git_poll_interval;
-    if every.is_zero() {
+    if every.is_zero() && !engine.inner.webhooks {
         return;
     }
     let poller = engine.clone();
@@ -79,20 +150,34 @@ pub(super) fn spawn(engine: Engine) {
 
 async fn run(engine: Engine, every: Duration) {
     let shutdown = engine.inner.shutdown.clone();
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // None: no interval, only webhooks.
+    let mut tick = (!every.is_zero()).then(|| {
+        let mut t = tokio::time::interval(every);
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        t
+    });
+    let wakes = &engine.inner.git_wakes;
     // What failed at the last poll, per (product, environment): a failure
     // is warned about when it starts or changes, not every interval.
     let mut failing: HashMap<(String, String), Retry> = HashMap::new();
     loop {
-        tokio::select! {
-            _ = tick.tick() => {}
+        // None: every watched branch; Some: those webhooks named.
+        let only = tokio::select! {
+            _ = async {
+                match tick.as_mut() {
+                    Some(t) => {
+                        t.tick().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            } => None,
+            _ = wakes.bell.notified() => Some(wakes.take()),
             _ = shutdown.cancelled() => return,
-        }
+        };
         // Dropping a poll on shutdown kills its git processes and rolls
         // back its transaction: the commit is seen again at the next start.
         let results = tokio::select! {
-            r = poll_all(&engine) => r,
+            r = poll_all(&engine, only.as_ref()) => r,
             _ = shutdown.cancelled() => return,
         };
         let results = match results {
@@ -102,8 +187,18 @@ async fn run(engine: Engine, every: Duration) {
                 continue;
             }
         };
-        // Rebuilt each round: an application no longer watched is forgotten.
-        let mut still_failing = HashMap::new();
+        // Rebuilt each full round: an application no longer watched is
+        // forgotten. A webhook's round keeps the others' failures.
+        let mut still_failing = if only.is_some() {
+            let polled: BTreeSet<_> = results.iter().map(|(k, _)| k.clone()).collect();
+            failing
+                .iter()
+                .filter(|(k, _)| !polled.contains(*k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        } else {
+            HashMap::new()
+        };
         for (key, result) in results {
             let (product, environment) = (&key.0, &key.1);
             let before = failing.remove(&key);
@@ -126,14 +221,19 @@ async fn run(engine: Engine, every: Duration) {
     }
 }
 
-/// Polls every watched application, one fetch per (repository, branch).
+/// Polls every watched application (or those on the branches `only`
+/// names), one fetch per (repository, branch).
 async fn poll_all(
     engine: &Engine,
+    only: Option<&BTreeSet<Branch>>,
 ) -> crate::error::Result<Vec<((String, String), Result<(), Retry>)>> {
     let targets = targets(engine).await?;
-    let mut by_branch: BTreeMap<(String, String), Vec<Target>> = BTreeMap::new();
+    let mut by_branch: BTreeMap<Branch, Vec<Target>> = BTreeMap::new();
     for t in targets {
         let key = (t.source.repo_url.clone(), t.source.branch.clone());
+        if only.is_some_and(|o| !o.contains(&key)) {
+            continue;
+        }
         by_branch.entry(key).or_default().push(t);
     }
     let results = futures::stream::iter(by_branch)

@@ -453,7 +453,6 @@ impl Wakers {
 
     /// Wakes the wait on pull request `number` of `repo_url`, if one runs
     /// here (the hook point for pull-request webhooks). True when one did.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn wake(&self, repo_url: &str, number: i64) -> bool {
         let bells = self.bells.lock().unwrap_or_else(|e| e.into_inner());
         match bells

@@ -326,6 +326,15 @@ impl Git {
         url::parse(url, self.inner.cfg.allow_local).map(|_| ())
     }
 
+    /// The normalized form of a repository URL (lowercase host, no
+    /// trailing `/` or `.git`), as caches and comparisons use it; `None`
+    /// for a URL promoflow would refuse.
+    pub fn normalize(&self, url: &str) -> Option<String> {
+        url::parse(url, self.inner.cfg.allow_local)
+            .ok()
+            .map(|u| u.normalized)
+    }
+
     /// Fetches `branch` (empty: the remote's default branch) into the
     /// cached repository of `url`; returns the branch and its tip.
     pub async fn tip(&self, url: &str, branch: &str) -> Result<Tip, GitError> {
