@@ -407,3 +407,31 @@ async fn two_replicas_start_exactly_one_release_per_commit() {
     drop(b);
     drop(a);
 }
+
+/// A flow whose steps write nothing to Git (action NONE) is still started
+/// by a push to its trigger application: the release records the commit.
+#[tokio::test]
+async fn a_flow_that_writes_nothing_to_git_is_started_by_a_push_too() {
+    let repo = Repo::start().await;
+    let server = TestServer::start_with(|c| repo.config(c, "cache", FAST)).await;
+    seed(&server, &repo.url).await;
+    create_flow(&server, flow("record", "dev", vec![step("qa", &["dev"])]))
+        .await
+        .expect("create flow");
+    change_product(&server, "shop", |p| {
+        p.promotion_flows[0].flow = "record".into();
+    })
+    .await;
+    wait_watched(&server.db.url, &repo.tip()).await;
+
+    let sha = repo.push_dev("1.1.0");
+    let r = wait_release_of(&server, &sha).await;
+    assert_eq!((r.flow.as_str(), r.version.as_str()), ("record", "1.1.0"));
+    let done = wait_final(&server, &r.id).await;
+    assert_eq!(status(&done), pb::ReleaseStatus::Succeeded, "{done:?}");
+    assert_eq!(
+        repo.git.read(REPO, "main", "apps/qa/values.yaml"),
+        values("qa", "1.0.0"),
+        "NONE writes nothing"
+    );
+}

@@ -64,6 +64,7 @@ impl ReleaseService for ReleaseApi {
                 initiator: req.initiator,
                 message: req.message,
                 source_commit: req.source_commit,
+                observed: false,
             })
             .await?;
         Ok(Response::new(pb::TriggerReleaseResponse {

@@ -39,6 +39,10 @@ pub struct TriggerRequest {
     /// The trigger application's commit to promote from; empty = its
     /// branch's tip.
     pub source_commit: String,
+    /// `source_commit` was seen on the branch (a release Git started), not
+    /// asked for: a flow that writes nothing to Git records it instead of
+    /// refusing it.
+    pub observed: bool,
 }
 
 /// Who reported a deployment.
@@ -176,6 +180,7 @@ impl Engine {
             request_id: String::new(),
             initiator: initiator.into(),
             message: c.message.clone(),
+            observed: !source_commit.is_empty(),
             source_commit,
         };
         let (release, app) = self.create(&req, &flow, &p, Some(deployment)).await?;
@@ -215,7 +220,7 @@ impl Engine {
                 flow.spec.name
             )));
         }
-        let resolved = self.resolve_git(flow, product, &req.source_commit).await?;
+        let resolved = self.resolve_git(flow, product, req).await?;
         let git_version = resolved.as_ref().and_then(|g| g.version.clone());
         let version = match (req.version.as_str(), git_version) {
             // The trigger application's Git files say which version it runs:
@@ -329,13 +334,14 @@ impl Engine {
     /// What a release of `flow` promotes, read from the trigger
     /// application's Git source once, now: `None` when no step of the flow
     /// writes to Git or the trigger application is not Git-backed (then a
-    /// requested `at` commit is the caller's mistake).
+    /// `source_commit` the caller asked for is the caller's mistake).
     async fn resolve_git(
         &self,
         flow: &StoredFlow,
         product: &Product,
-        at: &str,
+        req: &TriggerRequest,
     ) -> Result<Option<promote::Resolved>> {
+        let at = req.source_commit.as_str();
         let writes_git = flow
             .spec
             .steps
@@ -344,7 +350,7 @@ impl Engine {
         let trigger = product.application(&flow.spec.trigger_environment);
         let source = trigger.and_then(|app| Some((app, app.source.as_ref()?)));
         let (Some((app, source)), true) = (source, writes_git) else {
-            if !at.is_empty() {
+            if !at.is_empty() && !req.observed {
                 return Err(Error::FailedPrecondition(format!(
                     "source_commit {at:?} was given, but releases of flow {:?} for product {:?} do not promote through Git (no COMMIT or PULL_REQUEST step, or the trigger application has no Git source)",
                     flow.spec.name, product.name
