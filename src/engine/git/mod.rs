@@ -375,13 +375,7 @@ impl Git {
                 tip.branch, repo.raw
             )));
         }
-        let ancestor = self
-            .run(self.inner.invocation(
-                Some(&git_dir),
-                ["merge-base", "--is-ancestor", &full, &tip.sha],
-            ))
-            .await?;
-        if !ancestor.success {
+        if !self.is_ancestor(url, &full, &tip.sha).await? {
             return Err(GitError::NotFound(format!(
                 "commit {commit} is not on branch {} of {}",
                 tip.branch, repo.raw
