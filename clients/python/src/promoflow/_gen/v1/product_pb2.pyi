@@ -64,20 +64,30 @@ class Commit(_message.Message):
     def __init__(self, sha: _Optional[str] = ..., message: _Optional[str] = ..., author: _Optional[str] = ..., revision: _Optional[str] = ...) -> None: ...
 
 class Application(_message.Message):
-    __slots__ = ("environment", "name", "version", "last_commit", "update_time", "source")
+    __slots__ = ("environment", "name", "version", "last_commit", "update_time", "source", "argocd")
     ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     LAST_COMMIT_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
+    ARGOCD_FIELD_NUMBER: _ClassVar[int]
     environment: str
     name: str
     version: str
     last_commit: Commit
     update_time: _timestamp_pb2.Timestamp
     source: GitSource
-    def __init__(self, environment: _Optional[str] = ..., name: _Optional[str] = ..., version: _Optional[str] = ..., last_commit: _Optional[_Union[Commit, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., source: _Optional[_Union[GitSource, _Mapping]] = ...) -> None: ...
+    argocd: ArgoCdApp
+    def __init__(self, environment: _Optional[str] = ..., name: _Optional[str] = ..., version: _Optional[str] = ..., last_commit: _Optional[_Union[Commit, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., source: _Optional[_Union[GitSource, _Mapping]] = ..., argocd: _Optional[_Union[ArgoCdApp, _Mapping]] = ...) -> None: ...
+
+class ArgoCdApp(_message.Message):
+    __slots__ = ("server", "name")
+    SERVER_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    server: str
+    name: str
+    def __init__(self, server: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
 
 class GitSource(_message.Message):
     __slots__ = ("repo_url", "branch", "path")

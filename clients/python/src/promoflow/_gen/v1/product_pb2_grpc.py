@@ -218,7 +218,7 @@ class ProductServiceServicer:
         (Codefresh finds a product's applications through Argo CD annotations),
         so the applications travel in the annotation `promoflow.io/applications`:
         a YAML list of `{environment, name, version, source: {repoURL,
-        targetRevision, path}}` held as a string, which keeps the document a
+        targetRevision, path}, argocd: {server, name}}` held as a string, which keeps the document a
         valid Codefresh resource. Unknown fields (and other annotations) are
         errors naming the field, never dropped. The product is then validated
         exactly as by CreateProduct / UpdateProduct.

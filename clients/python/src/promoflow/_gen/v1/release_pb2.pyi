@@ -53,6 +53,7 @@ class StepKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     STEP_KIND_POST_ACTION: _ClassVar[StepKind]
     STEP_KIND_ON_SUCCESS: _ClassVar[StepKind]
     STEP_KIND_ON_FAIL: _ClassVar[StepKind]
+    STEP_KIND_SYNC: _ClassVar[StepKind]
 RELEASE_STATUS_UNSPECIFIED: ReleaseStatus
 RELEASE_STATUS_QUEUED: ReleaseStatus
 RELEASE_STATUS_RUNNING: ReleaseStatus
@@ -85,6 +86,7 @@ STEP_KIND_ACTION: StepKind
 STEP_KIND_POST_ACTION: StepKind
 STEP_KIND_ON_SUCCESS: StepKind
 STEP_KIND_ON_FAIL: StepKind
+STEP_KIND_SYNC: StepKind
 
 class StepRun(_message.Message):
     __slots__ = ("kind", "workflow", "status", "message", "start_time", "finish_time", "attempt", "commit_sha", "url", "pull_request_number")

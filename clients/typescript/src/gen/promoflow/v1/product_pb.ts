@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file promoflow/v1/product.proto.
  */
 export const file_promoflow_v1_product: GenFile = /*@__PURE__*/
-  fileDesc("Chpwcm9tb2Zsb3cvdjEvcHJvZHVjdC5wcm90bxIMcHJvbW9mbG93LnYxIkgKBkNvbW1pdBILCgNzaGEYASABKAkSDwoHbWVzc2FnZRgCIAEoCRIOCgZhdXRob3IYAyABKAkSEAoIcmV2aXNpb24YBCABKAkixgEKC0FwcGxpY2F0aW9uEhMKC2Vudmlyb25tZW50GAEgASgJEgwKBG5hbWUYAiABKAkSDwoHdmVyc2lvbhgDIAEoCRIpCgtsYXN0X2NvbW1pdBgEIAEoCzIULnByb21vZmxvdy52MS5Db21taXQSLwoLdXBkYXRlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEicKBnNvdXJjZRgGIAEoCzIXLnByb21vZmxvdy52MS5HaXRTb3VyY2UiOwoJR2l0U291cmNlEhAKCHJlcG9fdXJsGAEgASgJEg4KBmJyYW5jaBgCIAEoCRIMCgRwYXRoGAMgASgJIncKEVByb21vdGlvblRlbXBsYXRlEjMKDnZlcnNpb25fc291cmNlGAEgASgLMhsucHJvbW9mbG93LnYxLlZlcnNpb25Tb3VyY2USLQoJcHJvbW90aW9uGAIgAygLMhoucHJvbW9mbG93LnYxLlByb21vdGVkRmlsZSIwCg1WZXJzaW9uU291cmNlEgwKBGZpbGUYASABKAkSEQoJanNvbl9wYXRoGAIgASgJIjAKDFByb21vdGVkRmlsZRIMCgRmaWxlGAEgASgJEhIKCmpzb25fcGF0aHMYAiADKAkiewoPVHJpZ2dlclNlbGVjdG9yEiYKA2tleRgBIAEoDjIZLnByb21vZmxvdy52MS5TZWxlY3RvcktleRIwCghvcGVyYXRvchgCIAEoDjIeLnByb21vZmxvdy52MS5TZWxlY3Rvck9wZXJhdG9yEg4KBnZhbHVlcxgDIAMoCSJWChRQcm9kdWN0UHJvbW90aW9uRmxvdxIMCgRmbG93GAEgASgJEjAKCXNlbGVjdG9ycxgCIAMoCzIdLnByb21vZmxvdy52MS5UcmlnZ2VyU2VsZWN0b3IimgMKB1Byb2R1Y3QSDAoEbmFtZRgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCRIvCgxhcHBsaWNhdGlvbnMYAyADKAsyGS5wcm9tb2Zsb3cudjEuQXBwbGljYXRpb24SLgoLY29uY3VycmVuY3kYBCABKA4yGS5wcm9tb2Zsb3cudjEuQ29uY3VycmVuY3kSOwoPcHJvbW90aW9uX2Zsb3dzGAUgAygLMiIucHJvbW9mbG93LnYxLlByb2R1Y3RQcm9tb3Rpb25GbG93Eg8KB3ZlcnNpb24YBiABKAMSLwoLY3JlYXRlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI7ChJwcm9tb3Rpb25fdGVtcGxhdGUYCSABKAsyHy5wcm9tb2Zsb3cudjEuUHJvbW90aW9uVGVtcGxhdGUSHgoWcHJvbW90aW9uX3RlbXBsYXRlX3JlZhgKIAEoCSI+ChRDcmVhdGVQcm9kdWN0UmVxdWVzdBImCgdwcm9kdWN0GAEgASgLMhUucHJvbW9mbG93LnYxLlByb2R1Y3QiPwoVQ3JlYXRlUHJvZHVjdFJlc3BvbnNlEiYKB3Byb2R1Y3QYASABKAsyFS5wcm9tb2Zsb3cudjEuUHJvZHVjdCIhChFHZXRQcm9kdWN0UmVxdWVzdBIMCgRuYW1lGAEgASgJIjwKEkdldFByb2R1Y3RSZXNwb25zZRImCgdwcm9kdWN0GAEgASgLMhUucHJvbW9mbG93LnYxLlByb2R1Y3QiPAoTTGlzdFByb2R1Y3RzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCSJYChRMaXN0UHJvZHVjdHNSZXNwb25zZRInCghwcm9kdWN0cxgBIAMoCzIVLnByb21vZmxvdy52MS5Qcm9kdWN0EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJYChRVcGRhdGVQcm9kdWN0UmVxdWVzdBImCgdwcm9kdWN0GAEgASgLMhUucHJvbW9mbG93LnYxLlByb2R1Y3QSGAoQZXhwZWN0ZWRfdmVyc2lvbhgCIAEoAyI/ChVVcGRhdGVQcm9kdWN0UmVzcG9uc2USJgoHcHJvZHVjdBgBIAEoCzIVLnByb21vZmxvdy52MS5Qcm9kdWN0Ij4KFERlbGV0ZVByb2R1Y3RSZXF1ZXN0EgwKBG5hbWUYASABKAkSGAoQZXhwZWN0ZWRfdmVyc2lvbhgCIAEoAyIXChVEZWxldGVQcm9kdWN0UmVzcG9uc2UiigEKF1JlcG9ydERlcGxveW1lbnRSZXF1ZXN0Eg8KB3Byb2R1Y3QYASABKAkSEwoLZW52aXJvbm1lbnQYAiABKAkSDwoHdmVyc2lvbhgDIAEoCRIkCgZjb21taXQYBCABKAsyFC5wcm9tb2Zsb3cudjEuQ29tbWl0EhIKCnJlcXVlc3RfaWQYBSABKAkicgoYUmVwb3J0RGVwbG95bWVudFJlc3BvbnNlEi4KC2FwcGxpY2F0aW9uGAEgASgLMhkucHJvbW9mbG93LnYxLkFwcGxpY2F0aW9uEiYKB3JlbGVhc2UYAiABKAsyFS5wcm9tb2Zsb3cudjEuUmVsZWFzZSI1ChRJbXBvcnRQcm9kdWN0UmVxdWVzdBIMCgR5YW1sGAEgASgJEg8KB3JlcGxhY2UYAiABKAgiPwoVSW1wb3J0UHJvZHVjdFJlc3BvbnNlEiYKB3Byb2R1Y3QYASABKAsyFS5wcm9tb2Zsb3cudjEuUHJvZHVjdCIkChRFeHBvcnRQcm9kdWN0UmVxdWVzdBIMCgRuYW1lGAEgASgJIiUKFUV4cG9ydFByb2R1Y3RSZXNwb25zZRIMCgR5YW1sGAEgASgJIm4KGExhYmVsU2VsZWN0b3JSZXF1aXJlbWVudBILCgNrZXkYASABKAkSNQoIb3BlcmF0b3IYAiABKA4yIy5wcm9tb2Zsb3cudjEuTGFiZWxTZWxlY3Rvck9wZXJhdG9yEg4KBnZhbHVlcxgDIAMoCSLKAQoNTGFiZWxTZWxlY3RvchJCCgxtYXRjaF9sYWJlbHMYASADKAsyLC5wcm9tb2Zsb3cudjEuTGFiZWxTZWxlY3Rvci5NYXRjaExhYmVsc0VudHJ5EkEKEW1hdGNoX2V4cHJlc3Npb25zGAIgAygLMiYucHJvbW9mbG93LnYxLkxhYmVsU2VsZWN0b3JSZXF1aXJlbWVudBoyChBNYXRjaExhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEitQIKFk5hbWVkUHJvbW90aW9uVGVtcGxhdGUSDAoEbmFtZRgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCRIxCgh0ZW1wbGF0ZRgDIAEoCzIfLnByb21vZmxvdy52MS5Qcm9tb3Rpb25UZW1wbGF0ZRJAChthcHBsaWNhdGlvbl9zb3VyY2Vfc2VsZWN0b3IYBCABKAsyGy5wcm9tb2Zsb3cudjEuTGFiZWxTZWxlY3RvchIQCghwcmlvcml0eRgFIAEoAxIPCgd2ZXJzaW9uGAYgASgDEi8KC2NyZWF0ZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiYgoeQ3JlYXRlUHJvbW90aW9uVGVtcGxhdGVSZXF1ZXN0EkAKEnByb21vdGlvbl90ZW1wbGF0ZRgBIAEoCzIkLnByb21vZmxvdy52MS5OYW1lZFByb21vdGlvblRlbXBsYXRlImMKH0NyZWF0ZVByb21vdGlvblRlbXBsYXRlUmVzcG9uc2USQAoScHJvbW90aW9uX3RlbXBsYXRlGAEgASgLMiQucHJvbW9mbG93LnYxLk5hbWVkUHJvbW90aW9uVGVtcGxhdGUiKwobR2V0UHJvbW90aW9uVGVtcGxhdGVSZXF1ZXN0EgwKBG5hbWUYASABKAkiYAocR2V0UHJvbW90aW9uVGVtcGxhdGVSZXNwb25zZRJAChJwcm9tb3Rpb25fdGVtcGxhdGUYASABKAsyJC5wcm9tb2Zsb3cudjEuTmFtZWRQcm9tb3Rpb25UZW1wbGF0ZSJGCh1MaXN0UHJvbW90aW9uVGVtcGxhdGVzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCSJ8Ch5MaXN0UHJvbW90aW9uVGVtcGxhdGVzUmVzcG9uc2USQQoTcHJvbW90aW9uX3RlbXBsYXRlcxgBIAMoCzIkLnByb21vZmxvdy52MS5OYW1lZFByb21vdGlvblRlbXBsYXRlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJ8Ch5VcGRhdGVQcm9tb3Rpb25UZW1wbGF0ZVJlcXVlc3QSQAoScHJvbW90aW9uX3RlbXBsYXRlGAEgASgLMiQucHJvbW9mbG93LnYxLk5hbWVkUHJvbW90aW9uVGVtcGxhdGUSGAoQZXhwZWN0ZWRfdmVyc2lvbhgCIAEoAyJjCh9VcGRhdGVQcm9tb3Rpb25UZW1wbGF0ZVJlc3BvbnNlEkAKEnByb21vdGlvbl90ZW1wbGF0ZRgBIAEoCzIkLnByb21vZmxvdy52MS5OYW1lZFByb21vdGlvblRlbXBsYXRlIkgKHkRlbGV0ZVByb21vdGlvblRlbXBsYXRlUmVxdWVzdBIMCgRuYW1lGAEgASgJEhgKEGV4cGVjdGVkX3ZlcnNpb24YAiABKAMiIQofRGVsZXRlUHJvbW90aW9uVGVtcGxhdGVSZXNwb25zZSI/Ch5JbXBvcnRQcm9tb3Rpb25UZW1wbGF0ZVJlcXVlc3QSDAoEeWFtbBgBIAEoCRIPCgdyZXBsYWNlGAIgASgIImMKH0ltcG9ydFByb21vdGlvblRlbXBsYXRlUmVzcG9uc2USQAoScHJvbW90aW9uX3RlbXBsYXRlGAEgASgLMiQucHJvbW9mbG93LnYxLk5hbWVkUHJvbW90aW9uVGVtcGxhdGUiLgoeRXhwb3J0UHJvbW90aW9uVGVtcGxhdGVSZXF1ZXN0EgwKBG5hbWUYASABKAkiLwofRXhwb3J0UHJvbW90aW9uVGVtcGxhdGVSZXNwb25zZRIMCgR5YW1sGAEgASgJKlwKC0NvbmN1cnJlbmN5EhsKF0NPTkNVUlJFTkNZX1VOU1BFQ0lGSUVEEAASFQoRQ09OQ1VSUkVOQ1lfUVVFVUUQARIZChVDT05DVVJSRU5DWV9URVJNSU5BVEUQAiprCgtTZWxlY3RvcktleRIcChhTRUxFQ1RPUl9LRVlfVU5TUEVDSUZJRUQQABIfChtTRUxFQ1RPUl9LRVlfQ09NTUlUX01FU1NBR0UQARIdChlTRUxFQ1RPUl9LRVlfR0lUX1JFVklTSU9OEAIqbQoQU2VsZWN0b3JPcGVyYXRvchIhCh1TRUxFQ1RPUl9PUEVSQVRPUl9VTlNQRUNJRklFRBAAEhgKFFNFTEVDVE9SX09QRVJBVE9SX0lOEAESHAoYU0VMRUNUT1JfT1BFUkFUT1JfTk9UX0lOEAIq1AEKFUxhYmVsU2VsZWN0b3JPcGVyYXRvchInCiNMQUJFTF9TRUxFQ1RPUl9PUEVSQVRPUl9VTlNQRUNJRklFRBAAEh4KGkxBQkVMX1NFTEVDVE9SX09QRVJBVE9SX0lOEAESIgoeTEFCRUxfU0VMRUNUT1JfT1BFUkFUT1JfTk9UX0lOEAISIgoeTEFCRUxfU0VMRUNUT1JfT1BFUkFUT1JfRVhJU1RTEAMSKgomTEFCRUxfU0VMRUNUT1JfT1BFUkFUT1JfRE9FU19OT1RfRVhJU1QQBDKZDAoOUHJvZHVjdFNlcnZpY2USWAoNQ3JlYXRlUHJvZHVjdBIiLnByb21vZmxvdy52MS5DcmVhdGVQcm9kdWN0UmVxdWVzdBojLnByb21vZmxvdy52MS5DcmVhdGVQcm9kdWN0UmVzcG9uc2USTwoKR2V0UHJvZHVjdBIfLnByb21vZmxvdy52MS5HZXRQcm9kdWN0UmVxdWVzdBogLnByb21vZmxvdy52MS5HZXRQcm9kdWN0UmVzcG9uc2USVQoMTGlzdFByb2R1Y3RzEiEucHJvbW9mbG93LnYxLkxpc3RQcm9kdWN0c1JlcXVlc3QaIi5wcm9tb2Zsb3cudjEuTGlzdFByb2R1Y3RzUmVzcG9uc2USWAoNVXBkYXRlUHJvZHVjdBIiLnByb21vZmxvdy52MS5VcGRhdGVQcm9kdWN0UmVxdWVzdBojLnByb21vZmxvdy52MS5VcGRhdGVQcm9kdWN0UmVzcG9uc2USWAoNRGVsZXRlUHJvZHVjdBIiLnByb21vZmxvdy52MS5EZWxldGVQcm9kdWN0UmVxdWVzdBojLnByb21vZmxvdy52MS5EZWxldGVQcm9kdWN0UmVzcG9uc2USYQoQUmVwb3J0RGVwbG95bWVudBIlLnByb21vZmxvdy52MS5SZXBvcnREZXBsb3ltZW50UmVxdWVzdBomLnByb21vZmxvdy52MS5SZXBvcnREZXBsb3ltZW50UmVzcG9uc2USWAoNSW1wb3J0UHJvZHVjdBIiLnByb21vZmxvdy52MS5JbXBvcnRQcm9kdWN0UmVxdWVzdBojLnByb21vZmxvdy52MS5JbXBvcnRQcm9kdWN0UmVzcG9uc2USWAoNRXhwb3J0UHJvZHVjdBIiLnByb21vZmxvdy52MS5FeHBvcnRQcm9kdWN0UmVxdWVzdBojLnByb21vZmxvdy52MS5FeHBvcnRQcm9kdWN0UmVzcG9uc2USdgoXQ3JlYXRlUHJvbW90aW9uVGVtcGxhdGUSLC5wcm9tb2Zsb3cudjEuQ3JlYXRlUHJvbW90aW9uVGVtcGxhdGVSZXF1ZXN0Gi0ucHJvbW9mbG93LnYxLkNyZWF0ZVByb21vdGlvblRlbXBsYXRlUmVzcG9uc2USbQoUR2V0UHJvbW90aW9uVGVtcGxhdGUSKS5wcm9tb2Zsb3cudjEuR2V0UHJvbW90aW9uVGVtcGxhdGVSZXF1ZXN0GioucHJvbW9mbG93LnYxLkdldFByb21vdGlvblRlbXBsYXRlUmVzcG9uc2UScwoWTGlzdFByb21vdGlvblRlbXBsYXRlcxIrLnByb21vZmxvdy52MS5MaXN0UHJvbW90aW9uVGVtcGxhdGVzUmVxdWVzdBosLnByb21vZmxvdy52MS5MaXN0UHJvbW90aW9uVGVtcGxhdGVzUmVzcG9uc2USdgoXVXBkYXRlUHJvbW90aW9uVGVtcGxhdGUSLC5wcm9tb2Zsb3cudjEuVXBkYXRlUHJvbW90aW9uVGVtcGxhdGVSZXF1ZXN0Gi0ucHJvbW9mbG93LnYxLlVwZGF0ZVByb21vdGlvblRlbXBsYXRlUmVzcG9uc2USdgoXRGVsZXRlUHJvbW90aW9uVGVtcGxhdGUSLC5wcm9tb2Zsb3cudjEuRGVsZXRlUHJvbW90aW9uVGVtcGxhdGVSZXF1ZXN0Gi0ucHJvbW9mbG93LnYxLkRlbGV0ZVByb21vdGlvblRlbXBsYXRlUmVzcG9uc2USdgoXSW1wb3J0UHJvbW90aW9uVGVtcGxhdGUSLC5wcm9tb2Zsb3cudjEuSW1wb3J0UHJvbW90aW9uVGVtcGxhdGVSZXF1ZXN0Gi0ucHJvbW9mbG93LnYxLkltcG9ydFByb21vdGlvblRlbXBsYXRlUmVzcG9uc2USdgoXRXhwb3J0UHJvbW90aW9uVGVtcGxhdGUSLC5wcm9tb2Zsb3cudjEuRXhwb3J0UHJvbW90aW9uVGVtcGxhdGVSZXF1ZXN0Gi0ucHJvbW9mbG93LnYxLkV4cG9ydFByb21vdGlvblRlbXBsYXRlUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp, file_promoflow_v1_release]);
+  fileDesc("Chpwcm9tb2Zsb3cvdjEvcHJvZHVjdC5wcm90bxIMcHJvbW9mbG93LnYxIkgKBkNvbW1pdBILCgNzaGEYASABKAkSDwoHbWVzc2FnZRgCIAEoCRIOCgZhdXRob3IYAyABKAkSEAoIcmV2aXNpb24YBCABKAki7wEKC0FwcGxpY2F0aW9uEhMKC2Vudmlyb25tZW50GAEgASgJEgwKBG5hbWUYAiABKAkSDwoHdmVyc2lvbhgDIAEoCRIpCgtsYXN0X2NvbW1pdBgEIAEoCzIULnByb21vZmxvdy52MS5Db21taXQSLwoLdXBkYXRlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEicKBnNvdXJjZRgGIAEoCzIXLnByb21vZmxvdy52MS5HaXRTb3VyY2USJwoGYXJnb2NkGAcgASgLMhcucHJvbW9mbG93LnYxLkFyZ29DZEFwcCIpCglBcmdvQ2RBcHASDgoGc2VydmVyGAEgASgJEgwKBG5hbWUYAiABKAkiOwoJR2l0U291cmNlEhAKCHJlcG9fdXJsGAEgASgJEg4KBmJyYW5jaBgCIAEoCRIMCgRwYXRoGAMgASgJIncKEVByb21vdGlvblRlbXBsYXRlEjMKDnZlcnNpb25fc291cmNlGAEgASgLMhsucHJvbW9mbG93LnYxLlZlcnNpb25Tb3VyY2USLQoJcHJvbW90aW9uGAIgAygLMhoucHJvbW9mbG93LnYxLlByb21vdGVkRmlsZSIwCg1WZXJzaW9uU291cmNlEgwKBGZpbGUYASABKAkSEQoJanNvbl9wYXRoGAIgASgJIjAKDFByb21vdGVkRmlsZRIMCgRmaWxlGAEgASgJEhIKCmpzb25fcGF0aHMYAiADKAkiewoPVHJpZ2dlclNlbGVjdG9yEiYKA2tleRgBIAEoDjIZLnByb21vZmxvdy52MS5TZWxlY3RvcktleRIwCghvcGVyYXRvchgCIAEoDjIeLnByb21vZmxvdy52MS5TZWxlY3Rvck9wZXJhdG9yEg4KBnZhbHVlcxgDIAMoCSJWChRQcm9kdWN0UHJvbW90aW9uRmxvdxIMCgRmbG93GAEgASgJEjAKCXNlbGVjdG9ycxgCIAMoCzIdLnByb21vZmxvdy52MS5UcmlnZ2VyU2VsZWN0b3IimgMKB1Byb2R1Y3QSDAoEbmFtZRgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCRIvCgxhcHBsaWNhdGlvbnMYAyADKAsyGS5wcm9tb2Zsb3cudjEuQXBwbGljYXRpb24SLgoLY29uY3VycmVuY3kYBCABKA4yGS5wcm9tb2Zsb3cudjEuQ29uY3VycmVuY3kSOwoPcHJvbW90aW9uX2Zsb3dzGAUgAygLMiIucHJvbW9mbG93LnYxLlByb2R1Y3RQcm9tb3Rpb25GbG93Eg8KB3ZlcnNpb24YBiABKAMSLwoLY3JlYXRlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI7ChJwcm9tb3Rpb25fdGVtcGxhdGUYCSABKAsyHy5wcm9tb2Zsb3cudjEuUHJvbW90aW9uVGVtcGxhdGUSHgoWcHJvbW90aW9uX3RlbXBsYXRlX3JlZhgKIAEoCSI+ChRDcmVhdGVQcm9kdWN0UmVxdWVzdBImCgdwcm9kdWN0GAEgASgLMhUucHJvbW9mbG93LnYxLlByb2R1Y3QiPwoVQ3JlYXRlUHJvZHVjdFJlc3BvbnNlEiYKB3Byb2R1Y3QYASABKAsyFS5wcm9tb2Zsb3cudjEuUHJvZHVjdCIhChFHZXRQcm9kdWN0UmVxdWVzdBIMCgRuYW1lGAEgASgJIjwKEkdldFByb2R1Y3RSZXNwb25zZRImCgdwcm9kdWN0GAEgASgLMhUucHJvbW9mbG93LnYxLlByb2R1Y3QiPAoTTGlzdFByb2R1Y3RzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCSJYChRMaXN0UHJvZHVjdHNSZXNwb25zZRInCghwcm9kdWN0cxgBIAMoCzIVLnByb21vZmxvdy52MS5Qcm9kdWN0EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJYChRVcGRhdGVQcm9kdWN0UmVxdWVzdBImCgdwcm9kdWN0GAEgASgLMhUucHJvbW9mbG93LnYxLlByb2R1Y3QSGAoQZXhwZWN0ZWRfdmVyc2lvbhgCIAEoAyI/ChVVcGRhdGVQcm9kdWN0UmVzcG9uc2USJgoHcHJvZHVjdBgBIAEoCzIVLnByb21vZmxvdy52MS5Qcm9kdWN0Ij4KFERlbGV0ZVByb2R1Y3RSZXF1ZXN0EgwKBG5hbWUYASABKAkSGAoQZXhwZWN0ZWRfdmVyc2lvbhgCIAEoAyIXChVEZWxldGVQcm9kdWN0UmVzcG9uc2UiigEKF1JlcG9ydERlcGxveW1lbnRSZXF1ZXN0Eg8KB3Byb2R1Y3QYASABKAkSEwoLZW52aXJvbm1lbnQYAiABKAkSDwoHdmVyc2lvbhgDIAEoCRIkCgZjb21taXQYBCABKAsyFC5wcm9tb2Zsb3cudjEuQ29tbWl0EhIKCnJlcXVlc3RfaWQYBSABKAkicgoYUmVwb3J0RGVwbG95bWVudFJlc3BvbnNlEi4KC2FwcGxpY2F0aW9uGAEgASgLMhkucHJvbW9mbG93LnYxLkFwcGxpY2F0aW9uEiYKB3JlbGVhc2UYAiABKAsyFS5wcm9tb2Zsb3cudjEuUmVsZWFzZSI1ChRJbXBvcnRQcm9kdWN0UmVxdWVzdBIMCgR5YW1sGAEgASgJEg8KB3JlcGxhY2UYAiABKAgiPwoVSW1wb3J0UHJvZHVjdFJlc3BvbnNlEiYKB3Byb2R1Y3QYASABKAsyFS5wcm9tb2Zsb3cudjEuUHJvZHVjdCIkChRFeHBvcnRQcm9kdWN0UmVxdWVzdBIMCgRuYW1lGAEgASgJIiUKFUV4cG9ydFByb2R1Y3RSZXNwb25zZRIMCgR5YW1sGAEgASgJIm4KGExhYmVsU2VsZWN0b3JSZXF1aXJlbWVudBILCgNrZXkYASABKAkSNQoIb3BlcmF0b3IYAiABKA4yIy5wcm9tb2Zsb3cudjEuTGFiZWxTZWxlY3Rvck9wZXJhdG9yEg4KBnZhbHVlcxgDIAMoCSLKAQoNTGFiZWxTZWxlY3RvchJCCgxtYXRjaF9sYWJlbHMYASADKAsyLC5wcm9tb2Zsb3cudjEuTGFiZWxTZWxlY3Rvci5NYXRjaExhYmVsc0VudHJ5EkEKEW1hdGNoX2V4cHJlc3Npb25zGAIgAygLMiYucHJvbW9mbG93LnYxLkxhYmVsU2VsZWN0b3JSZXF1aXJlbWVudBoyChBNYXRjaExhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEitQIKFk5hbWVkUHJvbW90aW9uVGVtcGxhdGUSDAoEbmFtZRgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCRIxCgh0ZW1wbGF0ZRgDIAEoCzIfLnByb21vZmxvdy52MS5Qcm9tb3Rpb25UZW1wbGF0ZRJAChthcHBsaWNhdGlvbl9zb3VyY2Vfc2VsZWN0b3IYBCABKAsyGy5wcm9tb2Zsb3cudjEuTGFiZWxTZWxlY3RvchIQCghwcmlvcml0eRgFIAEoAxIPCgd2ZXJzaW9uGAYgASgDEi8KC2NyZWF0ZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiYgoeQ3JlYXRlUHJvbW90aW9uVGVtcGxhdGVSZXF1ZXN0EkAKEnByb21vdGlvbl90ZW1wbGF0ZRgBIAEoCzIkLnByb21vZmxvdy52MS5OYW1lZFByb21vdGlvblRlbXBsYXRlImMKH0NyZWF0ZVByb21vdGlvblRlbXBsYXRlUmVzcG9uc2USQAoScHJvbW90aW9uX3RlbXBsYXRlGAEgASgLMiQucHJvbW9mbG93LnYxLk5hbWVkUHJvbW90aW9uVGVtcGxhdGUiKwobR2V0UHJvbW90aW9uVGVtcGxhdGVSZXF1ZXN0EgwKBG5hbWUYASABKAkiYAocR2V0UHJvbW90aW9uVGVtcGxhdGVSZXNwb25zZRJAChJwcm9tb3Rpb25fdGVtcGxhdGUYASABKAsyJC5wcm9tb2Zsb3cudjEuTmFtZWRQcm9tb3Rpb25UZW1wbGF0ZSJGCh1MaXN0UHJvbW90aW9uVGVtcGxhdGVzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCSJ8Ch5MaXN0UHJvbW90aW9uVGVtcGxhdGVzUmVzcG9uc2USQQoTcHJvbW90aW9uX3RlbXBsYXRlcxgBIAMoCzIkLnByb21vZmxvdy52MS5OYW1lZFByb21vdGlvblRlbXBsYXRlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJ8Ch5VcGRhdGVQcm9tb3Rpb25UZW1wbGF0ZVJlcXVlc3QSQAoScHJvbW90aW9uX3RlbXBsYXRlGAEgASgLMiQucHJvbW9mbG93LnYxLk5hbWVkUHJvbW90aW9uVGVtcGxhdGUSGAoQZXhwZWN0ZWRfdmVyc2lvbhgCIAEoAyJjCh9VcGRhdGVQcm9tb3Rpb25UZW1wbGF0ZVJlc3BvbnNlEkAKEnByb21vdGlvbl90ZW1wbGF0ZRgBIAEoCzIkLnByb21vZmxvdy52MS5OYW1lZFByb21vdGlvblRlbXBsYXRlIkgKHkRlbGV0ZVByb21vdGlvblRlbXBsYXRlUmVxdWVzdBIMCgRuYW1lGAEgASgJEhgKEGV4cGVjdGVkX3ZlcnNpb24YAiABKAMiIQofRGVsZXRlUHJvbW90aW9uVGVtcGxhdGVSZXNwb25zZSI/Ch5JbXBvcnRQcm9tb3Rpb25UZW1wbGF0ZVJlcXVlc3QSDAoEeWFtbBgBIAEoCRIPCgdyZXBsYWNlGAIgASgIImMKH0ltcG9ydFByb21vdGlvblRlbXBsYXRlUmVzcG9uc2USQAoScHJvbW90aW9uX3RlbXBsYXRlGAEgASgLMiQucHJvbW9mbG93LnYxLk5hbWVkUHJvbW90aW9uVGVtcGxhdGUiLgoeRXhwb3J0UHJvbW90aW9uVGVtcGxhdGVSZXF1ZXN0EgwKBG5hbWUYASABKAkiLwofRXhwb3J0UHJvbW90aW9uVGVtcGxhdGVSZXNwb25zZRIMCgR5YW1sGAEgASgJKlwKC0NvbmN1cnJlbmN5EhsKF0NPTkNVUlJFTkNZX1VOU1BFQ0lGSUVEEAASFQoRQ09OQ1VSUkVOQ1lfUVVFVUUQARIZChVDT05DVVJSRU5DWV9URVJNSU5BVEUQAiprCgtTZWxlY3RvcktleRIcChhTRUxFQ1RPUl9LRVlfVU5TUEVDSUZJRUQQABIfChtTRUxFQ1RPUl9LRVlfQ09NTUlUX01FU1NBR0UQARIdChlTRUxFQ1RPUl9LRVlfR0lUX1JFVklTSU9OEAIqbQoQU2VsZWN0b3JPcGVyYXRvchIhCh1TRUxFQ1RPUl9PUEVSQVRPUl9VTlNQRUNJRklFRBAAEhgKFFNFTEVDVE9SX09QRVJBVE9SX0lOEAESHAoYU0VMRUNUT1JfT1BFUkFUT1JfTk9UX0lOEAIq1AEKFUxhYmVsU2VsZWN0b3JPcGVyYXRvchInCiNMQUJFTF9TRUxFQ1RPUl9PUEVSQVRPUl9VTlNQRUNJRklFRBAAEh4KGkxBQkVMX1NFTEVDVE9SX09QRVJBVE9SX0lOEAESIgoeTEFCRUxfU0VMRUNUT1JfT1BFUkFUT1JfTk9UX0lOEAISIgoeTEFCRUxfU0VMRUNUT1JfT1BFUkFUT1JfRVhJU1RTEAMSKgomTEFCRUxfU0VMRUNUT1JfT1BFUkFUT1JfRE9FU19OT1RfRVhJU1QQBDKZDAoOUHJvZHVjdFNlcnZpY2USWAoNQ3JlYXRlUHJvZHVjdBIiLnByb21vZmxvdy52MS5DcmVhdGVQcm9kdWN0UmVxdWVzdBojLnByb21vZmxvdy52MS5DcmVhdGVQcm9kdWN0UmVzcG9uc2USTwoKR2V0UHJvZHVjdBIfLnByb21vZmxvdy52MS5HZXRQcm9kdWN0UmVxdWVzdBogLnByb21vZmxvdy52MS5HZXRQcm9kdWN0UmVzcG9uc2USVQoMTGlzdFByb2R1Y3RzEiEucHJvbW9mbG93LnYxLkxpc3RQcm9kdWN0c1JlcXVlc3QaIi5wcm9tb2Zsb3cudjEuTGlzdFByb2R1Y3RzUmVzcG9uc2USWAoNVXBkYXRlUHJvZHVjdBIiLnByb21vZmxvdy52MS5VcGRhdGVQcm9kdWN0UmVxdWVzdBojLnByb21vZmxvdy52MS5VcGRhdGVQcm9kdWN0UmVzcG9uc2USWAoNRGVsZXRlUHJvZHVjdBIiLnByb21vZmxvdy52MS5EZWxldGVQcm9kdWN0UmVxdWVzdBojLnByb21vZmxvdy52MS5EZWxldGVQcm9kdWN0UmVzcG9uc2USYQoQUmVwb3J0RGVwbG95bWVudBIlLnByb21vZmxvdy52MS5SZXBvcnREZXBsb3ltZW50UmVxdWVzdBomLnByb21vZmxvdy52MS5SZXBvcnREZXBsb3ltZW50UmVzcG9uc2USWAoNSW1wb3J0UHJvZHVjdBIiLnByb21vZmxvdy52MS5JbXBvcnRQcm9kdWN0UmVxdWVzdBojLnByb21vZmxvdy52MS5JbXBvcnRQcm9kdWN0UmVzcG9uc2USWAoNRXhwb3J0UHJvZHVjdBIiLnByb21vZmxvdy52MS5FeHBvcnRQcm9kdWN0UmVxdWVzdBojLnByb21vZmxvdy52MS5FeHBvcnRQcm9kdWN0UmVzcG9uc2USdgoXQ3JlYXRlUHJvbW90aW9uVGVtcGxhdGUSLC5wcm9tb2Zsb3cudjEuQ3JlYXRlUHJvbW90aW9uVGVtcGxhdGVSZXF1ZXN0Gi0ucHJvbW9mbG93LnYxLkNyZWF0ZVByb21vdGlvblRlbXBsYXRlUmVzcG9uc2USbQoUR2V0UHJvbW90aW9uVGVtcGxhdGUSKS5wcm9tb2Zsb3cudjEuR2V0UHJvbW90aW9uVGVtcGxhdGVSZXF1ZXN0GioucHJvbW9mbG93LnYxLkdldFByb21vdGlvblRlbXBsYXRlUmVzcG9uc2UScwoWTGlzdFByb21vdGlvblRlbXBsYXRlcxIrLnByb21vZmxvdy52MS5MaXN0UHJvbW90aW9uVGVtcGxhdGVzUmVxdWVzdBosLnByb21vZmxvdy52MS5MaXN0UHJvbW90aW9uVGVtcGxhdGVzUmVzcG9uc2USdgoXVXBkYXRlUHJvbW90aW9uVGVtcGxhdGUSLC5wcm9tb2Zsb3cudjEuVXBkYXRlUHJvbW90aW9uVGVtcGxhdGVSZXF1ZXN0Gi0ucHJvbW9mbG93LnYxLlVwZGF0ZVByb21vdGlvblRlbXBsYXRlUmVzcG9uc2USdgoXRGVsZXRlUHJvbW90aW9uVGVtcGxhdGUSLC5wcm9tb2Zsb3cudjEuRGVsZXRlUHJvbW90aW9uVGVtcGxhdGVSZXF1ZXN0Gi0ucHJvbW9mbG93LnYxLkRlbGV0ZVByb21vdGlvblRlbXBsYXRlUmVzcG9uc2USdgoXSW1wb3J0UHJvbW90aW9uVGVtcGxhdGUSLC5wcm9tb2Zsb3cudjEuSW1wb3J0UHJvbW90aW9uVGVtcGxhdGVSZXF1ZXN0Gi0ucHJvbW9mbG93LnYxLkltcG9ydFByb21vdGlvblRlbXBsYXRlUmVzcG9uc2USdgoXRXhwb3J0UHJvbW90aW9uVGVtcGxhdGUSLC5wcm9tb2Zsb3cudjEuRXhwb3J0UHJvbW90aW9uVGVtcGxhdGVSZXF1ZXN0Gi0ucHJvbW9mbG93LnYxLkV4cG9ydFByb21vdGlvblRlbXBsYXRlUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp, file_promoflow_v1_release]);
 
 /**
  * A Git commit, as reported by a CI system with a deployment. Every field is
@@ -130,6 +130,20 @@ export type Application = Message<"promoflow.v1.Application"> & {
    * @generated from field: promoflow.v1.GitSource source = 6;
    */
   source?: GitSource | undefined;
+
+  /**
+   * The Argo CD application that deploys this application. Unset = releases
+   * do not wait for a deployment: the environment succeeds once its action
+   * and post-action do. Set = every environment run of this application gets
+   * a STEP_KIND_SYNC step after its ACTION (decided when the release is
+   * triggered): the environment succeeds only once Argo CD reports the
+   * application Synced at the promoted commit (or a later commit containing
+   * it) and Healthy; see ArgoCdApp. The trigger environment takes no action
+   * and gets no SYNC step.
+   *
+   * @generated from field: promoflow.v1.ArgoCdApp argocd = 7;
+   */
+  argocd?: ArgoCdApp | undefined;
 };
 
 /**
@@ -138,6 +152,43 @@ export type Application = Message<"promoflow.v1.Application"> & {
  */
 export const ApplicationSchema: GenMessage<Application> = /*@__PURE__*/
   messageDesc(file_promoflow_v1_product, 1);
+
+/**
+ * An application in Argo CD, read through its REST API
+ * (`GET <server>/api/v1/applications/<name>`, the first read with
+ * `refresh=normal`). The token is the one of the server's `--git-credentials`
+ * entry whose `url_prefix` covers `server`, sent as `Authorization: Bearer`;
+ * without a matching entry no token is sent (for an Argo CD that allows
+ * anonymous reads). A token is sent over http:// only with
+ * `--allow-insecure-git-http`.
+ *
+ * @generated from message promoflow.v1.ArgoCdApp
+ */
+export type ArgoCdApp = Message<"promoflow.v1.ArgoCdApp"> & {
+  /**
+   * The Argo CD API server: `https://host[:port][/path]` (or `http://`), no
+   * user name, password, query or fragment; a trailing `/` is dropped.
+   * Required.
+   *
+   * @generated from field: string server = 1;
+   */
+  server: string;
+
+  /**
+   * The Argo CD Application's name: a Kubernetes object name (lowercase
+   * letters, digits, `-` and `.`, at most 253 bytes). Required.
+   *
+   * @generated from field: string name = 2;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message promoflow.v1.ArgoCdApp.
+ * Use `create(ArgoCdAppSchema)` to create a new message.
+ */
+export const ArgoCdAppSchema: GenMessage<ArgoCdApp> = /*@__PURE__*/
+  messageDesc(file_promoflow_v1_product, 2);
 
 /**
  * An application's manifests in Git.
@@ -176,7 +227,7 @@ export type GitSource = Message<"promoflow.v1.GitSource"> & {
  * Use `create(GitSourceSchema)` to create a new message.
  */
 export const GitSourceSchema: GenMessage<GitSource> = /*@__PURE__*/
-  messageDesc(file_promoflow_v1_product, 2);
+  messageDesc(file_promoflow_v1_product, 3);
 
 /**
  * Which values a promotion moves from the trigger environment's application
@@ -208,7 +259,7 @@ export type PromotionTemplate = Message<"promoflow.v1.PromotionTemplate"> & {
  * Use `create(PromotionTemplateSchema)` to create a new message.
  */
 export const PromotionTemplateSchema: GenMessage<PromotionTemplate> = /*@__PURE__*/
-  messageDesc(file_promoflow_v1_product, 3);
+  messageDesc(file_promoflow_v1_product, 4);
 
 /**
  * The file and JSONPath a product's version is read from.
@@ -239,7 +290,7 @@ export type VersionSource = Message<"promoflow.v1.VersionSource"> & {
  * Use `create(VersionSourceSchema)` to create a new message.
  */
 export const VersionSourceSchema: GenMessage<VersionSource> = /*@__PURE__*/
-  messageDesc(file_promoflow_v1_product, 4);
+  messageDesc(file_promoflow_v1_product, 5);
 
 /**
  * One promoted file.
@@ -269,7 +320,7 @@ export type PromotedFile = Message<"promoflow.v1.PromotedFile"> & {
  * Use `create(PromotedFileSchema)` to create a new message.
  */
 export const PromotedFileSchema: GenMessage<PromotedFile> = /*@__PURE__*/
-  messageDesc(file_promoflow_v1_product, 5);
+  messageDesc(file_promoflow_v1_product, 6);
 
 /**
  * One condition on a reported deployment. Values are patterns matched
@@ -308,7 +359,7 @@ export type TriggerSelector = Message<"promoflow.v1.TriggerSelector"> & {
  * Use `create(TriggerSelectorSchema)` to create a new message.
  */
 export const TriggerSelectorSchema: GenMessage<TriggerSelector> = /*@__PURE__*/
-  messageDesc(file_promoflow_v1_product, 6);
+  messageDesc(file_promoflow_v1_product, 7);
 
 /**
  * A promotion flow a product triggers automatically, with its conditions.
@@ -338,7 +389,7 @@ export type ProductPromotionFlow = Message<"promoflow.v1.ProductPromotionFlow"> 
  * Use `create(ProductPromotionFlowSchema)` to create a new message.
  */
 export const ProductPromotionFlowSchema: GenMessage<ProductPromotionFlow> = /*@__PURE__*/
-  messageDesc(file_promoflow_v1_product, 7);
+  messageDesc(file_promoflow_v1_product, 8);
 
 /**
  * A named application family with one application per environment.
@@ -443,7 +494,7 @@ export type Product = Message<"promoflow.v1.Product"> & {
  * Use `create(ProductSchema)` to create a new message.
  */
 export const ProductSchema: GenMessage<Product> = /*@__PURE__*/
-  messageDesc(file_promoflow_v1_product, 8);
+  messageDesc(file_promoflow_v1_product, 9);
 
 /**
  * Request of ProductService.CreateProduct.
@@ -464,7 +515,7 @@ export type CreateProductRequest = Message<"promoflow.v1.CreateProductRequest"> 
  * Use `create(CreateProductRequestSchema)` to create a new message.
  */
 export const CreateProductRequestSchema: GenMessage<CreateProductRequest> = /*@__PURE__*/
-  messageDesc(file_promoflow_v1_product, 9);
+  messageDesc(file_promoflow_v1_product, 10);
 
 /**
  * Response of ProductService.CreateProduct.
@@ -485,7 +536,7 @@ export type CreateProductResponse = Message<"promoflow.v1.CreateProductResponse"
  * Use `create(CreateProductResponseSchema)` to create a new message.
  */
 export const CreateProductResponseSchema: GenMessage<CreateProductResponse> = /*@__PURE__*/
-  messageDesc(file_promoflow_v1_product, 10);
+  messageDesc(file_promoflow_v1_product, 11);
 
 /**
  * Request of ProductService.GetProduct.
@@ -506,7 +557,7 @@ export type GetProductRequest = Message<"promoflow.v1.GetProductRequest"> & {
  * Use `create(GetProductRequestSchema)` to create a new message.
  */
 export const GetProductRequestSchema: GenMessage<GetProductRequest> = /*@__PURE__*/
-  messageDesc(file_promoflow_v1_product, 11);
+  messageDesc(file_promoflow_v1_product, 12);
 
 /**
  * Response of ProductService.GetProduct.
@@ -527,7 +578,7 @@ export type GetProductResponse = Message<"promoflow.v1.GetProductResponse"> & {
  * Use `create(GetProductResponseSchema)` to create a new message.
  */
 export const GetProductResponseSchema: GenMessage<GetProductResponse> = /*@__PURE__*/
-  messageDesc(file_promoflow_v1_product, 12);
+  messageDesc(file_promoflow_v1_product, 13);
 
 /**
  * Request of ProductService.ListProducts.
@@ -557,7 +608,7 @@ export type ListProductsRequest = Message<"promoflow.v1.ListProductsRequest"> & 
  * Use `create(ListProductsRequestSchema)` to create a new message.
  */
 export const ListProductsRequestSchema: GenMessage<ListProductsRequest> = /*@__PURE__*/
-  messageDesc(file_promoflow_v1_product, 13);
+  messageDesc(file_promoflow_v1_product, 14);
 
 /**
  * Response of ProductService.ListProducts.
@@ -585,7 +636,7 @@ export type ListProductsResponse = Message<"promoflow.v1.ListProductsResponse"> 
  * Use `create(ListProductsResponseSchema)` to create a new message.
  */
 export const ListProductsResponseSchema: GenMessage<ListProductsResponse> = /*@__PURE__*/
-  messageDesc(file_promoflow_v1_product, 14);
+  messageDesc(file_promoflow_v1_product, 15);
 
 /**
  * Request of ProductService.UpdateProduct.
@@ -616,7 +667,7 @@ export type UpdateProductRequest = Message<"promoflow.v1.UpdateProductRequest"> 
  * Use `create(UpdateProductRequestSchema)` to create a new message.
  */
 export const UpdateProductRequestSchema: GenMessage<UpdateProductRequest> = /*@__PURE__*/
-  messageDesc(file_promoflow_v1_product, 15);
+  messageDesc(file_promoflow_v1_product, 16);
 
 /**
  * Response of ProductService.UpdateProduct.
@@ -637,7 +688,7 @@ export type UpdateProductResponse = Message<"promoflow.v1.UpdateProductResponse"
  * Use `create(UpdateProductResponseSchema)` to create a new message.
  */
 export const UpdateProductResponseSchema: GenMessage<UpdateProductResponse> = /*@__PURE__*/
-  messageDesc(file_promoflow_v1_product, 16);
+  messageDesc(file_promoflow_v1_product, 17);
 
 /**
  * Request of ProductService.DeleteProduct.
@@ -666,7 +717,7 @@ export type DeleteProductRequest = Message<"promoflow.v1.DeleteProductRequest"> 
  * Use `create(DeleteProductRequestSchema)` to create a new message.
  */
 export const DeleteProductRequestSchema: GenMessage<DeleteProductRequest> = /*@__PURE__*/
-  messageDesc(file_promoflow_v1_product, 17);
+  messageDesc(file_promoflow_v1_product, 18);
 
 /**
  * Response of ProductService.DeleteProduct. Empty: success means the product
@@ -682,7 +733,7 @@ export type DeleteProductResponse = Message<"promoflow.v1.DeleteProductResponse"
  * Use `create(DeleteProductResponseSchema)` to create a new message.
  */
 export const DeleteProductResponseSchema: GenMessage<DeleteProductResponse> = /*@__PURE__*/
-  messageDesc(file_promoflow_v1_product, 18);
+  messageDesc(file_promoflow_v1_product, 19);
 
 /**
  * Request of ProductService.ReportDeployment.
@@ -738,7 +789,7 @@ export type ReportDeploymentRequest = Message<"promoflow.v1.ReportDeploymentRequ
  * Use `create(ReportDeploymentRequestSchema)` to create a new message.
  */
 export const ReportDeploymentRequestSchema: GenMessage<ReportDeploymentRequest> = /*@__PURE__*/
-  messageDesc(file_promoflow_v1_product, 19);
+  messageDesc(file_promoflow_v1_product, 20);
 
 /**
  * Response of ProductService.ReportDeployment.
@@ -768,7 +819,7 @@ export type ReportDeploymentResponse = Message<"promoflow.v1.ReportDeploymentRes
  * Use `create(ReportDeploymentResponseSchema)` to create a new message.
  */
 export const ReportDeploymentResponseSchema: GenMessage<ReportDeploymentResponse> = /*@__PURE__*/
-  messageDesc(file_promoflow_v1_product, 20);
+  messageDesc(file_promoflow_v1_product, 21);
 
 /**
  * Request of ProductService.ImportProduct.
@@ -800,7 +851,7 @@ export type ImportProductRequest = Message<"promoflow.v1.ImportProductRequest"> 
  * Use `create(ImportProductRequestSchema)` to create a new message.
  */
 export const ImportProductRequestSchema: GenMessage<ImportProductRequest> = /*@__PURE__*/
-  messageDesc(file_promoflow_v1_product, 21);
+  messageDesc(file_promoflow_v1_product, 22);
 
 /**
  * Response of ProductService.ImportProduct.
@@ -821,7 +872,7 @@ export type ImportProductResponse = Message<"promoflow.v1.ImportProductResponse"
  * Use `create(ImportProductResponseSchema)` to create a new message.
  */
 export const ImportProductResponseSchema: GenMessage<ImportProductResponse> = /*@__PURE__*/
-  messageDesc(file_promoflow_v1_product, 22);
+  messageDesc(file_promoflow_v1_product, 23);
 
 /**
  * Request of ProductService.ExportProduct.
@@ -842,7 +893,7 @@ export type ExportProductRequest = Message<"promoflow.v1.ExportProductRequest"> 
  * Use `create(ExportProductRequestSchema)` to create a new message.
  */
 export const ExportProductRequestSchema: GenMessage<ExportProductRequest> = /*@__PURE__*/
-  messageDesc(file_promoflow_v1_product, 23);
+  messageDesc(file_promoflow_v1_product, 24);
 
 /**
  * Response of ProductService.ExportProduct.
@@ -865,7 +916,7 @@ export type ExportProductResponse = Message<"promoflow.v1.ExportProductResponse"
  * Use `create(ExportProductResponseSchema)` to create a new message.
  */
 export const ExportProductResponseSchema: GenMessage<ExportProductResponse> = /*@__PURE__*/
-  messageDesc(file_promoflow_v1_product, 24);
+  messageDesc(file_promoflow_v1_product, 25);
 
 /**
  * One requirement of a label selector.
@@ -900,7 +951,7 @@ export type LabelSelectorRequirement = Message<"promoflow.v1.LabelSelectorRequir
  * Use `create(LabelSelectorRequirementSchema)` to create a new message.
  */
 export const LabelSelectorRequirementSchema: GenMessage<LabelSelectorRequirement> = /*@__PURE__*/
-  messageDesc(file_promoflow_v1_product, 25);
+  messageDesc(file_promoflow_v1_product, 26);
 
 /**
  * A Kubernetes label selector: every entry must match.
@@ -928,7 +979,7 @@ export type LabelSelector = Message<"promoflow.v1.LabelSelector"> & {
  * Use `create(LabelSelectorSchema)` to create a new message.
  */
 export const LabelSelectorSchema: GenMessage<LabelSelector> = /*@__PURE__*/
-  messageDesc(file_promoflow_v1_product, 26);
+  messageDesc(file_promoflow_v1_product, 27);
 
 /**
  * A named, reusable promotion template (Codefresh's `PromotionTemplate`
@@ -1006,7 +1057,7 @@ export type NamedPromotionTemplate = Message<"promoflow.v1.NamedPromotionTemplat
  * Use `create(NamedPromotionTemplateSchema)` to create a new message.
  */
 export const NamedPromotionTemplateSchema: GenMessage<NamedPromotionTemplate> = /*@__PURE__*/
-  messageDesc(file_promoflow_v1_product, 27);
+  messageDesc(file_promoflow_v1_product, 28);
 
 /**
  * Request of ProductService.CreatePromotionTemplate.
@@ -1027,7 +1078,7 @@ export type CreatePromotionTemplateRequest = Message<"promoflow.v1.CreatePromoti
  * Use `create(CreatePromotionTemplateRequestSchema)` to create a new message.
  */
 export const CreatePromotionTemplateRequestSchema: GenMessage<CreatePromotionTemplateRequest> = /*@__PURE__*/
-  messageDesc(file_promoflow_v1_product, 28);
+  messageDesc(file_promoflow_v1_product, 29);
 
 /**
  * Response of ProductService.CreatePromotionTemplate.
@@ -1048,7 +1099,7 @@ export type CreatePromotionTemplateResponse = Message<"promoflow.v1.CreatePromot
  * Use `create(CreatePromotionTemplateResponseSchema)` to create a new message.
  */
 export const CreatePromotionTemplateResponseSchema: GenMessage<CreatePromotionTemplateResponse> = /*@__PURE__*/
-  messageDesc(file_promoflow_v1_product, 29);
+  messageDesc(file_promoflow_v1_product, 30);
 
 /**
  * Request of ProductService.GetPromotionTemplate.
@@ -1069,7 +1120,7 @@ export type GetPromotionTemplateRequest = Message<"promoflow.v1.GetPromotionTemp
  * Use `create(GetPromotionTemplateRequestSchema)` to create a new message.
  */
 export const GetPromotionTemplateRequestSchema: GenMessage<GetPromotionTemplateRequest> = /*@__PURE__*/
-  messageDesc(file_promoflow_v1_product, 30);
+  messageDesc(file_promoflow_v1_product, 31);
 
 /**
  * Response of ProductService.GetPromotionTemplate.
@@ -1090,7 +1141,7 @@ export type GetPromotionTemplateResponse = Message<"promoflow.v1.GetPromotionTem
  * Use `create(GetPromotionTemplateResponseSchema)` to create a new message.
  */
 export const GetPromotionTemplateResponseSchema: GenMessage<GetPromotionTemplateResponse> = /*@__PURE__*/
-  messageDesc(file_promoflow_v1_product, 31);
+  messageDesc(file_promoflow_v1_product, 32);
 
 /**
  * Request of ProductService.ListPromotionTemplates.
@@ -1120,7 +1171,7 @@ export type ListPromotionTemplatesRequest = Message<"promoflow.v1.ListPromotionT
  * Use `create(ListPromotionTemplatesRequestSchema)` to create a new message.
  */
 export const ListPromotionTemplatesRequestSchema: GenMessage<ListPromotionTemplatesRequest> = /*@__PURE__*/
-  messageDesc(file_promoflow_v1_product, 32);
+  messageDesc(file_promoflow_v1_product, 33);
 
 /**
  * Response of ProductService.ListPromotionTemplates.
@@ -1148,7 +1199,7 @@ export type ListPromotionTemplatesResponse = Message<"promoflow.v1.ListPromotion
  * Use `create(ListPromotionTemplatesResponseSchema)` to create a new message.
  */
 export const ListPromotionTemplatesResponseSchema: GenMessage<ListPromotionTemplatesResponse> = /*@__PURE__*/
-  messageDesc(file_promoflow_v1_product, 33);
+  messageDesc(file_promoflow_v1_product, 34);
 
 /**
  * Request of ProductService.UpdatePromotionTemplate.
@@ -1178,7 +1229,7 @@ export type UpdatePromotionTemplateRequest = Message<"promoflow.v1.UpdatePromoti
  * Use `create(UpdatePromotionTemplateRequestSchema)` to create a new message.
  */
 export const UpdatePromotionTemplateRequestSchema: GenMessage<UpdatePromotionTemplateRequest> = /*@__PURE__*/
-  messageDesc(file_promoflow_v1_product, 34);
+  messageDesc(file_promoflow_v1_product, 35);
 
 /**
  * Response of ProductService.UpdatePromotionTemplate.
@@ -1199,7 +1250,7 @@ export type UpdatePromotionTemplateResponse = Message<"promoflow.v1.UpdatePromot
  * Use `create(UpdatePromotionTemplateResponseSchema)` to create a new message.
  */
 export const UpdatePromotionTemplateResponseSchema: GenMessage<UpdatePromotionTemplateResponse> = /*@__PURE__*/
-  messageDesc(file_promoflow_v1_product, 35);
+  messageDesc(file_promoflow_v1_product, 36);
 
 /**
  * Request of ProductService.DeletePromotionTemplate.
@@ -1228,7 +1279,7 @@ export type DeletePromotionTemplateRequest = Message<"promoflow.v1.DeletePromoti
  * Use `create(DeletePromotionTemplateRequestSchema)` to create a new message.
  */
 export const DeletePromotionTemplateRequestSchema: GenMessage<DeletePromotionTemplateRequest> = /*@__PURE__*/
-  messageDesc(file_promoflow_v1_product, 36);
+  messageDesc(file_promoflow_v1_product, 37);
 
 /**
  * Response of ProductService.DeletePromotionTemplate. Empty: success means
@@ -1244,7 +1295,7 @@ export type DeletePromotionTemplateResponse = Message<"promoflow.v1.DeletePromot
  * Use `create(DeletePromotionTemplateResponseSchema)` to create a new message.
  */
 export const DeletePromotionTemplateResponseSchema: GenMessage<DeletePromotionTemplateResponse> = /*@__PURE__*/
-  messageDesc(file_promoflow_v1_product, 37);
+  messageDesc(file_promoflow_v1_product, 38);
 
 /**
  * Request of ProductService.ImportPromotionTemplate.
@@ -1274,7 +1325,7 @@ export type ImportPromotionTemplateRequest = Message<"promoflow.v1.ImportPromoti
  * Use `create(ImportPromotionTemplateRequestSchema)` to create a new message.
  */
 export const ImportPromotionTemplateRequestSchema: GenMessage<ImportPromotionTemplateRequest> = /*@__PURE__*/
-  messageDesc(file_promoflow_v1_product, 38);
+  messageDesc(file_promoflow_v1_product, 39);
 
 /**
  * Response of ProductService.ImportPromotionTemplate.
@@ -1295,7 +1346,7 @@ export type ImportPromotionTemplateResponse = Message<"promoflow.v1.ImportPromot
  * Use `create(ImportPromotionTemplateResponseSchema)` to create a new message.
  */
 export const ImportPromotionTemplateResponseSchema: GenMessage<ImportPromotionTemplateResponse> = /*@__PURE__*/
-  messageDesc(file_promoflow_v1_product, 39);
+  messageDesc(file_promoflow_v1_product, 40);
 
 /**
  * Request of ProductService.ExportPromotionTemplate.
@@ -1316,7 +1367,7 @@ export type ExportPromotionTemplateRequest = Message<"promoflow.v1.ExportPromoti
  * Use `create(ExportPromotionTemplateRequestSchema)` to create a new message.
  */
 export const ExportPromotionTemplateRequestSchema: GenMessage<ExportPromotionTemplateRequest> = /*@__PURE__*/
-  messageDesc(file_promoflow_v1_product, 40);
+  messageDesc(file_promoflow_v1_product, 41);
 
 /**
  * Response of ProductService.ExportPromotionTemplate.
@@ -1337,7 +1388,7 @@ export type ExportPromotionTemplateResponse = Message<"promoflow.v1.ExportPromot
  * Use `create(ExportPromotionTemplateResponseSchema)` to create a new message.
  */
 export const ExportPromotionTemplateResponseSchema: GenMessage<ExportPromotionTemplateResponse> = /*@__PURE__*/
-  messageDesc(file_promoflow_v1_product, 41);
+  messageDesc(file_promoflow_v1_product, 42);
 
 /**
  * What happens when a release of a product is triggered while earlier
@@ -1619,7 +1670,7 @@ export const ProductService: GenService<{
    * (Codefresh finds a product's applications through Argo CD annotations),
    * so the applications travel in the annotation `promoflow.io/applications`:
    * a YAML list of `{environment, name, version, source: {repoURL,
-   * targetRevision, path}}` held as a string, which keeps the document a
+   * targetRevision, path}, argocd: {server, name}}` held as a string, which keeps the document a
    * valid Codefresh resource. Unknown fields (and other annotations) are
    * errors naming the field, never dropped. The product is then validated
    * exactly as by CreateProduct / UpdateProduct.
