@@ -307,6 +307,33 @@ async fn commit_status_marks_the_trigger_commit_pending_then_success() {
 }
 
 #[tokio::test]
+async fn commit_status_is_failure_when_prod_fails_and_links_nowhere_without_a_template() {
+    let f = Forge::start("1.2.0", "1.0.0", true).await;
+    let server = f
+        .server_with(TestDb::new().await, |c| c.commit_status = true)
+        .await;
+    seed(&server, &f.url, None).await;
+    let r = trigger_flow(&server, "pr", "shop", "").await;
+    let n = action(&awaiting_review(&server, &r.id).await).pull_request_number;
+    f.forge.close(n);
+    let done = wait_final(&server, &r.id).await;
+    assert_eq!(status(&done), pb::ReleaseStatus::Failed, "{done:?}");
+    let statuses = wait_for_statuses(&f.forge, 2).await;
+    let states: Vec<&str> = statuses.iter().map(|s| s.state.as_str()).collect();
+    assert_eq!(states, ["pending", "failure"], "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| s.target_url.is_empty()),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses[1]
+            .description
+            .contains("closed without being merged"),
+        "{statuses:?}"
+    );
+}
+
+#[tokio::test]
 async fn without_the_flag_no_commit_status_is_set() {
     let (f, server) = world("1.2.0", "1.2.0", None).await;
     let r = trigger_flow(&server, "pr", "shop", "").await;
