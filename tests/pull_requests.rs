@@ -325,12 +325,7 @@ async fn commit_status_is_failure_when_prod_fails_and_links_nowhere_without_a_te
         statuses.iter().all(|s| s.target_url.is_empty()),
         "{statuses:?}"
     );
-    assert!(
-        statuses[1]
-            .description
-            .contains("closed without being merged"),
-        "{statuses:?}"
-    );
+    assert_eq!(statuses[1].description, "failed: failed in prod");
 }
 
 #[tokio::test]
