@@ -149,6 +149,18 @@ pub struct ServerConfig {
     /// for a merge or close.
     #[arg(long, env = "PROMOFLOW_PR_POLL_INTERVAL", value_parser = humantime::parse_duration, default_value = "30s")]
     pub pr_poll_interval: Duration,
+    /// Sets a commit status `promoflow/<flow>` on the trigger commit of each
+    /// release that has one (`source_commit`), through the forge of the
+    /// repository's --git-credentials entry: pending when the release
+    /// starts, then success, failure or error (terminated) when it ends.
+    /// Best effort: a forge that fails is logged, the release goes on.
+    #[arg(long, env = "PROMOFLOW_COMMIT_STATUS", default_value_t = false)]
+    pub commit_status: bool,
+    /// The link of those commit statuses, with `{id}` standing for the
+    /// release id, e.g. `https://promoflow.example.com/releases/{id}`;
+    /// empty: the statuses link nowhere.
+    #[arg(long, env = "PROMOFLOW_RELEASE_URL_TEMPLATE", default_value = "")]
+    pub release_url_template: String,
     /// How often a SYNC step reads its Argo CD application while it waits
     /// for it to be Synced and Healthy at the promoted commit.
     #[arg(long, env = "PROMOFLOW_SYNC_POLL_INTERVAL", value_parser = humantime::parse_duration, default_value = "5s")]
@@ -212,6 +224,8 @@ impl ServerConfig {
             // Tests that watch Git turn it on with a short interval.
             git_poll_interval: Duration::ZERO,
             pr_poll_interval: Duration::from_secs(30),
+            commit_status: false,
+            release_url_template: String::new(),
             sync_poll_interval: Duration::from_secs(5),
             sync_hold: Duration::from_secs(5),
             sync_timeout: Duration::from_secs(600),

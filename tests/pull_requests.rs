@@ -75,12 +75,22 @@ impl Forge {
     }
 
     async fn server_on(&self, db: TestDb) -> TestServer {
+        self.server_with(db, |_| {}).await
+    }
+
+    /// The server of `server_on`, further configured by `more`.
+    async fn server_with(
+        &self,
+        db: TestDb,
+        more: impl FnOnce(&mut promoflow::config::ServerConfig),
+    ) -> TestServer {
         let cache = self.dir.path().join("cache");
         TestServer::start_on(db, |c| {
             c.git_credentials = Some(self.creds.clone());
             c.allow_insecure_git_http = true;
             c.git_cache_dir = Some(cache);
             c.pr_poll_interval = Duration::from_millis(100);
+            more(c);
         })
         .await
     }
@@ -261,6 +271,86 @@ async fn a_pull_request_closed_without_merge_fails_prod() {
         format!("action failed: pull request #{n} was closed without being merged")
     );
     assert_eq!(f.prod_values(), values("prod", "1.0.0"));
+}
+
+#[tokio::test]
+async fn commit_status_marks_the_trigger_commit_pending_then_success() {
+    let f = Forge::start("1.2.0", "1.0.0", true).await;
+    let server = f
+        .server_with(TestDb::new().await, |c| {
+            c.commit_status = true;
+            c.release_url_template = "https://promoflow.example.com/releases/{id}".into();
+        })
+        .await;
+    seed(&server, &f.url, None).await;
+    let source = f.git.tip(REPO, "main");
+    let r = trigger_flow(&server, "pr", "shop", "").await;
+    assert_eq!(r.source_commit, source, "{r:?}");
+    let n = action(&awaiting_review(&server, &r.id).await).pull_request_number;
+    let pending = wait_for_statuses(&f.forge, 1).await;
+    assert_eq!(pending[0].state, "pending", "{pending:?}");
+    f.forge.merge(n);
+    let done = wait_final(&server, &r.id).await;
+    assert_eq!(status(&done), pb::ReleaseStatus::Succeeded, "{done:?}");
+    let statuses = wait_for_statuses(&f.forge, 2).await;
+    let states: Vec<&str> = statuses.iter().map(|s| s.state.as_str()).collect();
+    assert_eq!(states, ["pending", "success"], "{statuses:?}");
+    for s in &statuses {
+        assert_eq!(s.sha, source, "on the trigger commit, not the merge");
+        assert_eq!(s.context, "promoflow/pr");
+        assert_eq!(
+            s.target_url,
+            format!("https://promoflow.example.com/releases/{}", r.id)
+        );
+        assert!(s.description.contains("shop 1.2.0"), "{s:?}");
+    }
+}
+
+#[tokio::test]
+async fn commit_status_is_failure_when_prod_fails_and_links_nowhere_without_a_template() {
+    let f = Forge::start("1.2.0", "1.0.0", true).await;
+    let server = f
+        .server_with(TestDb::new().await, |c| c.commit_status = true)
+        .await;
+    seed(&server, &f.url, None).await;
+    let r = trigger_flow(&server, "pr", "shop", "").await;
+    let n = action(&awaiting_review(&server, &r.id).await).pull_request_number;
+    f.forge.close(n);
+    let done = wait_final(&server, &r.id).await;
+    assert_eq!(status(&done), pb::ReleaseStatus::Failed, "{done:?}");
+    let statuses = wait_for_statuses(&f.forge, 2).await;
+    let states: Vec<&str> = statuses.iter().map(|s| s.state.as_str()).collect();
+    assert_eq!(states, ["pending", "failure"], "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| s.target_url.is_empty()),
+        "{statuses:?}"
+    );
+    assert_eq!(statuses[1].description, "failed: failed in prod");
+}
+
+#[tokio::test]
+async fn without_the_flag_no_commit_status_is_set() {
+    let (f, server) = world("1.2.0", "1.2.0", None).await;
+    let r = trigger_flow(&server, "pr", "shop", "").await;
+    wait_final(&server, &r.id).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(f.forge.statuses().is_empty(), "{:?}", f.forge.statuses());
+}
+
+/// The forge's commit statuses once it holds `n` (panics after 10 s).
+async fn wait_for_statuses(forge: &TestForge, n: usize) -> Vec<common::forge::Status> {
+    let until = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = forge.statuses();
+        if got.len() >= n {
+            return got;
+        }
+        assert!(
+            tokio::time::Instant::now() < until,
+            "{n} commit statuses expected, got {got:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test]

@@ -60,6 +60,10 @@ struct Inner {
     reviews: forge::Wakers,
     /// How often a pull request awaiting review is checked.
     pr_poll: Duration,
+    /// Whether releases set commit statuses on their trigger commit, and
+    /// the link they carry (`{id}`: the release id; empty: none).
+    commit_status: bool,
+    release_url_template: String,
     /// SYNC steps: how often Argo CD is read, how long Healthy must hold,
     /// and how long a step waits at most.
     sync: argocd::SyncSettings,
@@ -97,6 +101,8 @@ impl Engine {
                 git,
                 reviews: forge::Wakers::default(),
                 pr_poll: config.pr_poll_interval,
+                commit_status: config.commit_status,
+                release_url_template: config.release_url_template.clone(),
                 sync: argocd::SyncSettings {
                     poll: config.sync_poll_interval.max(Duration::from_millis(10)),
                     hold: config.sync_hold,

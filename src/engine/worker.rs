@@ -131,6 +131,11 @@ pub(super) struct Worker {
     /// Pull requests (step, attempt) already told the release stopped
     /// waiting for them.
     commented: std::collections::HashSet<(StepRef, i32)>,
+    /// The last commit status this worker set on the trigger commit.
+    status_sent: Option<super::forge::StatusState>,
+    /// The commit status being set: the next one waits for it, so a forge
+    /// sees them in order.
+    status_task: Option<JoinHandle<()>>,
 }
 
 impl Worker {
@@ -172,6 +177,8 @@ impl Worker {
             renew,
             product: String::new(),
             commented: Default::default(),
+            status_sent: None,
+            status_task: None,
         })
     }
 
@@ -212,7 +219,7 @@ impl Worker {
             let seq = r.last_seq;
             let (changes, effects) = self.transition(&mut r);
             match self.persist(&mut r, &changes, seq, &effects).await {
-                Persisted::Done => {}
+                Persisted::Done => self.commit_status(&r),
                 Persisted::Conflict | Persisted::Failed => continue,
                 Persisted::LeaseLost => return Exit::LeaseLost,
                 Persisted::GaveUp => return Exit::Stopped,
@@ -368,6 +375,65 @@ impl Worker {
             let handle = self.spawn_step(r, at);
             self.tasks.insert(at, (attempt, handle));
         }
+    }
+
+    /// With --commit-status, sets the trigger commit's status when the
+    /// release starts (pending) and when it is final; in the background,
+    /// in order, best effort.
+    fn commit_status(&mut self, r: &Release) {
+        use super::forge::StatusState;
+        if !self.engine.inner.commit_status || r.source_commit.is_empty() {
+            return;
+        }
+        let state = match r.status {
+            ReleaseStatus::Succeeded => StatusState::Success,
+            ReleaseStatus::Failed => StatusState::Failure,
+            ReleaseStatus::Terminated => StatusState::Error,
+            ReleaseStatus::Queued => return,
+            _ => StatusState::Pending,
+        };
+        if self.status_sent == Some(state) {
+            return;
+        }
+        self.status_sent = Some(state);
+        let description = match state {
+            StatusState::Pending => format!("promoting {} {}", r.product, r.version),
+            StatusState::Success => format!("promoted {} {}", r.product, r.version),
+            StatusState::Failure if r.message.is_empty() => "the release failed".to_string(),
+            StatusState::Failure => format!("failed: {}", r.message),
+            StatusState::Error => "the release was terminated".to_string(),
+        };
+        let target_url = self
+            .engine
+            .inner
+            .release_url_template
+            .replace("{id}", &r.id);
+        let (engine, product, sha) = (
+            self.engine.clone(),
+            r.product.clone(),
+            r.source_commit.clone(),
+        );
+        let trigger = r
+            .envs
+            .first()
+            .map(|e| e.environment.clone())
+            .unwrap_or_default();
+        let (release, context) = (r.id.clone(), format!("promoflow/{}", r.flow));
+        let before = self.status_task.take();
+        self.status_task = Some(tokio::spawn(async move {
+            if let Some(b) = before {
+                let _ = b.await;
+            }
+            let status = super::forge::CommitStatus {
+                state,
+                target_url: &target_url,
+                description: &description,
+                context: &context,
+            };
+            if let Err(e) = set_commit_status(&engine, &product, &trigger, &sha, &status).await {
+                tracing::warn!(release = %release, state = state.github(), error = %e, "setting the commit status failed");
+            }
+        }));
     }
 
     fn cancel_tasks(&mut self) {
@@ -884,4 +950,35 @@ async fn run_workflow(engine: &Engine, name: &str, ctx: &StepContext) -> StepRes
             message: format!("loading workflow {name:?} failed: {e}"),
         }),
     }
+}
+
+/// Sets `status` on commit `sha` of the repository of `product`'s
+/// application in `trigger`, through the forge of its credentials entry;
+/// nothing when no entry for it names a forge.
+async fn set_commit_status(
+    engine: &Engine,
+    product: &str,
+    trigger: &str,
+    sha: &str,
+    status: &super::forge::CommitStatus<'_>,
+) -> std::result::Result<(), String> {
+    let product = engine
+        .inner
+        .store
+        .get_product(product)
+        .await
+        .map_err(|e| e.to_string())?;
+    let Some(source) = product.application(trigger).and_then(|a| a.source.as_ref()) else {
+        return Ok(());
+    };
+    let git = &engine.inner.git;
+    match git.credential_for(&source.repo_url) {
+        Ok(Some(c)) if c.forge.is_some() => {}
+        _ => return Ok(()),
+    }
+    let forge = super::forge::connect(git, &engine.inner.http, &source.repo_url)?;
+    forge
+        .commit_status(sha, status)
+        .await
+        .map_err(|e| e.to_string())
 }

@@ -17,6 +17,17 @@ use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use serde_json::{Value, json};
 
+/// One commit status the forge received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    pub sha: String,
+    pub state: String,
+    /// Empty when the request had none.
+    pub target_url: String,
+    pub description: String,
+    pub context: String,
+}
+
 /// One pull request the forge holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pr {
@@ -41,6 +52,8 @@ struct Shared {
     prs: Mutex<Vec<Pr>>,
     /// Create requests received (accepted or not).
     creates: Mutex<usize>,
+    /// Commit statuses received, in order.
+    statuses: Mutex<Vec<Status>>,
 }
 
 /// A running forge; stopped when dropped.
@@ -66,6 +79,7 @@ impl TestForge {
             base: base.clone(),
             prs: Mutex::default(),
             creates: Mutex::default(),
+            statuses: Mutex::default(),
         });
         let app = axum::Router::new()
             .fallback(handle)
@@ -90,6 +104,11 @@ impl TestForge {
             .into_iter()
             .find(|p| p.number == number)
             .unwrap_or_else(|| panic!("no pull request #{number}"))
+    }
+
+    /// Every commit status received, oldest first.
+    pub fn statuses(&self) -> Vec<Status> {
+        self.state.statuses.lock().unwrap().clone()
     }
 
     /// How many create requests arrived.
@@ -267,6 +286,24 @@ async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
                     json!({"message": "pull request not found"}),
                 ),
             }
+        }
+        ("POST", ["statuses", sha]) => {
+            let state = text(&body, "state");
+            if !["pending", "success", "error", "failure", "warning"].contains(&state.as_str()) {
+                return reply(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    json!({"message": format!("invalid state {state:?}")}),
+                );
+            }
+            let status = Status {
+                sha: sha.to_string(),
+                state,
+                target_url: text(&body, "target_url"),
+                description: text(&body, "description"),
+                context: text(&body, "context"),
+            };
+            s.statuses.lock().unwrap().push(status);
+            reply(StatusCode::CREATED, body)
         }
         ("POST", ["issues", n, "comments"]) => {
             let mut prs = s.prs.lock().unwrap();

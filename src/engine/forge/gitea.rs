@@ -3,7 +3,9 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::{Client, Forge, ForgeError, NewPullRequest, PrState, PullRequest, encode, str_at};
+use super::{
+    Client, CommitStatus, Forge, ForgeError, NewPullRequest, PrState, PullRequest, encode, str_at,
+};
 
 /// How many pull requests one listing reads (Gitea's page limit).
 const PAGE: &str = "50";
@@ -118,6 +120,19 @@ impl Forge for Gitea {
             &format!("/issues/{number}/comments"),
             &[],
             Some(&json!({ "body": body })),
+            &what,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn commit_status(&self, sha: &str, status: &CommitStatus<'_>) -> Result<(), ForgeError> {
+        let what = format!("setting a commit status on {sha}");
+        self.call(
+            Method::POST,
+            &format!("/statuses/{}", encode(sha)),
+            &[],
+            Some(&super::github_status_body(status)),
             &what,
         )
         .await

@@ -3,7 +3,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::{Client, Forge, ForgeError, NewPullRequest, PullRequest, encode};
+use super::{Client, CommitStatus, Forge, ForgeError, NewPullRequest, PullRequest, encode};
 
 /// The media type and REST API version promoflow speaks.
 const HEADERS: &[(&str, &str)] = &[
@@ -98,6 +98,19 @@ impl Forge for Github {
             &format!("/issues/{number}/comments"),
             &[],
             Some(&json!({ "body": body })),
+            &what,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn commit_status(&self, sha: &str, status: &CommitStatus<'_>) -> Result<(), ForgeError> {
+        let what = format!("setting a commit status on {sha}");
+        self.call(
+            Method::POST,
+            &format!("/statuses/{}", encode(sha)),
+            &[],
+            Some(&super::github_status_body(status)),
             &what,
         )
         .await

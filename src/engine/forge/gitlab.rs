@@ -3,7 +3,9 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::{Client, Forge, ForgeError, NewPullRequest, PrState, PullRequest, encode, str_at};
+use super::{
+    Client, CommitStatus, Forge, ForgeError, NewPullRequest, PrState, PullRequest, encode, str_at,
+};
 
 pub(crate) struct Gitlab {
     client: Client,
@@ -130,6 +132,27 @@ impl Forge for Gitlab {
             &format!("/merge_requests/{number}/notes"),
             &[],
             Some(&json!({ "body": body })),
+            &what,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn commit_status(&self, sha: &str, status: &CommitStatus<'_>) -> Result<(), ForgeError> {
+        let what = format!("setting a commit status on {sha}");
+        let mut body = json!({
+            "state": status.state.gitlab(),
+            "description": super::short_description(status),
+            "name": status.context,
+        });
+        if !status.target_url.is_empty() {
+            body["target_url"] = status.target_url.into();
+        }
+        self.call(
+            Method::POST,
+            &format!("/statuses/{}", encode(sha)),
+            &[],
+            Some(&body),
             &what,
         )
         .await

@@ -80,6 +80,51 @@ pub(crate) trait Forge: Send + Sync {
     async fn get(&self, number: i64) -> Result<PullRequest, ForgeError>;
     /// Adds a comment to the pull request's conversation.
     async fn comment(&self, number: i64, body: &str) -> Result<(), ForgeError>;
+    /// Sets the commit status `status.context` of commit `sha`.
+    async fn commit_status(&self, sha: &str, status: &CommitStatus<'_>) -> Result<(), ForgeError>;
+}
+
+/// Where a release stands, as a commit status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StatusState {
+    Pending,
+    Success,
+    Failure,
+    /// Terminated: neither a success nor a failure of the promotion.
+    Error,
+}
+
+impl StatusState {
+    /// GitHub's and Gitea's name of the state.
+    pub(crate) fn github(self) -> &'static str {
+        match self {
+            StatusState::Pending => "pending",
+            StatusState::Success => "success",
+            StatusState::Failure => "failure",
+            StatusState::Error => "error",
+        }
+    }
+
+    /// GitLab's name: a running pipeline, or a failed or canceled one.
+    pub(crate) fn gitlab(self) -> &'static str {
+        match self {
+            StatusState::Pending => "running",
+            StatusState::Success => "success",
+            StatusState::Failure => "failed",
+            StatusState::Error => "canceled",
+        }
+    }
+}
+
+/// A commit status to set.
+#[derive(Debug, Clone)]
+pub(crate) struct CommitStatus<'a> {
+    pub state: StatusState,
+    /// The release's page; empty: no link.
+    pub target_url: &'a str,
+    pub description: &'a str,
+    /// `promoflow/<flow>`.
+    pub context: &'a str,
 }
 
 /// What went wrong talking to a forge; `Display` never holds a token.
@@ -374,6 +419,28 @@ pub(crate) fn encode(segment: &str) -> String {
     url::form_urlencoded::byte_serialize(segment.as_bytes())
         .collect::<String>()
         .replace('+', "%20")
+}
+
+/// Longest commit status description GitHub takes.
+const MAX_DESCRIPTION: usize = 140;
+
+/// `status`'s description, short enough for every forge.
+fn short_description(status: &CommitStatus<'_>) -> String {
+    status.description.chars().take(MAX_DESCRIPTION).collect()
+}
+
+/// The commit status body of GitHub and Gitea; no `target_url` without a
+/// link.
+fn github_status_body(status: &CommitStatus<'_>) -> Value {
+    let mut body = serde_json::json!({
+        "state": status.state.github(),
+        "description": short_description(status),
+        "context": status.context,
+    });
+    if !status.target_url.is_empty() {
+        body["target_url"] = status.target_url.into();
+    }
+    body
 }
 
 fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {

@@ -354,3 +354,80 @@ fn default_api_urls_follow_each_forge() {
     );
     assert_eq!(encode("group/sub/apps"), "group%2Fsub%2Fapps");
 }
+
+fn status<'a>(state: StatusState, target_url: &'a str) -> CommitStatus<'a> {
+    CommitStatus {
+        state,
+        target_url,
+        description: "promoting shop 1.2.0",
+        context: "promoflow/standard",
+    }
+}
+
+#[tokio::test]
+async fn commit_statuses_have_each_forges_shape() {
+    let s = stub(|method, path| match (method, path) {
+        ("POST", p) if p.contains("/statuses/") => (201, json!({"id": 1})),
+        _ => (404, json!({"message": "Not Found"})),
+    })
+    .await;
+    let link = "https://promoflow.example.com/releases/r1";
+    let gh = github::Github::new(s.client("/api/v3"), "acme".into(), "apps".into());
+    gh.commit_status("abc123", &status(StatusState::Pending, link))
+        .await
+        .unwrap();
+    let gt = gitea::Gitea::new(s.client("/api/v1"), "acme".into(), "apps".into());
+    gt.commit_status("abc123", &status(StatusState::Failure, ""))
+        .await
+        .unwrap();
+    let gl = gitlab::Gitlab::new(s.client("/api/v4"), "group/sub/apps".into());
+    gl.commit_status("abc123", &status(StatusState::Pending, link))
+        .await
+        .unwrap();
+    gl.commit_status("abc123", &status(StatusState::Error, link))
+        .await
+        .unwrap();
+
+    let seen = s.seen();
+    assert_eq!(seen.len(), 4);
+    assert!(seen.iter().all(|r| r.method == "POST"), "{seen:?}");
+    assert_eq!(seen[0].path, "/api/v3/repos/acme/apps/statuses/abc123");
+    assert_eq!(seen[0].auth, format!("Bearer {TOKEN}"));
+    assert_eq!(header(&seen[0], "x-github-api-version"), "2022-11-28");
+    assert!(header(&seen[0], "accept").contains("application/vnd.github+json"));
+    assert!(header(&seen[0], "content-type").contains("application/json"));
+    assert_eq!(
+        seen[0].body,
+        json!({"state": "pending", "target_url": link, "description": "promoting shop 1.2.0", "context": "promoflow/standard"})
+    );
+    assert_eq!(seen[1].path, "/api/v1/repos/acme/apps/statuses/abc123");
+    assert_eq!(seen[1].auth, format!("token {TOKEN}"));
+    assert_eq!(
+        seen[1].body,
+        json!({"state": "failure", "description": "promoting shop 1.2.0", "context": "promoflow/standard"}),
+        "no link: no target_url"
+    );
+    assert_eq!(
+        seen[2].path,
+        "/api/v4/projects/group%2Fsub%2Fapps/statuses/abc123"
+    );
+    assert_eq!(seen[2].auth, format!("Bearer {TOKEN}"));
+    assert_eq!(
+        seen[2].body,
+        json!({"state": "running", "target_url": link, "description": "promoting shop 1.2.0", "name": "promoflow/standard"})
+    );
+    assert_eq!(seen[3].body["state"], "canceled");
+}
+
+#[tokio::test]
+async fn a_refused_commit_status_is_an_error_without_the_token() {
+    let s = stub(|_, _| (422, json!({"message": format!("bad token {TOKEN}")}))).await;
+    let gt = gitea::Gitea::new(s.client("/api/v1"), "acme".into(), "apps".into());
+    let e = gt
+        .commit_status("abc123", &status(StatusState::Success, ""))
+        .await
+        .unwrap_err();
+    let m = e.to_string();
+    assert!(m.contains("HTTP 422") && m.contains("127.0.0.1"), "{m}");
+    assert!(!m.contains(TOKEN), "{m}");
+}
