@@ -1,6 +1,8 @@
-//! A PULL_REQUEST promotion against a real GitHub, GitLab or Gitea, opt-in:
-//! ignored by a plain `cargo test` (and so never run in CI), run with
-//! `cargo test --test real_forge -- --ignored` when these are set:
+//! A PULL_REQUEST promotion driven from the outside, the way a user's forge
+//! sees it: by default against the project's stand-ins (the `git
+//! http-backend` server and the test forge speaking Gitea's API, so
+//! `scripts/test` runs it on every backend), and against a real GitHub,
+//! GitLab or Gitea when these are set (never in CI):
 //!
 //! - `PROMOFLOW_TEST_FORGE_KIND`: `gitea`, `github` or `gitlab`;
 //! - `PROMOFLOW_TEST_FORGE_REPO_URL`: an https repository with a `main`
@@ -23,6 +25,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use base64::Engine as _;
+use common::forge::TestForge;
+use common::git_server::GitServer;
 use common::*;
 use promoflow::proto::v1 as pb;
 use serde_json::{Value, json};
@@ -36,6 +40,8 @@ struct RealForge {
     username: String,
     /// `owner/name` (GitHub, Gitea) or the project's whole path (GitLab).
     path: String,
+    /// The stand-ins serving the repository when no real forge is given.
+    local: Option<(GitServer, TestForge)>,
 }
 
 fn var(name: &str) -> Option<String> {
@@ -51,6 +57,33 @@ fn required(name: &str) -> String {
 }
 
 impl RealForge {
+    /// The real forge the environment names, else the local stand-ins.
+    async fn pick() -> Self {
+        if var("PROMOFLOW_TEST_FORGE_KIND").is_some() {
+            Self::from_env()
+        } else {
+            Self::local().await
+        }
+    }
+
+    /// A Gitea-speaking test forge in front of a real `git http-backend`
+    /// repository `acme/apps` with a `main` branch.
+    async fn local() -> Self {
+        const TOKEN: &str = "real-forge-test-token";
+        let git = GitServer::start("promoflow", TOKEN).await;
+        let repo_url = git.create_repo("acme/apps", &[("README.md", "# apps\n")]);
+        let forge = TestForge::start(&git.path("acme/apps"), "acme/apps", TOKEN).await;
+        Self {
+            kind: "gitea".into(),
+            repo_url,
+            token: TOKEN.into(),
+            api_url: forge.api_url.clone(),
+            username: "promoflow".into(),
+            path: "acme/apps".into(),
+            local: Some((git, forge)),
+        }
+    }
+
     fn from_env() -> Self {
         let kind = required("PROMOFLOW_TEST_FORGE_KIND").to_ascii_lowercase();
         assert!(
@@ -97,6 +130,7 @@ impl RealForge {
             api_url,
             username,
             path,
+            local: None,
         }
     }
 
@@ -196,10 +230,11 @@ fn values(env: &str) -> String {
     format!("# {env}\nimage:\n  tag: \"1.0.0-{env}\"\n")
 }
 
-#[tokio::test]
-#[ignore = "needs a real forge: set PROMOFLOW_TEST_FORGE_* and run with --ignored"]
-async fn a_pull_request_on_a_real_forge_opens_and_closing_it_fails_prod() {
-    let f = RealForge::from_env();
+// Several threads: the test's git commands block, and the stand-ins run
+// on this runtime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pull_request_on_a_forge_opens_and_closing_it_fails_prod() {
+    let f = RealForge::pick().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let id = uuid::Uuid::new_v4().simple().to_string();
     let root = format!("promoflow-test/{id}");
@@ -254,6 +289,8 @@ async fn a_pull_request_on_a_real_forge_opens_and_closing_it_fails_prod() {
     let server = TestServer::start_on(TestDb::new().await, |c| {
         c.git_credentials = Some(creds.clone());
         c.git_cache_dir = Some(cache);
+        // The stand-ins speak plain HTTP on loopback.
+        c.allow_insecure_git_http = f.local.is_some();
         c.pr_poll_interval = std::time::Duration::from_secs(2);
     })
     .await;

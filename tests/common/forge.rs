@@ -287,6 +287,21 @@ async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
                 ),
             }
         }
+        // Gitea's "edit a pull request"; only closing is supported.
+        ("PATCH", ["pulls", n]) if text(&body, "state") == "closed" => {
+            let mut prs = s.prs.lock().unwrap();
+            match prs.iter_mut().find(|p| p.number.to_string() == *n) {
+                Some(p) => {
+                    p.state = "closed".into();
+                    let p = p.clone();
+                    reply(StatusCode::CREATED, pr_json(&s, &p))
+                }
+                None => reply(
+                    StatusCode::NOT_FOUND,
+                    json!({"message": "pull request not found"}),
+                ),
+            }
+        }
         ("POST", ["statuses", sha]) => {
             let state = text(&body, "state");
             if !["pending", "success", "error", "failure", "warning"].contains(&state.as_str()) {
