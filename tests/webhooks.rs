@@ -17,11 +17,11 @@ use std::time::{Duration, Instant};
 
 use common::forge::TestForge;
 use common::git_server::GitServer;
+use common::git_watch::*;
 use common::*;
 use promoflow::config::ServerConfig;
 use promoflow::proto::v1 as pb;
 use ring::hmac;
-use sea_orm::{ConnectionTrait, Database};
 use serde_json::{Value, json};
 
 const TOKEN: &str = "hook-token-for-tests";
@@ -248,65 +248,6 @@ async fn post_with(server: &TestServer, d: &Delivery, h2: bool) -> (u16, Value) 
 
 async fn post(server: &TestServer, d: &Delivery) -> (u16, Value) {
     post_with(server, d, false).await
-}
-
-/// The commit last seen on shop's dev application.
-async fn watched(db_url: &str) -> Option<String> {
-    let db = Database::connect(db_url).await.expect("connect");
-    let row = db
-        .query_one_raw(sea_orm::Statement::from_string(
-            db.get_database_backend(),
-            "SELECT commit_sha FROM git_watches WHERE product = 'shop' AND environment = 'dev'",
-        ))
-        .await
-        .expect("read git_watches");
-    db.close().await.ok();
-    row.map(|r| r.try_get::<String>("", "commit_sha").expect("commit_sha"))
-}
-
-/// Waits (30 s at most) until shop's dev application was seen at `sha`.
-async fn wait_watched(db_url: &str, sha: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let seen = watched(db_url).await;
-        if seen.as_deref() == Some(sha) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{sha} was never seen; last seen {seen:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
-/// Shop's releases, oldest first.
-async fn releases(api: &impl Api) -> Vec<pb::Release> {
-    let mut rs = api
-        .releases()
-        .list_releases(pb::ListReleasesRequest {
-            product: "shop".into(),
-            ..Default::default()
-        })
-        .await
-        .expect("list releases")
-        .into_inner()
-        .releases;
-    rs.reverse();
-    rs
-}
-
-/// Waits (30 s at most; Git is polled every hour) for the release of `sha`.
-async fn wait_release_of(api: &impl Api, sha: &str) -> pb::Release {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let rs = releases(api).await;
-        if let Some(r) = rs.iter().find(|r| r.source_commit == sha) {
-            return r.clone();
-        }
-        assert!(Instant::now() < deadline, "no release of {sha} started");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
 }
 
 /// Seeds shop and lets a first delivery see its current tip.

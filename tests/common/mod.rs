@@ -16,6 +16,7 @@
 pub mod argocd;
 pub mod forge;
 pub mod git_server;
+pub mod git_watch;
 pub mod hook;
 pub mod serve;
 pub mod watch;

@@ -229,7 +229,7 @@ pub(crate) fn connect(
         }
     };
     Ok(match forge.kind {
-        ForgeKind::Gitea => Arc::new(gitea::Gitea::new(client, owner, name)),
+        ForgeKind::Gitea => Arc::new(gitea::new(client, owner, name)),
         ForgeKind::Github => Arc::new(github::Github::new(client, owner, name)),
         ForgeKind::Gitlab => {
             // The project is the repository's whole path, below the path

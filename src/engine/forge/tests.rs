@@ -270,7 +270,7 @@ async fn gitea_uses_its_token_scheme_and_errors_are_scrubbed() {
         _ => (404, json!({"message": "not found"})),
     })
     .await;
-    let gt = gitea::Gitea::new(s.client("/api/v1"), "acme".into(), "apps".into());
+    let gt = gitea::new(s.client("/api/v1"), "acme".into(), "apps".into());
     let e = gt.create(&new_pr()).await.unwrap_err();
     let text = e.to_string();
     assert!(matches!(e, ForgeError::Status { status: 422, .. }), "{e:?}");
@@ -306,7 +306,7 @@ async fn the_wait_retries_passing_failures_and_wakes_at_once() {
         }
     })
     .await;
-    let gt = gitea::Gitea::new(s.client("/api/v1"), "acme".into(), "apps".into());
+    let gt = gitea::new(s.client("/api/v1"), "acme".into(), "apps".into());
     let wakers = Wakers::default();
     let bell = wakers.register("http://h/acme/apps.git", 7);
     // The interval is an hour: only the bell makes the later checks.
@@ -376,7 +376,7 @@ async fn commit_statuses_have_each_forges_shape() {
     gh.commit_status("abc123", &status(StatusState::Pending, link))
         .await
         .unwrap();
-    let gt = gitea::Gitea::new(s.client("/api/v1"), "acme".into(), "apps".into());
+    let gt = gitea::new(s.client("/api/v1"), "acme".into(), "apps".into());
     gt.commit_status("abc123", &status(StatusState::Failure, ""))
         .await
         .unwrap();
@@ -422,7 +422,7 @@ async fn commit_statuses_have_each_forges_shape() {
 #[tokio::test]
 async fn a_refused_commit_status_is_an_error_without_the_token() {
     let s = stub(|_, _| (422, json!({"message": format!("bad token {TOKEN}")}))).await;
-    let gt = gitea::Gitea::new(s.client("/api/v1"), "acme".into(), "apps".into());
+    let gt = gitea::new(s.client("/api/v1"), "acme".into(), "apps".into());
     let e = gt
         .commit_status("abc123", &status(StatusState::Success, ""))
         .await
