@@ -4,6 +4,7 @@
 //! database. The store persists these types, the engine drives them, the API
 //! layer translates them to and from protobuf.
 
+pub mod access;
 pub mod catalog;
 pub mod codefresh;
 pub mod edit;
