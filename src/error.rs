@@ -42,6 +42,13 @@ pub enum Error {
     Unavailable(String),
     #[error("{0}")]
     Cancelled(String),
+    /// No credential, or one that is unknown, expired or revoked.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// A valid principal lacks the permission (the message names it and
+    /// the scope), or a rule such as "no self-approval" refuses it.
+    #[error("{0}")]
+    PermissionDenied(String),
     #[error("database error: {0}")]
     Database(#[from] sea_orm::DbErr),
     #[error("{0}")]
@@ -214,6 +221,8 @@ impl From<Error> for tonic::Status {
             Error::OutOfRange(m) => tonic::Status::out_of_range(m),
             Error::Unavailable(m) => tonic::Status::unavailable(m),
             Error::Cancelled(m) => tonic::Status::cancelled(m),
+            Error::Unauthenticated(m) => tonic::Status::unauthenticated(m),
+            Error::PermissionDenied(m) => tonic::Status::permission_denied(m),
             // The details stay in the server log; clients get a stable
             // message that names no table, constraint or query.
             Error::Database(e) => match classify(&e) {

@@ -25,3 +25,14 @@ pub struct Ctx {
     pub engine: crate::engine::Engine,
     pub config: Arc<ServerConfig>,
 }
+
+/// The principal the authentication layer put on the request; without one
+/// (`--auth none`, or a server built without the layer) everybody is
+/// [`Principal::anonymous`].
+pub fn principal_of<T>(request: &tonic::Request<T>) -> crate::domain::access::Principal {
+    request
+        .extensions()
+        .get::<crate::domain::access::Principal>()
+        .cloned()
+        .unwrap_or_else(crate::domain::access::Principal::anonymous)
+}
