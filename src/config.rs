@@ -181,6 +181,22 @@ pub struct ServerConfig {
     /// flag value: a secret in argv is visible to every local user.
     #[arg(long, env = "PROMOFLOW_WEBHOOK_SECRET_FILE")]
     pub webhook_secret_file: Option<PathBuf>,
+
+    /// Authentication: `required` (every call but health and reflection
+    /// needs an API token, OIDC token or client certificate) or `none`
+    /// (everybody may do everything; for a laptop, never a shared server).
+    #[arg(long, env = "PROMOFLOW_AUTH", value_enum, default_value_t = crate::auth::AuthMode::Required)]
+    pub auth: crate::auth::AuthMode,
+
+    /// Reflection needs a credential (any role) too; by default it is open
+    /// like health, so `grpcurl list` works before a token is at hand.
+    #[arg(long, env = "PROMOFLOW_REFLECTION_NEEDS_AUTH")]
+    pub reflection_needs_auth: bool,
+
+    /// How long audit events are kept; older ones are deleted hourly.
+    /// 0 keeps them forever.
+    #[arg(long, env = "PROMOFLOW_AUDIT_RETENTION", value_parser = humantime::parse_duration, default_value = "365days")]
+    pub audit_retention: Duration,
 }
 
 /// The environment variable that may hold the webhook secret itself.
@@ -230,6 +246,9 @@ impl ServerConfig {
             sync_hold: Duration::from_secs(5),
             sync_timeout: Duration::from_secs(600),
             webhook_secret_file: None,
+            auth: crate::auth::AuthMode::Required,
+            reflection_needs_auth: false,
+            audit_retention: Duration::from_secs(365 * 24 * 3600),
         }
     }
 

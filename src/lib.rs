@@ -29,6 +29,7 @@
 //! through these modules.
 
 pub(crate) mod api;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod domain;

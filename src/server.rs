@@ -15,6 +15,7 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
 use crate::api::Ctx;
+use crate::api::access::{AuditApi, TokenApi};
 use crate::api::environment::EnvironmentApi;
 use crate::api::flow::FlowApi;
 use crate::api::product::ProductApi;
@@ -22,16 +23,20 @@ use crate::api::release::ReleaseApi;
 use crate::api::workflow::WorkflowApi;
 use crate::config::ServerConfig;
 use crate::error::{Error, Result};
+use crate::proto::v1::audit_service_server::AuditServiceServer;
 use crate::proto::v1::environment_service_server::EnvironmentServiceServer;
 use crate::proto::v1::flow_service_server::FlowServiceServer;
 use crate::proto::v1::product_service_server::ProductServiceServer;
 use crate::proto::v1::release_service_server::ReleaseServiceServer;
+use crate::proto::v1::token_service_server::TokenServiceServer;
 use crate::proto::v1::workflow_service_server::WorkflowServiceServer;
 use crate::store::Store;
 
 /// Fully qualified names of the services promoflow serves, as health and
 /// reflection report them.
-pub const SERVICE_NAMES: [&str; 5] = [
+pub const SERVICE_NAMES: [&str; 7] = [
+    "promoflow.v1.AuditService",
+    "promoflow.v1.TokenService",
     "promoflow.v1.EnvironmentService",
     "promoflow.v1.ProductService",
     "promoflow.v1.WorkflowService",
@@ -108,6 +113,51 @@ fn git_config(config: &ServerConfig) -> Result<crate::engine::git::GitConfig> {
     })
 }
 
+/// The authenticator of the server's flags; on a store without tokens it
+/// makes the first admin token. Starts the audit log's pruning.
+async fn start_auth(
+    config: &ServerConfig,
+    store: &Store,
+) -> Result<Arc<crate::auth::Authenticator>> {
+    use crate::auth::AuthMode;
+    match config.auth {
+        AuthMode::None => tracing::warn!(
+            "AUTHENTICATION IS OFF (--auth none): anyone who can reach this port may change flows, promote to production and approve; never run a shared server like this"
+        ),
+        AuthMode::Required => {
+            if let Some(path) = crate::auth::bootstrap(store, &config.data_dir).await? {
+                tracing::info!(
+                    file = %path.display(),
+                    "no API token existed: created token \"admin\" (role admin) and wrote it to the file (mode 0600)"
+                );
+            }
+        }
+    }
+    if !config.audit_retention.is_zero() {
+        let store = store.clone();
+        let keep = config.audit_retention;
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+            loop {
+                tick.tick().await;
+                let Ok(keep) = chrono::Duration::from_std(keep) else {
+                    return;
+                };
+                match store.prune_audit(chrono::Utc::now() - keep).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(deleted = n, "pruned audit events past retention"),
+                    Err(e) => tracing::warn!(error = %e, "pruning audit events failed"),
+                }
+            }
+        });
+    }
+    Ok(Arc::new(crate::auth::Authenticator::new(
+        config.auth,
+        store.clone(),
+        config.reflection_needs_auth,
+    )))
+}
+
 /// Serves on `listener` with an already opened store.
 pub async fn serve(
     config: ServerConfig,
@@ -124,6 +174,7 @@ pub async fn serve(
             "webhooks are off (no --webhook-secret-file or PROMOFLOW_WEBHOOK_SECRET): /webhooks/* answer 503"
         );
     }
+    let auth = start_auth(&config, &store).await?;
     let engine = crate::engine::Engine::new(store.clone(), git, &config, webhook_secret.is_some());
     engine.recover().await?;
     let config = Arc::new(config);
@@ -201,7 +252,9 @@ pub async fn serve(
         .add_service(configured!(
             ReleaseServiceServer,
             ReleaseApi::new(ctx.clone())
-        ));
+        ))
+        .add_service(configured!(TokenServiceServer, TokenApi::new(ctx.clone())))
+        .add_service(configured!(AuditServiceServer, AuditApi::new(ctx.clone())));
     let routes = tonic::service::Routes::from(
         grpc.routes()
             .into_axum_router()
@@ -222,6 +275,9 @@ pub async fn serve(
                 Some(http::HeaderValue::from(counted.leases_held()))
             },
         ))
+        // Authentication runs inside the response-header layers, so even a
+        // refused call says which replica refused it.
+        .layer(crate::auth::layer::AuthLayer::new(auth))
         .add_routes(routes)
         // TCP_NODELAY on every accepted connection. A listener we bind ourselves
         // (for port 0) does not get tonic's default; without it Nagle's

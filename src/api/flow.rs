@@ -2,10 +2,12 @@
 
 use tonic::{Request, Response, Status};
 
+use super::access::require_flow_write;
 use super::convert::flow::{
     edit_violations, edits_in, flow_out, flow_violation_out, merge_violations, plan_out, spec_in,
     under_flow,
 };
+use super::principal_of;
 use super::{
     Ctx, check, check_name_field, check_release_id, expected_version, optional_expected_version,
     optional_version, required, yaml_violations,
@@ -81,7 +83,14 @@ impl FlowService for FlowApi {
         &self,
         request: Request<pb::CreateFlowRequest>,
     ) -> Result<Response<pb::CreateFlowResponse>, Status> {
+        let principal = principal_of(&request);
         let req = request.into_inner();
+        let name = req
+            .flow
+            .as_ref()
+            .map(|f| f.name.as_str())
+            .unwrap_or_default();
+        require_flow_write(&principal, name)?;
         let (spec, _) = self
             .checked_spec(required("flow", req.flow.as_ref())?)
             .await?;
@@ -121,7 +130,14 @@ impl FlowService for FlowApi {
         &self,
         request: Request<pb::UpdateFlowRequest>,
     ) -> Result<Response<pb::UpdateFlowResponse>, Status> {
+        let principal = principal_of(&request);
         let req = request.into_inner();
+        let name = req
+            .flow
+            .as_ref()
+            .map(|f| f.name.as_str())
+            .unwrap_or_default();
+        require_flow_write(&principal, name)?;
         let (spec, _) = self
             .checked_spec(required("flow", req.flow.as_ref())?)
             .await?;
@@ -141,7 +157,9 @@ impl FlowService for FlowApi {
         &self,
         request: Request<pb::DeleteFlowRequest>,
     ) -> Result<Response<pb::DeleteFlowResponse>, Status> {
+        let principal = principal_of(&request);
         let req = request.into_inner();
+        require_flow_write(&principal, &req.name)?;
         check_name_field("name", &req.name)?;
         let expected = optional_expected_version(req.expected_version)?;
         self.ctx.store.delete_flow(&req.name, expected).await?;
@@ -190,7 +208,9 @@ impl FlowService for FlowApi {
         &self,
         request: Request<pb::EditFlowRequest>,
     ) -> Result<Response<pb::EditFlowResponse>, Status> {
+        let principal = principal_of(&request);
         let req = request.into_inner();
+        require_flow_write(&principal, &req.name)?;
         let expected = {
             let mut v = Violations::new();
             crate::domain::check_name(&mut v, "name", &req.name);
@@ -221,7 +241,9 @@ impl FlowService for FlowApi {
         &self,
         request: Request<pb::CopyFlowRequest>,
     ) -> Result<Response<pb::CopyFlowResponse>, Status> {
+        let principal = principal_of(&request);
         let req = request.into_inner();
+        require_flow_write(&principal, &req.new_name)?;
         let version = optional_version(req.version)?;
         let mut v = Violations::new();
         crate::domain::check_name(&mut v, "source", &req.source);
@@ -245,9 +267,11 @@ impl FlowService for FlowApi {
         &self,
         request: Request<pb::ImportFlowRequest>,
     ) -> Result<Response<pb::ImportFlowResponse>, Status> {
+        let principal = principal_of(&request);
         let req = request.into_inner();
         let spec =
             codefresh::from_yaml_with_limits(&req.yaml, self.limits()).map_err(yaml_violations)?;
+        require_flow_write(&principal, &spec.name)?;
         match self.validate(&spec).await? {
             Ok(_) => {}
             Err(violations) => return Err(Error::invalid(under_flow(violations)).into()),

@@ -2,6 +2,7 @@
 //! response. No SQL and no business rules live here; errors cross into
 //! `tonic::Status` only through `From<Error>`.
 
+pub mod access;
 pub mod convert;
 pub mod environment;
 pub mod flow;

@@ -183,6 +183,7 @@ impl ProductService for ProductApi {
         &self,
         request: Request<pb::ReportDeploymentRequest>,
     ) -> Result<Response<pb::ReportDeploymentResponse>, Status> {
+        let principal = crate::api::principal_of(&request);
         let req = request.into_inner();
         let mut v = Violations::new();
         crate::domain::check_name(&mut v, "product", &req.product);
@@ -195,6 +196,16 @@ impl ProductService for ProductApi {
         crate::domain::check_text(&mut v, "request_id", &req.request_id);
         let commit = req.commit.as_ref().map(|c| commit_in(&mut v, c));
         check(v)?;
+        // A report is about one environment, whatever flow it may start.
+        crate::store::audit::describe(format!("product/{}", req.product), "", &req.environment);
+        super::access::require(
+            &principal,
+            crate::domain::access::Permission::DeploymentsReport,
+            &crate::domain::access::Scope {
+                flow: None,
+                environments: vec![req.environment.as_str()],
+            },
+        )?;
         let release = self
             .ctx
             .engine

@@ -6,13 +6,16 @@ use std::sync::Arc;
 use futures::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
+use super::access::require;
 use super::convert::release::{
     decode_cursor, encode_cursor, event_out, heartbeat, release_out, status_filter_in,
 };
+use super::principal_of;
 use super::{
     Ctx, check, check_optional_name, check_release_id, check_text_field, enum_in, timestamp,
 };
 use crate::domain::Violations;
+use crate::domain::access::{Permission, Scope};
 use crate::engine::TriggerRequest;
 use crate::engine::stream::{FeedItem, ReleaseItem};
 use crate::error::Error;
@@ -20,6 +23,7 @@ use crate::proto::v1 as pb;
 use crate::proto::v1::release_event::Change as PbChange;
 use crate::proto::v1::release_service_server::ReleaseService;
 use crate::store::PageRequest;
+use crate::store::audit;
 
 pub struct ReleaseApi {
     ctx: Ctx,
@@ -28,6 +32,32 @@ pub struct ReleaseApi {
 impl ReleaseApi {
     pub fn new(ctx: Ctx) -> Self {
         Self { ctx }
+    }
+
+    /// Checks `p` on release `id`: on `environment` when one is named (an
+    /// approval), else on every environment the release promotes into
+    /// (its flow's release-level hooks, a retry, a termination, which
+    /// stop or restart promotions to all of them). The audit row names the
+    /// release.
+    async fn require_on_release(
+        &self,
+        principal: &crate::domain::access::Principal,
+        p: Permission,
+        id: &str,
+        environment: Option<&str>,
+    ) -> Result<(), Error> {
+        let r = self.ctx.store.get_release(id).await?;
+        let env = environment.unwrap_or("");
+        audit::describe(format!("release/{id}"), &r.flow, env);
+        let scope = match environment.filter(|e| !e.is_empty()) {
+            Some(e) => Scope::environments(&r.flow, [e]),
+            // envs[0] is the trigger environment (`Release::new`).
+            None => Scope::environments(
+                &r.flow,
+                r.envs.iter().skip(1).map(|e| e.environment.as_str()),
+            ),
+        };
+        require(principal, p, &scope)
     }
 }
 
@@ -39,6 +69,7 @@ impl ReleaseService for ReleaseApi {
         &self,
         request: Request<pb::TriggerReleaseRequest>,
     ) -> Result<Response<pb::TriggerReleaseResponse>, Status> {
+        let principal = principal_of(&request);
         let req = request.into_inner();
         let mut v = Violations::new();
         crate::domain::check_name(&mut v, "flow", &req.flow);
@@ -53,6 +84,17 @@ impl ReleaseService for ReleaseApi {
         }
         crate::domain::gitops::check_commit_id(&mut v, "source_commit", &req.source_commit);
         check(v)?;
+        // Triggering needs the permission on the flow and on every
+        // environment the release promotes into (not the trigger
+        // environment, where the version already runs).
+        audit::describe(format!("flow/{}", req.flow), &req.flow, "");
+        let flow = self.ctx.store.get_flow(&req.flow, 0).await?;
+        let into = flow.spec.steps.iter().map(|s| s.environment.as_str());
+        require(
+            &principal,
+            Permission::ReleasesTrigger,
+            &Scope::environments(&req.flow, into),
+        )?;
         let r = self
             .ctx
             .engine
@@ -111,9 +153,17 @@ impl ReleaseService for ReleaseApi {
         &self,
         request: Request<pb::TerminateReleaseRequest>,
     ) -> Result<Response<pb::TerminateReleaseResponse>, Status> {
+        let principal = principal_of(&request);
         let req = request.into_inner();
         check_release_id("release_id", &req.release_id)?;
         check_text_field("reason", &req.reason)?;
+        self.require_on_release(
+            &principal,
+            Permission::ReleasesTerminate,
+            &req.release_id,
+            None,
+        )
+        .await?;
         let r = self
             .ctx
             .engine
@@ -128,8 +178,11 @@ impl ReleaseService for ReleaseApi {
         &self,
         request: Request<pb::RetryReleaseRequest>,
     ) -> Result<Response<pb::RetryReleaseResponse>, Status> {
+        let principal = principal_of(&request);
         let id = request.into_inner().release_id;
         check_release_id("release_id", &id)?;
+        self.require_on_release(&principal, Permission::ReleasesRetry, &id, None)
+            .await?;
         let r = self.ctx.engine.retry(&id).await?;
         Ok(Response::new(pb::RetryReleaseResponse {
             release: Some(release_out(r)),
@@ -140,6 +193,7 @@ impl ReleaseService for ReleaseApi {
         &self,
         request: Request<pb::ApproveEnvironmentRequest>,
     ) -> Result<Response<pb::ApproveEnvironmentResponse>, Status> {
+        let principal = principal_of(&request);
         let req = request.into_inner();
         check_release_id("release_id", &req.release_id)?;
         let mut v = Violations::new();
@@ -147,6 +201,13 @@ impl ReleaseService for ReleaseApi {
         check_optional_name(&mut v, "environment", &req.environment);
         crate::domain::check_text(&mut v, "comment", &req.comment);
         check(v)?;
+        self.require_on_release(
+            &principal,
+            Permission::ReleasesApprove,
+            &req.release_id,
+            Some(&req.environment),
+        )
+        .await?;
         let r = self
             .ctx
             .engine

@@ -25,10 +25,12 @@ impl WorkflowService for WorkflowApi {
         &self,
         request: Request<pb::CreateWorkflowRequest>,
     ) -> Result<Response<pb::CreateWorkflowResponse>, Status> {
+        let principal = crate::api::principal_of(&request);
         let req = request.into_inner();
         let mut v = Violations::new();
         let wf = workflow_in(&mut v, required("workflow", req.workflow.as_ref())?);
         check(v)?;
+        require_admin_for_commands(&principal, &wf)?;
         let wf = self.ctx.store.create_workflow(&wf).await?;
         Ok(Response::new(pb::CreateWorkflowResponse {
             workflow: Some(workflow_out(wf)),
@@ -64,11 +66,13 @@ impl WorkflowService for WorkflowApi {
         &self,
         request: Request<pb::UpdateWorkflowRequest>,
     ) -> Result<Response<pb::UpdateWorkflowResponse>, Status> {
+        let principal = crate::api::principal_of(&request);
         let req = request.into_inner();
         let mut v = Violations::new();
         let wf = workflow_in(&mut v, required("workflow", req.workflow.as_ref())?);
         let expected = expected_version(&mut v, req.expected_version);
         check(v)?;
+        require_admin_for_commands(&principal, &wf)?;
         let wf = self.ctx.store.update_workflow(&wf, expected).await?;
         Ok(Response::new(pb::UpdateWorkflowResponse {
             workflow: Some(workflow_out(wf)),
@@ -85,4 +89,24 @@ impl WorkflowService for WorkflowApi {
         self.ctx.store.delete_workflow(&req.name, expected).await?;
         Ok(Response::new(pb::DeleteWorkflowResponse {}))
     }
+}
+
+/// A `command` workflow runs programs on the server's machine: only a
+/// global admin may create or change one. The audit row names it.
+fn require_admin_for_commands(
+    principal: &crate::domain::access::Principal,
+    wf: &crate::domain::catalog::Workflow,
+) -> Result<(), crate::error::Error> {
+    crate::store::audit::describe(format!("workflow/{}", wf.name), "", "");
+    if matches!(
+        wf.kind,
+        crate::domain::catalog::WorkflowKind::Command { .. }
+    ) && !principal.is_admin()
+    {
+        return Err(crate::error::Error::PermissionDenied(format!(
+            "{} may not create or change command workflow {:?}: command workflows run programs on the server and need the admin role",
+            principal.id, wf.name
+        )));
+    }
+    Ok(())
 }

@@ -30,11 +30,114 @@ pub struct ClientArgs {
     /// Output of the client commands: a table for people, JSON or YAML for scripts.
     #[arg(short, long, global = true, value_enum, default_value_t = Output::Table)]
     pub output: Output,
+    /// The API token (`pf_…`) sent with every call. Prefer `PROMOFLOW_TOKEN`
+    /// or `--token-file`: a flag's value is visible to other local users.
+    /// With none of the three, a client of a server on this machine
+    /// (loopback) reads `$PROMOFLOW_DATA_DIR/admin.token`
+    /// (`promoflow-data/admin.token` by default), the token the server made
+    /// on its first start.
+    #[arg(long, global = true, env = "PROMOFLOW_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// A file holding the API token.
+    #[arg(long, global = true, env = "PROMOFLOW_TOKEN_FILE")]
+    pub token_file: Option<std::path::PathBuf>,
+}
+
+impl ClientArgs {
+    /// The token to send, from `--token`, `--token-file`, or the local
+    /// server's `admin.token`; `None` when there is none (calls then fail
+    /// with UNAUTHENTICATED, which says what to do).
+    pub fn resolved_token(&self) -> Result<Option<String>, CliError> {
+        if let Some(t) = self.token.as_deref().filter(|t| !t.is_empty()) {
+            return Ok(Some(t.trim().to_string()));
+        }
+        if let Some(path) = &self.token_file {
+            return read_token_file(path).map(Some);
+        }
+        if is_loopback(&self.server) {
+            let dir = std::env::var_os("PROMOFLOW_DATA_DIR")
+                .map(std::path::PathBuf::from)
+                .unwrap_or_else(|| std::path::PathBuf::from("promoflow-data"));
+            let path = dir.join(crate::auth::TOKEN_FILE);
+            if path.exists() {
+                return read_token_file(&path).map(Some);
+            }
+        }
+        Ok(None)
+    }
+}
+
+fn read_token_file(path: &std::path::Path) -> Result<String, CliError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CliError::Message(format!("--token-file {}: {e}", path.display())))?;
+    let t = text.trim();
+    if t.is_empty() {
+        return fail(format!(
+            "--token-file {}: the file is empty",
+            path.display()
+        ));
+    }
+    Ok(t.to_string())
+}
+
+/// Whether the server URL names this machine.
+fn is_loopback(server: &str) -> bool {
+    url::Url::parse(server)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .is_some_and(|h| {
+            h == "localhost"
+                || h.trim_matches(['[', ']'])
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        })
+}
+
+/// Adds `authorization: Bearer <token>` to every call.
+#[derive(Clone, Default)]
+pub struct Credentials {
+    header: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
+}
+
+impl Credentials {
+    /// No credential (the server must run with `--auth none`).
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    pub fn bearer(token: &str) -> Result<Self, String> {
+        let mut value: tonic::metadata::MetadataValue<tonic::metadata::Ascii> =
+            format!("Bearer {}", token.trim())
+                .parse()
+                .map_err(|_| "the token holds characters a header cannot carry".to_string())?;
+        // Never indexed by HPACK, never shown by debug output.
+        value.set_sensitive(true);
+        Ok(Self {
+            header: Some(value),
+        })
+    }
+}
+
+impl tonic::service::Interceptor for Credentials {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(h) = &self.header {
+            req.metadata_mut().insert("authorization", h.clone());
+        }
+        Ok(req)
+    }
+}
+
+/// A channel whose calls carry credentials: what every client uses.
+pub type Conn = tonic::service::interceptor::InterceptedService<Channel, Credentials>;
+
+/// `channel` with `credentials` on every call.
+pub fn conn(channel: Channel, credentials: Credentials) -> Conn {
+    tonic::service::interceptor::InterceptedService::new(channel, credentials)
 }
 
 /// A client command's connection and output choice.
 pub struct Ctx {
-    pub channel: Channel,
+    pub channel: Conn,
     pub output: Output,
 }
 
@@ -50,25 +153,29 @@ impl Ctx {
                 ))
             })?
             .connect_lazy();
+        let credentials = match args.resolved_token()? {
+            Some(t) => Credentials::bearer(&t).map_err(CliError::Message)?,
+            None => Credentials::none(),
+        };
         Ok(Self {
-            channel,
+            channel: conn(channel, credentials),
             output: args.output,
         })
     }
 
-    pub fn environments(&self) -> EnvironmentServiceClient<Channel> {
+    pub fn environments(&self) -> EnvironmentServiceClient<Conn> {
         EnvironmentServiceClient::new(self.channel.clone())
     }
-    pub fn products(&self) -> ProductServiceClient<Channel> {
+    pub fn products(&self) -> ProductServiceClient<Conn> {
         ProductServiceClient::new(self.channel.clone())
     }
-    pub fn workflows(&self) -> WorkflowServiceClient<Channel> {
+    pub fn workflows(&self) -> WorkflowServiceClient<Conn> {
         WorkflowServiceClient::new(self.channel.clone())
     }
-    pub fn flows(&self) -> FlowServiceClient<Channel> {
+    pub fn flows(&self) -> FlowServiceClient<Conn> {
         FlowServiceClient::new(self.channel.clone())
     }
-    pub fn releases(&self) -> ReleaseServiceClient<Channel> {
+    pub fn releases(&self) -> ReleaseServiceClient<Conn> {
         ReleaseServiceClient::new(self.channel.clone())
     }
 }

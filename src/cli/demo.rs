@@ -6,6 +6,8 @@ use std::time::Duration;
 use clap::Args;
 use tonic::transport::Channel;
 
+use super::client::{Conn, Credentials, conn};
+
 use crate::config::ServerConfig;
 use crate::proto::v1 as pb;
 use crate::proto::v1::environment_service_client::EnvironmentServiceClient;
@@ -39,6 +41,9 @@ pub async fn run(mut args: DemoArgs) -> Res<i32> {
     std::fs::create_dir_all(&dir)?;
     let _tmp = TempDir(dir.clone());
     if args.server.database_url.is_none() {
+        // Its first admin token goes next to its database, not into a
+        // `promoflow-data` a real server may own.
+        args.server.data_dir = dir.clone();
         args.server.database_url = Some(format!(
             "sqlite://{}?mode=rwc",
             dir.join("promoflow.db").display()
@@ -60,8 +65,22 @@ pub async fn run(mut args: DemoArgs) -> Res<i32> {
         },
     ));
     let endpoint = format!("http://{addr}");
-    let channel = Channel::from_shared(endpoint.clone())?.connect_lazy();
-    super::wait_ready(&channel, Duration::from_secs(30)).await?;
+    let raw = Channel::from_shared(endpoint.clone())?.connect_lazy();
+    super::wait_ready(&raw, Duration::from_secs(30)).await?;
+    // The demo authenticates like any client: with the admin token the
+    // server wrote on its first start (a store given by URL may already
+    // have tokens: then PROMOFLOW_TOKEN must hold one).
+    let token_file = args.server.data_dir.join(crate::auth::TOKEN_FILE);
+    let token = match std::env::var("PROMOFLOW_TOKEN") {
+        Ok(t) if !t.is_empty() => t,
+        _ => std::fs::read_to_string(&token_file).map_err(|e| {
+            format!(
+                "reading the admin token {}: {e} (set PROMOFLOW_TOKEN)",
+                token_file.display()
+            )
+        })?,
+    };
+    let channel = conn(raw, Credentials::bearer(&token)?);
     println!("promoflow demo: server on {endpoint}\n");
     seed(&channel, &repo).await?;
     let mut releases = ReleaseServiceClient::new(channel.clone());
@@ -93,7 +112,7 @@ pub async fn run(mut args: DemoArgs) -> Res<i32> {
         server.await??;
         return Ok(if ok { 0 } else { 1 });
     }
-    print_next_steps(addr, &release.id);
+    print_next_steps(addr, &release.id, &token_file);
     server.await??;
     Ok(0)
 }
@@ -214,7 +233,7 @@ fn commit_then(env: &str, workflow: &str) -> pb::FlowEdit {
 }
 
 /// The quick-start world, created the way a user would click it.
-async fn seed(channel: &Channel, repo: &std::path::Path) -> Res<()> {
+async fn seed(channel: &Conn, repo: &std::path::Path) -> Res<()> {
     let mut envs = EnvironmentServiceClient::new(channel.clone());
     let names = ENVS;
     for name in names {
@@ -359,17 +378,23 @@ async fn seed(channel: &Channel, repo: &std::path::Path) -> Res<()> {
     Ok(())
 }
 
-fn print_next_steps(addr: std::net::SocketAddr, id: &str) {
+fn print_next_steps(addr: std::net::SocketAddr, id: &str, token_file: &std::path::Path) {
+    let token_file = token_file.display();
     println!(
         r#"
-The server keeps running (Ctrl-C to stop). Try next:
+The server keeps running (Ctrl-C to stop). Every call but health and
+reflection needs a token; the server made an admin token at {token_file}.
+Try next:
 
+  export PROMOFLOW_TOKEN_FILE={token_file} PROMOFLOW_SERVER=http://{addr}
+  promoflow release list
   grpcurl -plaintext {addr} list
-  grpcurl -plaintext -d '{{"flow":"{PARALLEL}","product":"{PRODUCT}"}}' {addr} promoflow.v1.ReleaseService/TriggerRelease
-  grpcurl -plaintext -d '{{"release_id":"{id}"}}' {addr} promoflow.v1.ReleaseService/WatchRelease
-  grpcurl -plaintext -d '{{"name":"{PARALLEL}","format":"RENDER_FORMAT_MERMAID"}}' {addr} promoflow.v1.FlowService/RenderFlow
-  grpcurl -plaintext -d '{{"name":"{DEPENDENCY}"}}' {addr} promoflow.v1.FlowService/ExportFlow
-  grpcurl -plaintext -d '{{"release_id":"<id>","reason":"stop"}}' {addr} promoflow.v1.ReleaseService/TerminateRelease
+  alias pgrpcurl='grpcurl -plaintext -H "authorization: Bearer $(cat {token_file})"'
+  pgrpcurl -d '{{"flow":"{PARALLEL}","product":"{PRODUCT}"}}' {addr} promoflow.v1.ReleaseService/TriggerRelease
+  pgrpcurl -d '{{"release_id":"{id}"}}' {addr} promoflow.v1.ReleaseService/WatchRelease
+  pgrpcurl -d '{{"name":"{PARALLEL}","format":"RENDER_FORMAT_MERMAID"}}' {addr} promoflow.v1.FlowService/RenderFlow
+  pgrpcurl -d '{{"name":"{DEPENDENCY}"}}' {addr} promoflow.v1.FlowService/ExportFlow
+  pgrpcurl -d '{{"release_id":"<id>","reason":"stop"}}' {addr} promoflow.v1.ReleaseService/TerminateRelease
 "#
     );
 }

@@ -10,8 +10,8 @@
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
+use super::client::Conn;
 use crossterm::style::{Color, Stylize};
-use tonic::transport::Channel;
 
 use super::output::{self, elapsed, env_status, outln, release_status, step_kind, step_status};
 use crate::proto::v1 as pb;
@@ -69,12 +69,12 @@ fn is_final(s: pb::ReleaseStatus) -> bool {
 
 /// Watches release `id` until it is final and returns the final status;
 /// on a terminal the view redraws in place, otherwise one line per change.
-pub async fn watch(channel: Channel, id: &str) -> Res<pb::ReleaseStatus> {
+pub async fn watch(channel: Conn, id: &str) -> Res<pb::ReleaseStatus> {
     watch_with(channel, id, View::Auto).await
 }
 
 /// [`watch`] with an explicit view.
-pub async fn watch_with(channel: Channel, id: &str, view: View) -> Res<pb::ReleaseStatus> {
+pub async fn watch_with(channel: Conn, id: &str, view: View) -> Res<pb::ReleaseStatus> {
     let view = match view {
         View::Auto if std::io::stdout().is_terminal() => View::Live,
         View::Auto => View::Lines,

@@ -286,9 +286,7 @@ impl Grant {
         if !p.is_scoped() {
             return Self::all(&self.flows) && Self::all(&self.environments);
         }
-        scope
-            .flow
-            .is_none_or(|f| Self::any_match(&self.flows, f))
+        scope.flow.is_none_or(|f| Self::any_match(&self.flows, f))
             && scope
                 .environments
                 .iter()
@@ -442,9 +440,9 @@ impl Principal {
     /// Holds a global admin grant (needed to create `command` workflows,
     /// which run programs on the server's machine).
     pub fn is_admin(&self) -> bool {
-        self.grants.iter().any(|g| {
-            g.role == Role::Admin && Grant::all(&g.flows) && Grant::all(&g.environments)
-        })
+        self.grants
+            .iter()
+            .any(|g| g.role == Role::Admin && Grant::all(&g.flows) && Grant::all(&g.environments))
     }
 
     /// `Ok` when some grant gives `p` on `scope`, else why not.

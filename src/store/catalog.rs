@@ -76,6 +76,7 @@ const ENV_COLS: (environment::Column, environment::Column) =
 
 impl Store {
     pub async fn create_environment(&self, env: &Environment) -> Result<Environment> {
+        let txn = self.write_txn().await?;
         let t = now();
         let model = environment::ActiveModel {
             name: Set(env.name.clone()),
@@ -87,9 +88,10 @@ impl Store {
             update_time: Set(t),
         };
         environment::Entity::insert(model)
-            .exec_without_returning(self.writer())
+            .exec_without_returning(&txn)
             .await
             .map_err(|e| map_unique(e, || format!("environment {:?} already exists", env.name)))?;
+        super::audit::commit(txn).await?;
         self.get_environment(&env.name).await
     }
 
@@ -125,6 +127,7 @@ impl Store {
         env: &Environment,
         expected: i64,
     ) -> Result<Environment> {
+        let txn = self.write_txn().await?;
         let model = environment::ActiveModel {
             kind: Set(env.kind.as_str().to_string()),
             description: Set(env.description.clone()),
@@ -133,7 +136,7 @@ impl Store {
             ..Default::default()
         };
         update_versioned::<environment::Entity, _>(
-            self.writer(),
+            &txn,
             "environment",
             ENV_COLS,
             &env.name,
@@ -141,6 +144,7 @@ impl Store {
             model,
         )
         .await?;
+        super::audit::commit(txn).await?;
         self.get_environment(&env.name).await
     }
 
@@ -163,7 +167,7 @@ impl Store {
             &[("products", products), ("flows", flows)],
         )?;
         delete_named::<environment::Entity, _>(&txn, ENV_COLS.0, name).await?;
-        txn.commit().await?;
+        super::audit::commit(txn).await?;
         Ok(())
     }
 }
@@ -313,7 +317,7 @@ impl Store {
                 None => map_unique(e, || format!("product {:?} already exists", p.name)),
             })?;
         insert_applications(&txn, p, t).await?;
-        txn.commit().await?;
+        super::audit::commit(txn).await?;
         self.get_product(&p.name).await
     }
 
@@ -394,7 +398,7 @@ impl Store {
             .exec(&txn)
             .await?;
         insert_applications(&txn, &merged, t).await?;
-        txn.commit().await?;
+        super::audit::commit(txn).await?;
         self.get_product(&p.name).await
     }
 
@@ -482,7 +486,7 @@ impl Store {
             .await?;
         ensure_unused("product", name, &[("active releases", active)])?;
         delete_named::<product::Entity, _>(&txn, PRODUCT_COLS.0, name).await?;
-        txn.commit().await?;
+        super::audit::commit(txn).await?;
         Ok(())
     }
 
@@ -497,7 +501,7 @@ impl Store {
         let txn = self.writer().begin().await?;
         d.advance_watch(&txn).await?;
         let app = record_version(&txn, product, d.environment, d.version, commit).await?;
-        txn.commit().await?;
+        super::audit::commit(txn).await?;
         Ok(app)
     }
 
@@ -615,6 +619,7 @@ fn workflow_from(m: workflow::Model) -> Result<Workflow> {
 
 impl Store {
     pub async fn create_workflow(&self, w: &Workflow) -> Result<Workflow> {
+        let txn = self.write_txn().await?;
         let t = now();
         let model = workflow::ActiveModel {
             name: Set(w.name.clone()),
@@ -626,9 +631,10 @@ impl Store {
             update_time: Set(t),
         };
         workflow::Entity::insert(model)
-            .exec_without_returning(self.writer())
+            .exec_without_returning(&txn)
             .await
             .map_err(|e| map_unique(e, || format!("workflow {:?} already exists", w.name)))?;
+        super::audit::commit(txn).await?;
         self.get_workflow(&w.name).await
     }
 
@@ -671,6 +677,7 @@ impl Store {
     }
 
     pub async fn update_workflow(&self, w: &Workflow, expected: i64) -> Result<Workflow> {
+        let txn = self.write_txn().await?;
         let model = workflow::ActiveModel {
             description: Set(w.description.clone()),
             kind: Set(w.kind.type_name().to_string()),
@@ -679,7 +686,7 @@ impl Store {
             ..Default::default()
         };
         update_versioned::<workflow::Entity, _>(
-            self.writer(),
+            &txn,
             "workflow",
             WORKFLOW_COLS,
             &w.name,
@@ -687,6 +694,7 @@ impl Store {
             model,
         )
         .await?;
+        super::audit::commit(txn).await?;
         self.get_workflow(&w.name).await
     }
 
@@ -697,7 +705,7 @@ impl Store {
         let flows = flows_referring(&txn, &workflow_ref(name)).await?;
         ensure_unused("workflow", name, &[("flows", flows)])?;
         delete_named::<workflow::Entity, _>(&txn, WORKFLOW_COLS.0, name).await?;
-        txn.commit().await?;
+        super::audit::commit(txn).await?;
         Ok(())
     }
 }

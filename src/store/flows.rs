@@ -117,7 +117,7 @@ impl Store {
         .await
         .map_err(|e| map_unique(e, || format!("flow {:?} already exists", spec.name)))?;
         insert_version(&txn, spec, 1, t).await?;
-        txn.commit().await?;
+        super::audit::commit(txn).await?;
         self.get_flow(&spec.name, 0).await
     }
 
@@ -164,7 +164,7 @@ impl Store {
             // Two savers that both passed the update: the loser's insert hits
             // the primary key after the winner committed.
             .map_err(|_| Error::stale("flow", &spec.name, version - 1, version))?;
-        txn.commit().await?;
+        super::audit::commit(txn).await?;
         self.get_flow(&spec.name, version).await
     }
 
@@ -296,7 +296,7 @@ impl Store {
             .filter(flow::Column::Name.eq(name))
             .exec(&txn)
             .await?;
-        txn.commit().await?;
+        super::audit::commit(txn).await?;
         Ok(())
     }
 }

@@ -23,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(GitWatch),
             Box::new(PullRequests),
             Box::new(ArgoCd),
+            Box::new(Security),
         ]
     }
 }
@@ -479,5 +480,71 @@ impl MigrationTrait for ArgoCd {
                 .to_owned(),
         )
         .await
+    }
+}
+
+/// API tokens (only a hash of each secret) and the append-only audit log.
+struct Security;
+
+/// Named by hand, as [`GitSources`].
+impl MigrationName for Security {
+    fn name(&self) -> &str {
+        "m0008_security"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for Security {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table("api_tokens")
+                // The public part of `pf_<id>_<secret>`: the lookup key.
+                .col(string("id").primary_key())
+                .col(string_uniq("name"))
+                // Hex SHA-256 of the secret; the secret itself is never stored.
+                .col(string("secret_hash"))
+                .col(string("role"))
+                .col(text("flow_patterns"))
+                .col(text("environment_patterns"))
+                .col(text("created_by"))
+                .col(timestamp_with_time_zone("create_time"))
+                .col(timestamp_with_time_zone_null("expire_time"))
+                .col(timestamp_with_time_zone_null("last_used_time"))
+                .col(timestamp_with_time_zone_null("revoke_time"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table("audit_events")
+                // UUIDv7: ordered like time, so "newest first" is by id.
+                .col(string("id").primary_key())
+                .col(timestamp_with_time_zone("time"))
+                .col(text("actor"))
+                .col(string("actor_kind"))
+                .col(string("action"))
+                .col(text("resource"))
+                .col(text("flow"))
+                .col(text("environment"))
+                .col(string("result"))
+                .col(string("grpc_code"))
+                .col(text("message"))
+                .col(text("request_id"))
+                .col(text("remote_address"))
+                .to_owned(),
+        )
+        .await?;
+        for col in ["actor", "action", "resource", "time"] {
+            m.create_index(
+                Index::create()
+                    .name(format!("audit_events_{col}"))
+                    .table("audit_events")
+                    .col(col)
+                    .to_owned(),
+            )
+            .await?;
+        }
+        Ok(())
     }
 }

@@ -4,6 +4,7 @@
 //! Both SQLite (the single-node default) and PostgreSQL (several replicas)
 //! run the same code; the few backend differences are confined here.
 
+pub mod audit;
 pub mod catalog;
 pub(crate) mod entity;
 pub mod flows;
@@ -13,6 +14,7 @@ pub mod notify;
 mod page;
 pub mod releases;
 pub mod templates;
+pub mod tokens;
 mod versioned;
 pub mod watches;
 

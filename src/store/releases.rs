@@ -498,7 +498,7 @@ impl Outbox {
                 }
             }
         }
-        txn.commit().await?;
+        super::audit::commit(txn).await?;
         Ok(self.events)
     }
 

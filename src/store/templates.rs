@@ -52,6 +52,7 @@ pub(crate) async fn get_template_in<C: ConnectionTrait>(
 
 impl Store {
     pub async fn create_template(&self, t: &NamedTemplate) -> Result<NamedTemplate> {
+        let txn = self.write_txn().await?;
         let time = now();
         let model = promotion_template::ActiveModel {
             name: Set(t.name.clone()),
@@ -64,9 +65,10 @@ impl Store {
             update_time: Set(time),
         };
         promotion_template::Entity::insert(model)
-            .exec_without_returning(self.writer())
+            .exec_without_returning(&txn)
             .await
             .map_err(|e| map_unique(e, || format!("{KIND} {:?} already exists", t.name)))?;
+        super::audit::commit(txn).await?;
         self.get_template(&t.name).await
     }
 
@@ -108,6 +110,7 @@ impl Store {
     }
 
     pub async fn update_template(&self, t: &NamedTemplate, expected: i64) -> Result<NamedTemplate> {
+        let txn = self.write_txn().await?;
         let model = promotion_template::ActiveModel {
             description: Set(t.description.clone()),
             spec: Set(to_json(&t.template)?),
@@ -117,14 +120,10 @@ impl Store {
             ..Default::default()
         };
         update_versioned::<promotion_template::Entity, _>(
-            self.writer(),
-            KIND,
-            COLS,
-            &t.name,
-            expected,
-            model,
+            &txn, KIND, COLS, &t.name, expected, model,
         )
         .await?;
+        super::audit::commit(txn).await?;
         self.get_template(&t.name).await
     }
 
@@ -151,7 +150,7 @@ impl Store {
                 )),
                 e => e,
             })?;
-        txn.commit().await?;
+        super::audit::commit(txn).await?;
         Ok(())
     }
 }

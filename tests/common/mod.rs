@@ -32,6 +32,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 
+pub use promoflow::cli::client::{Conn, Credentials, conn};
+
 use promoflow::proto::v1::environment_service_client::EnvironmentServiceClient;
 use promoflow::proto::v1::flow_service_client::FlowServiceClient;
 use promoflow::proto::v1::product_service_client::ProductServiceClient;
@@ -44,6 +46,9 @@ pub const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30
 /// A database for one test; PostgreSQL databases are dropped on drop.
 pub struct TestDb {
     pub url: String,
+    /// An admin API token of this database (`pf_…`), made before any
+    /// server starts on it: every client of the harness sends it.
+    pub token: String,
     _dir: Option<tempfile::TempDir>,
     pg: Option<(String, String)>,
 }
@@ -64,8 +69,10 @@ impl TestDb {
                     .rsplit_once('/')
                     .map(|(b, _)| b.to_string())
                     .expect("admin URL has a database path");
+                let url = format!("{base}/{name}");
                 Self {
-                    url: format!("{base}/{name}"),
+                    token: admin_token(&url).await,
+                    url,
                     _dir: None,
                     pg: Some((admin, name)),
                 }
@@ -74,6 +81,7 @@ impl TestDb {
                 let dir = tempfile::tempdir().expect("tempdir");
                 let url = format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display());
                 Self {
+                    token: admin_token(&url).await,
                     url,
                     _dir: Some(dir),
                     pg: None,
@@ -91,6 +99,7 @@ impl TestDb {
     pub fn shared(&self) -> Self {
         Self {
             url: self.url.clone(),
+            token: self.token.clone(),
             _dir: None,
             pg: None,
         }
@@ -122,10 +131,40 @@ impl Drop for TestDb {
     }
 }
 
+/// Migrates the database at `url` and makes an admin token in it.
+async fn admin_token(url: &str) -> String {
+    use promoflow::domain::access::{Grant, Role};
+    let store = promoflow::store::Store::open(url, 1)
+        .await
+        .expect("open the test database");
+    let (_, secret) = promoflow::auth::create_token(
+        &store,
+        "test-admin",
+        &Grant::global(Role::Admin),
+        "system:test",
+        None,
+    )
+    .await
+    .expect("create the test admin token");
+    store.close().await;
+    secret
+}
+
+/// A connection to `addr` whose calls carry `token`.
+pub fn connect(addr: &str, token: &str) -> Conn {
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .expect("uri")
+        .connect_lazy();
+    conn(channel, Credentials::bearer(token).expect("token"))
+}
+
 /// A running server; stopped when dropped.
 pub struct TestServer {
     pub addr: SocketAddr,
-    pub channel: Channel,
+    /// Calls carry the database's admin token.
+    pub channel: Conn,
+    /// No credentials: for health, and for tests of authentication.
+    pub raw: Channel,
     stop: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<promoflow::error::Result<()>>>,
     // Declared last: dropped after the server task is gone.
@@ -152,12 +191,13 @@ impl TestServer {
         let handle = tokio::spawn(promoflow::server::run(config, listener, async move {
             let _ = rx.await;
         }));
-        let channel = Channel::from_shared(format!("http://{addr}"))
+        let raw = Channel::from_shared(format!("http://{addr}"))
             .expect("uri")
             .connect_lazy();
         let server = Self {
             addr,
-            channel,
+            channel: conn(raw.clone(), Credentials::bearer(&db.token).expect("token")),
+            raw,
             stop: Some(tx),
             handle: Some(handle),
             db,
@@ -167,7 +207,7 @@ impl TestServer {
     }
 
     async fn wait_ready(&self) {
-        if let Err(e) = promoflow::cli::wait_ready(&self.channel, READY_TIMEOUT).await {
+        if let Err(e) = promoflow::cli::wait_ready(&self.raw, READY_TIMEOUT).await {
             panic!("server on {}: {e}", self.addr);
         }
     }
@@ -180,6 +220,7 @@ impl TestServer {
             &mut self.db,
             TestDb {
                 url: String::new(),
+                token: String::new(),
                 _dir: None,
                 pg: None,
             },
@@ -197,19 +238,19 @@ impl TestServer {
     }
 
     // The clients, without `Api` in scope (see [`Api`]).
-    pub fn environments(&self) -> EnvironmentServiceClient<Channel> {
+    pub fn environments(&self) -> EnvironmentServiceClient<Conn> {
         Api::environments(self)
     }
-    pub fn products(&self) -> ProductServiceClient<Channel> {
+    pub fn products(&self) -> ProductServiceClient<Conn> {
         Api::products(self)
     }
-    pub fn workflows(&self) -> WorkflowServiceClient<Channel> {
+    pub fn workflows(&self) -> WorkflowServiceClient<Conn> {
         Api::workflows(self)
     }
-    pub fn flows(&self) -> FlowServiceClient<Channel> {
+    pub fn flows(&self) -> FlowServiceClient<Conn> {
         Api::flows(self)
     }
-    pub fn releases(&self) -> ReleaseServiceClient<Channel> {
+    pub fn releases(&self) -> ReleaseServiceClient<Conn> {
         Api::releases(self)
     }
 }
@@ -227,33 +268,33 @@ impl Drop for TestServer {
 
 /// The service clients of a server, from its channel.
 pub trait Api {
-    fn channel(&self) -> Channel;
+    fn channel(&self) -> Conn;
 
-    fn environments(&self) -> EnvironmentServiceClient<Channel> {
+    fn environments(&self) -> EnvironmentServiceClient<Conn> {
         EnvironmentServiceClient::new(self.channel())
     }
-    fn products(&self) -> ProductServiceClient<Channel> {
+    fn products(&self) -> ProductServiceClient<Conn> {
         ProductServiceClient::new(self.channel())
     }
-    fn workflows(&self) -> WorkflowServiceClient<Channel> {
+    fn workflows(&self) -> WorkflowServiceClient<Conn> {
         WorkflowServiceClient::new(self.channel())
     }
-    fn flows(&self) -> FlowServiceClient<Channel> {
+    fn flows(&self) -> FlowServiceClient<Conn> {
         FlowServiceClient::new(self.channel())
     }
-    fn releases(&self) -> ReleaseServiceClient<Channel> {
+    fn releases(&self) -> ReleaseServiceClient<Conn> {
         ReleaseServiceClient::new(self.channel())
     }
 }
 
 impl Api for TestServer {
-    fn channel(&self) -> Channel {
+    fn channel(&self) -> Conn {
         self.channel.clone()
     }
 }
 
-impl Api for Channel {
-    fn channel(&self) -> Channel {
+impl Api for Conn {
+    fn channel(&self) -> Conn {
         self.clone()
     }
 }

@@ -68,10 +68,15 @@ impl Serve {
     /// ready.
     pub async fn start(&self, db: &TestDb) -> Binary {
         let addr = format!("127.0.0.1:{}", free_port());
-        let channel = Channel::from_shared(format!("http://{addr}"))
+        let raw = Channel::from_shared(format!("http://{addr}"))
             .expect("uri")
             .connect_lazy();
+        let channel = super::conn(
+            raw.clone(),
+            super::Credentials::bearer(&db.token).expect("token"),
+        );
         let mut binary = Binary {
+            raw,
             child: self.spawn(&addr, &db.url),
             serve: self.clone(),
             database_url: db.url.clone(),
@@ -111,15 +116,18 @@ fn free_port() -> u16 {
 pub struct Binary {
     /// `127.0.0.1:PORT`, the same across restarts.
     pub addr: String,
-    /// A lazy channel to `addr`: it reconnects after a restart.
-    pub channel: Channel,
+    /// A lazy channel to `addr`: it reconnects after a restart. Its calls
+    /// carry the database's admin token.
+    pub channel: super::Conn,
+    /// The same without credentials.
+    pub raw: Channel,
     child: Child,
     serve: Serve,
     database_url: String,
 }
 
 impl Api for Binary {
-    fn channel(&self) -> Channel {
+    fn channel(&self) -> super::Conn {
         self.channel.clone()
     }
 }
@@ -129,7 +137,7 @@ impl Binary {
     async fn wait_ready(&mut self) {
         let start = Instant::now();
         loop {
-            let step = promoflow::cli::wait_ready(&self.channel, Duration::from_secs(1)).await;
+            let step = promoflow::cli::wait_ready(&self.raw, Duration::from_secs(1)).await;
             if step.is_ok() {
                 return;
             }

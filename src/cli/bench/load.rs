@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use tokio::sync::Mutex;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
+
+use crate::cli::client::{Conn, Credentials, conn};
 
 /// Latencies in microseconds, from 1 µs to 10 minutes, 3 significant digits.
 pub fn histogram() -> Histogram<u64> {
@@ -100,15 +102,15 @@ impl Default for Sample {
 /// not funnelled through a single connection's task on either side.
 #[derive(Clone)]
 pub struct Pool {
-    channels: Arc<Vec<Channel>>,
+    channels: Arc<Vec<Conn>>,
     next: Arc<AtomicUsize>,
 }
 
 impl Pool {
-    pub async fn connect(endpoint: &str, connections: usize) -> Result<Self, String> {
+    pub async fn connect(endpoint: &str, token: &str, connections: usize) -> Result<Self, String> {
         let mut channels = Vec::with_capacity(connections.max(1));
         for _ in 0..connections.max(1) {
-            channels.push(connect(endpoint).await?);
+            channels.push(connect(endpoint, token).await?);
         }
         Ok(Self {
             channels: Arc::new(channels),
@@ -117,21 +119,28 @@ impl Pool {
     }
 
     /// The next connection, round-robin.
-    pub fn channel(&self) -> Channel {
+    pub fn channel(&self) -> Conn {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.channels.len();
         self.channels[i].clone()
     }
 }
 
 /// One eagerly connected HTTP/2 connection with generous message limits
-/// (large-flow requests are hundreds of kilobytes).
-pub async fn connect(endpoint: &str) -> Result<Channel, String> {
-    Endpoint::from_shared(endpoint.to_string())
+/// (large-flow requests are hundreds of kilobytes), whose calls carry
+/// `token` (none when empty).
+pub async fn connect(endpoint: &str, token: &str) -> Result<Conn, String> {
+    let credentials = if token.is_empty() {
+        Credentials::none()
+    } else {
+        Credentials::bearer(token)?
+    };
+    let channel = Endpoint::from_shared(endpoint.to_string())
         .map_err(|e| format!("{endpoint:?} is not a URL: {e}"))?
         .tcp_nodelay(true)
         .connect()
         .await
-        .map_err(|e| format!("cannot connect to {endpoint}: {e}"))
+        .map_err(|e| format!("cannot connect to {endpoint}: {e}"))?;
+    Ok(conn(channel, credentials))
 }
 
 /// How long to run and how much of the start to leave out of the figures

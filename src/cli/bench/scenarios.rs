@@ -9,10 +9,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::cli::client::Conn;
 use futures::StreamExt;
 use tokio::sync::oneshot;
 use tonic::Code;
-use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 
@@ -177,7 +177,7 @@ where
 }
 
 /// Creates an environment; one that exists already is fine.
-pub(super) async fn ensure_env(ch: Channel, name: String) -> Res<()> {
+pub(super) async fn ensure_env(ch: Conn, name: String) -> Res<()> {
     let r = EnvironmentServiceClient::new(ch)
         .create_environment(pb::CreateEnvironmentRequest {
             environment: Some(pb::Environment {
@@ -245,7 +245,7 @@ fn is_final(status: i32) -> bool {
 }
 
 /// Triggers a release; returns it as created.
-pub(super) async fn trigger(ch: Channel, req: pb::TriggerReleaseRequest) -> Res<pb::Release> {
+pub(super) async fn trigger(ch: Conn, req: pb::TriggerReleaseRequest) -> Res<pb::Release> {
     ReleaseServiceClient::new(ch)
         .trigger_release(req)
         .await
@@ -256,7 +256,7 @@ pub(super) async fn trigger(ch: Channel, req: pb::TriggerReleaseRequest) -> Res<
 }
 
 /// Polls a release until it is final; returns its status.
-pub(super) async fn wait_final(ch: Channel, id: &str, timeout: Duration) -> Res<i32> {
+pub(super) async fn wait_final(ch: Conn, id: &str, timeout: Duration) -> Res<i32> {
     let start = Instant::now();
     let mut releases = ReleaseServiceClient::new(ch);
     loop {
@@ -281,7 +281,7 @@ pub(super) async fn wait_final(ch: Channel, id: &str, timeout: Duration) -> Res<
 
 /// Waits until no release of `flow` is queued or running (the backlog a
 /// trigger run leaves); returns how long that took.
-async fn drain(ch: Channel, flow: &str, timeout: Duration) -> Res<Duration> {
+async fn drain(ch: Conn, flow: &str, timeout: Duration) -> Res<Duration> {
     let start = Instant::now();
     let mut releases = ReleaseServiceClient::new(ch);
     loop {
@@ -316,7 +316,7 @@ pub async fn run_all(
 ) -> Res<Vec<Row>> {
     let c = args.concurrency as usize;
     let window = Window::new(args.duration);
-    let pool = Pool::connect(&srv.endpoint, args.connections as usize).await?;
+    let pool = Pool::connect(&srv.endpoint, &srv.token, args.connections as usize).await?;
     let w = Arc::new(World {
         prefix: format!("b{}", &uuid::Uuid::new_v4().simple().to_string()[..6]),
         products: args.products as usize,
@@ -550,7 +550,7 @@ impl Finishes {
     /// aborted.
     pub(super) async fn follow(
         self: Arc<Self>,
-        ch: Channel,
+        ch: Conn,
         flow: String,
         ready: oneshot::Sender<()>,
     ) {
@@ -600,7 +600,7 @@ impl Finishes {
 
 /// Triggers a release and waits for its end, as seen on the watch stream.
 async fn trigger_and_wait(
-    ch: Channel,
+    ch: Conn,
     req: pb::TriggerReleaseRequest,
     finishes: Arc<Finishes>,
 ) -> Res<()> {
@@ -705,7 +705,7 @@ async fn fan_out(args: &BenchArgs, w: &World, pool: &Pool, srv: &Server, n: usiz
     let per = args.streams_per_connection as usize;
     let mut channels = Vec::new();
     for _ in 0..n.div_ceil(per) {
-        channels.push(load::connect(&srv.endpoint).await?);
+        channels.push(load::connect(&srv.endpoint, &srv.token).await?);
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let before = srv.rss();

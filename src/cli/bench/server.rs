@@ -15,6 +15,9 @@ pub struct Server {
     pub pid: Option<u32>,
     /// What the figures were taken on (`sqlite`, `postgres` or `target`).
     pub backend: String,
+    /// The API token the load generator sends: one made for the run in
+    /// the store of a started server, `PROMOFLOW_TOKEN` for `--target`.
+    pub token: String,
     child: Option<Child>,
     dir: Option<PathBuf>,
 }
@@ -48,6 +51,27 @@ impl Server {
         } else {
             "sqlite"
         };
+        // A token of its own, written to the store before the server starts
+        // (a given database may already hold tokens, so the server's first
+        // admin token cannot be relied on).
+        let token = {
+            use crate::domain::access::{Grant, Role};
+            let store = crate::store::Store::open(&url, 1)
+                .await
+                .map_err(|e| format!("cannot open the store {url}: {e}"))?;
+            let name = format!("bench-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+            let made = crate::auth::create_token(
+                &store,
+                &name,
+                &Grant::global(Role::Admin),
+                "system:bench",
+                None,
+            )
+            .await
+            .map_err(|e| format!("cannot create the bench token: {e}"));
+            store.close().await;
+            made?.1
+        };
         let listen = format!("127.0.0.1:{port}");
         let child = Command::new(exe)
             .arg("serve")
@@ -68,6 +92,7 @@ impl Server {
             endpoint: format!("http://{listen}"),
             pid: Some(child.id()),
             backend: backend.into(),
+            token,
             child: Some(child),
             dir,
         };
@@ -81,6 +106,7 @@ impl Server {
             endpoint: endpoint.to_string(),
             pid,
             backend: "target".into(),
+            token: std::env::var("PROMOFLOW_TOKEN").unwrap_or_default(),
             child: None,
             dir: None,
         };

@@ -1,7 +1,9 @@
 //! SeaORM entities: one module per table. JSON documents (labels, flow
 //! specs, …) are stored as text so both backends treat them alike.
 
+pub mod api_token;
 pub mod application;
+pub mod audit_event;
 pub mod environment;
 pub mod environment_run;
 pub mod event;
