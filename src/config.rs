@@ -197,6 +197,12 @@ pub struct ServerConfig {
     /// 0 keeps them forever.
     #[arg(long, env = "PROMOFLOW_AUDIT_RETENTION", value_parser = humantime::parse_duration, default_value = "365days")]
     pub audit_retention: Duration,
+
+    /// Failed authentications allowed per remote address and minute; past
+    /// it, the address gets RESOURCE_EXHAUSTED until the minute is over.
+    /// 0: no limit.
+    #[arg(long, env = "PROMOFLOW_AUTH_FAILURES_PER_MINUTE", default_value_t = 20)]
+    pub auth_failures_per_minute: u32,
 }
 
 /// The environment variable that may hold the webhook secret itself.
@@ -249,6 +255,7 @@ impl ServerConfig {
             auth: crate::auth::AuthMode::Required,
             reflection_needs_auth: false,
             audit_retention: Duration::from_secs(365 * 24 * 3600),
+            auth_failures_per_minute: 20,
         }
     }
 

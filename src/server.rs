@@ -155,6 +155,7 @@ async fn start_auth(
         config.auth,
         store.clone(),
         config.reflection_needs_auth,
+        config.auth_failures_per_minute,
     )))
 }
 

@@ -52,14 +52,21 @@ impl Run {
 }
 
 /// Runs `promoflow ARGS` against `server`.
+/// Runs `promoflow ARGS` against `server`, with its admin token in
+/// `PROMOFLOW_TOKEN`.
 async fn cli(server: &TestServer, args: &[&str]) -> Run {
-    cli_at(&format!("http://{}", server.addr), args).await
+    cli_with(&format!("http://{}", server.addr), &server.db.token, args).await
 }
 
 async fn cli_at(url: &str, args: &[&str]) -> Run {
+    cli_with(url, "", args).await
+}
+
+async fn cli_with(url: &str, token: &str, args: &[&str]) -> Run {
     let out = tokio::process::Command::new(BIN)
         .args(args)
         .env("PROMOFLOW_SERVER", url)
+        .env("PROMOFLOW_TOKEN", token)
         .stdin(Stdio::null())
         .output()
         .await
@@ -628,6 +635,7 @@ async fn live_view_on_a_terminal_shows_parallel_environments() {
     let out = tokio::process::Command::new("script")
         .args(["-qfec", &command, "/dev/null"])
         .env("PROMOFLOW_SERVER", format!("http://{}", server.addr))
+        .env("PROMOFLOW_TOKEN", &server.db.token)
         .stdin(Stdio::null())
         .output()
         .await
@@ -712,6 +720,7 @@ async fn watch_resumes_after_a_server_restart() {
     let watcher = tokio::process::Command::new(BIN)
         .args(["release", "watch", &id])
         .env("PROMOFLOW_SERVER", format!("http://{addr}"))
+        .env("PROMOFLOW_TOKEN", &server.db.token)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -40,9 +40,7 @@ pub enum AuthMode {
     None,
 }
 
-/// Failed authentications allowed per remote address and window before
-/// the address is refused for the rest of the window.
-const MAX_FAILURES: u32 = 20;
+/// The window of `--auth-failures-per-minute`.
 const FAILURE_WINDOW: Duration = Duration::from_secs(60);
 /// `last_used_time` is written at most this often per token.
 const TOUCH_EVERY: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
@@ -53,6 +51,8 @@ pub struct Authenticator {
     store: Store,
     /// Reflection needs `viewer` too (`--reflection-needs-auth`).
     pub reflection_needs_auth: bool,
+    /// Failed authentications allowed per address and window; 0: any.
+    max_failures: u32,
     failures: Mutex<HashMap<IpAddr, (Instant, u32)>>,
 }
 
@@ -65,11 +65,17 @@ pub enum Refusal {
 }
 
 impl Authenticator {
-    pub fn new(mode: AuthMode, store: Store, reflection_needs_auth: bool) -> Self {
+    pub fn new(
+        mode: AuthMode,
+        store: Store,
+        reflection_needs_auth: bool,
+        max_failures: u32,
+    ) -> Self {
         Self {
             mode,
             store,
             reflection_needs_auth,
+            max_failures,
             failures: Mutex::new(HashMap::new()),
         }
     }
@@ -150,10 +156,13 @@ impl Authenticator {
     }
 
     fn throttled(&self, ip: IpAddr) -> Option<Duration> {
+        if self.max_failures == 0 {
+            return None;
+        }
         let map = self.failures.lock().ok()?;
         let (since, count) = map.get(&ip)?;
         let elapsed = since.elapsed();
-        (*count >= MAX_FAILURES && elapsed < FAILURE_WINDOW).then(|| FAILURE_WINDOW - elapsed)
+        (*count >= self.max_failures && elapsed < FAILURE_WINDOW).then(|| FAILURE_WINDOW - elapsed)
     }
 
     fn failed(&self, ip: IpAddr) {

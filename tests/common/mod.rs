@@ -34,10 +34,12 @@ use tonic::transport::Channel;
 
 pub use promoflow::cli::client::{Conn, Credentials, conn};
 
+use promoflow::proto::v1::audit_service_client::AuditServiceClient;
 use promoflow::proto::v1::environment_service_client::EnvironmentServiceClient;
 use promoflow::proto::v1::flow_service_client::FlowServiceClient;
 use promoflow::proto::v1::product_service_client::ProductServiceClient;
 use promoflow::proto::v1::release_service_client::ReleaseServiceClient;
+use promoflow::proto::v1::token_service_client::TokenServiceClient;
 use promoflow::proto::v1::workflow_service_client::WorkflowServiceClient;
 
 /// How long a starting server may take to answer health `SERVING`.
@@ -284,6 +286,12 @@ pub trait Api {
     }
     fn releases(&self) -> ReleaseServiceClient<Conn> {
         ReleaseServiceClient::new(self.channel())
+    }
+    fn tokens(&self) -> TokenServiceClient<Conn> {
+        TokenServiceClient::new(self.channel())
+    }
+    fn audit(&self) -> AuditServiceClient<Conn> {
+        AuditServiceClient::new(self.channel())
     }
 }
 
