@@ -13,6 +13,7 @@ use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_promoflow");
 
+#[derive(Debug)]
 struct Run {
     code: i32,
     stdout: String,
@@ -1357,4 +1358,79 @@ spec:
         1,
         "the broken product changed nothing"
     );
+}
+
+/// Tokens from the command line: create (secret once, on stdout), use,
+/// list, revoke; the audit log; a missing token explained; and the offline
+/// way back in.
+#[tokio::test(flavor = "multi_thread")]
+async fn tokens_and_the_audit_log_from_the_command_line() {
+    let server = TestServer::start().await;
+    let url = format!("http://{}", server.addr);
+    let r = cli_at(&url, &["env", "list"]).await;
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr.contains("unauthenticated") && r.stderr.contains("admin.token"),
+        "{}",
+        r.stderr
+    );
+    let made = cli(
+        &server,
+        &["token", "create", "ci", "--role", "viewer", "--env", "qa*"],
+    )
+    .await
+    .ok();
+    let secret = made.stdout.trim().to_string();
+    assert!(
+        secret.starts_with("pf_") && !made.stderr.contains(&secret),
+        "{made:?}"
+    );
+    cli_with(&url, &secret, &["env", "list"]).await.ok();
+    let denied = cli_with(&url, &secret, &["env", "create", "x"]).await;
+    assert_ne!(denied.code, 0);
+    assert!(
+        denied.stderr.contains("environments.write"),
+        "{}",
+        denied.stderr
+    );
+    let list = cli(&server, &["token", "list"]).await.ok();
+    assert!(
+        list.stdout.contains("ci") && list.stdout.contains("qa*"),
+        "{}",
+        list.stdout
+    );
+    assert!(!list.stdout.contains(&secret));
+    cli(&server, &["token", "revoke", "ci"]).await.ok();
+    assert_ne!(cli_with(&url, &secret, &["env", "list"]).await.code, 0);
+    let audit = cli(
+        &server,
+        &["audit", "list", "--actor", "token:ci", "-o", "json"],
+    )
+    .await
+    .ok()
+    .json();
+    let actions: Vec<&str> = audit
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|e| e["action"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(actions, ["environment.create"], "{audit:#}");
+    // Offline: straight into the store.
+    let offline = cli_at(
+        "http://127.0.0.1:1",
+        &[
+            "token",
+            "create",
+            "rescue",
+            "--role",
+            "admin",
+            "--database-url",
+            &server.db.url,
+        ],
+    )
+    .await
+    .ok();
+    let rescue = offline.stdout.trim();
+    cli_with(&url, rescue, &["token", "list"]).await.ok();
 }

@@ -9,10 +9,12 @@ use tonic::transport::Channel;
 use tonic_types::StatusExt;
 
 use super::output::Output;
+use crate::proto::v1::audit_service_client::AuditServiceClient;
 use crate::proto::v1::environment_service_client::EnvironmentServiceClient;
 use crate::proto::v1::flow_service_client::FlowServiceClient;
 use crate::proto::v1::product_service_client::ProductServiceClient;
 use crate::proto::v1::release_service_client::ReleaseServiceClient;
+use crate::proto::v1::token_service_client::TokenServiceClient;
 use crate::proto::v1::workflow_service_client::WorkflowServiceClient;
 
 /// Flags of the client commands (global: accepted before or after the
@@ -177,6 +179,12 @@ impl Ctx {
     }
     pub fn releases(&self) -> ReleaseServiceClient<Conn> {
         ReleaseServiceClient::new(self.channel.clone())
+    }
+    pub fn tokens(&self) -> TokenServiceClient<Conn> {
+        TokenServiceClient::new(self.channel.clone())
+    }
+    pub fn audit(&self) -> AuditServiceClient<Conn> {
+        AuditServiceClient::new(self.channel.clone())
     }
 }
 

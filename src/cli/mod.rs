@@ -2,6 +2,7 @@
 //! commands, one module per command group. [`client`] holds what they share
 //! (connection, error display), [`output`] tables and JSON/YAML.
 
+pub mod access;
 pub mod apply;
 pub mod bench;
 pub mod client;
@@ -91,6 +92,18 @@ pub enum Command {
         after_help = "Example:\n  promoflow release trigger --flow my-flow --product demo --wait"
     )]
     Release(release::ReleaseCommand),
+    /// API tokens: create (the secret is shown once), list, revoke.
+    #[command(
+        subcommand,
+        after_help = "Example:\n  promoflow token create ci --role promoter --env qa --env 'staging*'"
+    )]
+    Token(access::TokenCommand),
+    /// The audit log: who changed or tried to change what.
+    #[command(
+        subcommand,
+        after_help = "Example:\n  promoflow audit list --action release.approve"
+    )]
+    Audit(access::AuditCommand),
     /// Print a shell completion script.
     ///
     /// Example: promoflow completions bash > /etc/bash_completion.d/promoflow
@@ -188,6 +201,26 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Flow(cmd) => client(&args, |ctx| async move { flow::run(&ctx, cmd).await }).await,
         Command::Release(cmd) => {
             client(&args, |ctx| async move { release::run(&ctx, cmd).await }).await
+        }
+        Command::Token(
+            cmd @ access::TokenCommand::Create {
+                database_url: Some(_),
+                ..
+            },
+        ) => access::create_offline(cmd, args.output).await,
+        Command::Token(cmd) => {
+            client(
+                &args,
+                |ctx| async move { access::run_token(&ctx, cmd).await },
+            )
+            .await
+        }
+        Command::Audit(cmd) => {
+            client(
+                &args,
+                |ctx| async move { access::run_audit(&ctx, cmd).await },
+            )
+            .await
         }
     }
 }

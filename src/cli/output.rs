@@ -73,7 +73,10 @@ named!(
     Release,
     ValidateFlowResponse,
     Application,
-    NamedPromotionTemplate
+    NamedPromotionTemplate,
+    Token,
+    AuditEvent,
+    CreateTokenResponse
 );
 
 /// `msg` as a JSON value in the protobuf JSON mapping.

@@ -1,0 +1,325 @@
+//! `promoflow token` and `promoflow audit`: API tokens and the audit log.
+
+use std::process::ExitCode;
+
+use clap::{Subcommand, ValueEnum};
+
+use super::client::CliError;
+use super::client::{CmdResult, Ctx, all_pages, duration, fail};
+use super::output::Output;
+use super::output::{self, fields, print_list, print_one};
+use crate::proto::v1 as pb;
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RoleArg {
+    Viewer,
+    Promoter,
+    Editor,
+    Admin,
+}
+
+impl RoleArg {
+    fn pb(self) -> pb::Role {
+        match self {
+            Self::Viewer => pb::Role::Viewer,
+            Self::Promoter => pb::Role::Promoter,
+            Self::Editor => pb::Role::Editor,
+            Self::Admin => pb::Role::Admin,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create an API token; its secret is printed once, on standard output.
+    #[command(
+        after_help = "Examples:\n  promoflow token create ci --role promoter --flow 'shop*' --env qa --env 'staging*' --ttl 90d\n  promoflow token create rescue --role admin --database-url sqlite://promoflow-data/promoflow.db   (offline, with the server stopped or running)"
+    )]
+    Create {
+        /// A lowercase DNS label; calls with it act as `token:<name>`.
+        name: String,
+        #[arg(long, value_enum)]
+        role: RoleArg,
+        /// A flow pattern the role applies to: name, prefix* or * (repeatable; none = all).
+        #[arg(long = "flow", value_name = "PATTERN")]
+        flows: Vec<String>,
+        /// An environment pattern (repeatable; none = all).
+        #[arg(long = "env", value_name = "PATTERN")]
+        environments: Vec<String>,
+        /// How long it works (30d, 12h); by default until revoked.
+        #[arg(long, value_parser = duration)]
+        ttl: Option<prost_types::Duration>,
+        /// Write the token straight into this database instead of asking a
+        /// server: the way back in when no admin token is left.
+        #[arg(long, value_name = "URL")]
+        database_url: Option<String>,
+    },
+    /// List tokens (never their secrets).
+    List,
+    /// Revoke a token: calls with it fail at once, on every replica.
+    Revoke { name: String },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ResultArg {
+    Ok,
+    Denied,
+    Error,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// List audit events, newest first.
+    #[command(
+        after_help = "Examples:\n  promoflow audit list --action release.approve\n  promoflow audit list --actor token:ci --result denied -o json"
+    )]
+    List {
+        #[arg(long, default_value = "")]
+        actor: String,
+        #[arg(long, default_value = "")]
+        action: String,
+        #[arg(long, default_value = "")]
+        resource: String,
+        #[arg(long, value_enum)]
+        result: Option<ResultArg>,
+        /// At most this many events.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+}
+
+fn role_name(r: i32) -> String {
+    pb::Role::try_from(r)
+        .map(|r| r.as_str_name().trim_start_matches("ROLE_").to_lowercase())
+        .unwrap_or_else(|_| r.to_string())
+}
+
+fn patterns(ps: &[String]) -> String {
+    if ps.is_empty() {
+        "*".into()
+    } else {
+        ps.join(",")
+    }
+}
+
+/// `token create --database-url`: no server involved.
+pub async fn create_offline(cmd: TokenCommand, out: Output) -> ExitCode {
+    let TokenCommand::Create {
+        name,
+        role,
+        flows,
+        environments,
+        ttl,
+        database_url: Some(url),
+    } = cmd
+    else {
+        return ExitCode::FAILURE;
+    };
+    let result = async {
+        use crate::domain::access::{Grant, Pattern};
+        let parse = |ps: &[String]| {
+            ps.iter()
+                .map(|p| Pattern::parse(p))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let grant = Grant {
+            role: match role {
+                RoleArg::Viewer => crate::domain::access::Role::Viewer,
+                RoleArg::Promoter => crate::domain::access::Role::Promoter,
+                RoleArg::Editor => crate::domain::access::Role::Editor,
+                RoleArg::Admin => crate::domain::access::Role::Admin,
+            },
+            flows: parse(&flows).map_err(|e| format!("--flow: {e}"))?,
+            environments: parse(&environments).map_err(|e| format!("--env: {e}"))?,
+        };
+        let mut v = crate::domain::Violations::new();
+        crate::domain::check_name(&mut v, "name", &name);
+        v.finish().map_err(|v| format!("{}", v[0]))?;
+        let store = crate::store::Store::open(&url, 1)
+            .await
+            .map_err(|e| format!("--database-url: {e}"))?;
+        let ttl =
+            ttl.map(|d| std::time::Duration::new(d.seconds.max(0) as u64, d.nanos.max(0) as u32));
+        let made =
+            crate::auth::create_token(&store, &name, &grant, "system:cli-offline", ttl).await;
+        store.close().await;
+        made.map_err(|e| e.to_string())
+    }
+    .await;
+    match result {
+        Ok((_, secret)) => {
+            if matches!(out, Output::Table) {
+                eprintln!("token {name} created; its secret (shown only now):");
+            }
+            println!("{secret}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+pub async fn run_token(ctx: &Ctx, cmd: TokenCommand) -> CmdResult {
+    let mut client = ctx.tokens();
+    match cmd {
+        TokenCommand::Create {
+            name,
+            role,
+            flows,
+            environments,
+            ttl,
+            database_url: _,
+        } => {
+            let made = client
+                .create_token(pb::CreateTokenRequest {
+                    name,
+                    role: role.pb() as i32,
+                    flow_patterns: flows,
+                    environment_patterns: environments,
+                    ttl,
+                })
+                .await?
+                .into_inner();
+            match ctx.output {
+                Output::Table => {
+                    let t = made.token.unwrap_or_default();
+                    eprintln!(
+                        "token {} created (role {}); its secret, shown only now:",
+                        t.name,
+                        role_name(t.role)
+                    );
+                    println!("{}", made.secret);
+                }
+                _ => print_one(ctx.output, &made, |_| String::new())?,
+            }
+        }
+        TokenCommand::List => {
+            let all = all_pages(|page_token| {
+                let mut client = client.clone();
+                async move {
+                    let r = client
+                        .list_tokens(pb::ListTokensRequest {
+                            page_size: 0,
+                            page_token,
+                        })
+                        .await?
+                        .into_inner();
+                    Ok((r.tokens, r.next_page_token))
+                }
+            })
+            .await?;
+            print_list(
+                ctx.output,
+                &all,
+                &[
+                    "name",
+                    "role",
+                    "flows",
+                    "environments",
+                    "expires",
+                    "last used",
+                    "revoked",
+                ],
+                |t| {
+                    vec![
+                        t.name.clone(),
+                        role_name(t.role),
+                        patterns(&t.flow_patterns),
+                        patterns(&t.environment_patterns),
+                        output::or_none(&output::time(t.expire_time.as_ref())).to_string(),
+                        output::or_none(&output::time(t.last_used_time.as_ref())).to_string(),
+                        output::time(t.revoke_time.as_ref()),
+                    ]
+                },
+            )?;
+        }
+        TokenCommand::Revoke { name } => {
+            let t = client
+                .revoke_token(pb::RevokeTokenRequest { name })
+                .await?
+                .into_inner()
+                .token
+                .unwrap_or_default();
+            print_one(ctx.output, &t, |t| {
+                fields(&[
+                    ("token", t.name.clone()),
+                    ("revoked", output::time(t.revoke_time.as_ref())),
+                ])
+            })?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn run_audit(ctx: &Ctx, cmd: AuditCommand) -> CmdResult {
+    let AuditCommand::List {
+        actor,
+        action,
+        resource,
+        result,
+        limit,
+    } = cmd;
+    if limit == 0 {
+        return fail("--limit must be at least 1");
+    }
+    let result = match result {
+        None => pb::AuditResult::Unspecified,
+        Some(ResultArg::Ok) => pb::AuditResult::Ok,
+        Some(ResultArg::Denied) => pb::AuditResult::Denied,
+        Some(ResultArg::Error) => pb::AuditResult::Error,
+    };
+    let mut client = ctx.audit();
+    let mut events = Vec::new();
+    let mut page_token = String::new();
+    while events.len() < limit {
+        let r = client
+            .list_audit_events(pb::ListAuditEventsRequest {
+                actor: actor.clone(),
+                action: action.clone(),
+                resource: resource.clone(),
+                result: result as i32,
+                page_size: (limit - events.len()).min(500) as i32,
+                page_token,
+            })
+            .await
+            .map_err(CliError::Status)?
+            .into_inner();
+        events.extend(r.events);
+        if r.next_page_token.is_empty() {
+            break;
+        }
+        page_token = r.next_page_token;
+    }
+    events.truncate(limit);
+    print_list(
+        ctx.output,
+        &events,
+        &[
+            "time", "actor", "action", "resource", "result", "code", "message",
+        ],
+        |e| {
+            vec![
+                output::time(e.time.as_ref()),
+                if e.actor.is_empty() {
+                    "-".into()
+                } else {
+                    e.actor.clone()
+                },
+                e.action.clone(),
+                e.resource.clone(),
+                pb::AuditResult::try_from(e.result)
+                    .map(|r| {
+                        r.as_str_name()
+                            .trim_start_matches("AUDIT_RESULT_")
+                            .to_lowercase()
+                    })
+                    .unwrap_or_default(),
+                e.grpc_code.clone(),
+                e.message.chars().take(80).collect(),
+            ]
+        },
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
