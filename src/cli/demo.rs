@@ -386,10 +386,10 @@ The server keeps running (Ctrl-C to stop). Every call but health and
 reflection needs a token; the server made an admin token at {token_file}.
 Try next:
 
-  export PROMOFLOW_TOKEN_FILE={token_file} PROMOFLOW_SERVER=http://{addr}
+  export PROMOFLOW_TOKEN="$(cat {token_file})" PROMOFLOW_SERVER=http://{addr}
   promoflow release list
   grpcurl -plaintext {addr} list
-  alias pgrpcurl='grpcurl -plaintext -H "authorization: Bearer $(cat {token_file})"'
+  alias pgrpcurl='grpcurl -plaintext -expand-headers -H "authorization: Bearer ${{PROMOFLOW_TOKEN}}"'
   pgrpcurl -d '{{"flow":"{PARALLEL}","product":"{PRODUCT}"}}' {addr} promoflow.v1.ReleaseService/TriggerRelease
   pgrpcurl -d '{{"release_id":"{id}"}}' {addr} promoflow.v1.ReleaseService/WatchRelease
   pgrpcurl -d '{{"name":"{PARALLEL}","format":"RENDER_FORMAT_MERMAID"}}' {addr} promoflow.v1.FlowService/RenderFlow
