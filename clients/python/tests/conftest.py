@@ -46,6 +46,11 @@ class Server:
     def target(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def token(self) -> str:
+        """The admin token the server wrote on its first start."""
+        return (self.workdir / "data" / "admin.token").read_text().strip()
+
     def start(self, *, new_port_on_conflict: bool = True, timeout: float = 30.0) -> None:
         for _ in range(5):
             log = open(self.log_path, "ab")
@@ -57,6 +62,8 @@ class Server:
                     self.target,
                     "--database-url",
                     f"sqlite://{self.db}?mode=rwc",
+                    "--data-dir",
+                    str(self.workdir / "data"),
                 ],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -81,7 +88,10 @@ class Server:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 return False
-            with Client(self.target, timeout=2.0) as c:
+            if not (self.workdir / "data" / "admin.token").exists():
+                time.sleep(0.1)
+                continue
+            with Client(self.target, timeout=2.0, token=self.token) as c:
                 try:
                     list(c.list_environments(page_size=1))
                     return True
@@ -126,7 +136,7 @@ def server(tmp_path: Path) -> Iterator[Server]:
 
 @pytest.fixture
 def client(server: Server) -> Iterator[Client]:
-    with Client(server.target) as c:
+    with Client(server.target, token=server.token) as c:
         yield c
 
 

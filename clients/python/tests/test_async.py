@@ -14,7 +14,7 @@ from promoflow import AlreadyExists, AsyncClient, InvalidArgument, NotFound, edi
 
 def test_async_quick_start(server: Server) -> None:
     async def run() -> None:
-        async with AsyncClient(server.target) as pf:
+        async with AsyncClient(server.target, token=server.token) as pf:
             for name in ("dev", "qa", "prod-eu", "prod-asia"):
                 await pf.create_environment(name)
             await pf.create_workflow("soak", wait=0.2)

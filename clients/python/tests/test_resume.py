@@ -74,7 +74,7 @@ def test_async_watch_resumes_across_restart(server: Server, client: Client) -> N
     async def watch() -> list[pb.ReleaseEvent]:
         events = []
         restarted = False
-        async with AsyncClient(server.target) as pf:
+        async with AsyncClient(server.target, token=server.token) as pf:
             async for event in pf.watch_release(release.id, reconnect_timeout=30):
                 events.append(event)
                 if not restarted and _soak_running(event):
@@ -112,7 +112,7 @@ def test_watch_releases_resumes_from_cursor_across_restart(server: Server, clien
         import time
 
         time.sleep(0.5)
-        with Client(server.target) as other:
+        with Client(server.target, token=server.token) as other:
             triggered.append(other.trigger_release("slow", "app", version="2.0.0").id)
 
     threading.Thread(target=trigger_later, daemon=True).start()

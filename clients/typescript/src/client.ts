@@ -3,6 +3,7 @@
 import type { Client, Interceptor, Transport } from "@connectrpc/connect";
 import { createClient as createConnectClient } from "@connectrpc/connect";
 import { createGrpcTransport, type GrpcTransportOptions } from "@connectrpc/connect-node";
+import { AuditService, TokenService } from "./gen/promoflow/v1/access_pb.js";
 import { EnvironmentService } from "./gen/promoflow/v1/environment_pb.js";
 import { FlowService } from "./gen/promoflow/v1/flow_pb.js";
 import { ProductService } from "./gen/promoflow/v1/product_pb.js";
@@ -17,10 +18,27 @@ export interface PromoflowClient {
   readonly products: Client<typeof ProductService>;
   readonly flows: Client<typeof FlowService>;
   readonly releases: Client<typeof ReleaseService>;
+  readonly tokens: Client<typeof TokenService>;
+  readonly audit: Client<typeof AuditService>;
   readonly transport: Transport;
 }
 
-export type ClientOptions = Partial<Omit<GrpcTransportOptions, "baseUrl">>;
+export type ClientOptions = Partial<Omit<GrpcTransportOptions, "baseUrl">> & {
+  /**
+   * The API token (`pf_…`) sent as `authorization: Bearer` with every call.
+   * Unset: `PROMOFLOW_TOKEN` from the environment; empty string: none.
+   */
+  token?: string;
+};
+
+/** Adds `authorization: Bearer <token>` to every call. */
+export function bearer(token: string): Interceptor {
+  const value = `Bearer ${token.trim()}`;
+  return (next) => async (req) => {
+    req.header.set("authorization", value);
+    return next(req);
+  };
+}
 
 /** Rethrows every error of a call, unary or streaming, as a PromoflowError. */
 export const typedErrors: Interceptor = (next) => async (req) => {
@@ -54,10 +72,12 @@ export const typedErrors: Interceptor = (next) => async (req) => {
  */
 export function createClient(baseUrl: string, options: ClientOptions = {}): PromoflowClient {
   const url = /^[a-z][a-z0-9+.-]*:\/\//i.test(baseUrl) ? baseUrl : `http://${baseUrl}`;
+  const { token: given, ...transportOptions } = options;
+  const token = given ?? process.env.PROMOFLOW_TOKEN ?? "";
   const transport = createGrpcTransport({
-    ...options,
+    ...transportOptions,
     baseUrl: url,
-    interceptors: [typedErrors, ...(options.interceptors ?? [])],
+    interceptors: [typedErrors, ...(token ? [bearer(token)] : []), ...(options.interceptors ?? [])],
   });
   return {
     environments: createConnectClient(EnvironmentService, transport),
@@ -65,6 +85,8 @@ export function createClient(baseUrl: string, options: ClientOptions = {}): Prom
     products: createConnectClient(ProductService, transport),
     flows: createConnectClient(FlowService, transport),
     releases: createConnectClient(ReleaseService, transport),
+    tokens: createConnectClient(TokenService, transport),
+    audit: createConnectClient(AuditService, transport),
     transport,
   };
 }

@@ -1,7 +1,7 @@
 // @promoflow/client: the promoflow gRPC API for TypeScript (Protobuf-ES v2 +
 // Connect-ES v2 over the gRPC protocol). The generated messages and service
 // descriptors are re-exported as they are.
-export { createClient, typedErrors, type ClientOptions, type PromoflowClient } from "./client.js";
+export { bearer, createClient, typedErrors, type ClientOptions, type PromoflowClient } from "./client.js";
 export * from "./errors.js";
 export {
   FINAL_RELEASE_STATUSES,
@@ -12,6 +12,7 @@ export {
   type WatchOptions,
   type WatchReleasesOptions,
 } from "./watch.js";
+export * from "./gen/promoflow/v1/access_pb.js";
 export * from "./gen/promoflow/v1/environment_pb.js";
 export * from "./gen/promoflow/v1/workflow_pb.js";
 export * from "./gen/promoflow/v1/product_pb.js";

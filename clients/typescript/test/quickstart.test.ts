@@ -53,7 +53,7 @@ describe("quick start", () => {
 
   before(async () => {
     server = await Server.start();
-    pf = createClient(server.baseUrl);
+    pf = createClient(server.baseUrl, { token: server.token });
     await createWorld(pf);
   });
   after(async () => {

@@ -73,7 +73,7 @@ describe("watch resume", () => {
   for (const signal of ["SIGTERM", "SIGKILL"] as const) {
     it(`resumes across a server restart (${signal})`, async () => {
       server = await Server.start();
-      const pf = createClient(server.baseUrl);
+      const pf = createClient(server.baseUrl, { token: server.token });
       const releaseId = await slowWorld(pf);
       const events: ReleaseEvent[] = [];
       let restarted = false;
@@ -96,7 +96,7 @@ describe("watch resume", () => {
 
   it("gives up with UnavailableError when the server stays down", async () => {
     server = await Server.start();
-    const pf = createClient(server.baseUrl);
+    const pf = createClient(server.baseUrl, { token: server.token });
     const releaseId = await slowWorld(pf);
     await assert.rejects(async () => {
       for await (const event of watchRelease(pf, releaseId, { reconnectTimeoutMs: 1000 })) {

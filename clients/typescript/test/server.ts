@@ -61,7 +61,7 @@ export class Server {
       const log = openSync(this.logPath, "a");
       const proc = spawn(
         binary(),
-        ["serve", "--listen", `127.0.0.1:${this.port}`, "--database-url", `sqlite://${join(this.dir, "promoflow.db")}?mode=rwc`],
+        ["serve", "--listen", `127.0.0.1:${this.port}`, "--database-url", `sqlite://${join(this.dir, "promoflow.db")}?mode=rwc`, "--data-dir", join(this.dir, "data")],
         { stdio: ["ignore", log, log], env: { ...process.env, RUST_LOG: process.env["RUST_LOG"] ?? "info" } },
       );
       closeSync(log);
@@ -81,14 +81,19 @@ export class Server {
     throw new Error(`promoflow server did not start; log:\n${this.log()}`);
   }
 
+  /** The admin token the server wrote on its first start. */
+  get token(): string {
+    return readFileSync(join(this.dir, "data", "admin.token"), "utf8").trim();
+  }
+
   private async waitReady(timeoutMs: number): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
-    const pf = createClient(this.baseUrl);
     while (Date.now() < deadline) {
       if (this.proc?.exitCode !== null || this.proc?.signalCode !== null) {
         return false;
       }
       try {
+        const pf = createClient(this.baseUrl, { token: this.token });
         await pf.environments.listEnvironments({ pageSize: 1 }, { timeoutMs: 2000 });
         return true;
       } catch {

@@ -18,7 +18,7 @@ describe("validation errors", () => {
 
   before(async () => {
     server = await Server.start();
-    pf = createClient(server.baseUrl);
+    pf = createClient(server.baseUrl, { token: server.token });
     await createWorld(pf);
   });
   after(async () => {

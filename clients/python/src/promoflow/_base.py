@@ -412,3 +412,16 @@ class _Api:
 
     def reject_environment(self, release_id: str, environment: str = "", *, comment: str = "") -> pb.Release:
         return self.approve_environment(release_id, environment, approve=False, comment=comment)
+
+
+def with_token(metadata: Optional[Sequence[tuple[str, str]]], token: Optional[str]) -> list[tuple[str, str]]:
+    """``metadata`` plus ``authorization: Bearer <token>``; a token of None
+    is read from ``PROMOFLOW_TOKEN`` (none when unset or empty)."""
+    import os
+
+    out = list(metadata or [])
+    if token is None:
+        token = os.environ.get("PROMOFLOW_TOKEN") or None
+    if token:
+        out.append(("authorization", f"Bearer {token.strip()}"))
+    return out

@@ -9,7 +9,7 @@ import grpc
 import grpc.aio
 
 from . import pb
-from ._base import DEFAULT_CHANNEL_OPTIONS, _Api
+from ._base import DEFAULT_CHANNEL_OPTIONS, _Api, with_token
 from ._watch import Resume
 from .client import Stubs
 from .errors import from_rpc_error
@@ -36,6 +36,7 @@ class AsyncClient(_Api):
         timeout: Optional[float] = 30.0,
         metadata: Optional[Metadata] = None,
         options: Sequence[tuple[str, Any]] = (),
+        token: Optional[str] = None,
     ) -> None:
         opts = list(DEFAULT_CHANNEL_OPTIONS) + list(options)
         if credentials is None:
@@ -44,7 +45,7 @@ class AsyncClient(_Api):
             self._channel = grpc.aio.secure_channel(target, credentials, options=opts)
         self.target = target
         self.timeout = timeout
-        self.metadata = list(metadata or [])
+        self.metadata = with_token(metadata, token)
         self.stubs = Stubs(self._channel)
 
     async def close(self) -> None:

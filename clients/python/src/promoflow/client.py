@@ -8,7 +8,7 @@ from typing import Any, Callable, Iterator, Optional, Sequence
 import grpc
 
 from . import pb
-from ._base import DEFAULT_CHANNEL_OPTIONS, _Api
+from ._base import DEFAULT_CHANNEL_OPTIONS, _Api, with_token
 from ._watch import Resume
 from .errors import from_rpc_error
 
@@ -24,6 +24,8 @@ class Stubs:
         self.product = pb.product_pb2_grpc.ProductServiceStub(channel)
         self.flow = pb.flow_pb2_grpc.FlowServiceStub(channel)
         self.release = pb.release_pb2_grpc.ReleaseServiceStub(channel)
+        self.token = pb.access_pb2_grpc.TokenServiceStub(channel)
+        self.audit = pb.access_pb2_grpc.AuditServiceStub(channel)
 
 
 class Client(_Api):
@@ -37,6 +39,9 @@ class Client(_Api):
         credentials: channel credentials for TLS; None = plaintext.
         timeout: deadline in seconds of each unary call (None = none).
         metadata: extra metadata sent with every call.
+        token: the API token (``pf_…``) sent as ``authorization: Bearer``
+            with every call; None reads ``PROMOFLOW_TOKEN`` (no token when
+            unset). See the server's README, "Security".
         options: extra gRPC channel options.
     """
 
@@ -48,6 +53,7 @@ class Client(_Api):
         timeout: Optional[float] = 30.0,
         metadata: Optional[Metadata] = None,
         options: Sequence[tuple[str, Any]] = (),
+        token: Optional[str] = None,
     ) -> None:
         opts = list(DEFAULT_CHANNEL_OPTIONS) + list(options)
         if credentials is None:
@@ -56,7 +62,7 @@ class Client(_Api):
             self._channel = grpc.secure_channel(target, credentials, options=opts)
         self.target = target
         self.timeout = timeout
-        self.metadata = list(metadata or [])
+        self.metadata = with_token(metadata, token)
         self.stubs = Stubs(self._channel)
 
     def close(self) -> None:

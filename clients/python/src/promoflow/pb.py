@@ -8,12 +8,14 @@ The modules themselves are generated (see clients/python/generate) under
 """
 
 # ruff: noqa: F401,F403
+from ._gen.v1.access_pb2 import *
 from ._gen.v1.environment_pb2 import *
 from ._gen.v1.workflow_pb2 import *
 from ._gen.v1.product_pb2 import *
 from ._gen.v1.flow_pb2 import *
 from ._gen.v1.release_pb2 import *
 from ._gen.v1 import (
+    access_pb2_grpc,
     environment_pb2_grpc,
     flow_pb2_grpc,
     product_pb2_grpc,
