@@ -215,6 +215,7 @@ impl ProductService for ProductApi {
                 &req.version,
                 commit.as_ref(),
                 &req.request_id,
+                &principal.id,
             )
             .await?;
         let app = release.0;

@@ -107,6 +107,7 @@ impl ReleaseService for ReleaseApi {
                 message: req.message,
                 source_commit: req.source_commit,
                 observed: false,
+                actor: principal.id.clone(),
             })
             .await?;
         Ok(Response::new(pb::TriggerReleaseResponse {

@@ -55,8 +55,10 @@ pub enum TokenCommand {
         database_url: Option<String>,
     },
     /// List tokens (never their secrets).
+    #[command(after_help = "Example:\n  promoflow token list -o json")]
     List,
     /// Revoke a token: calls with it fail at once, on every replica.
+    #[command(after_help = "Example:\n  promoflow token revoke ci")]
     Revoke { name: String },
 }
 

@@ -43,19 +43,23 @@ pub struct TriggerRequest {
     /// asked for: a flow that writes nothing to Git records it instead of
     /// refusing it.
     pub observed: bool,
+    /// Who asked, as the server authenticated them (`Release.actor`).
+    pub actor: String,
 }
 
 /// Who reported a deployment.
 #[derive(Clone, Copy)]
 enum Via<'a> {
-    /// `ReportDeployment`.
-    Report,
+    /// `ReportDeployment`, by this principal.
+    Report(&'a str),
     /// The Git poller saw the commit; its watch advances with the record.
     Git(Seen<'a>),
 }
 
 /// The initiator of releases the Git poller starts.
 pub(crate) const GIT_POLL_INITIATOR: &str = "git-poll";
+/// Their actor: the server itself (webhooks only wake the poller).
+pub(crate) const GIT_POLL_ACTOR: &str = "system:git-poller";
 
 impl Engine {
     /// Records a deployment and, when one of the product's promotion flows
@@ -69,11 +73,12 @@ impl Engine {
         version: &str,
         commit: Option<&Commit>,
         request_id: &str,
+        actor: &str,
     ) -> Result<(Application, Option<Release>)> {
         let store = &self.inner.store;
         if request_id.is_empty() {
             return self
-                .report_once(product, environment, version, commit, Via::Report)
+                .report_once(product, environment, version, commit, Via::Report(actor))
                 .await;
         }
         let hash = serde_json::json!([product, environment, version, commit]).to_string();
@@ -87,7 +92,7 @@ impl Engine {
             return Ok((app, release));
         }
         match self
-            .report_once(product, environment, version, commit, Via::Report)
+            .report_once(product, environment, version, commit, Via::Report(actor))
             .await
         {
             Ok((app, release)) => {
@@ -157,9 +162,14 @@ impl Engine {
                 }
             }
         }
-        let (seen, initiator, source_commit) = match via {
-            Via::Report => (None, "report-deployment", String::new()),
-            Via::Git(seen) => (Some(seen), GIT_POLL_INITIATOR, c.sha.clone()),
+        let (seen, initiator, source_commit, actor) = match via {
+            Via::Report(actor) => (None, "report-deployment", String::new(), actor),
+            Via::Git(seen) => (
+                Some(seen),
+                GIT_POLL_INITIATOR,
+                c.sha.clone(),
+                GIT_POLL_ACTOR,
+            ),
         };
         let deployment = Deployment {
             environment,
@@ -182,6 +192,7 @@ impl Engine {
             message: c.message.clone(),
             observed: !source_commit.is_empty(),
             source_commit,
+            actor: actor.to_string(),
         };
         let (release, app) = self.create(&req, &flow, &p, Some(deployment)).await?;
         let app = app.ok_or_else(|| Error::Internal("deployment not recorded".into()))?;
@@ -274,6 +285,7 @@ impl Engine {
             r.source_commit = req.source_commit.clone();
         }
         r.initiator = req.initiator.clone();
+        r.actor = req.actor.clone();
         r.trigger_message = req.message.clone();
         r.request_id = (!req.request_id.is_empty()).then(|| req.request_id.clone());
         // The idempotency hash covers what the caller asked for, not what

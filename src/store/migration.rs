@@ -535,6 +535,14 @@ impl MigrationTrait for Security {
                 .to_owned(),
         )
         .await?;
+        // Who triggered each release, as the server authenticated them.
+        m.alter_table(
+            Table::alter()
+                .table("releases")
+                .add_column(text("actor").default(""))
+                .to_owned(),
+        )
+        .await?;
         for col in ["actor", "action", "resource", "time"] {
             m.create_index(
                 Index::create()

@@ -145,6 +145,7 @@ pub fn release_out(r: Release) -> pb::Release {
         version: r.version,
         status: pb::ReleaseStatus::from(r.status) as i32,
         initiator: r.initiator,
+        actor: r.actor,
         environments: r.envs.into_iter().map(env_out).collect(),
         counters: Some(counters),
         create_time: timestamp(Some(r.create_time)),

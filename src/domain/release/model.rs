@@ -131,6 +131,10 @@ pub struct Release {
     pub version: String,
     pub status: ReleaseStatus,
     pub initiator: String,
+    /// Who triggered it, as the server authenticated them (`token:ci`,
+    /// `system:git-poller`, `anonymous` under `--auth none`); empty for
+    /// releases stored before actors were recorded.
+    pub actor: String,
     pub trigger_message: String,
     pub message: String,
     pub request_id: Option<String>,
@@ -277,6 +281,7 @@ impl Release {
             version: version.to_string(),
             status: ReleaseStatus::Queued,
             initiator: String::new(),
+            actor: String::new(),
             trigger_message: String::new(),
             message: String::new(),
             request_id: None,

@@ -13,6 +13,9 @@ pub struct Model {
     pub app_version: String,
     pub status: String,
     pub initiator: String,
+    /// Who triggered it, as the server authenticated them.
+    #[sea_orm(column_type = "Text")]
+    pub actor: String,
     #[sea_orm(column_type = "Text")]
     pub trigger_message: String,
     #[sea_orm(column_type = "Text")]

@@ -159,7 +159,7 @@ class ReleaseCounters(_message.Message):
     def __init__(self, total: _Optional[int] = ..., succeeded: _Optional[int] = ..., running: _Optional[int] = ..., failed: _Optional[int] = ..., pending: _Optional[int] = ..., skipped: _Optional[int] = ..., terminated: _Optional[int] = ..., suspended: _Optional[int] = ..., awaiting_review: _Optional[int] = ...) -> None: ...
 
 class Release(_message.Message):
-    __slots__ = ("id", "product", "flow", "flow_version", "version", "status", "initiator", "environments", "counters", "create_time", "start_time", "finish_time", "message", "last_seq", "trigger_message", "hooks", "request_id", "source_commit")
+    __slots__ = ("id", "product", "flow", "flow_version", "version", "status", "initiator", "environments", "counters", "create_time", "start_time", "finish_time", "message", "last_seq", "trigger_message", "hooks", "request_id", "source_commit", "actor")
     ID_FIELD_NUMBER: _ClassVar[int]
     PRODUCT_FIELD_NUMBER: _ClassVar[int]
     FLOW_FIELD_NUMBER: _ClassVar[int]
@@ -178,6 +178,7 @@ class Release(_message.Message):
     HOOKS_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     SOURCE_COMMIT_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
     id: str
     product: str
     flow: str
@@ -196,7 +197,8 @@ class Release(_message.Message):
     hooks: _containers.RepeatedCompositeFieldContainer[StepRun]
     request_id: str
     source_commit: str
-    def __init__(self, id: _Optional[str] = ..., product: _Optional[str] = ..., flow: _Optional[str] = ..., flow_version: _Optional[int] = ..., version: _Optional[str] = ..., status: _Optional[_Union[ReleaseStatus, str]] = ..., initiator: _Optional[str] = ..., environments: _Optional[_Iterable[_Union[EnvironmentRun, _Mapping]]] = ..., counters: _Optional[_Union[ReleaseCounters, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., message: _Optional[str] = ..., last_seq: _Optional[int] = ..., trigger_message: _Optional[str] = ..., hooks: _Optional[_Iterable[_Union[StepRun, _Mapping]]] = ..., request_id: _Optional[str] = ..., source_commit: _Optional[str] = ...) -> None: ...
+    actor: str
+    def __init__(self, id: _Optional[str] = ..., product: _Optional[str] = ..., flow: _Optional[str] = ..., flow_version: _Optional[int] = ..., version: _Optional[str] = ..., status: _Optional[_Union[ReleaseStatus, str]] = ..., initiator: _Optional[str] = ..., environments: _Optional[_Iterable[_Union[EnvironmentRun, _Mapping]]] = ..., counters: _Optional[_Union[ReleaseCounters, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., message: _Optional[str] = ..., last_seq: _Optional[int] = ..., trigger_message: _Optional[str] = ..., hooks: _Optional[_Iterable[_Union[StepRun, _Mapping]]] = ..., request_id: _Optional[str] = ..., source_commit: _Optional[str] = ..., actor: _Optional[str] = ...) -> None: ...
 
 class ReleaseEvent(_message.Message):
     __slots__ = ("release_id", "seq", "time", "snapshot", "release", "environment", "step", "heartbeat")

@@ -37,6 +37,13 @@
 //   - OUT_OF_RANGE: a stream resume position beyond the last event.
 //   - UNAVAILABLE: the server is shutting down or its database is unreachable;
 //     retry (streams resume from their last position).
+//   - UNAUTHENTICATED: no credential, or an unknown, expired or revoked one.
+//     Every call but health and reflection needs `authorization: Bearer
+//     <token>` (README.md, "Security").
+//   - PERMISSION_DENIED: the credential is valid but lacks the permission;
+//     the message names the permission and the flow or environments missing.
+//   - RESOURCE_EXHAUSTED: too many failed authentications from the caller's
+//     address in the last minute.
 //   A failed request never leaves a partial write behind.
 //
 // Optimistic concurrency
