@@ -189,7 +189,13 @@ async fn awaiting_review(api: &impl Api, id: &str) -> pb::Release {
 async fn prod_awaits_review_until_the_pull_request_is_merged() {
     let (f, server) = world("1.2.0", "1.0.0", None).await;
     let r = trigger_flow(&server, "pr", "shop", "").await;
-    let waiting = awaiting_review(&server, &r.id).await;
+    awaiting_review(&server, &r.id).await;
+    // The release says SUSPENDED once nothing else of it runs: the worker
+    // commits that after the step's own wait, so wait for both.
+    let waiting = wait_until(&server, &r.id, "the release suspended", |r| {
+        status(r) == pb::ReleaseStatus::Suspended
+    })
+    .await;
 
     // Recorded before waiting: number, page and head commit.
     let head = format!("promoflow/{}/prod", r.id);
