@@ -133,16 +133,15 @@ async fn start_auth(
             }
         }
     }
-    if !config.audit_retention.is_zero() {
+    // A retention too long for a date (or 0) keeps everything.
+    if let Ok(keep) = chrono::Duration::from_std(config.audit_retention)
+        && !keep.is_zero()
+    {
         let store = store.clone();
-        let keep = config.audit_retention;
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
             loop {
                 tick.tick().await;
-                let Ok(keep) = chrono::Duration::from_std(keep) else {
-                    return;
-                };
                 match store.prune_audit(chrono::Utc::now() - keep).await {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(deleted = n, "pruned audit events past retention"),

@@ -72,6 +72,35 @@ fn patterns_in(v: &mut Violations, field: &str, xs: &[String]) -> Vec<Pattern> {
         .collect()
 }
 
+/// A validated `CreateTokenRequest`: what to grant and for how long.
+pub(crate) struct TokenSpec {
+    pub grant: Grant,
+    pub ttl: Option<std::time::Duration>,
+}
+
+/// Validates a `CreateTokenRequest` (every violation at once). The server
+/// and the offline `promoflow token create --database-url` share it.
+pub(crate) fn token_request_in(req: &pb::CreateTokenRequest) -> Result<TokenSpec, Error> {
+    let mut v = Violations::new();
+    crate::domain::check_name(&mut v, "name", &req.name);
+    let role = role_in(&mut v, req.role);
+    let flows = patterns_in(&mut v, "flow_patterns", &req.flow_patterns);
+    let environments = patterns_in(&mut v, "environment_patterns", &req.environment_patterns);
+    let ttl = super::duration_ms_in(&mut v, "ttl", req.ttl.as_ref()).filter(|ms| *ms > 0);
+    if ttl.is_some_and(|ms| ms > MAX_TTL_MS) {
+        v.push("ttl", "must be at most 10 years");
+    }
+    check(v)?;
+    Ok(TokenSpec {
+        grant: Grant {
+            role: role.ok_or_else(|| Error::Internal("role checked above".into()))?,
+            flows,
+            environments,
+        },
+        ttl: ttl.map(std::time::Duration::from_millis),
+    })
+}
+
 fn token_out(t: ApiToken) -> pb::Token {
     let strs = |ps: Vec<Pattern>| ps.into_iter().map(String::from).collect();
     pb::Token {
@@ -107,27 +136,13 @@ impl TokenService for TokenApi {
         let principal = principal_of(&request);
         let req = request.into_inner();
         audit::describe(format!("token/{}", req.name), "", "");
-        let mut v = Violations::new();
-        crate::domain::check_name(&mut v, "name", &req.name);
-        let role = role_in(&mut v, req.role);
-        let flows = patterns_in(&mut v, "flow_patterns", &req.flow_patterns);
-        let environments = patterns_in(&mut v, "environment_patterns", &req.environment_patterns);
-        let ttl = super::duration_ms_in(&mut v, "ttl", req.ttl.as_ref()).filter(|ms| *ms > 0);
-        if ttl.is_some_and(|ms| ms > MAX_TTL_MS) {
-            v.push("ttl", "must be at most 10 years");
-        }
-        check(v)?;
-        let grant = Grant {
-            role: role.ok_or_else(|| Error::Internal("role checked above".into()))?,
-            flows,
-            environments,
-        };
+        let spec = token_request_in(&req)?;
         let (token, secret) = crate::auth::create_token(
             &self.ctx.store,
             &req.name,
-            &grant,
+            &spec.grant,
             &principal.id,
-            ttl.map(std::time::Duration::from_millis),
+            spec.ttl,
         )
         .await?;
         Ok(Response::new(pb::CreateTokenResponse {

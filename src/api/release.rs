@@ -15,7 +15,8 @@ use super::{
     Ctx, check, check_optional_name, check_release_id, check_text_field, enum_in, timestamp,
 };
 use crate::domain::Violations;
-use crate::domain::access::{Permission, Scope};
+use crate::domain::access::{Permission, Principal, Scope};
+use crate::domain::release::Release;
 use crate::engine::TriggerRequest;
 use crate::engine::stream::{FeedItem, ReleaseItem};
 use crate::error::Error;
@@ -33,29 +34,28 @@ impl ReleaseApi {
     pub fn new(ctx: Ctx) -> Self {
         Self { ctx }
     }
+}
 
-    /// Checks `p` on release `id`: on `environment` when one is named (an
-    /// approval), else on every environment the release promotes into
-    /// (its flow's release-level hooks, a retry, a termination, which
-    /// stop or restart promotions to all of them). The audit row names the
-    /// release.
-    async fn require_on_release(
-        &self,
-        principal: &crate::domain::access::Principal,
-        p: Permission,
-        id: &str,
-        environment: Option<&str>,
-    ) -> Result<(), Error> {
-        let r = self.ctx.store.get_release(id).await?;
-        let env = environment.unwrap_or("");
-        audit::describe(format!("release/{id}"), &r.flow, env);
-        let scope = match environment.filter(|e| !e.is_empty()) {
-            Some(e) => Scope::environments(&r.flow, [e]),
+/// The check of `p` on a release, run by the engine on the release it
+/// loads for the change: on `environment` when one is named (an approval),
+/// else on every environment the release promotes into (its release-level
+/// hooks, a retry, a termination, which stop or restart promotions to all
+/// of them). The audit row names the release.
+fn on_release<'a>(
+    principal: &'a Principal,
+    p: Permission,
+    environment: &'a str,
+) -> impl Fn(&Release) -> Result<(), Error> + Sync + 'a {
+    move |r| {
+        audit::describe(format!("release/{}", r.id), &r.flow, environment);
+        let scope = if environment.is_empty() {
             // envs[0] is the trigger environment (`Release::new`).
-            None => Scope::environments(
+            Scope::environments(
                 &r.flow,
                 r.envs.iter().skip(1).map(|e| e.environment.as_str()),
-            ),
+            )
+        } else {
+            Scope::environments(&r.flow, [environment])
         };
         require(principal, p, &scope)
     }
@@ -98,17 +98,20 @@ impl ReleaseService for ReleaseApi {
         let r = self
             .ctx
             .engine
-            .trigger(TriggerRequest {
-                flow: req.flow,
-                product: req.product,
-                version: req.version,
-                request_id: req.request_id,
-                initiator: req.initiator,
-                message: req.message,
-                source_commit: req.source_commit,
-                observed: false,
-                actor: principal.id.clone(),
-            })
+            .trigger(
+                TriggerRequest {
+                    flow: req.flow,
+                    product: req.product,
+                    version: req.version,
+                    request_id: req.request_id,
+                    initiator: req.initiator,
+                    message: req.message,
+                    source_commit: req.source_commit,
+                    observed: false,
+                    actor: principal.id.clone(),
+                },
+                &flow,
+            )
             .await?;
         Ok(Response::new(pb::TriggerReleaseResponse {
             release: Some(release_out(r)),
@@ -158,17 +161,11 @@ impl ReleaseService for ReleaseApi {
         let req = request.into_inner();
         check_release_id("release_id", &req.release_id)?;
         check_text_field("reason", &req.reason)?;
-        self.require_on_release(
-            &principal,
-            Permission::ReleasesTerminate,
-            &req.release_id,
-            None,
-        )
-        .await?;
+        let authorize = on_release(&principal, Permission::ReleasesTerminate, "");
         let r = self
             .ctx
             .engine
-            .terminate(&req.release_id, &req.reason)
+            .terminate(&req.release_id, &req.reason, authorize)
             .await?;
         Ok(Response::new(pb::TerminateReleaseResponse {
             release: Some(release_out(r)),
@@ -182,9 +179,8 @@ impl ReleaseService for ReleaseApi {
         let principal = principal_of(&request);
         let id = request.into_inner().release_id;
         check_release_id("release_id", &id)?;
-        self.require_on_release(&principal, Permission::ReleasesRetry, &id, None)
-            .await?;
-        let r = self.ctx.engine.retry(&id).await?;
+        let authorize = on_release(&principal, Permission::ReleasesRetry, "");
+        let r = self.ctx.engine.retry(&id, authorize).await?;
         Ok(Response::new(pb::RetryReleaseResponse {
             release: Some(release_out(r)),
         }))
@@ -202,17 +198,17 @@ impl ReleaseService for ReleaseApi {
         check_optional_name(&mut v, "environment", &req.environment);
         crate::domain::check_text(&mut v, "comment", &req.comment);
         check(v)?;
-        self.require_on_release(
-            &principal,
-            Permission::ReleasesApprove,
-            &req.release_id,
-            Some(&req.environment),
-        )
-        .await?;
+        let authorize = on_release(&principal, Permission::ReleasesApprove, &req.environment);
         let r = self
             .ctx
             .engine
-            .approve(&req.release_id, &req.environment, req.approve, &req.comment)
+            .approve(
+                &req.release_id,
+                &req.environment,
+                req.approve,
+                &req.comment,
+                authorize,
+            )
             .await?;
         Ok(Response::new(pb::ApproveEnvironmentResponse {
             release: Some(release_out(r)),

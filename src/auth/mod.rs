@@ -209,6 +209,22 @@ pub async fn create_token(
     Ok((t, minted.full))
 }
 
+/// [`create_token`] straight into the database at `url` (migrated first),
+/// with no server involved: the offline `promoflow token create`, and the
+/// tokens the benchmarks and tests make before their server starts.
+pub async fn create_token_at(
+    url: &str,
+    name: &str,
+    grant: &Grant,
+    created_by: &str,
+    ttl: Option<Duration>,
+) -> Result<String> {
+    let store = Store::open(url, 1).await?;
+    let made = create_token(&store, name, grant, created_by, ttl).await;
+    store.close().await;
+    Ok(made?.1)
+}
+
 /// On a store without tokens, creates the `admin` token and writes it to
 /// `<data_dir>/admin.token` (mode 0600). Returns the file when it made one.
 /// Replicas starting together race on the token's unique name: one wins,

@@ -104,8 +104,27 @@ fn patterns(ps: &[String]) -> String {
     }
 }
 
-/// `token create --database-url`: no server involved.
-pub async fn create_offline(cmd: TokenCommand, out: Output) -> ExitCode {
+/// The request `token create` sends (or, offline, validates as the server
+/// would).
+fn create_request(
+    name: String,
+    role: RoleArg,
+    flows: Vec<String>,
+    environments: Vec<String>,
+    ttl: Option<prost_types::Duration>,
+) -> pb::CreateTokenRequest {
+    pb::CreateTokenRequest {
+        name,
+        role: role.pb() as i32,
+        flow_patterns: flows,
+        environment_patterns: environments,
+        ttl,
+    }
+}
+
+/// `token create --database-url`: straight into the store, no server
+/// involved.
+pub async fn create_offline(cmd: TokenCommand, out: Output) -> CmdResult {
     let TokenCommand::Create {
         name,
         role,
@@ -115,52 +134,28 @@ pub async fn create_offline(cmd: TokenCommand, out: Output) -> ExitCode {
         database_url: Some(url),
     } = cmd
     else {
-        return ExitCode::FAILURE;
+        return fail("token create without --database-url needs a server");
     };
-    let result = async {
-        use crate::domain::access::{Grant, Pattern};
-        let parse = |ps: &[String]| {
-            ps.iter()
-                .map(|p| Pattern::parse(p))
-                .collect::<Result<Vec<_>, _>>()
-        };
-        let grant = Grant {
-            role: match role {
-                RoleArg::Viewer => crate::domain::access::Role::Viewer,
-                RoleArg::Promoter => crate::domain::access::Role::Promoter,
-                RoleArg::Editor => crate::domain::access::Role::Editor,
-                RoleArg::Admin => crate::domain::access::Role::Admin,
-            },
-            flows: parse(&flows).map_err(|e| format!("--flow: {e}"))?,
-            environments: parse(&environments).map_err(|e| format!("--env: {e}"))?,
-        };
-        let mut v = crate::domain::Violations::new();
-        crate::domain::check_name(&mut v, "name", &name);
-        v.finish().map_err(|v| format!("{}", v[0]))?;
-        let store = crate::store::Store::open(&url, 1)
+    let req = create_request(name, role, flows, environments, ttl);
+    let spec = crate::api::access::token_request_in(&req).map_err(|e| match e {
+        crate::error::Error::InvalidArgument { violations, .. } => CliError::Message(
+            violations
+                .iter()
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+        other => CliError::Message(other.to_string()),
+    })?;
+    let secret =
+        crate::auth::create_token_at(&url, &req.name, &spec.grant, "system:cli-offline", spec.ttl)
             .await
-            .map_err(|e| format!("--database-url: {e}"))?;
-        let ttl =
-            ttl.map(|d| std::time::Duration::new(d.seconds.max(0) as u64, d.nanos.max(0) as u32));
-        let made =
-            crate::auth::create_token(&store, &name, &grant, "system:cli-offline", ttl).await;
-        store.close().await;
-        made.map_err(|e| e.to_string())
+            .map_err(|e| CliError::Message(e.to_string()))?;
+    if matches!(out, Output::Table) {
+        eprintln!("token {} created; its secret (shown only now):", req.name);
     }
-    .await;
-    match result {
-        Ok((_, secret)) => {
-            if matches!(out, Output::Table) {
-                eprintln!("token {name} created; its secret (shown only now):");
-            }
-            println!("{secret}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    println!("{secret}");
+    Ok(ExitCode::SUCCESS)
 }
 
 pub async fn run_token(ctx: &Ctx, cmd: TokenCommand) -> CmdResult {
@@ -175,13 +170,7 @@ pub async fn run_token(ctx: &Ctx, cmd: TokenCommand) -> CmdResult {
             database_url: _,
         } => {
             let made = client
-                .create_token(pb::CreateTokenRequest {
-                    name,
-                    role: role.pb() as i32,
-                    flow_patterns: flows,
-                    environment_patterns: environments,
-                    ttl,
-                })
+                .create_token(create_request(name, role, flows, environments, ttl))
                 .await?
                 .into_inner();
             match ctx.output {

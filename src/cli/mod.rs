@@ -207,7 +207,7 @@ pub async fn run(cli: Cli) -> ExitCode {
                 database_url: Some(_),
                 ..
             },
-        ) => access::create_offline(cmd, args.output).await,
+        ) => client::finish(&args, access::create_offline(cmd, args.output).await),
         Command::Token(cmd) => {
             client(
                 &args,

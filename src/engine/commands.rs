@@ -199,12 +199,12 @@ impl Engine {
         Ok((app, Some(release)))
     }
 
-    /// Creates a release of `flow` for `product` (see `TriggerRelease`).
-    pub async fn trigger(&self, req: TriggerRequest) -> Result<Release> {
-        let store = &self.inner.store;
-        let flow = store.get_flow(&req.flow, 0).await?;
-        let product = store.get_product(&req.product).await?;
-        Ok(self.create(&req, &flow, &product, None).await?.0)
+    /// Creates a release of `flow` (the latest version of `req.flow`, which
+    /// the caller read to check who may trigger it) for `req.product` (see
+    /// `TriggerRelease`).
+    pub async fn trigger(&self, req: TriggerRequest, flow: &StoredFlow) -> Result<Release> {
+        let product = self.inner.store.get_product(&req.product).await?;
+        Ok(self.create(&req, flow, &product, None).await?.0)
     }
 
     /// Checks that `product` can run `flow`, builds the release and writes
@@ -410,7 +410,14 @@ impl Engine {
         )))
     }
 
-    pub async fn terminate(&self, id: &str, reason: &str) -> Result<Release> {
+    /// Terminates release `id`. `authorize` sees the release as loaded
+    /// for the change, before anything else is checked (here and in
+    /// [`Engine::retry`] and [`Engine::approve`]), so the caller's
+    /// permission check costs no read of its own.
+    pub async fn terminate<A>(&self, id: &str, reason: &str, authorize: A) -> Result<Release>
+    where
+        A: Fn(&Release) -> Result<()> + Sync,
+    {
         let reason = if reason.is_empty() {
             "terminated on request"
         } else {
@@ -418,6 +425,7 @@ impl Engine {
         };
         let r = self
             .command(id, Persist::Plain, |r| {
+                authorize(r)?;
                 if r.status.is_final() {
                     return Err(Error::FailedPrecondition(format!(
                         "release {} is already {}; nothing to terminate",
@@ -439,19 +447,25 @@ impl Engine {
         Ok(r)
     }
 
-    pub async fn retry(&self, id: &str) -> Result<Release> {
+    pub async fn retry<A>(&self, id: &str, authorize: A) -> Result<Release>
+    where
+        A: Fn(&Release) -> Result<()> + Sync,
+    {
         // Another release of the product that is not final would race this
         // one for the same applications (and, under QUEUE, run out of turn):
         // the store refuses the retry then, in the transaction that writes it,
         // as it refuses a release of a deleted product.
         let r = self
-            .command(id, Persist::SoleActive, |r| match r.retry(now()) {
-                Some(ch) => Ok(Some(ch)),
-                None => Err(Error::FailedPrecondition(format!(
-                    "release {} is {}; only FAILED or TERMINATED releases can be retried",
-                    r.id,
-                    r.status.as_str()
-                ))),
+            .command(id, Persist::SoleActive, |r| {
+                authorize(r)?;
+                match r.retry(now()) {
+                    Some(ch) => Ok(Some(ch)),
+                    None => Err(Error::FailedPrecondition(format!(
+                        "release {} is {}; only FAILED or TERMINATED releases can be retried",
+                        r.id,
+                        r.status.as_str()
+                    ))),
+                }
             })
             .await?;
         self.ensure_worker(id);
@@ -460,15 +474,20 @@ impl Engine {
 
     /// Decides the approval an environment of release `id` waits on; an
     /// empty `environment` decides a release-level hook awaiting approval.
-    pub async fn approve(
+    pub async fn approve<A>(
         &self,
         id: &str,
         environment: &str,
         approve: bool,
         comment: &str,
-    ) -> Result<Release> {
+        authorize: A,
+    ) -> Result<Release>
+    where
+        A: Fn(&Release) -> Result<()> + Sync,
+    {
         let r = self
             .command(id, Persist::Plain, |r| {
+                authorize(r)?;
                 let env = if environment.is_empty() {
                     None
                 } else {

@@ -2,12 +2,10 @@
 //! hash of their secret (the secret itself is never stored).
 
 use chrono::{DateTime, Utc};
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect,
-};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 
 use super::entity::api_token;
+use super::versioned::list_page;
 use super::{Page, PageRequest, Store, map_unique, now, to_json};
 use crate::domain::access::{Grant, Pattern, Role};
 use crate::error::{Error, Result};
@@ -102,12 +100,8 @@ impl Store {
     }
 
     pub async fn list_tokens(&self, page: &PageRequest) -> Result<Page<ApiToken>> {
-        let mut q = api_token::Entity::find().order_by_asc(api_token::Column::Name);
-        if let Some(after) = &page.after {
-            q = q.filter(api_token::Column::Name.gt(after.as_str()));
-        }
-        let rows = q.limit(page.size + 1).all(self.db()).await?;
-        let rows = rows
+        let rows = list_page::<api_token::Entity, _>(self.db(), api_token::Column::Name, page)
+            .await?
             .into_iter()
             .map(|m| token_from(m).map(|(t, _)| t))
             .collect::<Result<Vec<_>>>()?;

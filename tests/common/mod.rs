@@ -136,20 +136,15 @@ impl Drop for TestDb {
 /// Migrates the database at `url` and makes an admin token in it.
 async fn admin_token(url: &str) -> String {
     use promoflow::domain::access::{Grant, Role};
-    let store = promoflow::store::Store::open(url, 1)
-        .await
-        .expect("open the test database");
-    let (_, secret) = promoflow::auth::create_token(
-        &store,
+    promoflow::auth::create_token_at(
+        url,
         "test-admin",
         &Grant::global(Role::Admin),
         "system:test",
         None,
     )
     .await
-    .expect("create the test admin token");
-    store.close().await;
-    secret
+    .expect("create the test admin token")
 }
 
 /// A connection to `addr` whose calls carry `token`.

@@ -54,24 +54,11 @@ impl Server {
         // A token of its own, written to the store before the server starts
         // (a given database may already hold tokens, so the server's first
         // admin token cannot be relied on).
-        let token = {
-            use crate::domain::access::{Grant, Role};
-            let store = crate::store::Store::open(&url, 1)
-                .await
-                .map_err(|e| format!("cannot open the store {url}: {e}"))?;
-            let name = format!("bench-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-            let made = crate::auth::create_token(
-                &store,
-                &name,
-                &Grant::global(Role::Admin),
-                "system:bench",
-                None,
-            )
+        let name = format!("bench-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let admin = crate::domain::access::Grant::global(crate::domain::access::Role::Admin);
+        let token = crate::auth::create_token_at(&url, &name, &admin, "system:bench", None)
             .await
-            .map_err(|e| format!("cannot create the bench token: {e}"));
-            store.close().await;
-            made?.1
-        };
+            .map_err(|e| format!("cannot create the bench token: {e}"))?;
         let listen = format!("127.0.0.1:{port}");
         let child = Command::new(exe)
             .arg("serve")
