@@ -84,7 +84,10 @@ async fn a_release_level_approval_suspends_the_release_and_an_empty_environment_
     assert_ne!(after.status, pb::ReleaseStatus::Suspended as i32);
     let done = wait_final(&server, &r.id).await;
     assert_eq!(done.status, pb::ReleaseStatus::Succeeded as i32, "{done:?}");
-    assert_eq!(done.hooks[0].message, "approved: change board");
+    assert_eq!(
+        done.hooks[0].message,
+        "approved by token:test-admin: change board"
+    );
     // Nothing awaits a decision any more.
     expect_code(
         approve(&server, &r.id, "", true, "").await,
@@ -115,7 +118,10 @@ async fn a_release_level_approval_times_out_and_can_be_retried() {
         .expect("reject");
     let done = wait_final(&server, &r.id).await;
     assert_eq!(done.status, pb::ReleaseStatus::Failed as i32);
-    assert_eq!(done.hooks[0].message, "rejected: change board");
+    assert_eq!(
+        done.hooks[0].message,
+        "rejected by token:test-admin: change board"
+    );
 }
 
 #[tokio::test]

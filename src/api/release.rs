@@ -165,7 +165,7 @@ impl ReleaseService for ReleaseApi {
         let r = self
             .ctx
             .engine
-            .terminate(&req.release_id, &req.reason, authorize)
+            .terminate(&req.release_id, &req.reason, &principal.id, authorize)
             .await?;
         Ok(Response::new(pb::TerminateReleaseResponse {
             release: Some(release_out(r)),
@@ -207,6 +207,7 @@ impl ReleaseService for ReleaseApi {
                 &req.environment,
                 req.approve,
                 &req.comment,
+                &principal.id,
                 authorize,
             )
             .await?;

@@ -364,6 +364,8 @@ fn describe(r: &pb::Release) -> String {
         ("product", format!("{} {}", r.product, r.version)),
         ("flow", format!("{} v{}", r.flow, r.flow_version)),
         ("initiator", r.initiator.clone()),
+        ("actor", r.actor.clone()),
+        ("ended by", r.terminated_by.clone()),
         ("note", r.trigger_message.clone()),
         ("message", r.message.clone()),
         ("created", output::time(r.create_time.as_ref())),
@@ -401,6 +403,13 @@ fn describe(r: &pb::Release) -> String {
                 e.message.clone()
             } else if !e.blocked_on.is_empty() {
                 format!("waiting for {}", e.blocked_on.join(", "))
+            } else if let Some(s) = e
+                .steps
+                .iter()
+                .find(|s| s.status == pb::StepStatus::Suspended as i32)
+            {
+                // An approval says how many decisions it has and needs.
+                s.message.clone()
             } else {
                 String::new()
             };

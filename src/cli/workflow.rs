@@ -74,6 +74,12 @@ pub struct KindArgs {
     /// Suspend the environment until someone approves or rejects it.
     #[arg(long)]
     approval: bool,
+    /// Distinct principals that must approve (with --approval; default 1).
+    #[arg(long, requires = "approval")]
+    min_approvals: Option<i32>,
+    /// The release's own actor may not approve it (with --approval).
+    #[arg(long, requires = "approval")]
+    forbid_self_approval: bool,
     /// Run the argv given after `--` on the server (needs a server started to allow it).
     #[arg(long, requires = "argv")]
     command: bool,
@@ -97,6 +103,8 @@ impl KindArgs {
             headers,
             max_attempts,
             approval,
+            min_approvals,
+            forbid_self_approval,
             command,
             envs,
             timeout,
@@ -114,7 +122,11 @@ impl KindArgs {
                 max_attempts: max_attempts.unwrap_or(0),
             })
         } else if approval {
-            Kind::Approval(pb::ApprovalWorkflow { timeout })
+            Kind::Approval(pb::ApprovalWorkflow {
+                timeout,
+                min_approvals: min_approvals.unwrap_or(0),
+                forbid_self_approval,
+            })
         } else if command {
             Kind::Command(pb::CommandWorkflow {
                 argv,
@@ -284,7 +296,16 @@ fn summary(w: &pb::Workflow) -> String {
     match &w.kind {
         Some(Kind::Http(h)) => format!("POST {}{}", h.url, timeout(&h.timeout)),
         Some(Kind::Wait(d)) => format!("wait {}", output::duration(d.duration.as_ref())),
-        Some(Kind::Approval(a)) => format!("approval{}", timeout(&a.timeout)),
+        Some(Kind::Approval(a)) => {
+            let mut s = String::from("approval");
+            if a.min_approvals > 1 {
+                s.push_str(&format!(" by {} principals", a.min_approvals));
+            }
+            if a.forbid_self_approval {
+                s.push_str(", not by the release's actor");
+            }
+            s + &timeout(&a.timeout)
+        }
         Some(Kind::Command(c)) => format!("{}{}", c.argv.join(" "), timeout(&c.timeout)),
         None => String::new(),
     }

@@ -21,6 +21,12 @@ pub const MAX_TEXT: usize = 4096;
 pub const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Most attempts an HTTP workflow may make.
 pub const MAX_HTTP_ATTEMPTS: u32 = 10;
+/// Most distinct approvers an approval workflow may require.
+pub const MAX_APPROVALS: u32 = 10;
+
+fn one() -> u32 {
+    1
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub enum EnvironmentKind {
@@ -200,6 +206,13 @@ pub enum WorkflowKind {
     Approval {
         /// `None`: wait for a decision forever (or until the release's timeout).
         timeout_ms: Option<u64>,
+        /// Distinct approvers needed (at least 1; stored workflows from
+        /// before the rule existed read as 1) and whether the release's
+        /// actor may be one.
+        #[serde(default = "one")]
+        min_approvals: u32,
+        #[serde(default)]
+        forbid_self_approval: bool,
     },
     Command {
         argv: Vec<String>,
@@ -407,9 +420,19 @@ pub fn validate_workflow(w: &Workflow) -> Violations {
         WorkflowKind::Wait { duration_ms } => {
             check_duration(&mut v, "workflow.wait.duration", *duration_ms)
         }
-        WorkflowKind::Approval { timeout_ms } => {
+        WorkflowKind::Approval {
+            timeout_ms,
+            min_approvals,
+            ..
+        } => {
             if let Some(ms) = timeout_ms {
                 check_duration(&mut v, "workflow.approval.timeout", *ms);
+            }
+            if *min_approvals == 0 || *min_approvals > MAX_APPROVALS {
+                v.push(
+                    "workflow.approval.min_approvals",
+                    format!("must be between 1 and {MAX_APPROVALS}"),
+                );
             }
         }
         WorkflowKind::Command {

@@ -8,7 +8,7 @@
 
 use crate::domain::catalog::{Application, Commit, Product};
 use crate::domain::flow::Action;
-use crate::domain::release::{Change, Release};
+use crate::domain::release::{ApprovalRefused, Change, Decision, Release};
 use crate::domain::status::ReleaseStatus;
 use crate::error::{Error, Result};
 use crate::store::flows::StoredFlow;
@@ -414,7 +414,13 @@ impl Engine {
     /// for the change, before anything else is checked (here and in
     /// [`Engine::retry`] and [`Engine::approve`]), so the caller's
     /// permission check costs no read of its own.
-    pub async fn terminate<A>(&self, id: &str, reason: &str, authorize: A) -> Result<Release>
+    pub async fn terminate<A>(
+        &self,
+        id: &str,
+        reason: &str,
+        by: &str,
+        authorize: A,
+    ) -> Result<Release>
     where
         A: Fn(&Release) -> Result<()> + Sync,
     {
@@ -436,7 +442,7 @@ impl Engine {
                 if r.status == ReleaseStatus::Terminating {
                     return Ok(None);
                 }
-                Ok(Some(r.terminate(reason, now())))
+                Ok(Some(r.terminate(reason, by, now())))
             })
             .await?;
         if r.status == ReleaseStatus::Terminating {
@@ -472,14 +478,16 @@ impl Engine {
         Ok(r)
     }
 
-    /// Decides the approval an environment of release `id` waits on; an
-    /// empty `environment` decides a release-level hook awaiting approval.
+    /// Records `by`'s decision on the approval an environment of release
+    /// `id` waits on; an empty `environment` decides a release-level hook
+    /// awaiting approval.
     pub async fn approve<A>(
         &self,
         id: &str,
         environment: &str,
         approve: bool,
         comment: &str,
+        by: &str,
         authorize: A,
     ) -> Result<Release>
     where
@@ -498,9 +506,17 @@ impl Engine {
                         ))
                     })?)
                 };
-                r.decide_approval(env, approve, comment, now())
-                    .map(Some)
-                    .ok_or_else(|| match env {
+                let decision = Decision {
+                    principal: by.to_string(),
+                    approve,
+                    comment: comment.to_string(),
+                    time: now(),
+                };
+                r.decide_approval(env, decision).map(Some).map_err(|refused| match refused {
+                    ApprovalRefused::AlreadyDecided(m) | ApprovalRefused::SelfApproval(m) => {
+                        Error::FailedPrecondition(m)
+                    }
+                    ApprovalRefused::NothingAwaits => match env {
                         Some(e) if let Some(s) = r.envs[e].steps.iter().find(|s| s.awaits_review()) => {
                             Error::FailedPrecondition(format!(
                                 "environment {environment:?} of release {} awaits review of pull request #{} ({}), not an approval: merge the pull request to continue, or close it to fail the environment",
@@ -517,7 +533,8 @@ impl Engine {
                             r.id,
                             r.status.as_str()
                         )),
-                    })
+                    },
+                })
             })
             .await?;
         self.ensure_worker(id);

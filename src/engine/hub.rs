@@ -224,6 +224,7 @@ mod tests {
                 counters: Counters::default(),
                 start_time: None,
                 finish_time: None,
+                terminated_by: String::new(),
             },
         }
     }

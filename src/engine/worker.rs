@@ -282,7 +282,9 @@ impl Worker {
                     }
                     changes.extend(ch);
                 }
-                StepResult::Suspend(deadline) => changes.extend(r.suspend_step(*at, *deadline)),
+                StepResult::Suspend(deadline, rule) => {
+                    changes.extend(r.suspend_step(*at, *deadline, *rule))
+                }
                 StepResult::AwaitReview {
                     number,
                     url,

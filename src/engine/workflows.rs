@@ -12,14 +12,15 @@ use serde_json::{Map, Value, json};
 use tokio::io::AsyncReadExt;
 
 use crate::domain::catalog::WorkflowKind;
-use crate::domain::release::{Outcome, Time};
+use crate::domain::release::{ApprovalRule, Outcome, Time};
 
 /// What running a step produced.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StepResult {
     Done(Outcome),
-    /// An approval: hold the step until a decision or the deadline.
-    Suspend(Option<Time>),
+    /// An approval: hold the step until its rule's decisions or the
+    /// deadline.
+    Suspend(Option<Time>, ApprovalRule),
     /// A PULL_REQUEST action opened or adopted pull request `number`: the
     /// step is suspended awaiting review, and its task keeps running (it
     /// polls the pull request and reports `Done` when it is merged or
@@ -106,8 +107,16 @@ pub async fn run(
                 Map::new(),
             )
         }
-        WorkflowKind::Approval { timeout_ms } => StepResult::Suspend(
+        WorkflowKind::Approval {
+            timeout_ms,
+            min_approvals,
+            forbid_self_approval,
+        } => StepResult::Suspend(
             timeout_ms.map(|ms| ctx.start_time + chrono::Duration::milliseconds(ms as i64)),
+            ApprovalRule {
+                min_approvals: *min_approvals,
+                forbid_self_approval: *forbid_self_approval,
+            },
         ),
         WorkflowKind::Command {
             argv,
@@ -222,7 +231,16 @@ async fn run_command(
         return failed("the command is empty");
     };
     let mut cmd = tokio::process::Command::new(program);
-    cmd.args(args)
+    // A clean environment: the server's own variables (its database URL,
+    // tokens, cloud credentials) must not reach a program a flow runs. Only
+    // PATH is kept, so programs are found as on the server's shell; all
+    // else is what the workflow declares plus the promotion context.
+    cmd.env_clear()
+        .env(
+            "PATH",
+            std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into()),
+        )
+        .args(args)
         .envs(env)
         .env("PROMOFLOW_RELEASE_ID", &ctx.release_id)
         .env("PROMOFLOW_PRODUCT", &ctx.product)

@@ -24,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(PullRequests),
             Box::new(ArgoCd),
             Box::new(Security),
+            Box::new(Approvals),
         ]
     }
 }
@@ -554,5 +555,36 @@ impl MigrationTrait for Security {
             .await?;
         }
         Ok(())
+    }
+}
+
+/// Approval rules: each approval step's decisions, and who terminated a
+/// release.
+struct Approvals;
+
+/// Named by hand, as [`GitSources`].
+impl MigrationName for Approvals {
+    fn name(&self) -> &str {
+        "m0009_approvals"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for Approvals {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.alter_table(
+            Table::alter()
+                .table("step_runs")
+                .add_column(text_null("approval"))
+                .to_owned(),
+        )
+        .await?;
+        m.alter_table(
+            Table::alter()
+                .table("releases")
+                .add_column(text("terminated_by").default(""))
+                .to_owned(),
+        )
+        .await
     }
 }

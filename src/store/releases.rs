@@ -23,6 +23,10 @@ use crate::domain::catalog::Concurrency;
 use crate::domain::flow::{Action, FlowSpec};
 use crate::domain::release::admission;
 use crate::domain::release::{Change, EnvRun, EventBody, Release, StepRef, StepRun};
+
+/// Who terminates a release that a newer one supersedes (the product's
+/// concurrency policy).
+const SUPERSEDED_BY: &str = "system:concurrency-policy";
 use crate::domain::status::{EnvironmentStatus, ReleaseStatus};
 use crate::error::{Error, Result};
 
@@ -106,6 +110,7 @@ fn release_model(r: &Release) -> Result<release::ActiveModel> {
         status: Set(r.status.as_str().to_string()),
         initiator: Set(r.initiator.clone()),
         actor: Set(r.actor.clone()),
+        terminated_by: Set(r.terminated_by.clone()),
         trigger_message: Set(r.trigger_message.clone()),
         message: Set(r.message.clone()),
         request_id: Set(r.request_id.clone()),
@@ -146,8 +151,13 @@ fn env_model(
     })
 }
 
-fn step_model(release_id: &str, env: &str, idx: usize, s: &StepRun) -> step_run::ActiveModel {
-    step_run::ActiveModel {
+fn step_model(
+    release_id: &str,
+    env: &str,
+    idx: usize,
+    s: &StepRun,
+) -> Result<step_run::ActiveModel> {
+    Ok(step_run::ActiveModel {
         release_id: Set(release_id.to_string()),
         environment: Set(env.to_string()),
         idx: Set(idx as i32),
@@ -163,7 +173,8 @@ fn step_model(release_id: &str, env: &str, idx: usize, s: &StepRun) -> step_run:
         commit_sha: Set(s.commit_sha.clone()),
         url: Set(s.url.clone()),
         pull_request: Set(s.pull_request),
-    }
+        approval: Set(s.approval.as_ref().map(to_json).transpose()?),
+    })
 }
 
 fn parse<T: std::str::FromStr>(what: &str, s: &str) -> Result<T>
@@ -187,6 +198,7 @@ fn step_from(m: &step_run::Model) -> Result<StepRun> {
         commit_sha: m.commit_sha.clone(),
         url: m.url.clone(),
         pull_request: m.pull_request,
+        approval: m.approval.as_deref().map(from_json).transpose()?,
     })
 }
 
@@ -274,6 +286,7 @@ async fn load_many<C: ConnectionTrait>(db: &C, rows: Vec<release::Model>) -> Res
                 version: r.app_version,
                 initiator: r.initiator,
                 actor: r.actor,
+                terminated_by: r.terminated_by,
                 trigger_message: r.trigger_message,
                 message: r.message,
                 request_id: r.request_id,
@@ -398,7 +411,7 @@ async fn persist_in(
         let s = r
             .step(at)
             .ok_or_else(|| Error::Internal(format!("no step {at:?}")))?;
-        step_rows.push(step_model(&r.id, env, at.idx, s));
+        step_rows.push(step_model(&r.id, env, at.idx, s)?);
     }
     // The rows exist since the release was created: these overwrite them.
     overwrite_batched(txn, env_rows).await?;
@@ -679,7 +692,7 @@ impl Store {
         for (id, reason) in &admission.terminate {
             let mut old = load_release(&txn, id).await?;
             let seq = old.last_seq;
-            let ch = old.terminate(reason, now_t);
+            let ch = old.terminate(reason, SUPERSEDED_BY, now_t);
             if old.status == ReleaseStatus::Terminating {
                 terminating.push(id.clone());
             }
@@ -701,11 +714,11 @@ impl Store {
         insert_batched(&txn, env_rows).await?;
         let mut step_rows = Vec::new();
         for (i, h) in r.hooks.iter().enumerate() {
-            step_rows.push(step_model(&r.id, "", i, h));
+            step_rows.push(step_model(&r.id, "", i, h)?);
         }
         for e in &r.envs {
             for (i, s) in e.steps.iter().enumerate() {
-                step_rows.push(step_model(&r.id, &e.environment, i, s));
+                step_rows.push(step_model(&r.id, &e.environment, i, s)?);
             }
         }
         insert_batched(&txn, step_rows).await?;

@@ -164,8 +164,14 @@ pub fn workflow_out(w: catalog::Workflow) -> pb::Workflow {
         WorkflowKind::Wait { duration_ms } => Kind::Wait(pb::WaitWorkflow {
             duration: Some(duration_ms_out(duration_ms)),
         }),
-        WorkflowKind::Approval { timeout_ms } => Kind::Approval(pb::ApprovalWorkflow {
+        WorkflowKind::Approval {
+            timeout_ms,
+            min_approvals,
+            forbid_self_approval,
+        } => Kind::Approval(pb::ApprovalWorkflow {
             timeout: timeout_ms.map(duration_ms_out),
+            min_approvals: min_approvals as i32,
+            forbid_self_approval,
         }),
         WorkflowKind::Command {
             argv,
@@ -218,6 +224,13 @@ pub fn workflow_in(out: &mut Violations, w: &pb::Workflow) -> catalog::Workflow 
         },
         Some(Kind::Approval(a)) => WorkflowKind::Approval {
             timeout_ms: duration_ms_in(&mut v, "workflow.approval.timeout", a.timeout.as_ref()),
+            // 0 (unset) means one approver; a negative count is refused by
+            // the domain's check as out of range.
+            min_approvals: match a.min_approvals {
+                0 => 1,
+                n => u32::try_from(n).unwrap_or(0),
+            },
+            forbid_self_approval: a.forbid_self_approval,
         },
         Some(Kind::Command(c)) => WorkflowKind::Command {
             argv: c.argv.clone(),

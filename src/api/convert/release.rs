@@ -103,6 +103,24 @@ pub fn step_out(s: StepRun) -> pb::StepRun {
         commit_sha: s.commit_sha,
         url: s.url,
         pull_request_number: s.pull_request,
+        required_approvals: s
+            .approval
+            .as_ref()
+            .map_or(0, |a| a.rule.min_approvals as i32),
+        approvals: s
+            .approval
+            .map(|a| {
+                a.decisions
+                    .into_iter()
+                    .map(|d| pb::ApprovalDecision {
+                        principal: d.principal,
+                        approve: d.approve,
+                        comment: d.comment,
+                        time: timestamp(Some(d.time)),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
     }
 }
 
@@ -146,6 +164,7 @@ pub fn release_out(r: Release) -> pb::Release {
         status: pb::ReleaseStatus::from(r.status) as i32,
         initiator: r.initiator,
         actor: r.actor,
+        terminated_by: r.terminated_by,
         environments: r.envs.into_iter().map(env_out).collect(),
         counters: Some(counters),
         create_time: timestamp(Some(r.create_time)),
@@ -169,12 +188,14 @@ pub fn event_out(e: StoredEvent) -> pb::ReleaseEvent {
             counters,
             start_time,
             finish_time,
+            terminated_by,
         } => PbChange::Release(pb::ReleaseChange {
             status: pb::ReleaseStatus::from(status) as i32,
             message,
             counters: Some(counters_out(counters)),
             start_time: timestamp(start_time),
             finish_time: timestamp(finish_time),
+            terminated_by,
         }),
         EventBody::Environment(env) => PbChange::Environment(pb::EnvironmentChange {
             environment: Some(env_out(*env)),

@@ -201,9 +201,7 @@ async fn seed(w: &World, pool: &Pool, concurrency: usize) -> Res<()> {
             workflow: Some(pb::Workflow {
                 name: w.gate(),
                 description: "holds a fan-out release until the watchers are in".into(),
-                kind: Some(pb::workflow::Kind::Approval(pb::ApprovalWorkflow {
-                    timeout: None,
-                })),
+                kind: Some(pb::workflow::Kind::Approval(pb::ApprovalWorkflow::default())),
                 ..Default::default()
             }),
         })

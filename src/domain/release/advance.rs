@@ -23,7 +23,7 @@ impl Release {
         if let Some(deadline) = self.deadline
             && now >= deadline
         {
-            changes.extend(self.request_terminate("timeout"));
+            changes.extend(self.request_terminate("timeout", "system:promotion-timeout"));
             return (changes, start);
         }
         // A release-level hook awaiting approval past its timeout fails,
@@ -414,6 +414,8 @@ impl Release {
             s.message.clear();
             // A re-run opens or adopts its pull request anew.
             s.pull_request = 0;
+            // A re-run asks for every approval again.
+            s.approval = None;
         }
     }
 }

@@ -2,7 +2,7 @@
 //! outcome, an approval decision, terminate and retry, and the start of a
 //! queued release.
 
-use super::model::{Change, Release, StepRef};
+use super::model::{Approval, ApprovalRule, Change, Decision, Release, StepRef};
 use super::{Outcome, Time};
 use crate::domain::status::{EnvironmentStatus, ReleaseStatus, StepKind, StepStatus};
 
@@ -123,14 +123,25 @@ impl Release {
         }
     }
 
-    /// Puts a running step on hold until a person decides (approvals).
-    pub fn suspend_step(&mut self, at: StepRef, deadline: Option<Time>) -> Vec<Change> {
+    /// Puts a running step on hold until people decide (approvals), under
+    /// `rule`.
+    pub fn suspend_step(
+        &mut self,
+        at: StepRef,
+        deadline: Option<Time>,
+        rule: ApprovalRule,
+    ) -> Vec<Change> {
         let mut changes = Vec::new();
         if let Some(s) = self.step_mut(at)
             && s.status == StepStatus::Running
         {
             s.status = StepStatus::Suspended;
             s.deadline = deadline;
+            s.approval = Some(Approval {
+                rule,
+                decisions: Vec::new(),
+            });
+            s.message = awaiting(rule, 0);
             changes.push(Change::Step(at));
         }
         if let Some(e) = at.env
@@ -142,38 +153,87 @@ impl Release {
         changes
     }
 
-    /// Approves or rejects the approval an environment waits on, or, with
-    /// `env` `None`, a release-level hook awaiting approval. `None` when
-    /// nothing there awaits a decision.
+    /// Records `principal`'s decision on the approval an environment waits
+    /// on, or, with `env` `None`, a release-level hook awaiting approval.
+    /// One rejection fails the step; it succeeds once its rule's number of
+    /// distinct principals approved. Each principal decides once, and under
+    /// `forbid_self_approval` the release's actor may not approve.
     pub fn decide_approval(
         &mut self,
         env: Option<usize>,
-        approve: bool,
-        comment: &str,
-        now: Time,
-    ) -> Option<Vec<Change>> {
+        decision: Decision,
+    ) -> Result<Vec<Change>, ApprovalRefused> {
+        let actor = self.actor.clone();
         let steps = match env {
-            Some(e) => &mut self.envs.get_mut(e)?.steps,
+            Some(e) => {
+                &mut self
+                    .envs
+                    .get_mut(e)
+                    .ok_or(ApprovalRefused::NothingAwaits)?
+                    .steps
+            }
             None => &mut self.hooks,
         };
         // A pull request awaiting review is decided on the forge, not here.
         let idx = steps
             .iter()
-            .position(|s| s.status == StepStatus::Suspended && !s.awaits_review())?;
+            .position(|s| s.status == StepStatus::Suspended && !s.awaits_review())
+            .ok_or(ApprovalRefused::NothingAwaits)?;
         let s = &mut steps[idx];
+        // Approvals suspended before rules existed wait for one approval.
+        let approval = s.approval.get_or_insert_with(Approval::default);
+        if let Some(d) = approval
+            .decisions
+            .iter()
+            .find(|d| d.principal == decision.principal)
+        {
+            return Err(ApprovalRefused::AlreadyDecided(format!(
+                "{} already {} this approval; a second decision by the same principal does not count",
+                d.principal,
+                if d.approve { "approved" } else { "rejected" }
+            )));
+        }
+        if decision.approve
+            && approval.rule.forbid_self_approval
+            && !actor.is_empty()
+            && decision.principal == actor
+        {
+            return Err(ApprovalRefused::SelfApproval(format!(
+                "{actor} triggered this release and its approval forbids self-approval; another principal with releases.approve must approve"
+            )));
+        }
+        let now = decision.time;
+        let comment = decision.comment.clone();
+        let by = decision.principal.clone();
+        let approve = decision.approve;
+        approval.decisions.push(decision);
+        let at = StepRef { env, idx };
+        let approvals = approval.approvals();
+        let rule = approval.rule;
+        let suffix = if comment.is_empty() {
+            String::new()
+        } else {
+            format!(": {comment}")
+        };
+        if approve && (approvals as u32) < rule.min_approvals {
+            // Still waiting: only the step changes (its decisions and message).
+            s.message = format!("approved by {by}{suffix}; {}", awaiting(rule, approvals));
+            return Ok(vec![Change::Step(at)]);
+        }
         s.finish_time = Some(now);
-        let (status, verb) = if approve {
-            (StepStatus::Succeeded, "approved")
+        if approve {
+            s.status = StepStatus::Succeeded;
+            let who: Vec<&str> = approval
+                .decisions
+                .iter()
+                .map(|d| d.principal.as_str())
+                .collect();
+            s.message = format!("approved by {}{suffix}", who.join(", "));
         } else {
-            (StepStatus::Failed, "rejected")
-        };
-        s.status = status;
-        s.message = if comment.is_empty() {
-            verb.to_string()
-        } else {
-            format!("{verb}: {comment}")
-        };
-        let mut changes = vec![Change::Step(StepRef { env, idx })];
+            s.status = StepStatus::Failed;
+            s.message = format!("rejected by {by}{suffix}");
+        }
+        let mut changes = vec![Change::Step(at)];
         if let Some(e) = env {
             self.envs[e].status = EnvironmentStatus::Running;
             changes.push(Change::Env(e));
@@ -184,14 +244,14 @@ impl Release {
         if self.status == ReleaseStatus::Suspended {
             self.set_status(ReleaseStatus::Running, &mut changes);
         }
-        Some(changes)
+        Ok(changes)
     }
 
     /// Terminates the release for `reason`: at once when it never started
     /// (nothing runs that must be cancelled first), else it becomes
     /// `TERMINATING` and its worker finishes the job.
-    pub fn terminate(&mut self, reason: &str, now: Time) -> Vec<Change> {
-        let mut changes = self.request_terminate(reason);
+    pub fn terminate(&mut self, reason: &str, by: &str, now: Time) -> Vec<Change> {
+        let mut changes = self.request_terminate(reason, by);
         if self.start_time.is_none() {
             changes.extend(self.finish_terminate(now));
         }
@@ -200,11 +260,12 @@ impl Release {
 
     /// Asks for termination: the release becomes `TERMINATING` (or, when it
     /// never started, is terminated at once by [`Release::finish_terminate`]).
-    pub fn request_terminate(&mut self, reason: &str) -> Vec<Change> {
+    pub fn request_terminate(&mut self, reason: &str, by: &str) -> Vec<Change> {
         if self.status.is_final() || self.status == ReleaseStatus::Terminating {
             return Vec::new();
         }
         self.status = ReleaseStatus::Terminating;
+        self.terminated_by = by.to_string();
         self.terminate_reason = Some(reason.to_string());
         self.message = format!("terminating: {reason}");
         vec![Change::Release]
@@ -348,4 +409,29 @@ impl Release {
         changes.push(Change::Release);
         Some(changes)
     }
+}
+
+/// The message of an approval still waiting for decisions.
+fn awaiting(rule: ApprovalRule, approvals: usize) -> String {
+    let min = rule.min_approvals.max(1) as usize;
+    let mut m = if min == 1 {
+        "awaiting approval".to_string()
+    } else {
+        format!("awaiting approval ({approvals} of {min})")
+    };
+    if rule.forbid_self_approval {
+        m.push_str("; the release's actor may not approve");
+    }
+    m
+}
+
+/// Why a decision on an approval was not recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApprovalRefused {
+    /// Nothing there awaits a decision.
+    NothingAwaits,
+    /// This principal decided already.
+    AlreadyDecided(String),
+    /// The release's actor may not approve it.
+    SelfApproval(String),
 }

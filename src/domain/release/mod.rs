@@ -30,8 +30,10 @@ mod tests;
 
 use chrono::{DateTime, Utc};
 
+pub use commands::ApprovalRefused;
 pub use model::{
-    Artifact, Change, Counters, EnvRun, EventBody, Outcome, Release, StepRef, StepRun,
+    Approval, ApprovalRule, Artifact, Change, Counters, Decision, EnvRun, EventBody, Outcome,
+    Release, StepRef, StepRun,
 };
 
 pub type Time = DateTime<Utc>;

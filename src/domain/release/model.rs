@@ -31,6 +31,51 @@ pub struct StepRun {
     /// polls this one instead of opening another.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub pull_request: i64,
+    /// Approval steps, once suspended: the rule they wait under and the
+    /// decisions recorded so far (cleared when the step runs again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<Approval>,
+}
+
+/// How many distinct people must approve, and whether the release's own
+/// actor may be one of them (`ApprovalWorkflow`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalRule {
+    pub min_approvals: u32,
+    pub forbid_self_approval: bool,
+}
+
+impl Default for ApprovalRule {
+    fn default() -> Self {
+        Self {
+            min_approvals: 1,
+            forbid_self_approval: false,
+        }
+    }
+}
+
+/// An approval step's rule and its decisions, in the order they came.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approval {
+    pub rule: ApprovalRule,
+    pub decisions: Vec<Decision>,
+}
+
+/// One person's decision on an approval.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decision {
+    /// The server-computed principal (`token:alice`, `oidc:…`).
+    pub principal: String,
+    pub approve: bool,
+    pub comment: String,
+    pub time: Time,
+}
+
+impl Approval {
+    /// Distinct principals that approved (a principal decides once).
+    pub fn approvals(&self) -> usize {
+        self.decisions.iter().filter(|d| d.approve).count()
+    }
 }
 
 fn is_zero(n: &i64) -> bool {
@@ -52,6 +97,7 @@ impl StepRun {
             commit_sha: String::new(),
             url: String::new(),
             pull_request: 0,
+            approval: None,
         }
     }
 
@@ -135,6 +181,10 @@ pub struct Release {
     /// `system:git-poller`, `anonymous` under `--auth none`); empty for
     /// releases stored before actors were recorded.
     pub actor: String,
+    /// Who terminated it (a principal, or `system:<what>` when the server
+    /// did, as when a newer release supersedes it); empty otherwise.
+    #[serde(default)]
+    pub terminated_by: String,
     pub trigger_message: String,
     pub message: String,
     pub request_id: Option<String>,
@@ -282,6 +332,7 @@ impl Release {
             status: ReleaseStatus::Queued,
             initiator: String::new(),
             actor: String::new(),
+            terminated_by: String::new(),
             trigger_message: String::new(),
             message: String::new(),
             request_id: None,
@@ -422,6 +473,8 @@ pub enum EventBody {
         counters: Counters,
         start_time: Option<Time>,
         finish_time: Option<Time>,
+        #[serde(default)]
+        terminated_by: String,
     },
     Environment(Box<EnvRun>),
     Step {
@@ -442,6 +495,7 @@ impl Release {
                 counters: self.counters(),
                 start_time: self.start_time,
                 finish_time: self.finish_time,
+                terminated_by: self.terminated_by.clone(),
             },
             Change::Env(e) => EventBody::Environment(Box::new(self.envs.get(e)?.clone())),
             Change::Step(at) => EventBody::Step {

@@ -94,6 +94,8 @@ enum Reply {
 struct Sim {
     r: Release,
     t: Time,
+    /// The rule approvals suspend under.
+    rule: ApprovalRule,
 }
 
 impl Sim {
@@ -117,7 +119,32 @@ impl Sim {
             &|_: &str| false,
             t,
         );
-        Self { r, t }
+        Self {
+            r,
+            t,
+            rule: ApprovalRule::default(),
+        }
+    }
+
+    /// A decision by `token:approver`; `None` when it was refused.
+    fn decide(&mut self, env: Option<usize>, approve: bool, comment: &str) -> Option<Vec<Change>> {
+        self.decide_as("token:approver", env, approve, comment).ok()
+    }
+
+    fn decide_as(
+        &mut self,
+        by: &str,
+        env: Option<usize>,
+        approve: bool,
+        comment: &str,
+    ) -> Result<Vec<Change>, ApprovalRefused> {
+        let decision = Decision {
+            principal: by.into(),
+            approve,
+            comment: comment.into(),
+            time: self.t,
+        };
+        self.r.decide_approval(env, decision)
     }
 
     fn tick(&mut self, secs: i64) {
@@ -159,7 +186,7 @@ impl Sim {
                     }
                     Reply::Suspend(secs) => {
                         let deadline = secs.map(|s| self.t + Duration::seconds(s));
-                        self.r.suspend_step(at, deadline);
+                        self.r.suspend_step(at, deadline, self.rule);
                     }
                     Reply::Hold => {}
                 }
@@ -476,10 +503,7 @@ fn an_environment_approval_suspends_the_release_until_approved() {
     assert_eq!(sim.r.status, R::Suspended);
     assert_eq!(sim.r.counters().suspended, 1);
     let e = sim.r.env_index("qa");
-    let ch = sim
-        .r
-        .decide_approval(e, true, "ship it", sim.t)
-        .expect("awaits approval");
+    let ch = sim.decide(e, true, "ship it").expect("awaits approval");
     assert!(
         ch.contains(&Change::Release),
         "the release is RUNNING again at once"
@@ -489,8 +513,106 @@ fn an_environment_approval_suspends_the_release_until_approved() {
     sim.run(all_ok);
     assert_eq!(sim.r.status, R::Succeeded);
     assert!(
-        sim.r.decide_approval(e, true, "", sim.t).is_none(),
+        sim.decide(e, true, "").is_none(),
         "nothing awaits approval any more"
+    );
+}
+
+#[test]
+fn a_two_person_approval_needs_two_distinct_principals_and_never_the_actor() {
+    let s = gate("qa", &["dev"]);
+    let mut sim = Sim::queued(&flow("dev", vec![s]));
+    sim.r.actor = "token:author".into();
+    sim.r.start(sim.t);
+    sim.rule = ApprovalRule {
+        min_approvals: 2,
+        forbid_self_approval: true,
+    };
+    sim.run(suspend_pre_action(None));
+    let e = sim.r.env_index("qa");
+    let gate = |sim: &Sim| sim.env("qa").steps[0].clone();
+    assert_eq!(
+        gate(&sim).message,
+        "awaiting approval (0 of 2); the release's actor may not approve"
+    );
+    // The actor may not approve its own release.
+    assert!(matches!(
+        sim.decide_as("token:author", e, true, ""),
+        Err(ApprovalRefused::SelfApproval(_))
+    ));
+    assert!(
+        gate(&sim).approval.expect("rule").decisions.is_empty(),
+        "not recorded"
+    );
+    // One approval of two: the step changes, the environment still waits.
+    let ch = sim
+        .decide_as("token:alice", e, true, "lgtm")
+        .expect("recorded");
+    assert_eq!(ch.len(), 1, "only the step changed: {ch:?}");
+    assert_eq!(sim.status("qa"), E::Suspended);
+    assert_eq!(sim.r.status, R::Suspended);
+    assert_eq!(
+        gate(&sim).message,
+        "approved by token:alice: lgtm; awaiting approval (1 of 2); the release's actor may not approve"
+    );
+    // The same principal twice counts once, and is refused.
+    assert!(matches!(
+        sim.decide_as("token:alice", e, true, ""),
+        Err(ApprovalRefused::AlreadyDecided(_))
+    ));
+    assert_eq!(gate(&sim).approval.expect("rule").approvals(), 1);
+    sim.decide_as("token:bob", e, true, "")
+        .expect("second approver");
+    let step = gate(&sim);
+    assert_eq!(step.status, S::Succeeded);
+    assert_eq!(step.message, "approved by token:alice, token:bob");
+    let who: Vec<_> = step
+        .approval
+        .expect("rule")
+        .decisions
+        .iter()
+        .map(|d| (d.principal.clone(), d.approve, d.comment.clone()))
+        .collect();
+    assert_eq!(
+        who,
+        vec![
+            ("token:alice".to_string(), true, "lgtm".to_string()),
+            ("token:bob".to_string(), true, String::new())
+        ]
+    );
+    sim.run(all_ok);
+    assert_eq!(sim.r.status, R::Succeeded);
+}
+
+#[test]
+fn one_rejection_rejects_a_multi_person_approval_and_a_retry_asks_again() {
+    let s = gate("qa", &["dev"]);
+    let mut sim = Sim::queued(&flow("dev", vec![s]));
+    sim.r.actor = "token:author".into();
+    sim.r.start(sim.t);
+    sim.rule = ApprovalRule {
+        min_approvals: 2,
+        forbid_self_approval: true,
+    };
+    sim.run(suspend_pre_action(None));
+    let e = sim.r.env_index("qa");
+    sim.decide_as("token:alice", e, true, "").expect("approval");
+    // The actor may still reject its own release.
+    sim.decide_as("token:author", e, false, "wrong build")
+        .expect("rejection");
+    sim.run(all_ok);
+    assert_eq!(sim.status("qa"), E::Failed);
+    assert_eq!(
+        sim.env("qa").steps[0].message,
+        "rejected by token:author: wrong build"
+    );
+    assert!(sim.r.retry(sim.t).is_some());
+    sim.run(suspend_pre_action(None));
+    let step = &sim.env("qa").steps[0];
+    assert_eq!(step.status, S::Suspended);
+    assert!(
+        step.approval.as_ref().expect("rule").decisions.is_empty(),
+        "a re-run asks every approver again"
     );
 }
 
@@ -500,10 +622,10 @@ fn a_rejected_approval_fails_the_environment_and_skips_its_descendants() {
     let mut sim = Sim::start(&flow("dev", vec![gate, step("prod", &["qa"])]));
     sim.run(suspend_pre_action(None));
     let e = sim.r.env_index("qa");
-    sim.r.decide_approval(e, false, "not today", sim.t);
+    sim.decide(e, false, "not today");
     sim.run(all_ok);
     let gate = &sim.env("qa").steps[0];
-    assert_eq!(gate.message, "rejected: not today");
+    assert_eq!(gate.message, "rejected by token:approver: not today");
     assert_eq!(sim.status("qa"), E::Failed);
     assert_eq!(sim.status("prod"), E::Skipped);
     assert_eq!(sim.r.status, R::Failed);
@@ -583,13 +705,13 @@ fn a_release_on_start_approval_suspends_the_release_until_decided() {
     );
     assert!(sim.advance().is_empty());
     assert_eq!(sim.r.status, R::Suspended, "and stays so");
-    let ch = sim
-        .r
-        .decide_approval(None, true, "ok", sim.t)
-        .expect("awaits");
+    let ch = sim.decide(None, true, "ok").expect("awaits");
     assert!(ch.contains(&Change::Step(StepRef { env: None, idx: 0 })));
     assert_eq!(sim.r.status, R::Running);
-    assert_eq!(sim.hook(StepKind::OnStart).message, "approved: ok");
+    assert_eq!(
+        sim.hook(StepKind::OnStart).message,
+        "approved by token:approver: ok"
+    );
     sim.run(all_ok);
     assert_eq!(sim.r.status, R::Succeeded);
 }
@@ -599,7 +721,7 @@ fn a_rejected_release_on_start_approval_fails_the_release() {
     let spec = sequential_with(hooks(Some("change-board"), None, None));
     let mut sim = Sim::start(&spec);
     sim.run(|_, _| Reply::Suspend(None));
-    sim.r.decide_approval(None, false, "freeze", sim.t);
+    sim.decide(None, false, "freeze");
     sim.run(all_ok);
     assert_eq!(sim.hook(StepKind::OnStart).status, S::Failed);
     assert_eq!(sim.r.status, R::Failed);
@@ -639,7 +761,7 @@ fn a_release_on_success_approval_holds_the_release_until_decided() {
     });
     assert_eq!(sim.hook(StepKind::OnSuccess).status, S::Suspended);
     assert_eq!(sim.r.status, R::Suspended, "not final while the hook waits");
-    sim.r.decide_approval(None, true, "", sim.t);
+    sim.decide(None, true, "");
     sim.run(all_ok);
     assert_eq!(sim.r.status, R::Succeeded);
 }
@@ -696,16 +818,19 @@ fn the_promotion_timeout_terminates_the_release() {
 #[test]
 fn terminating_a_queued_release_is_immediate() {
     let mut sim = Sim::queued(&sequential());
-    let ch = sim.r.terminate("not needed", sim.t);
+    let ch = sim.r.terminate("not needed", "token:ops", sim.t);
     assert!(ch.contains(&Change::Release));
     assert_eq!(sim.r.status, R::Terminated);
     assert_eq!(sim.r.message, "not needed");
     // A running one only asks: its worker cancels the steps first.
     let mut sim = Sim::start(&sequential());
     sim.run(|_, _| Reply::Hold);
-    sim.r.terminate("bad build", sim.t);
+    sim.r.terminate("bad build", "token:ops", sim.t);
     assert_eq!(sim.r.status, R::Terminating);
-    assert!(sim.r.request_terminate("again").is_empty(), "asked once");
+    assert!(
+        sim.r.request_terminate("again", "token:ops").is_empty(),
+        "asked once"
+    );
     assert!(
         sim.advance().is_empty(),
         "advance does nothing while terminating"
@@ -717,7 +842,7 @@ fn terminating_a_release_whose_on_start_approval_waits_cancels_it() {
     let spec = sequential_with(hooks(Some("change-board"), None, None));
     let mut sim = Sim::start(&spec);
     sim.run(|_, _| Reply::Suspend(Some(3600)));
-    sim.r.terminate("abandoned", sim.t);
+    sim.r.terminate("abandoned", "token:ops", sim.t);
     sim.r.finish_terminate(sim.t);
     assert_eq!(sim.hook(StepKind::OnStart).status, S::Terminated);
     assert_eq!(sim.r.status, R::Terminated);
@@ -965,13 +1090,11 @@ fn a_pull_request_suspends_its_environment_as_awaiting_review() {
 fn approving_decides_the_approval_never_the_pull_request() {
     let (mut sim, at) = awaiting_review();
     assert!(
-        sim.r.decide_approval(at.env, true, "", sim.t).is_none(),
+        sim.decide(at.env, true, "").is_none(),
         "a pull request is decided on the forge"
     );
     let qa = sim.r.env_index("qa");
-    sim.r
-        .decide_approval(qa, true, "", sim.t)
-        .expect("qa's gate");
+    sim.decide(qa, true, "").expect("qa's gate");
     sim.run(all_ok);
     assert_eq!(sim.status("qa"), E::Succeeded);
     assert_eq!(sim.status("prod"), E::Suspended);
@@ -1018,7 +1141,7 @@ fn a_closed_pull_request_fails_the_environment() {
 #[test]
 fn terminating_ends_the_wait_for_review() {
     let (mut sim, at) = awaiting_review();
-    sim.r.terminate("timeout", sim.t);
+    sim.r.terminate("timeout", "token:ops", sim.t);
     assert!(
         sim.r.live_steps().contains(&at),
         "until the worker finishes it"
@@ -1080,7 +1203,11 @@ fn an_argocd_application_gets_a_sync_step_after_its_action_that_decides_the_envi
         [StepKind::Action, StepKind::Sync, StepKind::PostAction]
     );
     assert_eq!(kinds(2), [StepKind::Action], "prod has no Argo CD app");
-    let mut sim = Sim { r, t };
+    let mut sim = Sim {
+        r,
+        t,
+        rule: ApprovalRule::default(),
+    };
     sim.r.start(t);
     // The sync runs after the action and before the post-action; its
     // progress is a message on the running step, one change per new text.

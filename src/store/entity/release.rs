@@ -16,6 +16,9 @@ pub struct Model {
     /// Who triggered it, as the server authenticated them.
     #[sea_orm(column_type = "Text")]
     pub actor: String,
+    /// Who terminated it; empty: nobody.
+    #[sea_orm(column_type = "Text")]
+    pub terminated_by: String,
     #[sea_orm(column_type = "Text")]
     pub trigger_message: String,
     #[sea_orm(column_type = "Text")]

@@ -33,6 +33,9 @@ pub struct Model {
     pub url: String,
     /// PULL_REQUEST actions: the pull request's number; 0: none.
     pub pull_request: i64,
+    /// Approval steps: JSON of the rule and the decisions; null: none.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub approval: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
