@@ -245,6 +245,84 @@ async fn scoped_promoters_promote_and_approve_only_their_environments() {
 }
 
 #[tokio::test]
+async fn a_two_person_approval_needs_two_other_principals() {
+    let server = TestServer::start().await;
+    seed_parallel(&server, None).await;
+    let rule = pb::ApprovalWorkflow {
+        min_approvals: 2,
+        forbid_self_approval: true,
+        ..Default::default()
+    };
+    create_kind(&server, "two-person", pb::workflow::Kind::Approval(rule)).await;
+    let mut qa = step("qa", &["dev"]);
+    qa.policy = Some(pb::Policy {
+        pre_action: "two-person".into(),
+        action: pb::PromotionAction::None as i32,
+        ..Default::default()
+    });
+    create_flow(&server, flow("guarded", "dev", vec![qa]))
+        .await
+        .expect("flow");
+    let (author, _) = token_conn(&server, "author", pb::Role::Promoter, &[], &[]).await;
+    let (alice, _) = token_conn(&server, "alice", pb::Role::Promoter, &[], &["qa"]).await;
+    let (bob, _) = token_conn(&server, "bob", pb::Role::Promoter, &[], &["qa"]).await;
+    let r = trigger_flow(&author, "guarded", DEMO, "").await;
+    wait_until(&server, &r.id, "qa waits for approval", |r| {
+        env_status(r, "qa") == pb::EnvironmentStatus::Suspended
+    })
+    .await;
+    let s = approve(&author, &r.id, "qa", true, "mine")
+        .await
+        .expect_err("self-approval");
+    assert_eq!(s.code(), Code::FailedPrecondition, "{s:?}");
+    assert!(s.message().contains("self-approval"), "{s:?}");
+    let one = approve(&alice, &r.id, "qa", true, "lgtm")
+        .await
+        .expect("first approval")
+        .release
+        .expect("release");
+    let gate = |r: &pb::Release| {
+        r.environments
+            .iter()
+            .find(|e| e.environment == "qa")
+            .expect("qa")
+            .steps[0]
+            .clone()
+    };
+    assert_eq!(
+        (env_status(&one, "qa"), gate(&one).required_approvals),
+        (pb::EnvironmentStatus::Suspended, 2),
+        "one of two approvals: still waiting"
+    );
+    let s = approve(&alice, &r.id, "qa", true, "again")
+        .await
+        .expect_err("twice");
+    assert_eq!(s.code(), Code::FailedPrecondition, "{s:?}");
+    approve(&bob, &r.id, "qa", true, "")
+        .await
+        .expect("second approval");
+    let done = wait_final(&server, &r.id).await;
+    assert_eq!(status(&done), pb::ReleaseStatus::Succeeded);
+    let decisions: Vec<(String, bool, String)> = gate(&done)
+        .approvals
+        .iter()
+        .map(|d| (d.principal.clone(), d.approve, d.comment.clone()))
+        .collect();
+    assert_eq!(
+        decisions,
+        vec![
+            ("token:alice".into(), true, "lgtm".into()),
+            ("token:bob".into(), true, String::new())
+        ]
+    );
+    // A termination records who asked.
+    let r = trigger_flow(&author, "guarded", DEMO, "").await;
+    terminate(&alice, &r.id, "not today").await.expect("terminate");
+    let done = wait_final(&server, &r.id).await;
+    assert_eq!(done.terminated_by, "token:alice");
+}
+
+#[tokio::test]
 async fn command_workflows_need_an_admin() {
     let server = TestServer::start().await;
     let (editor, _) = token_conn(&server, "editor", pb::Role::Editor, &[], &[]).await;

@@ -299,3 +299,49 @@ async fn run_command(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx() -> StepContext {
+        StepContext {
+            release_id: "r1".into(),
+            product: "p".into(),
+            flow: "f".into(),
+            flow_version: 1,
+            version: "1.0.0".into(),
+            environment: "qa".into(),
+            step: "PRE_ACTION".into(),
+            attempt: 1,
+            idempotency_key: "k".into(),
+            context: Map::new(),
+            start_time: chrono::Utc::now(),
+            application: "p-qa".into(),
+            source_commit: String::new(),
+            parameters: BTreeMap::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn commands_get_a_clean_environment_with_what_they_declare() {
+        // HOME is set for every test process; a program a flow runs must
+        // not see it (nor the server's database URL or tokens).
+        assert!(std::env::var_os("HOME").is_some(), "the probe needs HOME");
+        let kind = WorkflowKind::Command {
+            argv: vec![
+                "sh".into(),
+                "-c".into(),
+                r#"test -z "$HOME" || { echo "leaked HOME=$HOME" >&2; exit 3; }; test "$GREETING" = hi && test "$PROMOFLOW_ENVIRONMENT" = qa"#.into(),
+            ],
+            env: BTreeMap::from([("GREETING".to_string(), "hi".to_string())]),
+            timeout_ms: 10_000,
+        };
+        let http = reqwest::Client::new();
+        let result = run(&http, true, "probe", &kind, &ctx()).await;
+        assert!(
+            matches!(result, StepResult::Done(Outcome::Succeeded { .. })),
+            "{result:?}"
+        );
+    }
+}

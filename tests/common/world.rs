@@ -264,6 +264,7 @@ pub async fn create_http(
 pub async fn create_approval(api: &impl Api, name: &str, timeout_ms: Option<u64>) {
     let approval = pb::ApprovalWorkflow {
         timeout: timeout_ms.map(dur),
+        ..Default::default()
     };
     create_kind(api, name, pb::workflow::Kind::Approval(approval)).await;
 }
