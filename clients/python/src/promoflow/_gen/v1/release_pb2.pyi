@@ -89,7 +89,7 @@ STEP_KIND_ON_FAIL: StepKind
 STEP_KIND_SYNC: StepKind
 
 class StepRun(_message.Message):
-    __slots__ = ("kind", "workflow", "status", "message", "start_time", "finish_time", "attempt", "commit_sha", "url", "pull_request_number")
+    __slots__ = ("kind", "workflow", "status", "message", "start_time", "finish_time", "attempt", "commit_sha", "url", "pull_request_number", "approvals", "required_approvals")
     KIND_FIELD_NUMBER: _ClassVar[int]
     WORKFLOW_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -100,6 +100,8 @@ class StepRun(_message.Message):
     COMMIT_SHA_FIELD_NUMBER: _ClassVar[int]
     URL_FIELD_NUMBER: _ClassVar[int]
     PULL_REQUEST_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    APPROVALS_FIELD_NUMBER: _ClassVar[int]
+    REQUIRED_APPROVALS_FIELD_NUMBER: _ClassVar[int]
     kind: StepKind
     workflow: str
     status: StepStatus
@@ -110,7 +112,21 @@ class StepRun(_message.Message):
     commit_sha: str
     url: str
     pull_request_number: int
-    def __init__(self, kind: _Optional[_Union[StepKind, str]] = ..., workflow: _Optional[str] = ..., status: _Optional[_Union[StepStatus, str]] = ..., message: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., attempt: _Optional[int] = ..., commit_sha: _Optional[str] = ..., url: _Optional[str] = ..., pull_request_number: _Optional[int] = ...) -> None: ...
+    approvals: _containers.RepeatedCompositeFieldContainer[ApprovalDecision]
+    required_approvals: int
+    def __init__(self, kind: _Optional[_Union[StepKind, str]] = ..., workflow: _Optional[str] = ..., status: _Optional[_Union[StepStatus, str]] = ..., message: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., attempt: _Optional[int] = ..., commit_sha: _Optional[str] = ..., url: _Optional[str] = ..., pull_request_number: _Optional[int] = ..., approvals: _Optional[_Iterable[_Union[ApprovalDecision, _Mapping]]] = ..., required_approvals: _Optional[int] = ...) -> None: ...
+
+class ApprovalDecision(_message.Message):
+    __slots__ = ("principal", "approve", "comment", "time")
+    PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
+    APPROVE_FIELD_NUMBER: _ClassVar[int]
+    COMMENT_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    principal: str
+    approve: bool
+    comment: str
+    time: _timestamp_pb2.Timestamp
+    def __init__(self, principal: _Optional[str] = ..., approve: _Optional[bool] = ..., comment: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class EnvironmentRun(_message.Message):
     __slots__ = ("environment", "depends_on", "status", "blocked_on", "attempt", "steps", "start_time", "finish_time", "message", "application")
@@ -159,7 +175,7 @@ class ReleaseCounters(_message.Message):
     def __init__(self, total: _Optional[int] = ..., succeeded: _Optional[int] = ..., running: _Optional[int] = ..., failed: _Optional[int] = ..., pending: _Optional[int] = ..., skipped: _Optional[int] = ..., terminated: _Optional[int] = ..., suspended: _Optional[int] = ..., awaiting_review: _Optional[int] = ...) -> None: ...
 
 class Release(_message.Message):
-    __slots__ = ("id", "product", "flow", "flow_version", "version", "status", "initiator", "environments", "counters", "create_time", "start_time", "finish_time", "message", "last_seq", "trigger_message", "hooks", "request_id", "source_commit", "actor")
+    __slots__ = ("id", "product", "flow", "flow_version", "version", "status", "initiator", "environments", "counters", "create_time", "start_time", "finish_time", "message", "last_seq", "trigger_message", "hooks", "request_id", "source_commit", "actor", "terminated_by")
     ID_FIELD_NUMBER: _ClassVar[int]
     PRODUCT_FIELD_NUMBER: _ClassVar[int]
     FLOW_FIELD_NUMBER: _ClassVar[int]
@@ -179,6 +195,7 @@ class Release(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     SOURCE_COMMIT_FIELD_NUMBER: _ClassVar[int]
     ACTOR_FIELD_NUMBER: _ClassVar[int]
+    TERMINATED_BY_FIELD_NUMBER: _ClassVar[int]
     id: str
     product: str
     flow: str
@@ -198,7 +215,8 @@ class Release(_message.Message):
     request_id: str
     source_commit: str
     actor: str
-    def __init__(self, id: _Optional[str] = ..., product: _Optional[str] = ..., flow: _Optional[str] = ..., flow_version: _Optional[int] = ..., version: _Optional[str] = ..., status: _Optional[_Union[ReleaseStatus, str]] = ..., initiator: _Optional[str] = ..., environments: _Optional[_Iterable[_Union[EnvironmentRun, _Mapping]]] = ..., counters: _Optional[_Union[ReleaseCounters, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., message: _Optional[str] = ..., last_seq: _Optional[int] = ..., trigger_message: _Optional[str] = ..., hooks: _Optional[_Iterable[_Union[StepRun, _Mapping]]] = ..., request_id: _Optional[str] = ..., source_commit: _Optional[str] = ..., actor: _Optional[str] = ...) -> None: ...
+    terminated_by: str
+    def __init__(self, id: _Optional[str] = ..., product: _Optional[str] = ..., flow: _Optional[str] = ..., flow_version: _Optional[int] = ..., version: _Optional[str] = ..., status: _Optional[_Union[ReleaseStatus, str]] = ..., initiator: _Optional[str] = ..., environments: _Optional[_Iterable[_Union[EnvironmentRun, _Mapping]]] = ..., counters: _Optional[_Union[ReleaseCounters, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., message: _Optional[str] = ..., last_seq: _Optional[int] = ..., trigger_message: _Optional[str] = ..., hooks: _Optional[_Iterable[_Union[StepRun, _Mapping]]] = ..., request_id: _Optional[str] = ..., source_commit: _Optional[str] = ..., actor: _Optional[str] = ..., terminated_by: _Optional[str] = ...) -> None: ...
 
 class ReleaseEvent(_message.Message):
     __slots__ = ("release_id", "seq", "time", "snapshot", "release", "environment", "step", "heartbeat")
@@ -221,18 +239,20 @@ class ReleaseEvent(_message.Message):
     def __init__(self, release_id: _Optional[str] = ..., seq: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., snapshot: _Optional[_Union[Release, _Mapping]] = ..., release: _Optional[_Union[ReleaseChange, _Mapping]] = ..., environment: _Optional[_Union[EnvironmentChange, _Mapping]] = ..., step: _Optional[_Union[StepChange, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ...) -> None: ...
 
 class ReleaseChange(_message.Message):
-    __slots__ = ("status", "message", "counters", "start_time", "finish_time")
+    __slots__ = ("status", "message", "counters", "start_time", "finish_time", "terminated_by")
     STATUS_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     COUNTERS_FIELD_NUMBER: _ClassVar[int]
     START_TIME_FIELD_NUMBER: _ClassVar[int]
     FINISH_TIME_FIELD_NUMBER: _ClassVar[int]
+    TERMINATED_BY_FIELD_NUMBER: _ClassVar[int]
     status: ReleaseStatus
     message: str
     counters: ReleaseCounters
     start_time: _timestamp_pb2.Timestamp
     finish_time: _timestamp_pb2.Timestamp
-    def __init__(self, status: _Optional[_Union[ReleaseStatus, str]] = ..., message: _Optional[str] = ..., counters: _Optional[_Union[ReleaseCounters, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    terminated_by: str
+    def __init__(self, status: _Optional[_Union[ReleaseStatus, str]] = ..., message: _Optional[str] = ..., counters: _Optional[_Union[ReleaseCounters, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., terminated_by: _Optional[str] = ...) -> None: ...
 
 class EnvironmentChange(_message.Message):
     __slots__ = ("environment",)

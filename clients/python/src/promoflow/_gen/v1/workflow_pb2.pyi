@@ -58,10 +58,14 @@ class WaitWorkflow(_message.Message):
     def __init__(self, duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class ApprovalWorkflow(_message.Message):
-    __slots__ = ("timeout",)
+    __slots__ = ("timeout", "min_approvals", "forbid_self_approval")
     TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    MIN_APPROVALS_FIELD_NUMBER: _ClassVar[int]
+    FORBID_SELF_APPROVAL_FIELD_NUMBER: _ClassVar[int]
     timeout: _duration_pb2.Duration
-    def __init__(self, timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+    min_approvals: int
+    forbid_self_approval: bool
+    def __init__(self, timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., min_approvals: _Optional[int] = ..., forbid_self_approval: _Optional[bool] = ...) -> None: ...
 
 class CommandWorkflow(_message.Message):
     __slots__ = ("argv", "env", "timeout")

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file promoflow/v1/release.proto.
  */
 export const file_promoflow_v1_release: GenFile = /*@__PURE__*/
-  fileDesc("Chpwcm9tb2Zsb3cvdjEvcmVsZWFzZS5wcm90bxIMcHJvbW9mbG93LnYxIqwCCgdTdGVwUnVuEiQKBGtpbmQYASABKA4yFi5wcm9tb2Zsb3cudjEuU3RlcEtpbmQSEAoId29ya2Zsb3cYAiABKAkSKAoGc3RhdHVzGAMgASgOMhgucHJvbW9mbG93LnYxLlN0ZXBTdGF0dXMSDwoHbWVzc2FnZRgEIAEoCRIuCgpzdGFydF90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmaW5pc2hfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHYXR0ZW1wdBgHIAEoBRISCgpjb21taXRfc2hhGAggASgJEgsKA3VybBgJIAEoCRIbChNwdWxsX3JlcXVlc3RfbnVtYmVyGAogASgDIrwCCg5FbnZpcm9ubWVudFJ1bhITCgtlbnZpcm9ubWVudBgBIAEoCRISCgpkZXBlbmRzX29uGAIgAygJEi8KBnN0YXR1cxgDIAEoDjIfLnByb21vZmxvdy52MS5FbnZpcm9ubWVudFN0YXR1cxISCgpibG9ja2VkX29uGAQgAygJEg8KB2F0dGVtcHQYBSABKAUSJAoFc3RlcHMYBiADKAsyFS5wcm9tb2Zsb3cudjEuU3RlcFJ1bhIuCgpzdGFydF90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmaW5pc2hfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHbWVzc2FnZRgJIAEoCRITCgthcHBsaWNhdGlvbhgKIAEoCSK2AQoPUmVsZWFzZUNvdW50ZXJzEg0KBXRvdGFsGAEgASgFEhEKCXN1Y2NlZWRlZBgCIAEoBRIPCgdydW5uaW5nGAMgASgFEg4KBmZhaWxlZBgEIAEoBRIPCgdwZW5kaW5nGAUgASgFEg8KB3NraXBwZWQYBiABKAUSEgoKdGVybWluYXRlZBgHIAEoBRIRCglzdXNwZW5kZWQYCCABKAUSFwoPYXdhaXRpbmdfcmV2aWV3GAkgASgFIq4ECgdSZWxlYXNlEgoKAmlkGAEgASgJEg8KB3Byb2R1Y3QYAiABKAkSDAoEZmxvdxgDIAEoCRIUCgxmbG93X3ZlcnNpb24YBCABKAMSDwoHdmVyc2lvbhgFIAEoCRIrCgZzdGF0dXMYBiABKA4yGy5wcm9tb2Zsb3cudjEuUmVsZWFzZVN0YXR1cxIRCglpbml0aWF0b3IYByABKAkSMgoMZW52aXJvbm1lbnRzGAggAygLMhwucHJvbW9mbG93LnYxLkVudmlyb25tZW50UnVuEi8KCGNvdW50ZXJzGAkgASgLMh0ucHJvbW9mbG93LnYxLlJlbGVhc2VDb3VudGVycxIvCgtjcmVhdGVfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKc3RhcnRfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZmluaXNoX3RpbWUYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB21lc3NhZ2UYDSABKAkSEAoIbGFzdF9zZXEYDiABKAMSFwoPdHJpZ2dlcl9tZXNzYWdlGA8gASgJEiQKBWhvb2tzGBAgAygLMhUucHJvbW9mbG93LnYxLlN0ZXBSdW4SEgoKcmVxdWVzdF9pZBgRIAEoCRIVCg1zb3VyY2VfY29tbWl0GBIgASgJEg0KBWFjdG9yGBMgASgJIs4CCgxSZWxlYXNlRXZlbnQSEgoKcmVsZWFzZV9pZBgBIAEoCRILCgNzZXEYAiABKAMSKAoEdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoIc25hcHNob3QYBCABKAsyFS5wcm9tb2Zsb3cudjEuUmVsZWFzZUgAEi4KB3JlbGVhc2UYBSABKAsyGy5wcm9tb2Zsb3cudjEuUmVsZWFzZUNoYW5nZUgAEjYKC2Vudmlyb25tZW50GAYgASgLMh8ucHJvbW9mbG93LnYxLkVudmlyb25tZW50Q2hhbmdlSAASKAoEc3RlcBgHIAEoCzIYLnByb21vZmxvdy52MS5TdGVwQ2hhbmdlSAASLAoJaGVhcnRiZWF0GAggASgLMhcucHJvbW9mbG93LnYxLkhlYXJ0YmVhdEgAQggKBmNoYW5nZSLfAQoNUmVsZWFzZUNoYW5nZRIrCgZzdGF0dXMYASABKA4yGy5wcm9tb2Zsb3cudjEuUmVsZWFzZVN0YXR1cxIPCgdtZXNzYWdlGAIgASgJEi8KCGNvdW50ZXJzGAMgASgLMh0ucHJvbW9mbG93LnYxLlJlbGVhc2VDb3VudGVycxIuCgpzdGFydF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmaW5pc2hfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiRgoRRW52aXJvbm1lbnRDaGFuZ2USMQoLZW52aXJvbm1lbnQYASABKAsyHC5wcm9tb2Zsb3cudjEuRW52aXJvbm1lbnRSdW4iVQoKU3RlcENoYW5nZRITCgtlbnZpcm9ubWVudBgBIAEoCRINCgVpbmRleBgCIAEoBRIjCgRzdGVwGAMgASgLMhUucHJvbW9mbG93LnYxLlN0ZXBSdW4iHwoJSGVhcnRiZWF0EhIKCmxhdGVzdF9zZXEYASABKAMilgEKFVRyaWdnZXJSZWxlYXNlUmVxdWVzdBIMCgRmbG93GAEgASgJEg8KB3Byb2R1Y3QYAiABKAkSDwoHdmVyc2lvbhgDIAEoCRISCgpyZXF1ZXN0X2lkGAQgASgJEhEKCWluaXRpYXRvchgFIAEoCRIPCgdtZXNzYWdlGAYgASgJEhUKDXNvdXJjZV9jb21taXQYByABKAkiQAoWVHJpZ2dlclJlbGVhc2VSZXNwb25zZRImCgdyZWxlYXNlGAEgASgLMhUucHJvbW9mbG93LnYxLlJlbGVhc2UiJwoRR2V0UmVsZWFzZVJlcXVlc3QSEgoKcmVsZWFzZV9pZBgBIAEoCSI8ChJHZXRSZWxlYXNlUmVzcG9uc2USJgoHcmVsZWFzZRgBIAEoCzIVLnByb21vZmxvdy52MS5SZWxlYXNlIogBChNMaXN0UmVsZWFzZXNSZXF1ZXN0Eg8KB3Byb2R1Y3QYASABKAkSDAoEZmxvdxgCIAEoCRIrCgZzdGF0dXMYAyABKA4yGy5wcm9tb2Zsb3cudjEuUmVsZWFzZVN0YXR1cxIRCglwYWdlX3NpemUYBCABKAUSEgoKcGFnZV90b2tlbhgFIAEoCSJYChRMaXN0UmVsZWFzZXNSZXNwb25zZRInCghyZWxlYXNlcxgBIAMoCzIVLnByb21vZmxvdy52MS5SZWxlYXNlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSI9ChdUZXJtaW5hdGVSZWxlYXNlUmVxdWVzdBISCgpyZWxlYXNlX2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSJCChhUZXJtaW5hdGVSZWxlYXNlUmVzcG9uc2USJgoHcmVsZWFzZRgBIAEoCzIVLnByb21vZmxvdy52MS5SZWxlYXNlIikKE1JldHJ5UmVsZWFzZVJlcXVlc3QSEgoKcmVsZWFzZV9pZBgBIAEoCSI+ChRSZXRyeVJlbGVhc2VSZXNwb25zZRImCgdyZWxlYXNlGAEgASgLMhUucHJvbW9mbG93LnYxLlJlbGVhc2UiZgoZQXBwcm92ZUVudmlyb25tZW50UmVxdWVzdBISCgpyZWxlYXNlX2lkGAEgASgJEhMKC2Vudmlyb25tZW50GAIgASgJEg8KB2FwcHJvdmUYAyABKAgSDwoHY29tbWVudBgEIAEoCSJEChpBcHByb3ZlRW52aXJvbm1lbnRSZXNwb25zZRImCgdyZWxlYXNlGAEgASgLMhUucHJvbW9mbG93LnYxLlJlbGVhc2UiPAoTV2F0Y2hSZWxlYXNlUmVxdWVzdBISCgpyZWxlYXNlX2lkGAEgASgJEhEKCWFmdGVyX3NlcRgCIAEoAyJBChRXYXRjaFJlbGVhc2VSZXNwb25zZRIpCgVldmVudBgBIAEoCzIaLnByb21vZmxvdy52MS5SZWxlYXNlRXZlbnQiSwoUV2F0Y2hSZWxlYXNlc1JlcXVlc3QSDwoHcHJvZHVjdBgBIAEoCRIMCgRmbG93GAIgASgJEhQKDGFmdGVyX2N1cnNvchgDIAEoCSJSChVXYXRjaFJlbGVhc2VzUmVzcG9uc2USKQoFZXZlbnQYASABKAsyGi5wcm9tb2Zsb3cudjEuUmVsZWFzZUV2ZW50Eg4KBmN1cnNvchgCIAEoCSr8AQoNUmVsZWFzZVN0YXR1cxIeChpSRUxFQVNFX1NUQVRVU19VTlNQRUNJRklFRBAAEhkKFVJFTEVBU0VfU1RBVFVTX1FVRVVFRBABEhoKFlJFTEVBU0VfU1RBVFVTX1JVTk5JTkcQAhIcChhSRUxFQVNFX1NUQVRVU19TVVNQRU5ERUQQAxIeChpSRUxFQVNFX1NUQVRVU19URVJNSU5BVElORxAEEhwKGFJFTEVBU0VfU1RBVFVTX1NVQ0NFRURFRBAFEhkKFVJFTEVBU0VfU1RBVFVTX0ZBSUxFRBAGEh0KGVJFTEVBU0VfU1RBVFVTX1RFUk1JTkFURUQQByqdAgoRRW52aXJvbm1lbnRTdGF0dXMSIgoeRU5WSVJPTk1FTlRfU1RBVFVTX1VOU1BFQ0lGSUVEEAASHgoaRU5WSVJPTk1FTlRfU1RBVFVTX1BFTkRJTkcQARIeChpFTlZJUk9OTUVOVF9TVEFUVVNfUlVOTklORxACEiAKHEVOVklST05NRU5UX1NUQVRVU19TVVNQRU5ERUQQAxIgChxFTlZJUk9OTUVOVF9TVEFUVVNfU1VDQ0VFREVEEAQSHQoZRU5WSVJPTk1FTlRfU1RBVFVTX0ZBSUxFRBAFEh4KGkVOVklST05NRU5UX1NUQVRVU19TS0lQUEVEEAYSIQodRU5WSVJPTk1FTlRfU1RBVFVTX1RFUk1JTkFURUQQByreAQoKU3RlcFN0YXR1cxIbChdTVEVQX1NUQVRVU19VTlNQRUNJRklFRBAAEhcKE1NURVBfU1RBVFVTX1BFTkRJTkcQARIXChNTVEVQX1NUQVRVU19SVU5OSU5HEAISGQoVU1RFUF9TVEFUVVNfU1VTUEVOREVEEAMSGQoVU1RFUF9TVEFUVVNfU1VDQ0VFREVEEAQSFgoSU1RFUF9TVEFUVVNfRkFJTEVEEAUSFwoTU1RFUF9TVEFUVVNfU0tJUFBFRBAGEhoKFlNURVBfU1RBVFVTX1RFUk1JTkFURUQQByrtAQoIU3RlcEtpbmQSGQoVU1RFUF9LSU5EX1VOU1BFQ0lGSUVEEAASHgoaU1RFUF9LSU5EX1RSSUdHRVJfV09SS0ZMT1cQARIWChJTVEVQX0tJTkRfT05fU1RBUlQQAhIYChRTVEVQX0tJTkRfUFJFX0FDVElPThADEhQKEFNURVBfS0lORF9BQ1RJT04QBBIZChVTVEVQX0tJTkRfUE9TVF9BQ1RJT04QBRIYChRTVEVQX0tJTkRfT05fU1VDQ0VTUxAGEhUKEVNURVBfS0lORF9PTl9GQUlMEAcSEgoOU1RFUF9LSU5EX1NZTkMQCDLtBQoOUmVsZWFzZVNlcnZpY2USWwoOVHJpZ2dlclJlbGVhc2USIy5wcm9tb2Zsb3cudjEuVHJpZ2dlclJlbGVhc2VSZXF1ZXN0GiQucHJvbW9mbG93LnYxLlRyaWdnZXJSZWxlYXNlUmVzcG9uc2USTwoKR2V0UmVsZWFzZRIfLnByb21vZmxvdy52MS5HZXRSZWxlYXNlUmVxdWVzdBogLnByb21vZmxvdy52MS5HZXRSZWxlYXNlUmVzcG9uc2USVQoMTGlzdFJlbGVhc2VzEiEucHJvbW9mbG93LnYxLkxpc3RSZWxlYXNlc1JlcXVlc3QaIi5wcm9tb2Zsb3cudjEuTGlzdFJlbGVhc2VzUmVzcG9uc2USYQoQVGVybWluYXRlUmVsZWFzZRIlLnByb21vZmxvdy52MS5UZXJtaW5hdGVSZWxlYXNlUmVxdWVzdBomLnByb21vZmxvdy52MS5UZXJtaW5hdGVSZWxlYXNlUmVzcG9uc2USVQoMUmV0cnlSZWxlYXNlEiEucHJvbW9mbG93LnYxLlJldHJ5UmVsZWFzZVJlcXVlc3QaIi5wcm9tb2Zsb3cudjEuUmV0cnlSZWxlYXNlUmVzcG9uc2USZwoSQXBwcm92ZUVudmlyb25tZW50EicucHJvbW9mbG93LnYxLkFwcHJvdmVFbnZpcm9ubWVudFJlcXVlc3QaKC5wcm9tb2Zsb3cudjEuQXBwcm92ZUVudmlyb25tZW50UmVzcG9uc2USVwoMV2F0Y2hSZWxlYXNlEiEucHJvbW9mbG93LnYxLldhdGNoUmVsZWFzZVJlcXVlc3QaIi5wcm9tb2Zsb3cudjEuV2F0Y2hSZWxlYXNlUmVzcG9uc2UwARJaCg1XYXRjaFJlbGVhc2VzEiIucHJvbW9mbG93LnYxLldhdGNoUmVsZWFzZXNSZXF1ZXN0GiMucHJvbW9mbG93LnYxLldhdGNoUmVsZWFzZXNSZXNwb25zZTABYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("Chpwcm9tb2Zsb3cvdjEvcmVsZWFzZS5wcm90bxIMcHJvbW9mbG93LnYxIvsCCgdTdGVwUnVuEiQKBGtpbmQYASABKA4yFi5wcm9tb2Zsb3cudjEuU3RlcEtpbmQSEAoId29ya2Zsb3cYAiABKAkSKAoGc3RhdHVzGAMgASgOMhgucHJvbW9mbG93LnYxLlN0ZXBTdGF0dXMSDwoHbWVzc2FnZRgEIAEoCRIuCgpzdGFydF90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmaW5pc2hfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHYXR0ZW1wdBgHIAEoBRISCgpjb21taXRfc2hhGAggASgJEgsKA3VybBgJIAEoCRIbChNwdWxsX3JlcXVlc3RfbnVtYmVyGAogASgDEjEKCWFwcHJvdmFscxgLIAMoCzIeLnByb21vZmxvdy52MS5BcHByb3ZhbERlY2lzaW9uEhoKEnJlcXVpcmVkX2FwcHJvdmFscxgMIAEoBSJxChBBcHByb3ZhbERlY2lzaW9uEhEKCXByaW5jaXBhbBgBIAEoCRIPCgdhcHByb3ZlGAIgASgIEg8KB2NvbW1lbnQYAyABKAkSKAoEdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAivAIKDkVudmlyb25tZW50UnVuEhMKC2Vudmlyb25tZW50GAEgASgJEhIKCmRlcGVuZHNfb24YAiADKAkSLwoGc3RhdHVzGAMgASgOMh8ucHJvbW9mbG93LnYxLkVudmlyb25tZW50U3RhdHVzEhIKCmJsb2NrZWRfb24YBCADKAkSDwoHYXR0ZW1wdBgFIAEoBRIkCgVzdGVwcxgGIAMoCzIVLnByb21vZmxvdy52MS5TdGVwUnVuEi4KCnN0YXJ0X3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2ZpbmlzaF90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgdtZXNzYWdlGAkgASgJEhMKC2FwcGxpY2F0aW9uGAogASgJIrYBCg9SZWxlYXNlQ291bnRlcnMSDQoFdG90YWwYASABKAUSEQoJc3VjY2VlZGVkGAIgASgFEg8KB3J1bm5pbmcYAyABKAUSDgoGZmFpbGVkGAQgASgFEg8KB3BlbmRpbmcYBSABKAUSDwoHc2tpcHBlZBgGIAEoBRISCgp0ZXJtaW5hdGVkGAcgASgFEhEKCXN1c3BlbmRlZBgIIAEoBRIXCg9hd2FpdGluZ19yZXZpZXcYCSABKAUixQQKB1JlbGVhc2USCgoCaWQYASABKAkSDwoHcHJvZHVjdBgCIAEoCRIMCgRmbG93GAMgASgJEhQKDGZsb3dfdmVyc2lvbhgEIAEoAxIPCgd2ZXJzaW9uGAUgASgJEisKBnN0YXR1cxgGIAEoDjIbLnByb21vZmxvdy52MS5SZWxlYXNlU3RhdHVzEhEKCWluaXRpYXRvchgHIAEoCRIyCgxlbnZpcm9ubWVudHMYCCADKAsyHC5wcm9tb2Zsb3cudjEuRW52aXJvbm1lbnRSdW4SLwoIY291bnRlcnMYCSABKAsyHS5wcm9tb2Zsb3cudjEuUmVsZWFzZUNvdW50ZXJzEi8KC2NyZWF0ZV90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpzdGFydF90aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmaW5pc2hfdGltZRgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHbWVzc2FnZRgNIAEoCRIQCghsYXN0X3NlcRgOIAEoAxIXCg90cmlnZ2VyX21lc3NhZ2UYDyABKAkSJAoFaG9va3MYECADKAsyFS5wcm9tb2Zsb3cudjEuU3RlcFJ1bhISCgpyZXF1ZXN0X2lkGBEgASgJEhUKDXNvdXJjZV9jb21taXQYEiABKAkSDQoFYWN0b3IYEyABKAkSFQoNdGVybWluYXRlZF9ieRgUIAEoCSLOAgoMUmVsZWFzZUV2ZW50EhIKCnJlbGVhc2VfaWQYASABKAkSCwoDc2VxGAIgASgDEigKBHRpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEikKCHNuYXBzaG90GAQgASgLMhUucHJvbW9mbG93LnYxLlJlbGVhc2VIABIuCgdyZWxlYXNlGAUgASgLMhsucHJvbW9mbG93LnYxLlJlbGVhc2VDaGFuZ2VIABI2CgtlbnZpcm9ubWVudBgGIAEoCzIfLnByb21vZmxvdy52MS5FbnZpcm9ubWVudENoYW5nZUgAEigKBHN0ZXAYByABKAsyGC5wcm9tb2Zsb3cudjEuU3RlcENoYW5nZUgAEiwKCWhlYXJ0YmVhdBgIIAEoCzIXLnByb21vZmxvdy52MS5IZWFydGJlYXRIAEIICgZjaGFuZ2Ui9gEKDVJlbGVhc2VDaGFuZ2USKwoGc3RhdHVzGAEgASgOMhsucHJvbW9mbG93LnYxLlJlbGVhc2VTdGF0dXMSDwoHbWVzc2FnZRgCIAEoCRIvCghjb3VudGVycxgDIAEoCzIdLnByb21vZmxvdy52MS5SZWxlYXNlQ291bnRlcnMSLgoKc3RhcnRfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZmluaXNoX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDXRlcm1pbmF0ZWRfYnkYBiABKAkiRgoRRW52aXJvbm1lbnRDaGFuZ2USMQoLZW52aXJvbm1lbnQYASABKAsyHC5wcm9tb2Zsb3cudjEuRW52aXJvbm1lbnRSdW4iVQoKU3RlcENoYW5nZRITCgtlbnZpcm9ubWVudBgBIAEoCRINCgVpbmRleBgCIAEoBRIjCgRzdGVwGAMgASgLMhUucHJvbW9mbG93LnYxLlN0ZXBSdW4iHwoJSGVhcnRiZWF0EhIKCmxhdGVzdF9zZXEYASABKAMilgEKFVRyaWdnZXJSZWxlYXNlUmVxdWVzdBIMCgRmbG93GAEgASgJEg8KB3Byb2R1Y3QYAiABKAkSDwoHdmVyc2lvbhgDIAEoCRISCgpyZXF1ZXN0X2lkGAQgASgJEhEKCWluaXRpYXRvchgFIAEoCRIPCgdtZXNzYWdlGAYgASgJEhUKDXNvdXJjZV9jb21taXQYByABKAkiQAoWVHJpZ2dlclJlbGVhc2VSZXNwb25zZRImCgdyZWxlYXNlGAEgASgLMhUucHJvbW9mbG93LnYxLlJlbGVhc2UiJwoRR2V0UmVsZWFzZVJlcXVlc3QSEgoKcmVsZWFzZV9pZBgBIAEoCSI8ChJHZXRSZWxlYXNlUmVzcG9uc2USJgoHcmVsZWFzZRgBIAEoCzIVLnByb21vZmxvdy52MS5SZWxlYXNlIogBChNMaXN0UmVsZWFzZXNSZXF1ZXN0Eg8KB3Byb2R1Y3QYASABKAkSDAoEZmxvdxgCIAEoCRIrCgZzdGF0dXMYAyABKA4yGy5wcm9tb2Zsb3cudjEuUmVsZWFzZVN0YXR1cxIRCglwYWdlX3NpemUYBCABKAUSEgoKcGFnZV90b2tlbhgFIAEoCSJYChRMaXN0UmVsZWFzZXNSZXNwb25zZRInCghyZWxlYXNlcxgBIAMoCzIVLnByb21vZmxvdy52MS5SZWxlYXNlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSI9ChdUZXJtaW5hdGVSZWxlYXNlUmVxdWVzdBISCgpyZWxlYXNlX2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSJCChhUZXJtaW5hdGVSZWxlYXNlUmVzcG9uc2USJgoHcmVsZWFzZRgBIAEoCzIVLnByb21vZmxvdy52MS5SZWxlYXNlIikKE1JldHJ5UmVsZWFzZVJlcXVlc3QSEgoKcmVsZWFzZV9pZBgBIAEoCSI+ChRSZXRyeVJlbGVhc2VSZXNwb25zZRImCgdyZWxlYXNlGAEgASgLMhUucHJvbW9mbG93LnYxLlJlbGVhc2UiZgoZQXBwcm92ZUVudmlyb25tZW50UmVxdWVzdBISCgpyZWxlYXNlX2lkGAEgASgJEhMKC2Vudmlyb25tZW50GAIgASgJEg8KB2FwcHJvdmUYAyABKAgSDwoHY29tbWVudBgEIAEoCSJEChpBcHByb3ZlRW52aXJvbm1lbnRSZXNwb25zZRImCgdyZWxlYXNlGAEgASgLMhUucHJvbW9mbG93LnYxLlJlbGVhc2UiPAoTV2F0Y2hSZWxlYXNlUmVxdWVzdBISCgpyZWxlYXNlX2lkGAEgASgJEhEKCWFmdGVyX3NlcRgCIAEoAyJBChRXYXRjaFJlbGVhc2VSZXNwb25zZRIpCgVldmVudBgBIAEoCzIaLnByb21vZmxvdy52MS5SZWxlYXNlRXZlbnQiSwoUV2F0Y2hSZWxlYXNlc1JlcXVlc3QSDwoHcHJvZHVjdBgBIAEoCRIMCgRmbG93GAIgASgJEhQKDGFmdGVyX2N1cnNvchgDIAEoCSJSChVXYXRjaFJlbGVhc2VzUmVzcG9uc2USKQoFZXZlbnQYASABKAsyGi5wcm9tb2Zsb3cudjEuUmVsZWFzZUV2ZW50Eg4KBmN1cnNvchgCIAEoCSr8AQoNUmVsZWFzZVN0YXR1cxIeChpSRUxFQVNFX1NUQVRVU19VTlNQRUNJRklFRBAAEhkKFVJFTEVBU0VfU1RBVFVTX1FVRVVFRBABEhoKFlJFTEVBU0VfU1RBVFVTX1JVTk5JTkcQAhIcChhSRUxFQVNFX1NUQVRVU19TVVNQRU5ERUQQAxIeChpSRUxFQVNFX1NUQVRVU19URVJNSU5BVElORxAEEhwKGFJFTEVBU0VfU1RBVFVTX1NVQ0NFRURFRBAFEhkKFVJFTEVBU0VfU1RBVFVTX0ZBSUxFRBAGEh0KGVJFTEVBU0VfU1RBVFVTX1RFUk1JTkFURUQQByqdAgoRRW52aXJvbm1lbnRTdGF0dXMSIgoeRU5WSVJPTk1FTlRfU1RBVFVTX1VOU1BFQ0lGSUVEEAASHgoaRU5WSVJPTk1FTlRfU1RBVFVTX1BFTkRJTkcQARIeChpFTlZJUk9OTUVOVF9TVEFUVVNfUlVOTklORxACEiAKHEVOVklST05NRU5UX1NUQVRVU19TVVNQRU5ERUQQAxIgChxFTlZJUk9OTUVOVF9TVEFUVVNfU1VDQ0VFREVEEAQSHQoZRU5WSVJPTk1FTlRfU1RBVFVTX0ZBSUxFRBAFEh4KGkVOVklST05NRU5UX1NUQVRVU19TS0lQUEVEEAYSIQodRU5WSVJPTk1FTlRfU1RBVFVTX1RFUk1JTkFURUQQByreAQoKU3RlcFN0YXR1cxIbChdTVEVQX1NUQVRVU19VTlNQRUNJRklFRBAAEhcKE1NURVBfU1RBVFVTX1BFTkRJTkcQARIXChNTVEVQX1NUQVRVU19SVU5OSU5HEAISGQoVU1RFUF9TVEFUVVNfU1VTUEVOREVEEAMSGQoVU1RFUF9TVEFUVVNfU1VDQ0VFREVEEAQSFgoSU1RFUF9TVEFUVVNfRkFJTEVEEAUSFwoTU1RFUF9TVEFUVVNfU0tJUFBFRBAGEhoKFlNURVBfU1RBVFVTX1RFUk1JTkFURUQQByrtAQoIU3RlcEtpbmQSGQoVU1RFUF9LSU5EX1VOU1BFQ0lGSUVEEAASHgoaU1RFUF9LSU5EX1RSSUdHRVJfV09SS0ZMT1cQARIWChJTVEVQX0tJTkRfT05fU1RBUlQQAhIYChRTVEVQX0tJTkRfUFJFX0FDVElPThADEhQKEFNURVBfS0lORF9BQ1RJT04QBBIZChVTVEVQX0tJTkRfUE9TVF9BQ1RJT04QBRIYChRTVEVQX0tJTkRfT05fU1VDQ0VTUxAGEhUKEVNURVBfS0lORF9PTl9GQUlMEAcSEgoOU1RFUF9LSU5EX1NZTkMQCDLtBQoOUmVsZWFzZVNlcnZpY2USWwoOVHJpZ2dlclJlbGVhc2USIy5wcm9tb2Zsb3cudjEuVHJpZ2dlclJlbGVhc2VSZXF1ZXN0GiQucHJvbW9mbG93LnYxLlRyaWdnZXJSZWxlYXNlUmVzcG9uc2USTwoKR2V0UmVsZWFzZRIfLnByb21vZmxvdy52MS5HZXRSZWxlYXNlUmVxdWVzdBogLnByb21vZmxvdy52MS5HZXRSZWxlYXNlUmVzcG9uc2USVQoMTGlzdFJlbGVhc2VzEiEucHJvbW9mbG93LnYxLkxpc3RSZWxlYXNlc1JlcXVlc3QaIi5wcm9tb2Zsb3cudjEuTGlzdFJlbGVhc2VzUmVzcG9uc2USYQoQVGVybWluYXRlUmVsZWFzZRIlLnByb21vZmxvdy52MS5UZXJtaW5hdGVSZWxlYXNlUmVxdWVzdBomLnByb21vZmxvdy52MS5UZXJtaW5hdGVSZWxlYXNlUmVzcG9uc2USVQoMUmV0cnlSZWxlYXNlEiEucHJvbW9mbG93LnYxLlJldHJ5UmVsZWFzZVJlcXVlc3QaIi5wcm9tb2Zsb3cudjEuUmV0cnlSZWxlYXNlUmVzcG9uc2USZwoSQXBwcm92ZUVudmlyb25tZW50EicucHJvbW9mbG93LnYxLkFwcHJvdmVFbnZpcm9ubWVudFJlcXVlc3QaKC5wcm9tb2Zsb3cudjEuQXBwcm92ZUVudmlyb25tZW50UmVzcG9uc2USVwoMV2F0Y2hSZWxlYXNlEiEucHJvbW9mbG93LnYxLldhdGNoUmVsZWFzZVJlcXVlc3QaIi5wcm9tb2Zsb3cudjEuV2F0Y2hSZWxlYXNlUmVzcG9uc2UwARJaCg1XYXRjaFJlbGVhc2VzEiIucHJvbW9mbG93LnYxLldhdGNoUmVsZWFzZXNSZXF1ZXN0GiMucHJvbW9mbG93LnYxLldhdGNoUmVsZWFzZXNSZXNwb25zZTABYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * One step of an environment run (or one release-level hook run).
@@ -105,6 +105,23 @@ export type StepRun = Message<"promoflow.v1.StepRun"> & {
    * @generated from field: int64 pull_request_number = 10;
    */
   pullRequestNumber: bigint;
+
+  /**
+   * APPROVAL-suspending steps (an approval workflow): the decisions so
+   * far, oldest first, each by a distinct principal; cleared when the step
+   * runs again after RetryRelease.
+   *
+   * @generated from field: repeated promoflow.v1.ApprovalDecision approvals = 11;
+   */
+  approvals: ApprovalDecision[];
+
+  /**
+   * Approval steps: how many distinct approvals the step needs
+   * (ApprovalWorkflow.min_approvals); 0 for other steps.
+   *
+   * @generated from field: int32 required_approvals = 12;
+   */
+  requiredApprovals: number;
 };
 
 /**
@@ -113,6 +130,49 @@ export type StepRun = Message<"promoflow.v1.StepRun"> & {
  */
 export const StepRunSchema: GenMessage<StepRun> = /*@__PURE__*/
   messageDesc(file_promoflow_v1_release, 0);
+
+/**
+ * One principal's decision on an approval step.
+ *
+ * @generated from message promoflow.v1.ApprovalDecision
+ */
+export type ApprovalDecision = Message<"promoflow.v1.ApprovalDecision"> & {
+  /**
+   * Who decided, as the server authenticated them (`token:<name>`,
+   * `oidc:<subject>`, `cert:<subject>`, `anonymous`).
+   *
+   * @generated from field: string principal = 1;
+   */
+  principal: string;
+
+  /**
+   * true approved, false rejected.
+   *
+   * @generated from field: bool approve = 2;
+   */
+  approve: boolean;
+
+  /**
+   * The comment given with the decision; may be empty.
+   *
+   * @generated from field: string comment = 3;
+   */
+  comment: string;
+
+  /**
+   * When the decision was recorded.
+   *
+   * @generated from field: google.protobuf.Timestamp time = 4;
+   */
+  time?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message promoflow.v1.ApprovalDecision.
+ * Use `create(ApprovalDecisionSchema)` to create a new message.
+ */
+export const ApprovalDecisionSchema: GenMessage<ApprovalDecision> = /*@__PURE__*/
+  messageDesc(file_promoflow_v1_release, 1);
 
 /**
  * One node of a release's graph: an environment and what runs there.
@@ -207,7 +267,7 @@ export type EnvironmentRun = Message<"promoflow.v1.EnvironmentRun"> & {
  * Use `create(EnvironmentRunSchema)` to create a new message.
  */
 export const EnvironmentRunSchema: GenMessage<EnvironmentRun> = /*@__PURE__*/
-  messageDesc(file_promoflow_v1_release, 1);
+  messageDesc(file_promoflow_v1_release, 2);
 
 /**
  * Number of environment runs of a release per status. Release-level hooks
@@ -290,7 +350,7 @@ export type ReleaseCounters = Message<"promoflow.v1.ReleaseCounters"> & {
  * Use `create(ReleaseCountersSchema)` to create a new message.
  */
 export const ReleaseCountersSchema: GenMessage<ReleaseCounters> = /*@__PURE__*/
-  messageDesc(file_promoflow_v1_release, 2);
+  messageDesc(file_promoflow_v1_release, 3);
 
 /**
  * One run of a flow for one product and one version.
@@ -447,6 +507,16 @@ export type Release = Message<"promoflow.v1.Release"> & {
    * @generated from field: string actor = 19;
    */
   actor: string;
+
+  /**
+   * Output only. Who terminated the release: the principal that called
+   * TerminateRelease, or `system:<what>` when the server did (a newer
+   * release superseding it under the product's concurrency policy). Empty
+   * when it was not terminated.
+   *
+   * @generated from field: string terminated_by = 20;
+   */
+  terminatedBy: string;
 };
 
 /**
@@ -454,7 +524,7 @@ export type Release = Message<"promoflow.v1.Release"> & {
  * Use `create(ReleaseSchema)` to create a new message.
  */
 export const ReleaseSchema: GenMessage<Release> = /*@__PURE__*/
-  messageDesc(file_promoflow_v1_release, 3);
+  messageDesc(file_promoflow_v1_release, 4);
 
 /**
  * One message of a release stream: a committed event, a snapshot or a
@@ -549,7 +619,7 @@ export type ReleaseEvent = Message<"promoflow.v1.ReleaseEvent"> & {
  * Use `create(ReleaseEventSchema)` to create a new message.
  */
 export const ReleaseEventSchema: GenMessage<ReleaseEvent> = /*@__PURE__*/
-  messageDesc(file_promoflow_v1_release, 4);
+  messageDesc(file_promoflow_v1_release, 5);
 
 /**
  * The new release-level state. Emitted whenever any of these fields changes,
@@ -594,6 +664,13 @@ export type ReleaseChange = Message<"promoflow.v1.ReleaseChange"> & {
    * @generated from field: google.protobuf.Timestamp finish_time = 5;
    */
   finishTime?: Timestamp | undefined;
+
+  /**
+   * Who terminated the release (Release.terminated_by); empty otherwise.
+   *
+   * @generated from field: string terminated_by = 6;
+   */
+  terminatedBy: string;
 };
 
 /**
@@ -601,7 +678,7 @@ export type ReleaseChange = Message<"promoflow.v1.ReleaseChange"> & {
  * Use `create(ReleaseChangeSchema)` to create a new message.
  */
 export const ReleaseChangeSchema: GenMessage<ReleaseChange> = /*@__PURE__*/
-  messageDesc(file_promoflow_v1_release, 5);
+  messageDesc(file_promoflow_v1_release, 6);
 
 /**
  * The new state of one environment run.
@@ -623,7 +700,7 @@ export type EnvironmentChange = Message<"promoflow.v1.EnvironmentChange"> & {
  * Use `create(EnvironmentChangeSchema)` to create a new message.
  */
 export const EnvironmentChangeSchema: GenMessage<EnvironmentChange> = /*@__PURE__*/
-  messageDesc(file_promoflow_v1_release, 6);
+  messageDesc(file_promoflow_v1_release, 7);
 
 /**
  * The new state of one step run.
@@ -659,7 +736,7 @@ export type StepChange = Message<"promoflow.v1.StepChange"> & {
  * Use `create(StepChangeSchema)` to create a new message.
  */
 export const StepChangeSchema: GenMessage<StepChange> = /*@__PURE__*/
-  messageDesc(file_promoflow_v1_release, 7);
+  messageDesc(file_promoflow_v1_release, 8);
 
 /**
  * Keep-alive of an idle stream.
@@ -681,7 +758,7 @@ export type Heartbeat = Message<"promoflow.v1.Heartbeat"> & {
  * Use `create(HeartbeatSchema)` to create a new message.
  */
 export const HeartbeatSchema: GenMessage<Heartbeat> = /*@__PURE__*/
-  messageDesc(file_promoflow_v1_release, 8);
+  messageDesc(file_promoflow_v1_release, 9);
 
 /**
  * Request of ReleaseService.TriggerRelease.
@@ -755,7 +832,7 @@ export type TriggerReleaseRequest = Message<"promoflow.v1.TriggerReleaseRequest"
  * Use `create(TriggerReleaseRequestSchema)` to create a new message.
  */
 export const TriggerReleaseRequestSchema: GenMessage<TriggerReleaseRequest> = /*@__PURE__*/
-  messageDesc(file_promoflow_v1_release, 9);
+  messageDesc(file_promoflow_v1_release, 10);
 
 /**
  * Response of ReleaseService.TriggerRelease.
@@ -776,7 +853,7 @@ export type TriggerReleaseResponse = Message<"promoflow.v1.TriggerReleaseRespons
  * Use `create(TriggerReleaseResponseSchema)` to create a new message.
  */
 export const TriggerReleaseResponseSchema: GenMessage<TriggerReleaseResponse> = /*@__PURE__*/
-  messageDesc(file_promoflow_v1_release, 10);
+  messageDesc(file_promoflow_v1_release, 11);
 
 /**
  * Request of ReleaseService.GetRelease.
@@ -797,7 +874,7 @@ export type GetReleaseRequest = Message<"promoflow.v1.GetReleaseRequest"> & {
  * Use `create(GetReleaseRequestSchema)` to create a new message.
  */
 export const GetReleaseRequestSchema: GenMessage<GetReleaseRequest> = /*@__PURE__*/
-  messageDesc(file_promoflow_v1_release, 11);
+  messageDesc(file_promoflow_v1_release, 12);
 
 /**
  * Response of ReleaseService.GetRelease.
@@ -818,7 +895,7 @@ export type GetReleaseResponse = Message<"promoflow.v1.GetReleaseResponse"> & {
  * Use `create(GetReleaseResponseSchema)` to create a new message.
  */
 export const GetReleaseResponseSchema: GenMessage<GetReleaseResponse> = /*@__PURE__*/
-  messageDesc(file_promoflow_v1_release, 12);
+  messageDesc(file_promoflow_v1_release, 13);
 
 /**
  * Request of ReleaseService.ListReleases. Filters combine with AND; an
@@ -870,7 +947,7 @@ export type ListReleasesRequest = Message<"promoflow.v1.ListReleasesRequest"> & 
  * Use `create(ListReleasesRequestSchema)` to create a new message.
  */
 export const ListReleasesRequestSchema: GenMessage<ListReleasesRequest> = /*@__PURE__*/
-  messageDesc(file_promoflow_v1_release, 13);
+  messageDesc(file_promoflow_v1_release, 14);
 
 /**
  * Response of ReleaseService.ListReleases.
@@ -898,7 +975,7 @@ export type ListReleasesResponse = Message<"promoflow.v1.ListReleasesResponse"> 
  * Use `create(ListReleasesResponseSchema)` to create a new message.
  */
 export const ListReleasesResponseSchema: GenMessage<ListReleasesResponse> = /*@__PURE__*/
-  messageDesc(file_promoflow_v1_release, 14);
+  messageDesc(file_promoflow_v1_release, 15);
 
 /**
  * Request of ReleaseService.TerminateRelease.
@@ -926,7 +1003,7 @@ export type TerminateReleaseRequest = Message<"promoflow.v1.TerminateReleaseRequ
  * Use `create(TerminateReleaseRequestSchema)` to create a new message.
  */
 export const TerminateReleaseRequestSchema: GenMessage<TerminateReleaseRequest> = /*@__PURE__*/
-  messageDesc(file_promoflow_v1_release, 15);
+  messageDesc(file_promoflow_v1_release, 16);
 
 /**
  * Response of ReleaseService.TerminateRelease.
@@ -948,7 +1025,7 @@ export type TerminateReleaseResponse = Message<"promoflow.v1.TerminateReleaseRes
  * Use `create(TerminateReleaseResponseSchema)` to create a new message.
  */
 export const TerminateReleaseResponseSchema: GenMessage<TerminateReleaseResponse> = /*@__PURE__*/
-  messageDesc(file_promoflow_v1_release, 16);
+  messageDesc(file_promoflow_v1_release, 17);
 
 /**
  * Request of ReleaseService.RetryRelease.
@@ -969,7 +1046,7 @@ export type RetryReleaseRequest = Message<"promoflow.v1.RetryReleaseRequest"> & 
  * Use `create(RetryReleaseRequestSchema)` to create a new message.
  */
 export const RetryReleaseRequestSchema: GenMessage<RetryReleaseRequest> = /*@__PURE__*/
-  messageDesc(file_promoflow_v1_release, 17);
+  messageDesc(file_promoflow_v1_release, 18);
 
 /**
  * Response of ReleaseService.RetryRelease.
@@ -990,7 +1067,7 @@ export type RetryReleaseResponse = Message<"promoflow.v1.RetryReleaseResponse"> 
  * Use `create(RetryReleaseResponseSchema)` to create a new message.
  */
 export const RetryReleaseResponseSchema: GenMessage<RetryReleaseResponse> = /*@__PURE__*/
-  messageDesc(file_promoflow_v1_release, 18);
+  messageDesc(file_promoflow_v1_release, 19);
 
 /**
  * Request of ReleaseService.ApproveEnvironment.
@@ -1033,7 +1110,7 @@ export type ApproveEnvironmentRequest = Message<"promoflow.v1.ApproveEnvironment
  * Use `create(ApproveEnvironmentRequestSchema)` to create a new message.
  */
 export const ApproveEnvironmentRequestSchema: GenMessage<ApproveEnvironmentRequest> = /*@__PURE__*/
-  messageDesc(file_promoflow_v1_release, 19);
+  messageDesc(file_promoflow_v1_release, 20);
 
 /**
  * Response of ReleaseService.ApproveEnvironment.
@@ -1054,7 +1131,7 @@ export type ApproveEnvironmentResponse = Message<"promoflow.v1.ApproveEnvironmen
  * Use `create(ApproveEnvironmentResponseSchema)` to create a new message.
  */
 export const ApproveEnvironmentResponseSchema: GenMessage<ApproveEnvironmentResponse> = /*@__PURE__*/
-  messageDesc(file_promoflow_v1_release, 20);
+  messageDesc(file_promoflow_v1_release, 21);
 
 /**
  * Request of ReleaseService.WatchRelease.
@@ -1083,7 +1160,7 @@ export type WatchReleaseRequest = Message<"promoflow.v1.WatchReleaseRequest"> & 
  * Use `create(WatchReleaseRequestSchema)` to create a new message.
  */
 export const WatchReleaseRequestSchema: GenMessage<WatchReleaseRequest> = /*@__PURE__*/
-  messageDesc(file_promoflow_v1_release, 21);
+  messageDesc(file_promoflow_v1_release, 22);
 
 /**
  * One message of ReleaseService.WatchRelease.
@@ -1104,7 +1181,7 @@ export type WatchReleaseResponse = Message<"promoflow.v1.WatchReleaseResponse"> 
  * Use `create(WatchReleaseResponseSchema)` to create a new message.
  */
 export const WatchReleaseResponseSchema: GenMessage<WatchReleaseResponse> = /*@__PURE__*/
-  messageDesc(file_promoflow_v1_release, 22);
+  messageDesc(file_promoflow_v1_release, 23);
 
 /**
  * Request of ReleaseService.WatchReleases. Filters combine with AND; a name
@@ -1141,7 +1218,7 @@ export type WatchReleasesRequest = Message<"promoflow.v1.WatchReleasesRequest"> 
  * Use `create(WatchReleasesRequestSchema)` to create a new message.
  */
 export const WatchReleasesRequestSchema: GenMessage<WatchReleasesRequest> = /*@__PURE__*/
-  messageDesc(file_promoflow_v1_release, 23);
+  messageDesc(file_promoflow_v1_release, 24);
 
 /**
  * One message of ReleaseService.WatchReleases.
@@ -1170,7 +1247,7 @@ export type WatchReleasesResponse = Message<"promoflow.v1.WatchReleasesResponse"
  * Use `create(WatchReleasesResponseSchema)` to create a new message.
  */
 export const WatchReleasesResponseSchema: GenMessage<WatchReleasesResponse> = /*@__PURE__*/
-  messageDesc(file_promoflow_v1_release, 24);
+  messageDesc(file_promoflow_v1_release, 25);
 
 /**
  * Status of a release.

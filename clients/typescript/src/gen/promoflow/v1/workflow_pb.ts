@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file promoflow/v1/workflow.proto.
  */
 export const file_promoflow_v1_workflow: GenFile = /*@__PURE__*/
-  fileDesc("Chtwcm9tb2Zsb3cvdjEvd29ya2Zsb3cucHJvdG8SDHByb21vZmxvdy52MSLmAgoIV29ya2Zsb3cSDAoEbmFtZRgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCRIqCgRodHRwGAMgASgLMhoucHJvbW9mbG93LnYxLkh0dHBXb3JrZmxvd0gAEioKBHdhaXQYBCABKAsyGi5wcm9tb2Zsb3cudjEuV2FpdFdvcmtmbG93SAASMgoIYXBwcm92YWwYBSABKAsyHi5wcm9tb2Zsb3cudjEuQXBwcm92YWxXb3JrZmxvd0gAEjAKB2NvbW1hbmQYBiABKAsyHS5wcm9tb2Zsb3cudjEuQ29tbWFuZFdvcmtmbG93SAASDwoHdmVyc2lvbhgHIAEoAxIvCgtjcmVhdGVfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgYKBGtpbmQixwEKDEh0dHBXb3JrZmxvdxILCgN1cmwYASABKAkSOAoHaGVhZGVycxgCIAMoCzInLnByb21vZmxvdy52MS5IdHRwV29ya2Zsb3cuSGVhZGVyc0VudHJ5EioKB3RpbWVvdXQYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SFAoMbWF4X2F0dGVtcHRzGAQgASgFGi4KDEhlYWRlcnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIjsKDFdhaXRXb3JrZmxvdxIrCghkdXJhdGlvbhgBIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiI+ChBBcHByb3ZhbFdvcmtmbG93EioKB3RpbWVvdXQYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24irAEKD0NvbW1hbmRXb3JrZmxvdxIMCgRhcmd2GAEgAygJEjMKA2VudhgCIAMoCzImLnByb21vZmxvdy52MS5Db21tYW5kV29ya2Zsb3cuRW52RW50cnkSKgoHdGltZW91dBgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhoqCghFbnZFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIkEKFUNyZWF0ZVdvcmtmbG93UmVxdWVzdBIoCgh3b3JrZmxvdxgBIAEoCzIWLnByb21vZmxvdy52MS5Xb3JrZmxvdyJCChZDcmVhdGVXb3JrZmxvd1Jlc3BvbnNlEigKCHdvcmtmbG93GAEgASgLMhYucHJvbW9mbG93LnYxLldvcmtmbG93IiIKEkdldFdvcmtmbG93UmVxdWVzdBIMCgRuYW1lGAEgASgJIj8KE0dldFdvcmtmbG93UmVzcG9uc2USKAoId29ya2Zsb3cYASABKAsyFi5wcm9tb2Zsb3cudjEuV29ya2Zsb3ciPQoUTGlzdFdvcmtmbG93c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiWwoVTGlzdFdvcmtmbG93c1Jlc3BvbnNlEikKCXdvcmtmbG93cxgBIAMoCzIWLnByb21vZmxvdy52MS5Xb3JrZmxvdxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiWwoVVXBkYXRlV29ya2Zsb3dSZXF1ZXN0EigKCHdvcmtmbG93GAEgASgLMhYucHJvbW9mbG93LnYxLldvcmtmbG93EhgKEGV4cGVjdGVkX3ZlcnNpb24YAiABKAMiQgoWVXBkYXRlV29ya2Zsb3dSZXNwb25zZRIoCgh3b3JrZmxvdxgBIAEoCzIWLnByb21vZmxvdy52MS5Xb3JrZmxvdyI/ChVEZWxldGVXb3JrZmxvd1JlcXVlc3QSDAoEbmFtZRgBIAEoCRIYChBleHBlY3RlZF92ZXJzaW9uGAIgASgDIhgKFkRlbGV0ZVdvcmtmbG93UmVzcG9uc2Uy1gMKD1dvcmtmbG93U2VydmljZRJbCg5DcmVhdGVXb3JrZmxvdxIjLnByb21vZmxvdy52MS5DcmVhdGVXb3JrZmxvd1JlcXVlc3QaJC5wcm9tb2Zsb3cudjEuQ3JlYXRlV29ya2Zsb3dSZXNwb25zZRJSCgtHZXRXb3JrZmxvdxIgLnByb21vZmxvdy52MS5HZXRXb3JrZmxvd1JlcXVlc3QaIS5wcm9tb2Zsb3cudjEuR2V0V29ya2Zsb3dSZXNwb25zZRJYCg1MaXN0V29ya2Zsb3dzEiIucHJvbW9mbG93LnYxLkxpc3RXb3JrZmxvd3NSZXF1ZXN0GiMucHJvbW9mbG93LnYxLkxpc3RXb3JrZmxvd3NSZXNwb25zZRJbCg5VcGRhdGVXb3JrZmxvdxIjLnByb21vZmxvdy52MS5VcGRhdGVXb3JrZmxvd1JlcXVlc3QaJC5wcm9tb2Zsb3cudjEuVXBkYXRlV29ya2Zsb3dSZXNwb25zZRJbCg5EZWxldGVXb3JrZmxvdxIjLnByb21vZmxvdy52MS5EZWxldGVXb3JrZmxvd1JlcXVlc3QaJC5wcm9tb2Zsb3cudjEuRGVsZXRlV29ya2Zsb3dSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("Chtwcm9tb2Zsb3cvdjEvd29ya2Zsb3cucHJvdG8SDHByb21vZmxvdy52MSLmAgoIV29ya2Zsb3cSDAoEbmFtZRgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCRIqCgRodHRwGAMgASgLMhoucHJvbW9mbG93LnYxLkh0dHBXb3JrZmxvd0gAEioKBHdhaXQYBCABKAsyGi5wcm9tb2Zsb3cudjEuV2FpdFdvcmtmbG93SAASMgoIYXBwcm92YWwYBSABKAsyHi5wcm9tb2Zsb3cudjEuQXBwcm92YWxXb3JrZmxvd0gAEjAKB2NvbW1hbmQYBiABKAsyHS5wcm9tb2Zsb3cudjEuQ29tbWFuZFdvcmtmbG93SAASDwoHdmVyc2lvbhgHIAEoAxIvCgtjcmVhdGVfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgYKBGtpbmQixwEKDEh0dHBXb3JrZmxvdxILCgN1cmwYASABKAkSOAoHaGVhZGVycxgCIAMoCzInLnByb21vZmxvdy52MS5IdHRwV29ya2Zsb3cuSGVhZGVyc0VudHJ5EioKB3RpbWVvdXQYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SFAoMbWF4X2F0dGVtcHRzGAQgASgFGi4KDEhlYWRlcnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIjsKDFdhaXRXb3JrZmxvdxIrCghkdXJhdGlvbhgBIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJzChBBcHByb3ZhbFdvcmtmbG93EioKB3RpbWVvdXQYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SFQoNbWluX2FwcHJvdmFscxgCIAEoBRIcChRmb3JiaWRfc2VsZl9hcHByb3ZhbBgDIAEoCCKsAQoPQ29tbWFuZFdvcmtmbG93EgwKBGFyZ3YYASADKAkSMwoDZW52GAIgAygLMiYucHJvbW9mbG93LnYxLkNvbW1hbmRXb3JrZmxvdy5FbnZFbnRyeRIqCgd0aW1lb3V0GAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uGioKCEVudkVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiQQoVQ3JlYXRlV29ya2Zsb3dSZXF1ZXN0EigKCHdvcmtmbG93GAEgASgLMhYucHJvbW9mbG93LnYxLldvcmtmbG93IkIKFkNyZWF0ZVdvcmtmbG93UmVzcG9uc2USKAoId29ya2Zsb3cYASABKAsyFi5wcm9tb2Zsb3cudjEuV29ya2Zsb3ciIgoSR2V0V29ya2Zsb3dSZXF1ZXN0EgwKBG5hbWUYASABKAkiPwoTR2V0V29ya2Zsb3dSZXNwb25zZRIoCgh3b3JrZmxvdxgBIAEoCzIWLnByb21vZmxvdy52MS5Xb3JrZmxvdyI9ChRMaXN0V29ya2Zsb3dzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCSJbChVMaXN0V29ya2Zsb3dzUmVzcG9uc2USKQoJd29ya2Zsb3dzGAEgAygLMhYucHJvbW9mbG93LnYxLldvcmtmbG93EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJbChVVcGRhdGVXb3JrZmxvd1JlcXVlc3QSKAoId29ya2Zsb3cYASABKAsyFi5wcm9tb2Zsb3cudjEuV29ya2Zsb3cSGAoQZXhwZWN0ZWRfdmVyc2lvbhgCIAEoAyJCChZVcGRhdGVXb3JrZmxvd1Jlc3BvbnNlEigKCHdvcmtmbG93GAEgASgLMhYucHJvbW9mbG93LnYxLldvcmtmbG93Ij8KFURlbGV0ZVdvcmtmbG93UmVxdWVzdBIMCgRuYW1lGAEgASgJEhgKEGV4cGVjdGVkX3ZlcnNpb24YAiABKAMiGAoWRGVsZXRlV29ya2Zsb3dSZXNwb25zZTLWAwoPV29ya2Zsb3dTZXJ2aWNlElsKDkNyZWF0ZVdvcmtmbG93EiMucHJvbW9mbG93LnYxLkNyZWF0ZVdvcmtmbG93UmVxdWVzdBokLnByb21vZmxvdy52MS5DcmVhdGVXb3JrZmxvd1Jlc3BvbnNlElIKC0dldFdvcmtmbG93EiAucHJvbW9mbG93LnYxLkdldFdvcmtmbG93UmVxdWVzdBohLnByb21vZmxvdy52MS5HZXRXb3JrZmxvd1Jlc3BvbnNlElgKDUxpc3RXb3JrZmxvd3MSIi5wcm9tb2Zsb3cudjEuTGlzdFdvcmtmbG93c1JlcXVlc3QaIy5wcm9tb2Zsb3cudjEuTGlzdFdvcmtmbG93c1Jlc3BvbnNlElsKDlVwZGF0ZVdvcmtmbG93EiMucHJvbW9mbG93LnYxLlVwZGF0ZVdvcmtmbG93UmVxdWVzdBokLnByb21vZmxvdy52MS5VcGRhdGVXb3JrZmxvd1Jlc3BvbnNlElsKDkRlbGV0ZVdvcmtmbG93EiMucHJvbW9mbG93LnYxLkRlbGV0ZVdvcmtmbG93UmVxdWVzdBokLnByb21vZmxvdy52MS5EZWxldGVXb3JrZmxvd1Jlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * A named, reusable unit of work.
@@ -189,21 +189,41 @@ export const WaitWorkflowSchema: GenMessage<WaitWorkflow> = /*@__PURE__*/
   messageDesc(file_promoflow_v1_workflow, 2);
 
 /**
- * Suspends the step (and its environment) until ApproveEnvironment approves
- * or rejects it. Approving succeeds the step; rejecting fails it with the
- * comment in its message.
+ * Suspends the step (and its environment) until ApproveEnvironment decides
+ * it. The step succeeds once `min_approvals` distinct principals holding
+ * `releases.approve` on the environment approved; one rejection fails it
+ * (the rejecter and comment in its message). Each principal decides once:
+ * a second decision by the same principal is FAILED_PRECONDITION and is not
+ * counted. Every decision is recorded on the step (StepRun.approvals) and
+ * streamed. Under `--auth none` every caller is the same principal
+ * (`anonymous`), so only one-approver rules can be met there.
  *
  * @generated from message promoflow.v1.ApprovalWorkflow
  */
 export type ApprovalWorkflow = Message<"promoflow.v1.ApprovalWorkflow"> & {
   /**
-   * How long to wait for a decision; unset = wait forever (only the flow's
-   * promotion timeout or a termination ends the wait). When it passes
-   * without a decision the step fails. Positive, at most 7 days, when set.
+   * How long to wait for the decisions; unset = wait forever (only the
+   * flow's promotion timeout or a termination ends the wait). When it passes
+   * first, the step fails. Positive, at most 7 days, when set.
    *
    * @generated from field: google.protobuf.Duration timeout = 1;
    */
   timeout?: Duration | undefined;
+
+  /**
+   * Distinct principals that must approve; 0 = 1, at most 10.
+   *
+   * @generated from field: int32 min_approvals = 2;
+   */
+  minApprovals: number;
+
+  /**
+   * The principal that triggered the release (Release.actor) may not
+   * approve it (it may still reject it): a two-person rule.
+   *
+   * @generated from field: bool forbid_self_approval = 3;
+   */
+  forbidSelfApproval: boolean;
 };
 
 /**
@@ -219,8 +239,9 @@ export const ApprovalWorkflowSchema: GenMessage<ApprovalWorkflow> = /*@__PURE__*
  * (`PROMOFLOW_ALLOW_COMMAND_WORKFLOWS`); elsewhere the step fails with a
  * message saying command workflows are disabled.
  *
- * The program inherits the server's environment plus `env`, plus these
- * variables (which take precedence): `PROMOFLOW_RELEASE_ID`,
+ * The program runs with a clean environment: nothing of the server's but
+ * `PATH` (so the server's database URL, tokens and cloud credentials never
+ * reach it), plus `env`, plus these variables (which take precedence): `PROMOFLOW_RELEASE_ID`,
  * `PROMOFLOW_PRODUCT`, `PROMOFLOW_FLOW`, `PROMOFLOW_FLOW_VERSION`,
  * `PROMOFLOW_VERSION`, `PROMOFLOW_ENVIRONMENT` (empty for release-level
  * hooks), `PROMOFLOW_STEP` (the StepKind without its prefix) and
