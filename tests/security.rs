@@ -317,9 +317,47 @@ async fn a_two_person_approval_needs_two_other_principals() {
     );
     // A termination records who asked.
     let r = trigger_flow(&author, "guarded", DEMO, "").await;
-    terminate(&alice, &r.id, "not today").await.expect("terminate");
+    terminate(&alice, &r.id, "not today")
+        .await
+        .expect("terminate");
     let done = wait_final(&server, &r.id).await;
     assert_eq!(done.terminated_by, "token:alice");
+}
+
+#[tokio::test]
+async fn reflection_is_open_unless_the_flag_asks_for_a_credential() {
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::{ServerReflectionRequest, server_reflection_response};
+    async fn list(conn: Conn) -> Result<usize, tonic::Status> {
+        let req = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        };
+        let mut stream = ServerReflectionClient::new(conn)
+            .server_reflection_info(tokio_stream::iter(vec![req]))
+            .await?
+            .into_inner();
+        match stream.message().await?.and_then(|r| r.message_response) {
+            Some(server_reflection_response::MessageResponse::ListServicesResponse(l)) => {
+                Ok(l.service.len())
+            }
+            other => panic!("unexpected reflection answer {other:?}"),
+        }
+    }
+    let open = TestServer::start().await;
+    assert!(
+        list(conn(open.raw.clone(), Credentials::none()))
+            .await
+            .expect("open reflection")
+            > 5
+    );
+    let closed = TestServer::start_with(|c| c.reflection_needs_auth = true).await;
+    let s = list(conn(closed.raw.clone(), Credentials::none()))
+        .await
+        .expect_err("needs a credential");
+    assert_eq!(s.code(), Code::Unauthenticated, "{s:?}");
+    assert!(list(closed.channel.clone()).await.expect("with a token") > 5);
 }
 
 #[tokio::test]

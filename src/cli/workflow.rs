@@ -15,7 +15,7 @@ pub enum WorkflowCommand {
     /// Create a workflow: exactly one of --wait, --http, --approval, --command.
     #[command(
         group(ArgGroup::new("kind").required(true).args(["wait", "http", "approval", "command"])),
-        after_help = "Examples:\n  promoflow workflow create soak --wait 30s\n  promoflow workflow create smoke --http https://ci.example.com/smoke --timeout 1m --max-attempts 3\n  promoflow workflow create sign-off --approval --timeout 1h\n  promoflow workflow create notify --command -- /usr/local/bin/notify --channel releases"
+        after_help = "Examples:\n  promoflow workflow create soak --wait 30s\n  promoflow workflow create smoke --http https://ci.example.com/smoke --timeout 1m --max-attempts 3\n  promoflow workflow create sign-off --approval --timeout 1h\n  promoflow workflow create change-board --approval --min-approvals 2 --forbid-self-approval\n  promoflow workflow create notify --command -- /usr/local/bin/notify --channel releases"
     )]
     Create {
         /// Lowercase DNS label, e.g. `soak-30s`.

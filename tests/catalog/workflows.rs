@@ -69,11 +69,17 @@ async fn workflow_kinds_round_trip() {
             "sign-off",
             Kind::Approval(pb::ApprovalWorkflow {
                 timeout: Some(secs(24 * 3600)),
+                min_approvals: 2,
+                forbid_self_approval: true,
             }),
         ),
         workflow(
             "gate",
-            Kind::Approval(pb::ApprovalWorkflow { timeout: None }),
+            Kind::Approval(pb::ApprovalWorkflow {
+                timeout: None,
+                min_approvals: 1,
+                forbid_self_approval: false,
+            }),
         ),
         workflow(
             "smoke",
@@ -168,9 +174,30 @@ async fn workflow_validation_names_the_fields() {
                 "negative-approval",
                 Kind::Approval(pb::ApprovalWorkflow {
                     timeout: Some(secs(-5)),
+                    ..Default::default()
                 }),
             ),
             &["workflow.approval.timeout"],
+        ),
+        (
+            workflow(
+                "negative-approvers",
+                Kind::Approval(pb::ApprovalWorkflow {
+                    min_approvals: -1,
+                    ..Default::default()
+                }),
+            ),
+            &["workflow.approval.min_approvals"],
+        ),
+        (
+            workflow(
+                "eleven-approvers",
+                Kind::Approval(pb::ApprovalWorkflow {
+                    min_approvals: 11,
+                    ..Default::default()
+                }),
+            ),
+            &["workflow.approval.min_approvals"],
         ),
         (
             workflow("no-argv", Kind::Command(command(&[]))),
@@ -233,6 +260,8 @@ async fn workflow_update_can_change_the_kind() {
         description: "now a manual approval".into(),
         kind: Some(Kind::Approval(pb::ApprovalWorkflow {
             timeout: Some(secs(3600)),
+            min_approvals: 1,
+            ..Default::default()
         })),
         ..created.clone()
     };
@@ -289,7 +318,11 @@ async fn workflow_delete_checks_existence_version_and_use() {
         &server,
         workflow(
             "gate",
-            Kind::Approval(pb::ApprovalWorkflow { timeout: None }),
+            Kind::Approval(pb::ApprovalWorkflow {
+                timeout: None,
+                min_approvals: 1,
+                forbid_self_approval: false,
+            }),
         ),
     )
     .await

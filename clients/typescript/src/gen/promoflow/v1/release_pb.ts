@@ -1672,16 +1672,20 @@ export const ReleaseService: GenService<{
     output: typeof RetryReleaseResponseSchema;
   },
   /**
-   * Approves or rejects an environment that waits for an approval workflow
-   * (status SUSPENDED). Approving succeeds the approval step and the
-   * environment continues; rejecting fails the step (its message carries the
-   * comment), so the environment fails and the environments depending on it
-   * are SKIPPED. With `environment` empty it decides a release-level hook
+   * Records the caller's decision on an environment that waits for an
+   * approval workflow (status SUSPENDED). Once the workflow's min_approvals
+   * distinct principals approved, the approval step succeeds and the
+   * environment continues; until then it stays SUSPENDED with the decision
+   * recorded on the step. One rejection fails the step (its message names
+   * the rejecter and carries the comment), so the environment fails and the
+   * environments depending on it are SKIPPED. With `environment` empty it decides a release-level hook
    * awaiting approval instead (the release is SUSPENDED meanwhile; rejecting
    * the on_start hook fails the release before any environment runs).
    * Errors: INVALID_ARGUMENT for an empty id, NOT_FOUND when the
    * release does not exist or has no such environment, FAILED_PRECONDITION
-   * when nothing there awaits approval (the message gives its status; an
+   * when nothing there awaits approval, when the caller decided this
+   * approval already, or when it triggered the release and the workflow
+   * forbids self-approval (the message says which; an
    * environment awaiting review of its pull request is decided on the forge
    * by merging or closing the pull request, never here).
    *
