@@ -203,6 +203,54 @@ pub struct ServerConfig {
     /// 0: no limit.
     #[arg(long, env = "PROMOFLOW_AUTH_FAILURES_PER_MINUTE", default_value_t = 20)]
     pub auth_failures_per_minute: u32,
+
+    /// Accept OIDC bearer JWTs from this issuer (its discovery document
+    /// names the signing keys). Needs `--oidc-audience`; roles come from
+    /// `--auth-mapping`.
+    #[arg(long, env = "PROMOFLOW_OIDC_ISSUER")]
+    pub oidc_issuer: Option<String>,
+
+    /// The audience (`aud`) OIDC tokens must be issued for: usually the
+    /// client id of promoflow at the identity provider.
+    #[arg(long, env = "PROMOFLOW_OIDC_AUDIENCE", requires = "oidc_issuer")]
+    pub oidc_audience: Option<String>,
+
+    /// The issuer's JWKS, when it is not where discovery says.
+    #[arg(long, env = "PROMOFLOW_OIDC_JWKS_URL", requires = "oidc_issuer")]
+    pub oidc_jwks_url: Option<String>,
+
+    /// The claim that lists a token's groups (a string or a list).
+    #[arg(long, env = "PROMOFLOW_OIDC_GROUPS_CLAIM", default_value = "groups")]
+    pub oidc_groups_claim: String,
+
+    /// The signing keys are fetched again when older than this.
+    #[arg(long, env = "PROMOFLOW_OIDC_JWKS_REFRESH", value_parser = humantime::parse_duration, default_value = "10m")]
+    pub oidc_jwks_refresh: Duration,
+
+    /// A token signed by an unknown key fetches the keys at once (the
+    /// issuer rotated), but at most this often.
+    #[arg(long, env = "PROMOFLOW_OIDC_JWKS_MIN_REFRESH", value_parser = humantime::parse_duration, default_value = "10s")]
+    pub oidc_jwks_min_refresh: Duration,
+
+    /// A YAML file giving OIDC groups and subjects, and client-certificate
+    /// subjects, their roles and scopes (see docs/security.md).
+    #[arg(long, env = "PROMOFLOW_AUTH_MAPPING")]
+    pub auth_mapping: Option<PathBuf>,
+
+    /// Serve TLS with this certificate chain (PEM); needs `--tls-key`.
+    /// The files are read again on SIGHUP and when they change.
+    #[arg(long, env = "PROMOFLOW_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key of `--tls-cert` (PEM).
+    #[arg(long, env = "PROMOFLOW_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Require a client certificate signed by these CAs (PEM): mutual
+    /// TLS. Its subject's common name is the principal `cert:<name>`, its
+    /// organizational units its groups, mapped by `--auth-mapping`.
+    #[arg(long, env = "PROMOFLOW_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
 }
 
 /// The environment variable that may hold the webhook secret itself.
@@ -256,6 +304,16 @@ impl ServerConfig {
             reflection_needs_auth: false,
             audit_retention: Duration::from_secs(365 * 24 * 3600),
             auth_failures_per_minute: 20,
+            oidc_issuer: None,
+            oidc_audience: None,
+            oidc_jwks_url: None,
+            oidc_groups_claim: "groups".into(),
+            oidc_jwks_refresh: Duration::from_secs(600),
+            oidc_jwks_min_refresh: Duration::from_secs(10),
+            auth_mapping: None,
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
         }
     }
 

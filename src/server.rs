@@ -150,12 +150,47 @@ async fn start_auth(
             }
         });
     }
-    Ok(Arc::new(crate::auth::Authenticator::new(
-        config.auth,
-        store.clone(),
-        config.reflection_needs_auth,
-        config.auth_failures_per_minute,
-    )))
+    let mapping = Arc::new(match &config.auth_mapping {
+        Some(path) => {
+            crate::auth::mapping::Mapping::load(path).map_err(Error::FailedPrecondition)?
+        }
+        None => crate::auth::mapping::Mapping::default(),
+    });
+    let oidc = match &config.oidc_issuer {
+        None => None,
+        Some(issuer) => {
+            let oidc = crate::auth::oidc::Oidc::new(
+                crate::auth::oidc::OidcConfig {
+                    issuer: issuer.clone(),
+                    audience: config.oidc_audience.clone().unwrap_or_default(),
+                    jwks_url: config.oidc_jwks_url.clone(),
+                    groups_claim: config.oidc_groups_claim.clone(),
+                    refresh: config.oidc_jwks_refresh,
+                    min_refresh: config.oidc_jwks_min_refresh,
+                },
+                mapping.clone(),
+            )
+            .map_err(Error::FailedPrecondition)?;
+            // An unreachable issuer does not stop the server (tokens keep
+            // working once it answers); the log says so at once.
+            match oidc.prefetch().await {
+                Ok(n) => tracing::info!(issuer = %oidc.issuer(), keys = n, "accepting OIDC tokens"),
+                Err(e) => {
+                    tracing::warn!(issuer = %oidc.issuer(), error = %e, "accepting OIDC tokens, but the signing keys cannot be fetched yet")
+                }
+            }
+            Some(oidc)
+        }
+    };
+    Ok(Arc::new(
+        crate::auth::Authenticator::new(
+            config.auth,
+            store.clone(),
+            config.reflection_needs_auth,
+            config.auth_failures_per_minute,
+        )
+        .with_identities(oidc, mapping),
+    ))
 }
 
 /// Serves on `listener` with an already opened store.

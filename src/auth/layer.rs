@@ -42,25 +42,38 @@ pub struct AuthService<S> {
 
 type Resp = http::Response<tonic::body::Body>;
 
-/// What the caller sent about itself: its address and request id.
+/// What the caller sent about itself: its address, request id and, over
+/// mutual TLS, the certificate the handshake verified.
 struct Caller {
     remote: Option<std::net::SocketAddr>,
     request_id: String,
+    peer: Option<super::PeerIdentity>,
 }
 
 fn caller<B>(req: &http::Request<B>) -> Caller {
-    use tonic::transport::server::TcpConnectInfo;
-    let remote = req
-        .extensions()
+    use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+    let ext = req.extensions();
+    let tls = ext.get::<TlsConnectInfo<TcpConnectInfo>>();
+    let remote = ext
         .get::<TcpConnectInfo>()
+        .or_else(|| tls.map(|t| t.get_ref()))
         .and_then(|i| i.remote_addr());
+    // rustls verified the chain against --tls-client-ca before the first
+    // request; the leaf comes first.
+    let peer = tls
+        .and_then(|t| t.peer_certs())
+        .and_then(|certs| certs.first().and_then(|c| super::PeerIdentity::from_der(c)));
     let request_id = req
         .headers()
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
         .map(|s| s.chars().take(128).collect())
         .unwrap_or_default();
-    Caller { remote, request_id }
+    Caller {
+        remote,
+        request_id,
+        peer,
+    }
 }
 
 fn bearer<B>(req: &http::Request<B>) -> Option<&str> {
@@ -156,7 +169,7 @@ where
             }
             let who = caller(&req);
             let principal = match auth
-                .authenticate(bearer(&req), who.remote.map(|a| a.ip()))
+                .authenticate(bearer(&req), who.peer.as_ref(), who.remote.map(|a| a.ip()))
                 .await
             {
                 Ok(p) => p,

@@ -10,13 +10,15 @@
 //! permission on the concrete flow and environments.
 
 pub mod layer;
+pub mod mapping;
+pub mod oidc;
 pub mod table;
 pub mod token;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::domain::access::{Grant, Principal, Role};
@@ -54,6 +56,41 @@ pub struct Authenticator {
     /// Failed authentications allowed per address and window; 0: any.
     max_failures: u32,
     failures: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+    /// `--oidc-issuer`: bearer JWTs.
+    oidc: Option<oidc::Oidc>,
+    /// Roles of OIDC and certificate principals.
+    mapping: Arc<mapping::Mapping>,
+}
+
+/// A verified client certificate's identity (mTLS).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerIdentity {
+    /// The subject's common name.
+    pub common_name: String,
+    /// The subject's organizational units.
+    pub groups: Vec<String>,
+}
+
+impl PeerIdentity {
+    /// The identity in a DER certificate the TLS handshake verified.
+    pub fn from_der(der: &[u8]) -> Option<Self> {
+        let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+        let subject = cert.subject();
+        let common_name = subject
+            .iter_common_name()
+            .next()?
+            .as_str()
+            .ok()?
+            .to_string();
+        let groups = subject
+            .iter_organizational_unit()
+            .filter_map(|ou| ou.as_str().ok().map(str::to_string))
+            .collect();
+        Some(Self {
+            common_name,
+            groups,
+        })
+    }
 }
 
 /// Why a credential was refused (the message goes to the caller).
@@ -77,17 +114,33 @@ impl Authenticator {
             reflection_needs_auth,
             max_failures,
             failures: Mutex::new(HashMap::new()),
+            oidc: None,
+            mapping: Arc::new(mapping::Mapping::default()),
         }
+    }
+
+    /// Accepts OIDC JWTs and client certificates, with `mapping`'s roles.
+    pub fn with_identities(
+        mut self,
+        oidc: Option<oidc::Oidc>,
+        mapping: Arc<mapping::Mapping>,
+    ) -> Self {
+        self.oidc = oidc;
+        self.mapping = mapping;
+        self
     }
 
     pub fn store(&self) -> &Store {
         &self.store
     }
 
-    /// The principal of a request's bearer credential.
+    /// The principal of a request's bearer credential or, without one, of
+    /// its verified client certificate (a bearer credential is the more
+    /// specific: a shared gateway certificate with users' tokens behind it).
     pub async fn authenticate(
         &self,
         bearer: Option<&str>,
+        peer: Option<&PeerIdentity>,
         remote: Option<IpAddr>,
     ) -> std::result::Result<Principal, Refusal> {
         if self.mode == AuthMode::None {
@@ -101,12 +154,17 @@ impl Authenticator {
                 wait.as_secs().max(1)
             )));
         }
-        let result = match bearer {
-            None => Err(
+        let result = match (bearer, peer) {
+            (None, Some(peer)) => {
+                let id = format!("cert:{}", peer.common_name);
+                let grants = self.mapping.grants(&id, &peer.groups);
+                return Ok(Principal::certificate(&peer.common_name, grants));
+            }
+            (None, None) => Err(
                 "this call needs a credential: send `authorization: Bearer <token>` with an API token (the server's first one is in <data-dir>/admin.token) or an OIDC token"
                     .to_string(),
             ),
-            Some(b) => self.verify_bearer(b).await,
+            (Some(b), _) => self.verify_bearer(b).await,
         };
         result.map_err(|m| {
             // A missing credential is a client's setup, not an attack; only
@@ -122,9 +180,19 @@ impl Authenticator {
 
     async fn verify_bearer(&self, bearer: &str) -> std::result::Result<Principal, String> {
         let Some((id, secret)) = token::parse(bearer) else {
-            return Err(
-                "the bearer credential is not a promoflow API token (pf_<id>_<secret>)".into(),
-            );
+            if let Some(oidc) = &self.oidc
+                && !bearer.starts_with("pf_")
+            {
+                return oidc.verify(bearer).await;
+            }
+            let why = if self.oidc.is_some() {
+                ""
+            } else {
+                ", and OIDC tokens are not accepted (no --oidc-issuer)"
+            };
+            return Err(format!(
+                "the bearer credential is not a promoflow API token (pf_<id>_<secret>){why}"
+            ));
         };
         let unknown = || "unknown, revoked or expired API token".to_string();
         let (t, hash) = match self.store.token_by_id(id).await {

@@ -368,7 +368,7 @@ pub enum PrincipalKind {
     Token,
     /// An OIDC JWT; the name is its subject.
     Oidc,
-    /// A verified client certificate; the name is its subject.
+    /// A verified client certificate; the name is its subject's common name.
     Certificate,
     /// `--auth none`: everyone is this principal, with every permission.
     Anonymous,
@@ -409,6 +409,24 @@ impl Principal {
         Self {
             id: format!("token:{name}"),
             kind: PrincipalKind::Token,
+            grants,
+        }
+    }
+
+    /// The subject of a verified OIDC token.
+    pub fn oidc(subject: &str, grants: Vec<Grant>) -> Self {
+        Self {
+            id: format!("oidc:{subject}"),
+            kind: PrincipalKind::Oidc,
+            grants,
+        }
+    }
+
+    /// The common name of a verified client certificate.
+    pub fn certificate(common_name: &str, grants: Vec<Grant>) -> Self {
+        Self {
+            id: format!("cert:{common_name}"),
+            kind: PrincipalKind::Certificate,
             grants,
         }
     }
