@@ -37,6 +37,7 @@ pub mod engine;
 pub mod error;
 pub mod server;
 pub mod store;
+pub mod tls;
 
 /// Generated protobuf and gRPC code for `promoflow.v1`.
 pub mod proto {

@@ -7,6 +7,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
@@ -296,7 +297,18 @@ pub async fn serve(
             .merge(crate::api::webhooks::router(engine.clone(), webhook_secret)),
     );
     let counted = engine.clone();
-    let server = tonic::transport::Server::builder()
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Some(
+            crate::tls::Reloading::start(crate::tls::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                client_ca: config.tls_client_ca.clone(),
+            })
+            .map_err(Error::FailedPrecondition)?,
+        ),
+        _ => None,
+    };
+    let router = tonic::transport::Server::builder()
         // Webhooks come over HTTP/1.1 too; gRPC stays HTTP/2 (the
         // connection's preface says which).
         .accept_http1(true)
@@ -313,15 +325,27 @@ pub async fn serve(
         // Authentication runs inside the response-header layers, so even a
         // refused call says which replica refused it.
         .layer(crate::auth::layer::AuthLayer::new(auth))
-        .add_routes(routes)
-        // TCP_NODELAY on every accepted connection. A listener we bind ourselves
-        // (for port 0) does not get tonic's default; without it Nagle's
-        // algorithm holds the last segment of a response that spans several
-        // writes until the peer's delayed ACK, 40 ms later (see BENCHMARKS.md).
-        .serve_with_incoming_shutdown(
+        .add_routes(routes);
+    tracing::info!(
+        tls = tls.is_some(),
+        mutual = config.tls_client_ca.is_some(),
+        "transport"
+    );
+    // TCP_NODELAY on every accepted connection. A listener we bind ourselves
+    // (for port 0) does not get tonic's default; without it Nagle's
+    // algorithm holds the last segment of a response that spans several
+    // writes until the peer's delayed ACK, 40 ms later (see BENCHMARKS.md).
+    let server: Pin<
+        Box<dyn Future<Output = std::result::Result<(), tonic::transport::Error>> + Send>,
+    > = match tls {
+        Some(tls) => Box::pin(
+            router.serve_with_incoming_shutdown(crate::tls::incoming(listener, tls), signal),
+        ),
+        None => Box::pin(router.serve_with_incoming_shutdown(
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
             signal,
-        );
+        )),
+    };
     tokio::pin!(server);
 
     // Draining is bounded: once shutdown starts, calls still running after

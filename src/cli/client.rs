@@ -43,6 +43,64 @@ pub struct ClientArgs {
     /// A file holding the API token.
     #[arg(long, global = true, env = "PROMOFLOW_TOKEN_FILE")]
     pub token_file: Option<std::path::PathBuf>,
+    /// With an `https://` server: the CA certificates (PEM) that sign its
+    /// certificate, when they are not public ones.
+    #[arg(long, global = true, env = "PROMOFLOW_CA_CERT")]
+    pub ca_cert: Option<std::path::PathBuf>,
+    /// With an `https://` server that asks for one (mutual TLS): the
+    /// client certificate (PEM); needs `--key`.
+    #[arg(long, global = true, env = "PROMOFLOW_CLIENT_CERT", requires = "key")]
+    pub cert: Option<std::path::PathBuf>,
+    /// The private key of `--cert` (PEM).
+    #[arg(long, global = true, env = "PROMOFLOW_CLIENT_KEY", requires = "cert")]
+    pub key: Option<std::path::PathBuf>,
+}
+
+/// The TLS files of a client.
+#[derive(Debug, Clone, Default)]
+pub struct ClientTls {
+    pub ca_cert: Option<std::path::PathBuf>,
+    pub cert: Option<std::path::PathBuf>,
+    pub key: Option<std::path::PathBuf>,
+}
+
+/// A lazily connected channel to `server` (`http://` or `https://`): an
+/// unreachable server shows up as an `UNAVAILABLE` error of the first call.
+/// Over `https://` the server is verified against `tls.ca_cert` or the
+/// public CAs, and `tls.cert`/`tls.key` answer a server asking for a client
+/// certificate.
+pub fn channel(server: &str, tls: &ClientTls) -> Result<Channel, String> {
+    use tonic::transport::{Certificate, ClientTlsConfig, Identity};
+    let endpoint = Channel::from_shared(server.to_string()).map_err(|e| {
+        format!("--server {server:?} is not a URL ({e}); example: http://127.0.0.1:50051")
+    })?;
+    let read = |flag: &str, p: &std::path::Path| {
+        std::fs::read(p).map_err(|e| format!("{flag} {}: {e}", p.display()))
+    };
+    let https = server.starts_with("https://");
+    if !https {
+        if tls.ca_cert.is_some() || tls.cert.is_some() {
+            return Err(format!(
+                "--ca-cert and --cert are for https:// servers; --server is {server:?}"
+            ));
+        }
+        return Ok(endpoint.connect_lazy());
+    }
+    let mut config = ClientTlsConfig::new();
+    config = match &tls.ca_cert {
+        Some(ca) => config.ca_certificate(Certificate::from_pem(read("--ca-cert", ca)?)),
+        None => config.with_webpki_roots(),
+    };
+    if let (Some(cert), Some(key)) = (&tls.cert, &tls.key) {
+        config = config.identity(Identity::from_pem(
+            read("--cert", cert)?,
+            read("--key", key)?,
+        ));
+    }
+    Ok(endpoint
+        .tls_config(config)
+        .map_err(|e| format!("TLS settings: {e}"))?
+        .connect_lazy())
 }
 
 impl ClientArgs {
@@ -147,14 +205,12 @@ impl Ctx {
     /// A lazily connected channel: an unreachable server shows up as an
     /// `UNAVAILABLE` error of the first call, explained by [`finish`].
     pub fn new(args: &ClientArgs) -> Result<Self, CliError> {
-        let channel = Channel::from_shared(args.server.clone())
-            .map_err(|e| {
-                CliError::Message(format!(
-                    "--server {:?} is not a URL ({e}); example: http://127.0.0.1:50051",
-                    args.server
-                ))
-            })?
-            .connect_lazy();
+        let tls = ClientTls {
+            ca_cert: args.ca_cert.clone(),
+            cert: args.cert.clone(),
+            key: args.key.clone(),
+        };
+        let channel = channel(&args.server, &tls).map_err(CliError::Message)?;
         let credentials = match args.resolved_token()? {
             Some(t) => Credentials::bearer(&t).map_err(CliError::Message)?,
             None => Credentials::none(),

@@ -181,6 +181,21 @@ impl TestServer {
 
     /// Starts a server on an existing database (e.g. after a restart).
     pub async fn start_on(db: TestDb, tweak: impl FnOnce(&mut ServerConfig)) -> Self {
+        Self::start_reached(db, tweak, |addr| {
+            Channel::from_shared(format!("http://{addr}"))
+                .expect("uri")
+                .connect_lazy()
+        })
+        .await
+    }
+
+    /// [`TestServer::start_on`], reached through the channel `reach`
+    /// makes for its address (a TLS server needs one that speaks TLS).
+    pub async fn start_reached(
+        db: TestDb,
+        tweak: impl FnOnce(&mut ServerConfig),
+        reach: impl FnOnce(SocketAddr) -> Channel,
+    ) -> Self {
         let mut config = ServerConfig::for_tests(db.url.clone());
         tweak(&mut config);
         let (listener, addr) = promoflow::server::bind(config.listen).await.expect("bind");
@@ -188,9 +203,7 @@ impl TestServer {
         let handle = tokio::spawn(promoflow::server::run(config, listener, async move {
             let _ = rx.await;
         }));
-        let raw = Channel::from_shared(format!("http://{addr}"))
-            .expect("uri")
-            .connect_lazy();
+        let raw = reach(addr);
         let server = Self {
             addr,
             channel: conn(raw.clone(), Credentials::bearer(&db.token).expect("token")),
