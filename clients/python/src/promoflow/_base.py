@@ -8,7 +8,11 @@ both: ``client.get_flow("x")`` and ``await aclient.get_flow("x")``.
 
 from __future__ import annotations
 
+import collections
 from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Sequence
+
+import grpc
+import grpc.aio
 
 from . import pb
 from ._convert import duration, enum_value, message, messages
@@ -412,6 +416,93 @@ class _Api:
 
     def reject_environment(self, release_id: str, environment: str = "", *, comment: str = "") -> pb.Release:
         return self.approve_environment(release_id, environment, approve=False, comment=comment)
+
+
+def resolve_token(token: Optional[str]) -> Optional[str]:
+    """``token``, or ``PROMOFLOW_TOKEN`` when None (None when unset or empty)."""
+    import os
+
+    if token is None:
+        token = os.environ.get("PROMOFLOW_TOKEN") or None
+    return token.strip() if token else None
+
+
+def _with_bearer(metadata: Any, token: str) -> list[tuple[str, str]]:
+    """Call metadata plus the bearer header, unless the call brings its own."""
+    out = list(metadata or [])
+    if not any(k == "authorization" for k, _ in out):
+        out.append(("authorization", f"Bearer {token}"))
+    return out
+
+
+class _SyncDetails(
+    collections.namedtuple(
+        "_SyncDetails", ("method", "timeout", "metadata", "credentials", "wait_for_ready", "compression")
+    ),
+    grpc.ClientCallDetails,
+):
+    pass
+
+
+class SyncBearer(
+    grpc.UnaryUnaryClientInterceptor,
+    grpc.UnaryStreamClientInterceptor,
+    grpc.StreamUnaryClientInterceptor,
+    grpc.StreamStreamClientInterceptor,
+):
+    """Adds the token to every call of a channel, the generated stubs' too."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def _details(self, d: Any) -> Any:
+        return _SyncDetails(
+            d.method,
+            d.timeout,
+            _with_bearer(d.metadata, self._token),
+            d.credentials,
+            getattr(d, "wait_for_ready", None),
+            getattr(d, "compression", None),
+        )
+
+    def intercept_unary_unary(self, continuation: Any, d: Any, request: Any) -> Any:
+        return continuation(self._details(d), request)
+
+    def intercept_unary_stream(self, continuation: Any, d: Any, request: Any) -> Any:
+        return continuation(self._details(d), request)
+
+    def intercept_stream_unary(self, continuation: Any, d: Any, requests: Any) -> Any:
+        return continuation(self._details(d), requests)
+
+    def intercept_stream_stream(self, continuation: Any, d: Any, requests: Any) -> Any:
+        return continuation(self._details(d), requests)
+
+
+def _aio_details(d: Any, token: str) -> Any:
+    return grpc.aio.ClientCallDetails(
+        d.method, d.timeout, _with_bearer(d.metadata, token), d.credentials, d.wait_for_ready
+    )
+
+
+class _AioUnaryUnary(grpc.aio.UnaryUnaryClientInterceptor):
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    async def intercept_unary_unary(self, continuation: Any, d: Any, request: Any) -> Any:
+        return await continuation(_aio_details(d, self._token), request)
+
+
+class _AioUnaryStream(grpc.aio.UnaryStreamClientInterceptor):
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    async def intercept_unary_stream(self, continuation: Any, d: Any, request: Any) -> Any:
+        return await continuation(_aio_details(d, self._token), request)
+
+
+def aio_bearer(token: str) -> list[Any]:
+    """The asyncio interceptors that add the token to every call."""
+    return [_AioUnaryUnary(token), _AioUnaryStream(token)]
 
 
 def with_token(metadata: Optional[Sequence[tuple[str, str]]], token: Optional[str]) -> list[tuple[str, str]]:

@@ -9,7 +9,7 @@ import grpc
 import grpc.aio
 
 from . import pb
-from ._base import DEFAULT_CHANNEL_OPTIONS, _Api, with_token
+from ._base import DEFAULT_CHANNEL_OPTIONS, _Api, aio_bearer, resolve_token, with_token
 from ._watch import Resume
 from .client import Stubs
 from .errors import from_rpc_error
@@ -39,10 +39,13 @@ class AsyncClient(_Api):
         token: Optional[str] = None,
     ) -> None:
         opts = list(DEFAULT_CHANNEL_OPTIONS) + list(options)
+        bearer = resolve_token(token)
+        # The token rides on every call of the channel, `stubs` included.
+        icpt = aio_bearer(bearer) if bearer else None
         if credentials is None:
-            self._channel = grpc.aio.insecure_channel(target, options=opts)
+            self._channel = grpc.aio.insecure_channel(target, options=opts, interceptors=icpt)
         else:
-            self._channel = grpc.aio.secure_channel(target, credentials, options=opts)
+            self._channel = grpc.aio.secure_channel(target, credentials, options=opts, interceptors=icpt)
         self.target = target
         self.timeout = timeout
         self.metadata = with_token(metadata, token)

@@ -8,7 +8,7 @@ from typing import Any, Callable, Iterator, Optional, Sequence
 import grpc
 
 from . import pb
-from ._base import DEFAULT_CHANNEL_OPTIONS, _Api, with_token
+from ._base import DEFAULT_CHANNEL_OPTIONS, SyncBearer, _Api, resolve_token, with_token
 from ._watch import Resume
 from .errors import from_rpc_error
 
@@ -60,6 +60,10 @@ class Client(_Api):
             self._channel = grpc.insecure_channel(target, options=opts)
         else:
             self._channel = grpc.secure_channel(target, credentials, options=opts)
+        bearer = resolve_token(token)
+        if bearer:
+            # The token rides on every call of the channel, `stubs` included.
+            self._channel = grpc.intercept_channel(self._channel, SyncBearer(bearer))
         self.target = target
         self.timeout = timeout
         self.metadata = with_token(metadata, token)
