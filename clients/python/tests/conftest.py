@@ -8,12 +8,12 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Iterator, Optional, Sequence
 
 import grpc
 import pytest
 
-from promoflow import Client
+from promoflow import Client, tls_credentials
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
@@ -34,9 +34,19 @@ def _free_port() -> int:
 class Server:
     """One `promoflow serve` process on a SQLite file; restartable on the same port and DB."""
 
-    def __init__(self, binary: str, workdir: Path) -> None:
+    def __init__(
+        self,
+        binary: str,
+        workdir: Path,
+        serve_args: Sequence[str] = (),
+        credentials: Optional[grpc.ChannelCredentials] = None,
+    ) -> None:
         self.binary = binary
         self.workdir = workdir
+        # Extra flags of `promoflow serve` (TLS), and the credentials that reach it.
+        self.serve_args = list(serve_args)
+        self.credentials = credentials
+        self.certs: Optional[Path] = None
         self.db = workdir / "promoflow.db"
         self.log_path = workdir / "server.log"
         self.port = _free_port()
@@ -64,6 +74,7 @@ class Server:
                     f"sqlite://{self.db}?mode=rwc",
                     "--data-dir",
                     str(self.workdir / "data"),
+                    *self.serve_args,
                 ],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -91,7 +102,7 @@ class Server:
             if not (self.workdir / "data" / "admin.token").exists():
                 time.sleep(0.1)
                 continue
-            with Client(self.target, timeout=2.0, token=self.token) as c:
+            with Client(self.target, timeout=2.0, token=self.token, credentials=self.credentials) as c:
                 try:
                     list(c.list_environments(page_size=1))
                     return True
@@ -125,6 +136,28 @@ class Server:
 
 
 @pytest.fixture
+def tls_server(tmp_path: Path) -> Iterator[Server]:
+    """A server that requires mutual TLS; `server.certs` holds the test certificates."""
+    certs = make_certs(tmp_path / "certs")
+    srv = Server(
+        _binary(),
+        tmp_path,
+        serve_args=[
+            "--tls-cert", str(certs / "server.pem"),
+            "--tls-key", str(certs / "server.key"),
+            "--tls-client-ca", str(certs / "ca.pem"),
+        ],
+        credentials=tls_credentials(certs / "ca.pem", certs / "client.pem", certs / "client.key"),
+    )
+    srv.certs = certs
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
     srv = Server(_binary(), tmp_path)
     srv.start()
@@ -132,6 +165,12 @@ def server(tmp_path: Path) -> Iterator[Server]:
         yield srv
     finally:
         srv.stop()
+
+
+def make_certs(directory: Path) -> Path:
+    """Test certificates (scripts/test-certs): ca.pem, server.pem/key, client.pem/key (CN=deployer)."""
+    subprocess.run([str(REPO_ROOT / "scripts" / "test-certs"), str(directory)], check=True)
+    return directory
 
 
 @pytest.fixture
@@ -143,7 +182,8 @@ def client(server: Server) -> Iterator[Client]:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> None:
     """Show the server log of a failed test."""
     if call.when == "call" and call.excinfo is not None:
-        srv = item.funcargs.get("server") if hasattr(item, "funcargs") else None
+        args = item.funcargs if hasattr(item, "funcargs") else {}
+        srv = args.get("server") or args.get("tls_server")
         if isinstance(srv, Server):
             item.add_report_section("call", "promoflow server log", srv.log_tail())
 

@@ -14,6 +14,7 @@ exceptions: :mod:`promoflow.errors`.
 from . import edits, errors, pb
 from .aio import AsyncClient
 from .client import Client
+from .tls import tls_credentials
 from .errors import (
     Aborted,
     AlreadyExists,
@@ -43,4 +44,5 @@ __all__ = [
     "OutOfRange",
     "PromoflowError",
     "Unavailable",
+    "tls_credentials",
 ]
