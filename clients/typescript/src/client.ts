@@ -29,6 +29,14 @@ export type ClientOptions = Partial<Omit<GrpcTransportOptions, "baseUrl">> & {
    * Unset: `PROMOFLOW_TOKEN` from the environment; empty string: none.
    */
   token?: string;
+  /**
+   * TLS (an `https://` URL): the PEM of the CA that signed the server's
+   * certificate. Unset: Node's bundled public roots.
+   */
+  ca?: string | Buffer;
+  /** Mutual TLS: the client certificate (PEM) and its key; give both. */
+  cert?: string | Buffer;
+  key?: string | Buffer;
 };
 
 /** Adds `authorization: Bearer <token>` to every call. */
@@ -65,17 +73,24 @@ export const typedErrors: Interceptor = (next) => async (req) => {
 
 /**
  * A client of the promoflow server at `baseUrl` (`http://host:port`; a bare
- * `host:port` means plaintext http) over the gRPC protocol.
+ * `host:port` means plaintext http; `https://host:port` is TLS, with `ca`,
+ * `cert` and `key` for a private CA and mutual TLS) over the gRPC protocol.
  *
  *     const pf = createClient("http://127.0.0.1:50051");
  *     const { environment } = await pf.environments.createEnvironment({ environment: { name: "dev" } });
  */
 export function createClient(baseUrl: string, options: ClientOptions = {}): PromoflowClient {
   const url = /^[a-z][a-z0-9+.-]*:\/\//i.test(baseUrl) ? baseUrl : `http://${baseUrl}`;
-  const { token: given, ...transportOptions } = options;
+  const { token: given, ca, cert, key, ...transportOptions } = options;
   const token = given ?? process.env.PROMOFLOW_TOKEN ?? "";
+  if ((cert === undefined) !== (key === undefined)) {
+    throw new Error("createClient: give both cert and key (mutual TLS), or neither");
+  }
+  // The TLS files become Node's http2 connect options, next to any the caller set.
+  const tls = Object.fromEntries(Object.entries({ ca, cert, key }).filter(([, v]) => v !== undefined));
   const transport = createGrpcTransport({
     ...transportOptions,
+    ...(Object.keys(tls).length > 0 ? { nodeOptions: { ...transportOptions.nodeOptions, ...tls } } : {}),
     baseUrl: url,
     interceptors: [typedErrors, ...(token ? [bearer(token)] : []), ...(options.interceptors ?? [])],
   });

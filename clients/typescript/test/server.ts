@@ -1,12 +1,12 @@
 // A real `promoflow serve` per test: free port, temporary SQLite database,
 // restartable on the same port and database.
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, openSync, closeSync, readFileSync, rmSync, accessSync, constants } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
-import { createClient } from "../src/index.js";
+import { createClient, type ClientOptions } from "../src/index.js";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 // dist/test -> clients/typescript -> repo root
@@ -37,6 +37,9 @@ export class Server {
   readonly dir: string;
   readonly logPath: string;
   port = 0;
+  /** Extra `promoflow serve` flags (TLS) and the client options that reach the server. */
+  serveArgs: string[] = [];
+  tls: Pick<ClientOptions, "ca" | "cert" | "key"> | undefined;
   private proc: ChildProcess | undefined;
   private exited: Promise<void> | undefined;
 
@@ -46,7 +49,26 @@ export class Server {
   }
 
   get baseUrl(): string {
-    return `http://127.0.0.1:${this.port}`;
+    return `${this.tls ? "https" : "http"}://127.0.0.1:${this.port}`;
+  }
+
+  /** The test certificates of scripts/test-certs, in `<dir>/certs`. */
+  certs(): { ca: string; serverCert: string; serverKey: string; cert: string; key: string } {
+    const dir = join(this.dir, "certs");
+    execFileSync(join(REPO_ROOT, "scripts", "test-certs"), [dir], { stdio: ["ignore", "inherit", "inherit"] });
+    const read = (name: string) => readFileSync(join(dir, name), "utf8");
+    return { ca: read("ca.pem"), serverCert: join(dir, "server.pem"), serverKey: join(dir, "server.key"), cert: read("client.pem"), key: read("client.key") };
+  }
+
+  /** A server that requires mutual TLS, and is reached with the test CA and client certificate. */
+  static async startMutualTls(): Promise<Server> {
+    const s = new Server();
+    const c = s.certs();
+    s.serveArgs = ["--tls-cert", c.serverCert, "--tls-key", c.serverKey, "--tls-client-ca", join(s.dir, "certs", "ca.pem")];
+    s.tls = { ca: c.ca, cert: c.cert, key: c.key };
+    s.port = await freePort();
+    await s.start();
+    return s;
   }
 
   static async start(): Promise<Server> {
@@ -61,7 +83,7 @@ export class Server {
       const log = openSync(this.logPath, "a");
       const proc = spawn(
         binary(),
-        ["serve", "--listen", `127.0.0.1:${this.port}`, "--database-url", `sqlite://${join(this.dir, "promoflow.db")}?mode=rwc`, "--data-dir", join(this.dir, "data")],
+        ["serve", "--listen", `127.0.0.1:${this.port}`, "--database-url", `sqlite://${join(this.dir, "promoflow.db")}?mode=rwc`, "--data-dir", join(this.dir, "data"), ...this.serveArgs],
         { stdio: ["ignore", log, log], env: { ...process.env, RUST_LOG: process.env["RUST_LOG"] ?? "info" } },
       );
       closeSync(log);
@@ -93,7 +115,7 @@ export class Server {
         return false;
       }
       try {
-        const pf = createClient(this.baseUrl, { token: this.token });
+        const pf = createClient(this.baseUrl, { token: this.token, ...this.tls });
         await pf.environments.listEnvironments({ pageSize: 1 }, { timeoutMs: 2000 });
         return true;
       } catch {
