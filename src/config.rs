@@ -233,7 +233,7 @@ pub struct ServerConfig {
     pub oidc_jwks_min_refresh: Duration,
 
     /// A YAML file giving OIDC groups and subjects, and client-certificate
-    /// subjects, their roles and scopes (see docs/security.md).
+    /// subjects, their roles and scopes (README, "Security": the mapping file).
     #[arg(long, env = "PROMOFLOW_AUTH_MAPPING")]
     pub auth_mapping: Option<PathBuf>,
 

@@ -546,6 +546,23 @@ async fn the_audit_log_records_every_decision_with_its_principal() {
             && e.resource == "token/ci"),
         "{everything:#?}"
     );
+    // Catalog writes name their object: the environment also in its column.
+    let row = |action: &str, resource: &str| {
+        everything
+            .events
+            .iter()
+            .find(|e| e.action == action && e.resource == resource)
+            .unwrap_or_else(|| panic!("no {action} of {resource}: {everything:#?}"))
+    };
+    assert_eq!(
+        row("environment.create", "environment/prod-eu").environment,
+        "prod-eu"
+    );
+    assert_eq!(
+        row("product.create", &format!("product/{DEMO}")).result,
+        pb::AuditResult::Ok as i32
+    );
+    assert_eq!(row("flow.edit", "flow/parallel").flow, "parallel");
     // Reads are not audited; only admins read the log.
     assert!(
         everything

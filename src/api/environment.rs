@@ -12,6 +12,11 @@ pub struct EnvironmentApi {
     ctx: Ctx,
 }
 
+/// Names the environment a write is about in the call's audit row.
+fn describe_environment(name: &str) {
+    crate::store::audit::describe(format!("environment/{name}"), "", name);
+}
+
 impl EnvironmentApi {
     pub fn new(ctx: Ctx) -> Self {
         Self { ctx }
@@ -28,6 +33,7 @@ impl EnvironmentService for EnvironmentApi {
         let mut v = crate::domain::Violations::new();
         let env = environment_in(&mut v, required("environment", req.environment.as_ref())?);
         check(v)?;
+        describe_environment(&env.name);
         let env = self.ctx.store.create_environment(&env).await?;
         Ok(Response::new(pb::CreateEnvironmentResponse {
             environment: Some(environment_out(env)),
@@ -68,6 +74,7 @@ impl EnvironmentService for EnvironmentApi {
         let env = environment_in(&mut v, required("environment", req.environment.as_ref())?);
         let expected = expected_version(&mut v, req.expected_version);
         check(v)?;
+        describe_environment(&env.name);
         let env = self.ctx.store.update_environment(&env, expected).await?;
         Ok(Response::new(pb::UpdateEnvironmentResponse {
             environment: Some(environment_out(env)),
@@ -81,6 +88,7 @@ impl EnvironmentService for EnvironmentApi {
         let req = request.into_inner();
         check_name_field("name", &req.name)?;
         let expected = optional_expected_version(req.expected_version)?;
+        describe_environment(&req.name);
         self.ctx
             .store
             .delete_environment(&req.name, expected)

@@ -101,6 +101,11 @@ pub(super) async fn check_product(
     Ok(())
 }
 
+/// Names the product a write is about in the call's audit row.
+pub(super) fn describe_product(name: &str) {
+    crate::store::audit::describe(format!("product/{name}"), "", "");
+}
+
 /// Decodes and validates the product of a create or update request.
 async fn checked_product(
     ctx: &Ctx,
@@ -122,6 +127,7 @@ impl ProductService for ProductApi {
         let mut v = Violations::new();
         let p = checked_product(&self.ctx, &mut v, req.product.as_ref()).await?;
         check(v)?;
+        describe_product(&p.name);
         let p = self.ctx.store.create_product(&p).await?;
         Ok(Response::new(pb::CreateProductResponse {
             product: Some(product_out(p)),
@@ -162,6 +168,7 @@ impl ProductService for ProductApi {
         let p = checked_product(&self.ctx, &mut v, req.product.as_ref()).await?;
         let expected = expected_version(&mut v, req.expected_version);
         check(v)?;
+        describe_product(&p.name);
         let p = self.ctx.store.update_product(&p, expected).await?;
         Ok(Response::new(pb::UpdateProductResponse {
             product: Some(product_out(p)),
@@ -175,6 +182,7 @@ impl ProductService for ProductApi {
         let req = request.into_inner();
         check_name_field("name", &req.name)?;
         let expected = optional_expected_version(req.expected_version)?;
+        describe_product(&req.name);
         self.ctx.store.delete_product(&req.name, expected).await?;
         Ok(Response::new(pb::DeleteProductResponse {}))
     }

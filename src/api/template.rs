@@ -31,6 +31,11 @@ fn checked(v: &mut Violations, mut t: NamedTemplate) -> NamedTemplate {
     t
 }
 
+/// Names the promotion template a write is about in the call's audit row.
+fn describe_template(name: &str) {
+    crate::store::audit::describe(format!("promotion_template/{name}"), "", "");
+}
+
 pub(super) async fn create(
     ctx: &Ctx,
     req: pb::CreatePromotionTemplateRequest,
@@ -42,6 +47,7 @@ pub(super) async fn create(
     );
     let t = checked(&mut v, t);
     check(v)?;
+    describe_template(&t.name);
     let t = ctx.store.create_template(&t).await?;
     Ok(pb::CreatePromotionTemplateResponse {
         promotion_template: Some(named_template_out(t)),
@@ -83,6 +89,7 @@ pub(super) async fn update(
     let t = checked(&mut v, t);
     let expected = expected_version(&mut v, req.expected_version);
     check(v)?;
+    describe_template(&t.name);
     let t = ctx.store.update_template(&t, expected).await?;
     Ok(pb::UpdatePromotionTemplateResponse {
         promotion_template: Some(named_template_out(t)),
@@ -95,6 +102,7 @@ pub(super) async fn delete(
 ) -> Result<pb::DeletePromotionTemplateResponse> {
     check_name_field("name", &req.name)?;
     let expected = optional_expected_version(req.expected_version)?;
+    describe_template(&req.name);
     ctx.store.delete_template(&req.name, expected).await?;
     Ok(pb::DeletePromotionTemplateResponse {})
 }
@@ -107,6 +115,7 @@ pub(super) async fn import(
     let mut v = Violations::new();
     let t = checked(&mut v, t);
     check(v)?;
+    describe_template(&t.name);
     let saved = match ctx.store.create_template(&t).await {
         Err(Error::AlreadyExists(m)) if !req.replace => {
             return Err(Error::AlreadyExists(format!(
@@ -146,6 +155,7 @@ pub(super) async fn import_product(
     let mut v = Violations::new();
     check_product(ctx, &mut v, &mut p).await?;
     check(v)?;
+    super::product::describe_product(&p.name);
     let saved = match ctx.store.create_product(&p).await {
         Err(Error::AlreadyExists(m)) if !req.replace => {
             return Err(Error::AlreadyExists(format!(

@@ -86,6 +86,7 @@ impl WorkflowService for WorkflowApi {
         let req = request.into_inner();
         check_name_field("name", &req.name)?;
         let expected = optional_expected_version(req.expected_version)?;
+        crate::store::audit::describe(format!("workflow/{}", req.name), "", "");
         self.ctx.store.delete_workflow(&req.name, expected).await?;
         Ok(Response::new(pb::DeleteWorkflowResponse {}))
     }
