@@ -239,12 +239,36 @@ impl Pki {
 }
 
 fn write(dir: &std::path::Path, name: &str, text: &str) -> std::path::PathBuf {
+    write_stamped(dir, name, text, None)
+}
+
+/// Writes `name`, its modification time set to `mtime` when given, before
+/// it is renamed into place: the server never reads half a file, nor sees
+/// a changed time.
+fn write_stamped(
+    dir: &std::path::Path,
+    name: &str,
+    text: &str,
+    mtime: Option<std::time::SystemTime>,
+) -> std::path::PathBuf {
     let path = dir.join(name);
-    // Write then rename: the server never reads half a file.
     let tmp = dir.join(format!(".{name}.tmp"));
     std::fs::write(&tmp, text).expect("write");
+    if let Some(t) = mtime {
+        std::fs::File::options()
+            .write(true)
+            .open(&tmp)
+            .and_then(|f| f.set_modified(t))
+            .expect("set mtime");
+    }
     std::fs::rename(&tmp, &path).expect("rename");
     path
+}
+
+fn mtime(path: &std::path::Path) -> std::time::SystemTime {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .expect("mtime")
 }
 
 #[tokio::test]
@@ -382,4 +406,35 @@ async fn tls_and_mutual_tls_identify_callers_and_reload_certificates() {
         list_flows(stale).await.is_err(),
         "new connections no longer get the old certificate"
     );
+
+    // SIGHUP reloads at once, even when the files' times did not change
+    // (so the poll cannot be what reloaded them).
+    let third = Pki::new("third CA");
+    let (cert, key) = third.issue("promoflow", None, true);
+    let third_ca = write(d, "third-ca.crt", &third.ca.pem());
+    let (cert_time, key_time) = (mtime(&cert_file), mtime(&key_file));
+    write_stamped(d, "server.key", &key, Some(key_time));
+    write_stamped(d, "server.crt", &cert, Some(cert_time));
+    assert_eq!(mtime(&cert_file), cert_time);
+    let hup = tokio::process::Command::new("kill")
+        .args(["-HUP", &std::process::id().to_string()])
+        .status()
+        .await
+        .expect("kill");
+    assert!(hup.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let fresh = conn(
+            channel(&https, &mtls(&third_ca)).expect("channel"),
+            Credentials::none(),
+        );
+        if list_flows(fresh).await.is_ok() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "SIGHUP did not reload the certificate"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
