@@ -1,6 +1,10 @@
 //! Output of the client commands: tables for people, and JSON or YAML in
-//! the protobuf JSON mapping (field names as in the `.proto` files, enums
-//! by name, RFC 3339 times, `"30s"` durations) for scripts.
+//! the canonical proto3 JSON mapping for scripts: lowerCamelCase field
+//! names, enums by name, 64-bit integers as strings, RFC 3339 times, `"30s"`
+//! durations, fields at their default left out. It is exactly what grpcurl
+//! and the Python and TypeScript clients print, so one script (`jq
+//! .triggerEnvironment`) works with all of them. `-o id` prints only the
+//! identifier, for shell variables.
 
 use std::io::Write;
 use std::sync::LazyLock;
@@ -45,10 +49,13 @@ pub(crate) use {out, outln};
 pub enum Output {
     /// Human-readable tables.
     Table,
-    /// JSON (protobuf JSON mapping): one object, or an array for lists.
+    /// JSON, the canonical proto3 mapping grpcurl prints: one object, or an array for lists.
     Json,
     /// YAML, the same document as JSON.
     Yaml,
+    /// Only the identifier: a release's id, any other resource's name (one
+    /// per line for lists; nothing for a delete): `id=$(promoflow release trigger … -o id)`.
+    Id,
 }
 
 static POOL: LazyLock<Result<DescriptorPool, String>> = LazyLock::new(|| {
@@ -88,9 +95,9 @@ pub fn to_value<M: Named>(msg: &M) -> Result<Value, CliError> {
     let dynamic = DynamicMessage::decode(desc, msg.encode_to_vec().as_slice())
         .map_err(|e| CliError::Message(e.to_string()))?;
     let options = SerializeOptions::new()
-        .use_proto_field_name(true)
-        .stringify_64_bit_integers(false)
-        .skip_default_fields(false);
+        .use_proto_field_name(false)
+        .stringify_64_bit_integers(true)
+        .skip_default_fields(true);
     dynamic
         .serialize_with_options(serde_json::value::Serializer, &options)
         .map_err(|e| CliError::Message(e.to_string()))
@@ -101,10 +108,39 @@ pub fn or_none(s: &str) -> &str {
     if s.is_empty() { "none" } else { s }
 }
 
-/// Prints a JSON value as JSON or YAML (for `Output::Table`, does nothing).
+/// The identifier of a resource in the JSON mapping: its `id` (releases,
+/// tokens, audit events), else its `name`; an array gives one per line.
+fn identifiers(value: &Value) -> Vec<String> {
+    match value {
+        Value::Array(items) => items.iter().flat_map(identifiers).collect(),
+        Value::Object(fields) => ["id", "name"]
+            .iter()
+            .find_map(|k| fields.get(*k).and_then(Value::as_str))
+            .or_else(|| {
+                // A response wrapping one resource (`{"token": {…}, "secret": …}`).
+                fields.values().find_map(|v| match v {
+                    Value::Object(inner) => ["id", "name"]
+                        .iter()
+                        .find_map(|k| inner.get(*k).and_then(Value::as_str)),
+                    _ => None,
+                })
+            })
+            .map(|id| vec![id.to_string()])
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    }
+}
+
+/// Prints a JSON value as JSON, YAML or its identifiers (for
+/// `Output::Table`, does nothing).
 pub fn print_value(output: Output, value: &Value) -> Result<(), CliError> {
     match output {
         Output::Table => {}
+        Output::Id => {
+            for id in identifiers(value) {
+                outln!("{id}");
+            }
+        }
         Output::Json => outln!(
             "{}",
             serde_json::to_string_pretty(value).map_err(|e| CliError::Message(e.to_string()))?
