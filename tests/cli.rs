@@ -1258,6 +1258,73 @@ fn every_command_has_an_example() {
     assert!(missing.is_empty(), "no example in --help of: {missing:?}");
 }
 
+/// Every `examples/…` file a `--help` names exists, and the quick-start
+/// flows there apply on a server with their environments and give the
+/// waves the README describes.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_example_flows_exist_apply_and_plan() {
+    use clap::CommandFactory;
+    fn named_files(cmd: &mut clap::Command, found: &mut Vec<String>) {
+        let help = cmd.render_long_help().to_string();
+        for word in help.split_whitespace() {
+            if let Some(at) = word.find("examples/") {
+                found.push(word[at..].trim_end_matches([')', ',', '"']).to_string());
+            }
+        }
+        for sub in cmd.get_subcommands_mut() {
+            named_files(sub, found);
+        }
+    }
+    let mut top = promoflow::cli::Cli::command();
+    top.build();
+    let mut named = Vec::new();
+    named_files(&mut top, &mut named);
+    assert!(named.len() >= 3, "{named:?}");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for f in &named {
+        assert!(
+            root.join(f).is_file(),
+            "--help names {f}, which does not exist"
+        );
+    }
+
+    let server = TestServer::start().await;
+    for (env, kind) in [
+        ("dev", "non-production"),
+        ("qa", "non-production"),
+        ("staging", "non-production"),
+        ("prod", "production"),
+        ("prod-eu", "production"),
+        ("prod-asia", "production"),
+    ] {
+        cli(&server, &["env", "create", env, "--kind", kind])
+            .await
+            .ok();
+    }
+    cli(&server, &["workflow", "create", "soak-1s", "--wait", "1s"])
+        .await
+        .ok();
+    for (name, waves) in [
+        ("multi-env-sequential-promotion", "dev → qa → prod"),
+        (
+            "multi-env-parallel-promotion",
+            "dev → qa → {prod, prod-eu, prod-asia}",
+        ),
+        (
+            "multi-env-dependency-promotion",
+            "dev → {qa, staging} → prod",
+        ),
+    ] {
+        let file = root.join("examples").join(format!("{name}.yaml"));
+        let applied = cli(&server, &["flow", "apply", "-f", &file.to_string_lossy()])
+            .await
+            .ok();
+        assert!(applied.stdout.contains(name), "{applied:?}");
+        let shown = cli(&server, &["flow", "get", name]).await.ok();
+        assert!(shown.stdout.contains(waves), "{name}: {}", shown.stdout);
+    }
+}
+
 /// One file of a product, the flow it triggers and the template it names,
 /// written in the wrong order: `flow apply` applies the template, then the
 /// flow, then the product, one line each. A file whose second document is

@@ -25,7 +25,7 @@ pub enum FlowCommand {
     /// (`---` between documents; applied templates first, then flows, then
     /// products).
     #[command(
-        after_help = "Examples:\n  promoflow flow apply -f promotion-flow.yaml\n  cat flow.yaml | promoflow flow apply -f -\n  promoflow flow apply -f gitops.yaml   (templates, flows and products together)"
+        after_help = "Examples:\n  promoflow flow apply -f examples/multi-env-parallel-promotion.yaml\n  cat flow.yaml | promoflow flow apply -f -\n  promoflow flow apply -f gitops.yaml   (templates, flows and products together)"
     )]
     Apply {
         /// The YAML file (`-` reads standard input).
@@ -51,7 +51,9 @@ pub enum FlowCommand {
     /// Edit a flow in place: one new version with every edit applied at once.
     Edit(Box<EditArgs>),
     /// Check a Codefresh `PromotionFlow` YAML file against the server without saving it.
-    #[command(after_help = "Example:\n  promoflow flow validate -f promotion-flow.yaml")]
+    #[command(
+        after_help = "Example:\n  promoflow flow validate -f examples/multi-env-dependency-promotion.yaml"
+    )]
     Validate {
         /// The YAML file (`-` reads standard input).
         #[arg(short, long)]

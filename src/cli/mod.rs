@@ -26,7 +26,7 @@ use crate::config::{LogFormat, ServerConfig};
 #[derive(Debug, Parser)]
 #[command(name = "promoflow", version, about, long_about = None)]
 #[command(
-    after_help = "Quick start:\n  promoflow serve &\n  promoflow env create dev && promoflow env create qa\n  promoflow product create demo --app dev=demo-dev@1.0.0 --app qa=demo-qa\n  promoflow flow apply -f promotion-flow.yaml\n  promoflow release trigger --flow my-flow --product demo --wait"
+    after_help = "Quick start (from the repository's root; README, \"The command line\", goes on):\n  promoflow serve &\n  promoflow env create dev && promoflow env create qa && promoflow env create prod --kind production\n  promoflow product create demo --app dev=demo-dev@1.0.0 --app qa=demo-qa --app prod=demo-prod\n  promoflow flow apply -f examples/multi-env-sequential-promotion.yaml\n  promoflow release trigger --flow multi-env-sequential-promotion --product demo --wait"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -83,13 +83,13 @@ pub enum Command {
     /// Promotion flows: apply YAML, get, list, versions, edit, validate, copy, render, delete.
     #[command(
         subcommand,
-        after_help = "Example:\n  promoflow flow apply -f promotion-flow.yaml && promoflow flow render my-flow"
+        after_help = "Example:\n  promoflow flow apply -f examples/multi-env-parallel-promotion.yaml\n  promoflow flow render multi-env-parallel-promotion"
     )]
     Flow(flow::FlowCommand),
     /// Releases: trigger, watch, get, list, terminate, retry, approve, reject.
     #[command(
         subcommand,
-        after_help = "Example:\n  promoflow release trigger --flow my-flow --product demo --wait"
+        after_help = "Example:\n  promoflow release trigger --flow multi-env-parallel-promotion --product demo-trioapp --wait"
     )]
     Release(release::ReleaseCommand),
     /// API tokens: create (the secret is shown once), list, revoke.

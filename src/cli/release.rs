@@ -9,7 +9,7 @@ use super::output::{
     self, Output, elapsed, env_status, fields, outln, print_list, print_one, release_status,
     step_kind, step_status, table,
 };
-use super::watch::{View, watch_with};
+use super::watch::{View, watch_until};
 use crate::proto::v1 as pb;
 
 #[derive(Debug, Subcommand)]
@@ -46,6 +46,11 @@ pub enum ReleaseCommand {
         id: String,
         #[arg(long, value_enum, default_value_t = ViewArg::Auto)]
         view: ViewArg,
+        /// Stop as soon as the release is in this status, with exit code 0
+        /// (`--until suspended`: wait for an approval to be asked); a final
+        /// status ends the watch as always
+        #[arg(long, value_enum)]
+        until: Option<StatusArg>,
     },
     /// Show a release and its environments.
     #[command(after_help = "Example:\n  promoflow release get 0193c0de-… -o json")]
@@ -176,13 +181,13 @@ pub async fn run(ctx: &Ctx, cmd: ReleaseCommand) -> CmdResult {
             })
             .await;
         }
-        ReleaseCommand::Watch { id, view } => {
+        ReleaseCommand::Watch { id, view, until } => {
             let view = match view {
                 ViewArg::Auto => View::Auto,
                 ViewArg::Lines => View::Lines,
                 ViewArg::Live => View::Live,
             };
-            return watch(ctx, &id, view).await;
+            return watch(ctx, &id, view, until.map(Into::into)).await;
         }
         ReleaseCommand::Get { id } => {
             let r = get(ctx, &id).await?;
@@ -334,26 +339,29 @@ async fn after_change(
     if ctx.output == Output::Table {
         outln!("{}\n", line(&release));
     }
-    watch(ctx, &release.id, View::Auto).await
+    watch(ctx, &release.id, View::Auto, None).await
 }
 
-/// Follows a release; exit code 0 only when it SUCCEEDED.
-async fn watch(ctx: &Ctx, id: &str, view: View) -> CmdResult {
+/// Follows a release; exit code 0 only when it SUCCEEDED (or reached
+/// `until`).
+async fn watch(ctx: &Ctx, id: &str, view: View, until: Option<pb::ReleaseStatus>) -> CmdResult {
     let view = if ctx.output == Output::Table {
         view
     } else {
         View::Quiet
     };
-    let status = watch_with(ctx.channel.clone(), id, view).await?;
+    let status = watch_until(ctx.channel.clone(), id, view, until).await?;
     if ctx.output != Output::Table {
         let r = get(ctx, id).await?;
         print_one(ctx.output, &r, |_| String::new())?;
     }
-    Ok(if status == pb::ReleaseStatus::Succeeded {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(
+        if status == pb::ReleaseStatus::Succeeded || Some(status) == until {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        },
+    )
 }
 
 fn describe(r: &pb::Release) -> String {

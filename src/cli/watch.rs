@@ -75,6 +75,16 @@ pub async fn watch(channel: Conn, id: &str) -> Res<pb::ReleaseStatus> {
 
 /// [`watch`] with an explicit view.
 pub async fn watch_with(channel: Conn, id: &str, view: View) -> Res<pb::ReleaseStatus> {
+    watch_until(channel, id, view, None).await
+}
+
+/// [`watch_with`] that also stops when the release is in status `until`.
+pub async fn watch_until(
+    channel: Conn,
+    id: &str,
+    view: View,
+    until: Option<pb::ReleaseStatus>,
+) -> Res<pb::ReleaseStatus> {
     let view = match view {
         View::Auto if std::io::stdout().is_terminal() => View::Live,
         View::Auto => View::Lines,
@@ -125,6 +135,10 @@ pub async fn watch_with(channel: Conn, id: &str, view: View) -> Res<pb::ReleaseS
                         w.event(ev);
                         if w.after > before {
                             reconnects = 0;
+                        }
+                        if until.is_some_and(|u| u == w.status) {
+                            w.finish();
+                            return Ok(w.status);
                         }
                     }
                 }
