@@ -27,8 +27,9 @@ pub enum LogFormat {
 /// Settings of a promoflow server (`serve`, and the server `demo` starts).
 #[derive(Debug, Clone, Args)]
 pub struct ServerConfig {
-    /// Address to listen on for gRPC.
-    #[arg(long, env = "PROMOFLOW_LISTEN", default_value = "127.0.0.1:50051")]
+    /// Address to listen on for gRPC: `IP:PORT`, or `HOST:PORT` with a host
+    /// name that resolves (`localhost:50051`; its IPv4 address first).
+    #[arg(long, env = "PROMOFLOW_LISTEN", default_value = "127.0.0.1:50051", value_parser = listen_address)]
     pub listen: SocketAddr,
 
     /// Database URL: `sqlite://PATH?mode=rwc` or `postgres://USER@HOST/DB`.
@@ -373,11 +374,43 @@ impl ServerConfig {
     }
 }
 
+/// Parses `--listen`: a socket address, or a host name and port resolved
+/// once at start (the first IPv4 address, else the first one).
+pub fn listen_address(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = s.parse() {
+        return Ok(addr);
+    }
+    use std::net::ToSocketAddrs;
+    let hint = "give IP:PORT (127.0.0.1:50051 for this machine, 0.0.0.0:50051 for every interface) or HOST:PORT";
+    let addrs: Vec<SocketAddr> = s
+        .to_socket_addrs()
+        .map_err(|e| format!("{s:?} is not an address to listen on ({e}): {hint}"))?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or_else(|| addrs.first())
+        .copied()
+        .ok_or_else(|| format!("{s:?} resolves to no address: {hint}"))
+}
+
 #[cfg(test)]
 mod tests {
     use clap::Parser;
 
     use super::*;
+
+    #[test]
+    fn listen_takes_ip_or_a_resolvable_host_and_explains_the_rest() {
+        assert_eq!(
+            listen_address("0.0.0.0:80").unwrap().to_string(),
+            "0.0.0.0:80"
+        );
+        let local = listen_address("localhost:50051").unwrap();
+        assert!(local.ip().is_loopback() && local.port() == 50051, "{local}");
+        let bad = listen_address("no port here").unwrap_err();
+        assert!(bad.contains("give IP:PORT"), "{bad}");
+    }
 
     #[test]
     fn the_webhook_secret_comes_from_its_file_without_the_trailing_newline() {

@@ -1500,3 +1500,51 @@ async fn tokens_and_the_audit_log_from_the_command_line() {
     let rescue = offline.stdout.trim();
     cli_with(&url, rescue, &["token", "list"]).await.ok();
 }
+
+/// `--server` takes `host:port` as plaintext; TLS to a plaintext port, and a
+/// port where something other than gRPC answers, get a sentence saying so.
+#[tokio::test(flavor = "multi_thread")]
+async fn server_addresses_and_transport_mismatches() {
+    let server = TestServer::start().await;
+    cli_with(&server.addr.to_string(), &server.db.token, &["env", "list"])
+        .await
+        .ok();
+    let tls = cli_with(
+        &format!("https://{}", server.addr),
+        &server.db.token,
+        &["env", "list"],
+    )
+    .await
+    .failed();
+    assert!(
+        tls.stderr.contains("did not answer TLS") && tls.stderr.contains("http://"),
+        "{tls:?}"
+    );
+    // An HTTP/1 server on the port.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut s, _)) = listener.accept().await {
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf).await;
+            let _ = s
+                .write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
+                .await;
+            // Keep-alive, as HTTP/1 servers do: the client reads the answer.
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                drop(s);
+            });
+        }
+    });
+    let other = cli_with(&addr.to_string(), "", &["env", "list"])
+        .await
+        .failed();
+    assert!(
+        other.stderr.contains("no gRPC server answered"),
+        "{other:?}"
+    );
+}

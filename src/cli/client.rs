@@ -21,7 +21,8 @@ use crate::proto::v1::workflow_service_client::WorkflowServiceClient;
 /// subcommand).
 #[derive(Debug, Clone, Args)]
 pub struct ClientArgs {
-    /// The promoflow server the client commands talk to.
+    /// The promoflow server the client commands talk to: `host:port` or
+    /// `http://host:port` (plaintext), `https://host:port` (TLS).
     #[arg(
         long,
         global = true,
@@ -71,6 +72,7 @@ pub struct ClientTls {
 /// certificate.
 pub fn channel(server: &str, tls: &ClientTls) -> Result<Channel, String> {
     use tonic::transport::{Certificate, ClientTlsConfig, Identity};
+    let server = &server_url(server);
     let endpoint = Channel::from_shared(server.to_string()).map_err(|e| {
         format!("--server {server:?} is not a URL ({e}); example: http://127.0.0.1:50051")
     })?;
@@ -141,8 +143,19 @@ fn read_token_file(path: &std::path::Path) -> Result<String, CliError> {
 }
 
 /// Whether the server URL names this machine.
+/// `--server` as a URL: `host:port` alone means plaintext `http://` (as
+/// grpcurl's `-plaintext host:port`); `http://` and `https://` stay.
+pub fn server_url(server: &str) -> String {
+    let server = server.trim();
+    if server.contains("://") {
+        server.to_string()
+    } else {
+        format!("http://{server}")
+    }
+}
+
 fn is_loopback(server: &str) -> bool {
-    url::Url::parse(server)
+    url::Url::parse(&server_url(server))
         .ok()
         .and_then(|u| u.host_str().map(str::to_string))
         .is_some_and(|h| {
@@ -359,6 +372,15 @@ pub type CmdResult = Result<ExitCode, CliError>;
 pub fn finish(args: &ClientArgs, result: CmdResult) -> ExitCode {
     match result {
         Ok(code) => code,
+        Err(CliError::Status(s)) if transport_mismatch(&s).is_some() => {
+            let why = transport_mismatch(&s).unwrap_or_default();
+            eprintln!(
+                "error: {why}\n  (from the connection to {}: {})",
+                args.server,
+                s.message()
+            );
+            ExitCode::FAILURE
+        }
         Err(CliError::Status(s)) if s.code() == tonic::Code::Unavailable => {
             eprintln!(
                 "error: cannot reach the promoflow server at {} ({}).\n  Is `promoflow serve` running there? Point --server or PROMOFLOW_SERVER at it.",
@@ -372,6 +394,39 @@ pub fn finish(args: &ClientArgs, result: CmdResult) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A sentence for a connection that reached something, but not a promoflow
+/// server speaking what `--server` asked for: TLS to a plaintext port, or a
+/// port where no gRPC server listens (tonic only says `corrupt message` or
+/// `h2 protocol error` there).
+fn transport_mismatch(s: &tonic::Status) -> Option<String> {
+    // The status's own message, then its causes (tonic keeps the transport
+    // error there: "transport error" alone says nothing).
+    let mut m = s.message().to_string();
+    let mut cause = std::error::Error::source(s);
+    while let Some(c) = cause {
+        m.push_str(": ");
+        m.push_str(&c.to_string());
+        cause = c.source();
+    }
+
+    if m.contains("InvalidContentType") || m.contains("corrupt message") {
+        return Some(
+            "the server did not answer TLS: it serves plaintext (use http://host:port or host:port), or it is not a promoflow server"
+                .into(),
+        );
+    }
+    if m.contains("h2 protocol error")
+        || m.contains("http2 error")
+        || m.contains("frame with invalid size")
+    {
+        return Some(
+            "no gRPC server answered there: the port is something else's (an HTTP/1 server?); point --server or PROMOFLOW_SERVER at promoflow's gRPC port"
+                .into(),
+        );
+    }
+    None
 }
 
 /// Splits `KEY=VALUE` (for `--label`, `--app`, `--header` …).

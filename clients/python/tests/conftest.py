@@ -138,10 +138,12 @@ class Server:
 @pytest.fixture
 def tls_server(tmp_path: Path) -> Iterator[Server]:
     """A server that requires mutual TLS; `server.certs` holds the test certificates."""
-    certs = make_certs(tmp_path / "certs")
+    workdir = tmp_path / "tls"  # its own database and data dir, beside a `server` of the same test
+    workdir.mkdir()
+    certs = make_certs(workdir / "certs")
     srv = Server(
         _binary(),
-        tmp_path,
+        workdir,
         serve_args=[
             "--tls-cert", str(certs / "server.pem"),
             "--tls-key", str(certs / "server.key"),

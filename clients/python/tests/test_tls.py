@@ -60,3 +60,14 @@ def test_the_async_client_over_mutual_tls(tls_server: Server) -> None:
 def test_tls_credentials_wants_both_halves_of_a_client_identity(tmp_path) -> None:
     with pytest.raises(ValueError, match="both cert and key"):
         tls_credentials(cert=tmp_path / "client.pem")
+
+
+def test_server_addresses_are_taken_as_the_cli_takes_them(server: Server, tls_server: Server) -> None:
+    with Client(f"http://{server.target}", token=server.token) as plain:
+        assert list(plain.list_environments()) == []
+    with Client(f"https://{tls_server.target}/", credentials=_creds(tls_server), token=tls_server.token) as tls:
+        assert list(tls.list_environments()) == []
+    with pytest.raises(ValueError, match="no path"):
+        Client(f"http://{server.target}/v1")
+    with pytest.raises(ValueError, match="use https://"):
+        Client(f"http://{server.target}", credentials=_creds(tls_server))

@@ -418,6 +418,28 @@ class _Api:
         return self.approve_environment(release_id, environment, approve=False, comment=comment)
 
 
+def parse_target(
+    target: str, credentials: Optional[grpc.ChannelCredentials]
+) -> tuple[str, Optional[grpc.ChannelCredentials]]:
+    """The gRPC target and credentials of a server address, as the CLI and the
+    TypeScript client take it: ``host:port`` and ``http://host:port`` are
+    plaintext, ``https://host:port`` is TLS (with the system's roots unless
+    ``credentials`` are given). Other gRPC targets (``dns:///…``,
+    ``unix:…``) pass through."""
+    lowered = target.lower()
+    for scheme, tls in (("http://", False), ("https://", True)):
+        if lowered.startswith(scheme):
+            rest = target[len(scheme):].rstrip("/")
+            if "/" in rest:
+                raise ValueError(f"{target!r}: a server address has no path (give {scheme}host:port)")
+            if tls and credentials is None:
+                credentials = grpc.ssl_channel_credentials()
+            if not tls and credentials is not None:
+                raise ValueError(f"{target!r} is plaintext http://, but TLS credentials were given: use https://")
+            return rest, credentials
+    return target, credentials
+
+
 def resolve_token(token: Optional[str]) -> Optional[str]:
     """``token``, or ``PROMOFLOW_TOKEN`` when None (None when unset or empty)."""
     import os

@@ -9,7 +9,7 @@ import grpc
 import grpc.aio
 
 from . import pb
-from ._base import DEFAULT_CHANNEL_OPTIONS, _Api, aio_bearer, resolve_token, with_token
+from ._base import DEFAULT_CHANNEL_OPTIONS, parse_target, _Api, aio_bearer, resolve_token, with_token
 from ._watch import Resume
 from .client import Stubs
 from .errors import from_rpc_error
@@ -39,6 +39,7 @@ class AsyncClient(_Api):
         token: Optional[str] = None,
     ) -> None:
         opts = list(DEFAULT_CHANNEL_OPTIONS) + list(options)
+        target, credentials = parse_target(target, credentials)
         bearer = resolve_token(token)
         # The token rides on every call of the channel, `stubs` included.
         icpt = aio_bearer(bearer) if bearer else None

@@ -8,7 +8,7 @@ from typing import Any, Callable, Iterator, Optional, Sequence
 import grpc
 
 from . import pb
-from ._base import DEFAULT_CHANNEL_OPTIONS, SyncBearer, _Api, resolve_token, with_token
+from ._base import DEFAULT_CHANNEL_OPTIONS, parse_target, SyncBearer, _Api, resolve_token, with_token
 from ._watch import Resume
 from .errors import from_rpc_error
 
@@ -35,7 +35,8 @@ class Client(_Api):
             pf.create_environment("dev")
 
     Args:
-        target: host:port of the server (plaintext), or any gRPC target.
+        target: the server: ``host:port`` or ``http://host:port`` (plaintext),
+            ``https://host:port`` (TLS), or any gRPC target.
         credentials: channel credentials for TLS; None = plaintext.
         timeout: deadline in seconds of each unary call (None = none).
         metadata: extra metadata sent with every call.
@@ -56,6 +57,7 @@ class Client(_Api):
         token: Optional[str] = None,
     ) -> None:
         opts = list(DEFAULT_CHANNEL_OPTIONS) + list(options)
+        target, credentials = parse_target(target, credentials)
         if credentials is None:
             self._channel = grpc.insecure_channel(target, options=opts)
         else:
