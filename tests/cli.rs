@@ -450,22 +450,45 @@ async fn terminate_then_retry() {
             "--product",
             "demo",
             "-o",
-            "json",
+            "id",
         ],
     )
     .await
     .ok()
-    .json()["id"]
-        .as_str()
-        .expect("id")
-        .to_string();
-    wait_for(&server, &id, pb::ReleaseStatus::Suspended).await;
-    cli(&server, &["release", "terminate", &id, "--reason", "stop"])
+    .stdout
+    .trim()
+    .to_string();
+    assert!(uuid::Uuid::parse_str(&id).is_ok(), "-o id: {id:?}");
+    // `watch --until` returns once the release waits for the approval.
+    cli(&server, &["release", "watch", &id, "--until", "suspended"])
         .await
         .ok();
+    wait_for(&server, &id, pb::ReleaseStatus::Suspended).await;
+    // A unique tail of the id is enough.
+    let tail = &id[id.len() - 6..];
+    cli(&server, &["release", "terminate", tail, "--reason", "stop"])
+        .await
+        .ok();
+    let r = cli(&server, &["release", "get", "zz"]).await.failed();
+    assert!(r.stderr.contains("not a release id"), "{}", r.all());
+    let r = cli(&server, &["release", "get", "ffffff"]).await.failed();
+    assert!(
+        r.stderr.contains("no release id starts or ends"),
+        "{}",
+        r.all()
+    );
     // Watching a terminated release ends at once, with a non-zero exit code.
-    let r = cli(&server, &["release", "watch", &id]).await.failed();
-    assert!(r.stdout.contains("TERMINATED"), "{}", r.all());
+    let r = cli(
+        &server,
+        &["release", "watch", "--latest", "--product", "demo"],
+    )
+    .await
+    .failed();
+    assert!(
+        r.stdout.contains(&format!("release {id} TERMINATED in ")),
+        "{}",
+        r.all()
+    );
 
     let r = cli(&server, &["release", "retry", &id]).await.ok();
     assert!(r.stdout.contains("retried"), "{}", r.stdout);
@@ -481,10 +504,26 @@ async fn terminate_then_retry() {
     // A second retry, approved this time, succeeds.
     cli(&server, &["release", "retry", &id]).await.ok();
     wait_for(&server, &id, pb::ReleaseStatus::Suspended).await;
-    let r = cli(&server, &["release", "approve", &id, "qa", "--wait"])
+    let r = cli(&server, &["release", "approve", &id[..8], "qa", "--wait"])
         .await
         .ok();
     assert!(r.stdout.contains("SUCCEEDED"), "{}", r.stdout);
+    // Watched later, a finished release reads as long as it ran (the
+    // server's start and finish times), not as long as the watch took.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let got = cli(&server, &["release", "get", &id, "-o", "json"])
+        .await
+        .ok()
+        .json();
+    let at =
+        |k: &str| chrono::DateTime::parse_from_rfc3339(got[k].as_str().expect(k)).expect("time");
+    let ran = (at("finishTime") - at("startTime")).as_seconds_f64();
+    let r = cli(&server, &["release", "watch", &id]).await.ok();
+    assert!(
+        r.stdout.contains(&format!("SUCCEEDED in {ran:.1}s")),
+        "ran {ran}s: {}",
+        r.stdout
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand, ValueEnum};
 
-use super::client::{CmdResult, Ctx, all_pages, initiator};
+use super::client::{CliError, CmdResult, Ctx, all_pages, initiator};
 use super::output::{
     self, Output, elapsed, env_status, fields, outln, print_list, print_one, release_status,
     step_kind, step_status, table,
@@ -40,10 +40,18 @@ pub enum ReleaseCommand {
     },
     /// Follow a release live until it is final (exit code 0 when it SUCCEEDED).
     #[command(
-        after_help = "Example:\n  promoflow release watch 0193c0de-…\n\nOn a terminal the view redraws in place; piped, it prints one line per change."
+        after_help = "Examples:\n  promoflow release watch 0193c0de\n  promoflow release watch --latest --product demo-trioapp\n\nOn a terminal the view redraws in place; piped, it prints one line per change. An id may be shortened to a unique prefix or suffix of at least 4 characters (its tail tells releases apart: ids begin with their creation time)."
     )]
     Watch {
-        id: String,
+        #[arg(required_unless_present = "latest")]
+        id: Option<String>,
+        /// Watch the newest release (of --product and --flow, when given)
+        #[arg(long, conflicts_with = "id")]
+        latest: bool,
+        #[arg(long, default_value = "", requires = "latest")]
+        product: String,
+        #[arg(long, default_value = "", requires = "latest")]
+        flow: String,
         #[arg(long, value_enum, default_value_t = ViewArg::Auto)]
         view: ViewArg,
         /// Stop as soon as the release is in this status, with exit code 0
@@ -181,7 +189,18 @@ pub async fn run(ctx: &Ctx, cmd: ReleaseCommand) -> CmdResult {
             })
             .await;
         }
-        ReleaseCommand::Watch { id, view, until } => {
+        ReleaseCommand::Watch {
+            id,
+            latest: _,
+            product,
+            flow,
+            view,
+            until,
+        } => {
+            let id = match id {
+                Some(id) => resolve_id(ctx, &id).await?,
+                None => latest(ctx, product, flow).await?,
+            };
             let view = match view {
                 ViewArg::Auto => View::Auto,
                 ViewArg::Lines => View::Lines,
@@ -190,7 +209,7 @@ pub async fn run(ctx: &Ctx, cmd: ReleaseCommand) -> CmdResult {
             return watch(ctx, &id, view, until.map(Into::into)).await;
         }
         ReleaseCommand::Get { id } => {
-            let r = get(ctx, &id).await?;
+            let r = get(ctx, &resolve_id(ctx, &id).await?).await?;
             print_one(ctx.output, &r, describe)?;
             return Ok(ExitCode::SUCCESS);
         }
@@ -241,7 +260,7 @@ pub async fn run(ctx: &Ctx, cmd: ReleaseCommand) -> CmdResult {
         }
         ReleaseCommand::Terminate { id, reason } => client
             .terminate_release(pb::TerminateReleaseRequest {
-                release_id: id,
+                release_id: resolve_id(ctx, &id).await?,
                 reason,
             })
             .await?
@@ -250,7 +269,9 @@ pub async fn run(ctx: &Ctx, cmd: ReleaseCommand) -> CmdResult {
             .unwrap_or_default(),
         ReleaseCommand::Retry { id, wait } => {
             let r = client
-                .retry_release(pb::RetryReleaseRequest { release_id: id })
+                .retry_release(pb::RetryReleaseRequest {
+                    release_id: resolve_id(ctx, &id).await?,
+                })
                 .await?
                 .into_inner()
                 .release
@@ -268,7 +289,7 @@ pub async fn run(ctx: &Ctx, cmd: ReleaseCommand) -> CmdResult {
         } => {
             let r = client
                 .approve_environment(pb::ApproveEnvironmentRequest {
-                    release_id: id,
+                    release_id: resolve_id(ctx, &id).await?,
                     environment: environment.clone(),
                     approve: true,
                     comment,
@@ -289,7 +310,7 @@ pub async fn run(ctx: &Ctx, cmd: ReleaseCommand) -> CmdResult {
         } => {
             let r = client
                 .approve_environment(pb::ApproveEnvironmentRequest {
-                    release_id: id,
+                    release_id: resolve_id(ctx, &id).await?,
                     environment: environment.clone(),
                     approve: false,
                     comment,
@@ -311,7 +332,87 @@ pub async fn run(ctx: &Ctx, cmd: ReleaseCommand) -> CmdResult {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn get(ctx: &Ctx, id: &str) -> Result<pb::Release, super::client::CliError> {
+/// A release id as given: the whole id, or a unique prefix or suffix of one
+/// (at least 4 characters), looked up among the releases, newest first.
+/// Ids are UUIDv7: they begin with their creation time, so releases made
+/// within a minute share their first 8 characters, and the random tail
+/// (`…-01a5f136884f`) is what a short form usually needs.
+async fn resolve_id(ctx: &Ctx, given: &str) -> Result<String, CliError> {
+    let given = given.trim();
+    if uuid::Uuid::parse_str(given).is_ok() {
+        return Ok(given.to_string());
+    }
+    if given.len() < 4 || !given.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+        return Err(CliError::Message(format!(
+            "{given:?} is not a release id: give the whole id, or at least its first 4 characters (`promoflow release list` shows them)"
+        )));
+    }
+    let prefix = given.to_ascii_lowercase();
+    let mut found: Vec<String> = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = ctx
+            .releases()
+            .list_releases(pb::ListReleasesRequest {
+                page_token,
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        found.extend(
+            page.releases
+                .into_iter()
+                .map(|r| r.id)
+                .filter(|id| id.starts_with(&prefix) || id.ends_with(&prefix)),
+        );
+        // Two matches already make it ambiguous: no need to read further.
+        if found.len() > 1 || page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+    match found.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => Err(CliError::Message(format!(
+            "no release id starts or ends with {given:?} (`promoflow release list` shows them)"
+        ))),
+        [a, b, ..] => Err(CliError::Message(format!(
+            "{given:?} matches several release ids ({a}, {b}, …): give more of it"
+        ))),
+    }
+}
+
+/// The id of the newest release, of `product` and `flow` when not empty.
+async fn latest(ctx: &Ctx, product: String, flow: String) -> Result<String, CliError> {
+    let what = match (product.is_empty(), flow.is_empty()) {
+        (true, true) => "no release exists yet".to_string(),
+        _ => format!(
+            "no release of {} exists yet",
+            [("product", &product), ("flow", &flow)]
+                .iter()
+                .filter(|(_, v)| !v.is_empty())
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect::<Vec<_>>()
+                .join(" and ")
+        ),
+    };
+    ctx.releases()
+        .list_releases(pb::ListReleasesRequest {
+            product,
+            flow,
+            page_size: 1,
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .releases
+        .into_iter()
+        .next()
+        .map(|r| r.id)
+        .ok_or(CliError::Message(what))
+}
+
+async fn get(ctx: &Ctx, id: &str) -> Result<pb::Release, CliError> {
     Ok(ctx
         .releases()
         .get_release(pb::GetReleaseRequest {

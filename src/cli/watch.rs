@@ -196,7 +196,12 @@ impl Watcher {
             self.note.clear();
         }
         match self.view {
-            View::Lines => self.print_line(&change),
+            View::Lines => {
+                self.print_line(&change);
+                // The model is kept in every view: the summary's duration
+                // comes from it.
+                self.apply(change);
+            }
             View::Live => {
                 self.apply(change);
                 self.redraw();
@@ -474,23 +479,37 @@ impl Watcher {
 
     /// Ends the view with the final status line.
     fn finish(&mut self) {
-        match self.view {
-            View::Quiet => {}
-            View::Live => {
-                self.redraw();
-                outln!(
-                    "\nrelease {} {} in {:.1}s",
-                    self.id,
-                    release_status(self.status as i32),
-                    self.start.elapsed().as_secs_f64()
-                );
-            }
-            _ => outln!(
-                "\nrelease {} {} in {:.1}s",
+        if self.view == View::Live {
+            self.redraw();
+        }
+        if self.view != View::Quiet {
+            outln!(
+                "\nrelease {} {} {}",
                 self.id,
                 release_status(self.status as i32),
-                self.start.elapsed().as_secs_f64()
+                self.duration()
+            );
+        }
+    }
+
+    /// How long the release ran, from the server's times: a release that
+    /// finished before the watch began still reads as long as it took.
+    fn duration(&self) -> String {
+        let time = |t: Option<&prost_types::Timestamp>| {
+            t.and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32))
+        };
+        let r = self.release.as_ref();
+        let start = time(r.and_then(|r| r.start_time.as_ref()));
+        let finish = time(r.and_then(|r| r.finish_time.as_ref()));
+        match (start, finish) {
+            (Some(s), Some(f)) if is_final(self.status) => {
+                format!("in {:.1}s", (f - s).as_seconds_f64().max(0.0))
+            }
+            (Some(s), _) => format!(
+                "after {:.1}s",
+                (chrono::Utc::now() - s).as_seconds_f64().max(0.0)
             ),
+            _ => format!("after {:.1}s", self.start.elapsed().as_secs_f64()),
         }
     }
 }
