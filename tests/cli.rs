@@ -1359,6 +1359,16 @@ async fn the_example_flows_exist_apply_and_plan() {
             .await
             .ok();
         assert!(applied.stdout.contains(name), "{applied:?}");
+        // Applying the same document again changes nothing.
+        let again = cli(&server, &["flow", "apply", "-f", &file.to_string_lossy()])
+            .await
+            .ok();
+        assert!(
+            again
+                .stdout
+                .contains(&format!("flow {name} unchanged (version 1)")),
+            "{again:?}"
+        );
         let shown = cli(&server, &["flow", "get", name]).await.ok();
         assert!(shown.stdout.contains(waves), "{name}: {}", shown.stdout);
     }

@@ -276,9 +276,16 @@ impl FlowService for FlowApi {
             Ok(_) => {}
             Err(violations) => return Err(Error::invalid(under_flow(violations)).into()),
         }
+        let mut unchanged = false;
         let saved = match self.ctx.store.create_flow(&spec).await {
             Err(Error::AlreadyExists(_)) if req.replace => {
-                self.ctx.store.save_flow_version(&spec, 0).await?
+                let latest = self.ctx.store.get_flow(&spec.name, 0).await?;
+                if latest.spec == spec {
+                    unchanged = true;
+                    latest
+                } else {
+                    self.ctx.store.save_flow_version(&spec, 0).await?
+                }
             }
             Err(Error::AlreadyExists(m)) => {
                 return Err(Error::AlreadyExists(format!(
@@ -290,6 +297,7 @@ impl FlowService for FlowApi {
         };
         Ok(Response::new(pb::ImportFlowResponse {
             flow: Some(flow_out(saved)),
+            unchanged,
         }))
     }
 

@@ -102,14 +102,18 @@ async fn apply_one(ctx: &Ctx, doc: &Document) -> Result<Applied, CliError> {
                     replace: true,
                 })
                 .await?
-                .into_inner()
-                .flow
-                .unwrap_or_default();
+                .into_inner();
+            let unchanged = f.unchanged;
+            let f = f.flow.unwrap_or_default();
             Applied {
                 line: format!(
                     "flow {} {} (version {})",
                     f.name,
-                    verb(f.version),
+                    if unchanged {
+                        "unchanged"
+                    } else {
+                        verb(f.version)
+                    },
                     f.version
                 ),
                 value: to_value(&f)?,

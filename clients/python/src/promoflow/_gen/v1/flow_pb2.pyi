@@ -323,10 +323,12 @@ class ImportFlowRequest(_message.Message):
     def __init__(self, yaml: _Optional[str] = ..., replace: _Optional[bool] = ...) -> None: ...
 
 class ImportFlowResponse(_message.Message):
-    __slots__ = ("flow",)
+    __slots__ = ("flow", "unchanged")
     FLOW_FIELD_NUMBER: _ClassVar[int]
+    UNCHANGED_FIELD_NUMBER: _ClassVar[int]
     flow: Flow
-    def __init__(self, flow: _Optional[_Union[Flow, _Mapping]] = ...) -> None: ...
+    unchanged: bool
+    def __init__(self, flow: _Optional[_Union[Flow, _Mapping]] = ..., unchanged: _Optional[bool] = ...) -> None: ...
 
 class ExportFlowRequest(_message.Message):
     __slots__ = ("name", "version")
