@@ -29,6 +29,8 @@ pub struct DemoArgs {
 type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 const PRODUCT: &str = "demo-trioapp";
+/// `--data-dir`'s default: the demo then works in a temporary directory.
+const DEFAULT_DATA_DIR: &str = "promoflow-data";
 const SEQUENTIAL: &str = "multi-env-sequential-promotion";
 const PARALLEL: &str = "multi-env-parallel-promotion";
 const DEPENDENCY: &str = "multi-env-dependency-promotion";
@@ -36,10 +38,24 @@ const DEPENDENCY: &str = "multi-env-dependency-promotion";
 /// Runs the demo; returns the process exit code.
 pub async fn run(mut args: DemoArgs) -> Res<i32> {
     // A fresh store (unless a URL is given) and the applications' Git
-    // repository, in a temporary directory.
-    let dir = std::env::temp_dir().join(format!("promoflow-demo-{}", std::process::id()));
+    // repository: in a temporary directory removed at the end, or in an
+    // explicit `--data-dir` that is kept (a demo world to serve again).
+    let kept = args.server.data_dir != std::path::Path::new(DEFAULT_DATA_DIR);
+    let dir = if kept {
+        let dir = args.server.data_dir.clone();
+        if dir.join("promoflow.db").exists() || dir.join("apps.git").exists() {
+            return Err(format!(
+                "{} already holds a demo world: serve it again with `promoflow serve --data-dir {0} --allow-local-git`, or give the demo an empty directory",
+                dir.display()
+            )
+            .into());
+        }
+        dir
+    } else {
+        std::env::temp_dir().join(format!("promoflow-demo-{}", std::process::id()))
+    };
     std::fs::create_dir_all(&dir)?;
-    let _tmp = TempDir(dir.clone());
+    let _tmp = (!kept).then(|| TempDir(dir.clone()));
     if args.server.database_url.is_none() {
         // Its first admin token goes next to its database, not into a
         // `promoflow-data` a real server may own.
@@ -111,6 +127,12 @@ pub async fn run(mut args: DemoArgs) -> Res<i32> {
         let _ = stop_tx.send(());
         server.await??;
         return Ok(if ok { 0 } else { 1 });
+    }
+    if kept {
+        println!(
+            "\nthe demo world stays in {} (database, admin token, repository)",
+            dir.display()
+        );
     }
     print_next_steps(addr, &release.id, &token_file);
     server.await??;
@@ -384,17 +406,21 @@ fn print_next_steps(addr: std::net::SocketAddr, id: &str, token_file: &std::path
         r#"
 The server keeps running (Ctrl-C to stop). Every call but health and
 reflection needs a token; the server made an admin token at {token_file}.
-Try next:
+Try next, in another terminal:
 
   export PROMOFLOW_TOKEN="$(cat {token_file})" PROMOFLOW_SERVER=http://{addr}
   promoflow release list
+  promoflow release get {id}
+  promoflow flow render {PARALLEL} --format mermaid
+  promoflow release trigger --flow {DEPENDENCY} --product {PRODUCT} --wait
+  id=$(promoflow release trigger --flow {PARALLEL} --product {PRODUCT} -o id)
+  promoflow release terminate "$id" --reason stop
+  promoflow release retry "$id" --wait
+
   grpcurl -plaintext {addr} list
-  alias pgrpcurl='grpcurl -plaintext -expand-headers -H "authorization: Bearer ${{PROMOFLOW_TOKEN}}"'
-  pgrpcurl -d '{{"flow":"{PARALLEL}","product":"{PRODUCT}"}}' {addr} promoflow.v1.ReleaseService/TriggerRelease
-  pgrpcurl -d '{{"release_id":"{id}"}}' {addr} promoflow.v1.ReleaseService/WatchRelease
-  pgrpcurl -d '{{"name":"{PARALLEL}","format":"RENDER_FORMAT_MERMAID"}}' {addr} promoflow.v1.FlowService/RenderFlow
+  pgrpcurl() {{ grpcurl -plaintext -expand-headers -H 'authorization: Bearer ${{PROMOFLOW_TOKEN}}' "$@"; }}
   pgrpcurl -d '{{"name":"{DEPENDENCY}"}}' {addr} promoflow.v1.FlowService/ExportFlow
-  pgrpcurl -d '{{"release_id":"<id>","reason":"stop"}}' {addr} promoflow.v1.ReleaseService/TerminateRelease
+  pgrpcurl -d "{{\"releaseId\":\"$id\"}}" {addr} promoflow.v1.ReleaseService/WatchRelease
 "#
     );
 }
