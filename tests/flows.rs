@@ -709,11 +709,26 @@ async fn yaml_round_trip_of_the_quick_start_flows() {
         assert_eq!(again, renamed, "export of the import equals the export");
     }
 
-    // Existing name without replace: ALREADY_EXISTS; with replace: new version.
+    // Existing name without replace: ALREADY_EXISTS; with replace, the same
+    // document changes nothing (`unchanged`), a changed one is a new version.
     let yaml = export(flows, "parallel").await;
     expect_code(import(flows, &yaml, false).await, Code::AlreadyExists);
     assert_eq!(versions(flows, "parallel").await, [2, 1]);
-    let f = import(flows, &yaml, true).await.expect("replace");
+    let same = flows
+        .flows()
+        .import_flow(pb::ImportFlowRequest {
+            yaml: yaml.clone(),
+            replace: true,
+        })
+        .await
+        .expect("replace")
+        .into_inner();
+    assert!(same.unchanged);
+    assert_eq!(same.flow.expect("flow").version, 2);
+    assert_eq!(versions(flows, "parallel").await, [2, 1]);
+    let changed = yaml.replace("steps:", "promotionTimeoutLimit: 30\n  steps:");
+    assert_ne!(changed, yaml);
+    let f = import(flows, &changed, true).await.expect("replace");
     assert_eq!(f.version, 3);
     assert_eq!(versions(flows, "parallel").await, [3, 2, 1]);
 
