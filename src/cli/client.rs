@@ -417,7 +417,12 @@ fn transport_mismatch(s: &tonic::Status) -> Option<String> {
                 .into(),
         );
     }
-    if m.contains("h2 protocol error")
+    // A request the CLI never cancelled, cancelled all the same: the
+    // connection closed under it (what an HTTP/1 server's answer can do
+    // to the HTTP/2 client, depending on timing).
+    let closed = s.code() == tonic::Code::Cancelled && m.contains("operation was canceled");
+    if closed
+        || m.contains("h2 protocol error")
         || m.contains("http2 error")
         || m.contains("frame with invalid size")
     {
