@@ -24,6 +24,9 @@ pub enum LogFormat {
     Json,
 }
 
+/// `--data-dir`'s default, relative to the working directory.
+pub const DEFAULT_DATA_DIR: &str = "promoflow-data";
+
 /// Settings of a promoflow server (`serve`, and the server `demo` starts).
 #[derive(Debug, Clone, Args)]
 pub struct ServerConfig {
@@ -38,7 +41,7 @@ pub struct ServerConfig {
     pub database_url: Option<String>,
 
     /// Directory for the default SQLite database; created when missing.
-    #[arg(long, env = "PROMOFLOW_DATA_DIR", default_value = "promoflow-data")]
+    #[arg(long, env = "PROMOFLOW_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
     pub data_dir: PathBuf,
 
     /// Log format.
@@ -274,7 +277,7 @@ impl ServerConfig {
         Self {
             listen: "127.0.0.1:0".parse().expect("literal address"),
             database_url: Some(database_url),
-            data_dir: PathBuf::from("promoflow-data"),
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             log_format: LogFormat::Text,
             max_message_bytes: 4 * 1024 * 1024,
             heartbeat_interval: Duration::from_secs(15),

@@ -265,6 +265,20 @@ fn write_stamped(
     path
 }
 
+/// Waits until a new connection with `tls` (trusting the CA of a reloaded
+/// server certificate) gets an answer; fails with `why` after `within`.
+async fn served_within(https: &str, tls: &ClientTls, within: Duration, why: &str) {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let fresh = conn(channel(https, tls).expect("channel"), Credentials::none());
+        if list_flows(fresh).await.is_ok() {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{why}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 fn mtime(path: &std::path::Path) -> std::time::SystemTime {
     std::fs::metadata(path)
         .and_then(|m| m.modified())
@@ -380,21 +394,13 @@ async fn tls_and_mutual_tls_identify_callers_and_reload_certificates() {
     let second_ca = write(d, "second-ca.crt", &second.ca.pem());
     write(d, "server.key", &key);
     write(d, "server.crt", &cert);
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        let fresh = conn(
-            channel(&https, &mtls(&second_ca)).expect("channel"),
-            Credentials::none(),
-        );
-        if list_flows(fresh).await.is_ok() {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the new certificate was not served"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    served_within(
+        &https,
+        &mtls(&second_ca),
+        Duration::from_secs(15),
+        "the new certificate was not served",
+    )
+    .await;
     list_flows(by_cert)
         .await
         .expect("the open connection still works");
@@ -422,19 +428,11 @@ async fn tls_and_mutual_tls_identify_callers_and_reload_certificates() {
         .await
         .expect("kill");
     assert!(hup.success());
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let fresh = conn(
-            channel(&https, &mtls(&third_ca)).expect("channel"),
-            Credentials::none(),
-        );
-        if list_flows(fresh).await.is_ok() {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "SIGHUP did not reload the certificate"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    served_within(
+        &https,
+        &mtls(&third_ca),
+        Duration::from_secs(10),
+        "SIGHUP did not reload the certificate",
+    )
+    .await;
 }

@@ -86,10 +86,15 @@ impl WorkflowService for WorkflowApi {
         let req = request.into_inner();
         check_name_field("name", &req.name)?;
         let expected = optional_expected_version(req.expected_version)?;
-        crate::store::audit::describe(format!("workflow/{}", req.name), "", "");
+        describe_workflow(&req.name);
         self.ctx.store.delete_workflow(&req.name, expected).await?;
         Ok(Response::new(pb::DeleteWorkflowResponse {}))
     }
+}
+
+/// Names the workflow a write is about in the call's audit row.
+fn describe_workflow(name: &str) {
+    crate::store::audit::describe(format!("workflow/{name}"), "", "");
 }
 
 /// A `command` workflow runs programs on the server's machine: only a
@@ -98,7 +103,7 @@ fn require_admin_for_commands(
     principal: &crate::domain::access::Principal,
     wf: &crate::domain::catalog::Workflow,
 ) -> Result<(), crate::error::Error> {
-    crate::store::audit::describe(format!("workflow/{}", wf.name), "", "");
+    describe_workflow(&wf.name);
     if matches!(
         wf.kind,
         crate::domain::catalog::WorkflowKind::Command { .. }

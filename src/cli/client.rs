@@ -119,7 +119,7 @@ impl ClientArgs {
         if is_loopback(&self.server) {
             let dir = std::env::var_os("PROMOFLOW_DATA_DIR")
                 .map(std::path::PathBuf::from)
-                .unwrap_or_else(|| std::path::PathBuf::from("promoflow-data"));
+                .unwrap_or_else(|| std::path::PathBuf::from(crate::config::DEFAULT_DATA_DIR));
             let path = dir.join(crate::auth::TOKEN_FILE);
             if path.exists() {
                 return read_token_file(&path).map(Some);
@@ -142,7 +142,6 @@ fn read_token_file(path: &std::path::Path) -> Result<String, CliError> {
     Ok(t.to_string())
 }
 
-/// Whether the server URL names this machine.
 /// `--server` as a URL: `host:port` alone means plaintext `http://` (as
 /// grpcurl's `-plaintext host:port`); `http://` and `https://` stay.
 pub fn server_url(server: &str) -> String {
@@ -154,6 +153,7 @@ pub fn server_url(server: &str) -> String {
     }
 }
 
+/// Whether the server URL names this machine.
 fn is_loopback(server: &str) -> bool {
     url::Url::parse(&server_url(server))
         .ok()
@@ -370,30 +370,27 @@ pub type CmdResult = Result<ExitCode, CliError>;
 
 /// Prints a failed command's error on stderr and turns it into exit code 1.
 pub fn finish(args: &ClientArgs, result: CmdResult) -> ExitCode {
-    match result {
-        Ok(code) => code,
-        Err(CliError::Status(s)) if transport_mismatch(&s).is_some() => {
-            let why = transport_mismatch(&s).unwrap_or_default();
-            eprintln!(
+    let e = match result {
+        Ok(code) => return code,
+        Err(e) => e,
+    };
+    match &e {
+        CliError::Status(s) => match transport_mismatch(s) {
+            Some(why) => eprintln!(
                 "error: {why}\n  (from the connection to {}: {})",
                 args.server,
                 s.message()
-            );
-            ExitCode::FAILURE
-        }
-        Err(CliError::Status(s)) if s.code() == tonic::Code::Unavailable => {
-            eprintln!(
+            ),
+            None if s.code() == tonic::Code::Unavailable => eprintln!(
                 "error: cannot reach the promoflow server at {} ({}).\n  Is `promoflow serve` running there? Point --server or PROMOFLOW_SERVER at it.",
                 args.server,
                 s.message()
-            );
-            ExitCode::FAILURE
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
+            ),
+            None => eprintln!("error: {e}"),
+        },
+        _ => eprintln!("error: {e}"),
     }
+    ExitCode::FAILURE
 }
 
 /// A sentence for a connection that reached something, but not a promoflow

@@ -29,8 +29,6 @@ pub struct DemoArgs {
 type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 const PRODUCT: &str = "demo-trioapp";
-/// `--data-dir`'s default: the demo then works in a temporary directory.
-const DEFAULT_DATA_DIR: &str = "promoflow-data";
 const SEQUENTIAL: &str = "multi-env-sequential-promotion";
 const PARALLEL: &str = "multi-env-parallel-promotion";
 const DEPENDENCY: &str = "multi-env-dependency-promotion";
@@ -40,7 +38,8 @@ pub async fn run(mut args: DemoArgs) -> Res<i32> {
     // A fresh store (unless a URL is given) and the applications' Git
     // repository: in a temporary directory removed at the end, or in an
     // explicit `--data-dir` that is kept (a demo world to serve again).
-    let kept = args.server.data_dir != std::path::Path::new(DEFAULT_DATA_DIR);
+    // At `--data-dir`'s default, the demo works in a temporary directory.
+    let kept = args.server.data_dir != std::path::Path::new(crate::config::DEFAULT_DATA_DIR);
     let dir = if kept {
         let dir = args.server.data_dir.clone();
         if dir.join("promoflow.db").exists() || dir.join("apps.git").exists() {

@@ -108,22 +108,25 @@ pub fn or_none(s: &str) -> &str {
     if s.is_empty() { "none" } else { s }
 }
 
+/// An object's own `id`, else its `name`.
+fn own_id(fields: &serde_json::Map<String, Value>) -> Option<&str> {
+    ["id", "name"]
+        .iter()
+        .find_map(|k| fields.get(*k).and_then(Value::as_str))
+}
+
 /// The identifier of a resource in the JSON mapping: its `id` (releases,
 /// tokens, audit events), else its `name`; an array gives one per line.
 fn identifiers(value: &Value) -> Vec<String> {
     match value {
         Value::Array(items) => items.iter().flat_map(identifiers).collect(),
-        Value::Object(fields) => ["id", "name"]
-            .iter()
-            .find_map(|k| fields.get(*k).and_then(Value::as_str))
+        Value::Object(fields) => own_id(fields)
+            // A response wrapping one resource (`{"token": {…}, "secret": …}`).
             .or_else(|| {
-                // A response wrapping one resource (`{"token": {…}, "secret": …}`).
-                fields.values().find_map(|v| match v {
-                    Value::Object(inner) => ["id", "name"]
-                        .iter()
-                        .find_map(|k| inner.get(*k).and_then(Value::as_str)),
-                    _ => None,
-                })
+                fields
+                    .values()
+                    .filter_map(Value::as_object)
+                    .find_map(own_id)
             })
             .map(|id| vec![id.to_string()])
             .unwrap_or_default(),
@@ -275,9 +278,14 @@ pub fn concurrency(v: i32) -> String {
     enum_name(v, "CONCURRENCY_", pb::Concurrency::as_str_name).to_lowercase()
 }
 
+/// A protobuf timestamp as a UTC time (`None` when unset or out of range).
+pub fn datetime(t: Option<&prost_types::Timestamp>) -> Option<chrono::DateTime<chrono::Utc>> {
+    t.and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32))
+}
+
 /// A timestamp as `2026-11-26 23:04:05` (UTC), or empty.
 pub fn time(t: Option<&prost_types::Timestamp>) -> String {
-    t.and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32))
+    datetime(t)
         .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
         .unwrap_or_default()
 }

@@ -344,10 +344,10 @@ async fn resolve_id(ctx: &Ctx, given: &str) -> Result<String, CliError> {
     }
     if given.len() < 4 || !given.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
         return Err(CliError::Message(format!(
-            "{given:?} is not a release id: give the whole id, or at least its first 4 characters (`promoflow release list` shows them)"
+            "{given:?} is not a release id: give the whole id, or at least 4 characters of its start or end (`promoflow release list` shows them)"
         )));
     }
-    let prefix = given.to_ascii_lowercase();
+    let short = given.to_ascii_lowercase();
     let mut found: Vec<String> = Vec::new();
     let mut page_token = String::new();
     loop {
@@ -363,7 +363,7 @@ async fn resolve_id(ctx: &Ctx, given: &str) -> Result<String, CliError> {
             page.releases
                 .into_iter()
                 .map(|r| r.id)
-                .filter(|id| id.starts_with(&prefix) || id.ends_with(&prefix)),
+                .filter(|id| id.starts_with(&short) || id.ends_with(&short)),
         );
         // Two matches already make it ambiguous: no need to read further.
         if found.len() > 1 || page.next_page_token.is_empty() {

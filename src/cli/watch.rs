@@ -70,15 +70,11 @@ fn is_final(s: pb::ReleaseStatus) -> bool {
 /// Watches release `id` until it is final and returns the final status;
 /// on a terminal the view redraws in place, otherwise one line per change.
 pub async fn watch(channel: Conn, id: &str) -> Res<pb::ReleaseStatus> {
-    watch_with(channel, id, View::Auto).await
+    watch_until(channel, id, View::Auto, None).await
 }
 
-/// [`watch`] with an explicit view.
-pub async fn watch_with(channel: Conn, id: &str, view: View) -> Res<pb::ReleaseStatus> {
-    watch_until(channel, id, view, None).await
-}
-
-/// [`watch_with`] that also stops when the release is in status `until`.
+/// [`watch`] with an explicit view, that also stops when the release is in
+/// status `until`.
 pub async fn watch_until(
     channel: Conn,
     id: &str,
@@ -136,7 +132,7 @@ pub async fn watch_until(
                         if w.after > before {
                             reconnects = 0;
                         }
-                        if until.is_some_and(|u| u == w.status) {
+                        if until == Some(w.status) {
                             w.finish();
                             return Ok(w.status);
                         }
@@ -495,12 +491,9 @@ impl Watcher {
     /// How long the release ran, from the server's times: a release that
     /// finished before the watch began still reads as long as it took.
     fn duration(&self) -> String {
-        let time = |t: Option<&prost_types::Timestamp>| {
-            t.and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32))
-        };
         let r = self.release.as_ref();
-        let start = time(r.and_then(|r| r.start_time.as_ref()));
-        let finish = time(r.and_then(|r| r.finish_time.as_ref()));
+        let start = output::datetime(r.and_then(|r| r.start_time.as_ref()));
+        let finish = output::datetime(r.and_then(|r| r.finish_time.as_ref()));
         match (start, finish) {
             (Some(s), Some(f)) if is_final(self.status) => {
                 format!("in {:.1}s", (f - s).as_seconds_f64().max(0.0))
