@@ -2,10 +2,8 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = promoflow::cli::Cli::parse();
+    let cli = promoflow::cli::Cli::parse_args();
     promoflow::cli::run(cli).await
 }

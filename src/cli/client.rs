@@ -287,6 +287,36 @@ impl From<Box<dyn std::error::Error + Send + Sync>> for CliError {
     }
 }
 
+impl CliError {
+    /// Renames the fields of an INVALID_ARGUMENT's violations (`rename`
+    /// returns the new name, or `None` to keep the field), so that a command
+    /// can name its own flags instead of request paths. Other errors pass
+    /// unchanged.
+    pub fn rename_fields(self, rename: impl Fn(&str) -> Option<String>) -> Self {
+        let Self::Status(s) = self else {
+            return self;
+        };
+        let Some(bad) = s.get_details_bad_request() else {
+            return Self::Status(s);
+        };
+        let violations: Vec<_> = bad
+            .field_violations
+            .into_iter()
+            .map(|mut v| {
+                if let Some(name) = rename(&v.field) {
+                    v.field = name;
+                }
+                v
+            })
+            .collect();
+        Self::Status(tonic::Status::with_error_details(
+            s.code(),
+            s.message(),
+            tonic_types::ErrorDetails::with_bad_request(violations),
+        ))
+    }
+}
+
 /// Shorthand for a local error.
 pub fn fail<T>(message: impl Into<String>) -> Result<T, CliError> {
     Err(CliError::Message(message.into()))

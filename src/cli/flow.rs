@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use clap::{ArgGroup, Args, Subcommand, ValueEnum};
 
 use super::apply::{apply, read};
-use super::client::{CmdResult, Ctx, all_pages, fail, key_value};
+use super::client::{CliError, CmdResult, Ctx, all_pages, duration, fail, key_value};
+use super::order::FlagOrder;
 use super::output::{
     self, Output, fields, out, outln, print_done, print_list, print_one, print_value, table,
     to_value,
@@ -14,7 +15,7 @@ use super::output::{
 use crate::domain::codefresh::documents::Kind;
 use crate::proto::v1 as pb;
 use crate::proto::v1::flow_edit::{
-    AddEnvironments, Edit, RemoveEnvironment, SetDependencies, SetPolicy, SetSettings,
+    AddEnvironments, Edit, RemoveEnvironment, SetDependencies, SetHooks, SetPolicy, SetSettings,
     remove_environment,
 };
 
@@ -91,8 +92,11 @@ pub enum FlowCommand {
 /// The edits of `promoflow flow edit` (boxed: far larger than the other commands).
 #[derive(Debug, Args)]
 #[command(
-    group(ArgGroup::new("edit").required(true).multiple(true).args(["add", "remove", "depends_on", "policy", "description", "trigger_environment"])),
-    after_help = "Examples:\n  promoflow flow edit parallel --add prod,prod-eu,prod-asia --after qa\n  promoflow flow edit parallel --remove prod-asia --remove-downstream\n  promoflow flow edit parallel --remove qa --reconnect-to dev\n  promoflow flow edit dependency --depends-on prod=qa,staging\n  promoflow flow edit parallel --policy prod --pre-action sign-off --post-action soak"
+    group(ArgGroup::new("edit").required(true).multiple(true).args([
+        "add", "remove", "depends_on", "policy", "on_start", "on_success", "on_fail",
+        "promotion_timeout", "trigger_workflow", "description", "trigger_environment",
+    ])),
+    after_help = "The edits apply in the order given, as one new version; an error names the flag.\n\nExamples:\n  promoflow flow edit multi-env-parallel-promotion --add prod-us --after qa\n  promoflow flow edit multi-env-parallel-promotion --remove prod-asia --remove-downstream\n  promoflow flow edit multi-env-sequential-promotion --remove qa --reconnect-to dev\n  promoflow flow edit multi-env-dependency-promotion --depends-on prod=qa,staging\n  promoflow flow edit multi-env-parallel-promotion --policy prod --pre-action approval --post-action soak-3s\n  promoflow flow edit multi-env-parallel-promotion --on-fail notify --on-success prod=notify\n  promoflow flow edit multi-env-parallel-promotion --promotion-timeout 30m --trigger-workflow smoke"
 )]
 pub struct EditArgs {
     name: String,
@@ -112,30 +116,314 @@ pub struct EditArgs {
     #[arg(long, requires = "remove")]
     remove_downstream: bool,
     /// Set an environment's dependencies: ENV=a,b (repeatable).
-    #[arg(long, value_parser = key_value)]
+    #[arg(long, value_name = "ENV=DEPS", value_parser = key_value)]
     depends_on: Vec<(String, String)>,
     /// Change an environment's policy: with --pre-action, --action, --post-action
     /// (the parts not given stay as they are; an empty value clears a workflow).
-    #[arg(long)]
+    #[arg(long, value_name = "ENV")]
     policy: Option<String>,
     /// The workflow run before the promotion action (with --policy).
-    #[arg(long, requires = "policy")]
+    #[arg(long, value_name = "WORKFLOW", requires = "policy")]
     pre_action: Option<String>,
     /// The promotion action (with --policy).
     #[arg(long, value_enum, requires = "policy")]
     action: Option<ActionArg>,
     /// The workflow run after the promotion action (with --policy).
-    #[arg(long, requires = "policy")]
+    #[arg(long, value_name = "WORKFLOW", requires = "policy")]
     post_action: Option<String>,
-    /// A new description.
+    /// The on-start hook: WORKFLOW for the release, ENV=WORKFLOW for a step;
+    /// an empty WORKFLOW clears it (repeatable).
+    #[arg(long, value_name = "[ENV=]WORKFLOW")]
+    on_start: Vec<String>,
+    /// The on-success hook, as --on-start (repeatable).
+    #[arg(long, value_name = "[ENV=]WORKFLOW")]
+    on_success: Vec<String>,
+    /// The on-fail hook, as --on-start (repeatable).
+    #[arg(long, value_name = "[ENV=]WORKFLOW")]
+    on_fail: Vec<String>,
+    /// A release still running after this long is terminated (`30m`, `2h`;
+    /// `0` removes the limit).
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    promotion_timeout: Option<prost_types::Duration>,
+    /// The workflow run in the trigger environment when a release starts
+    /// (`''` clears it).
+    #[arg(long, value_name = "WORKFLOW")]
+    trigger_workflow: Option<String>,
+    /// A new description (`''` clears it).
     #[arg(long)]
     description: Option<String>,
     /// A new trigger environment.
-    #[arg(long)]
+    #[arg(long, value_name = "ENV")]
     trigger_environment: Option<String>,
     /// Refuse the edit unless the latest version is this one (default: the latest, read first).
     #[arg(long)]
     expected_version: Option<i64>,
+    #[arg(skip)]
+    pub(super) order: FlagOrder,
+}
+
+/// One edit of the request and the flags that asked for it, as the user
+/// wrote them (the name its errors are reported under).
+struct FlagEdit {
+    position: usize,
+    flags: String,
+    edit: Edit,
+}
+
+impl EditArgs {
+    /// The edits in the order their flags were given. `current` is the flow's
+    /// latest version: the base of `--policy` and hook changes (the parts not
+    /// given are kept).
+    fn edits(&self, current: Option<&pb::Flow>) -> Result<Vec<FlagEdit>, CliError> {
+        let order = &self.order;
+        let mut edits = Vec::new();
+        let mut push = |position: usize, flags: String, edit: Edit| {
+            edits.push(FlagEdit {
+                position,
+                flags,
+                edit,
+            });
+        };
+        if let Some(after) = &self.after {
+            push(
+                order.key("add", 0).min(order.key("after", 0)),
+                format!("--add {} --after {after}", self.add.join(",")),
+                Edit::AddEnvironments(AddEnvironments {
+                    after: after.clone(),
+                    environments: self.add.clone(),
+                    policy: None,
+                }),
+            );
+        }
+        if let Some(environment) = &self.remove {
+            let (mode, flags) = match (&self.reconnect_to, self.remove_downstream) {
+                (Some(to), _) => (
+                    remove_environment::Mode::ReconnectTo(to.clone()),
+                    format!("--remove {environment} --reconnect-to {to}"),
+                ),
+                (None, true) => (
+                    remove_environment::Mode::RemoveDownstream(true),
+                    format!("--remove {environment} --remove-downstream"),
+                ),
+                (None, false) => {
+                    return fail(
+                        "--remove needs --reconnect-to ENV (keep its children, re-parented) or --remove-downstream (remove them too)",
+                    );
+                }
+            };
+            push(
+                order.key("remove", 0),
+                flags,
+                Edit::RemoveEnvironment(RemoveEnvironment {
+                    environment: environment.clone(),
+                    mode: Some(mode),
+                }),
+            );
+        }
+        for (k, (environment, list)) in self.depends_on.iter().enumerate() {
+            push(
+                order.key("depends_on", k),
+                format!("--depends-on {environment}={list}"),
+                Edit::SetDependencies(SetDependencies {
+                    environment: environment.clone(),
+                    depends_on: list
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(String::from)
+                        .collect(),
+                }),
+            );
+        }
+        if let Some(environment) = &self.policy {
+            let mut p = current
+                .and_then(|f| step(f, environment))
+                .and_then(|s| s.policy.clone())
+                .unwrap_or_default();
+            let mut flags = format!("--policy {environment}");
+            if let Some(w) = &self.pre_action {
+                p.pre_action = w.clone();
+                flags.push_str(&format!(" --pre-action {w:?}"));
+            }
+            if let Some(a) = self.action {
+                p.action = match a {
+                    ActionArg::None => pb::PromotionAction::None,
+                    ActionArg::Commit => pb::PromotionAction::Commit,
+                    ActionArg::Pr => pb::PromotionAction::PullRequest,
+                } as i32;
+                flags.push_str(&format!(" --action {}", output::action(p.action)));
+            }
+            if let Some(w) = &self.post_action {
+                p.post_action = w.clone();
+                flags.push_str(&format!(" --post-action {w:?}"));
+            }
+            push(
+                order.key("policy", 0),
+                flags,
+                Edit::SetPolicy(SetPolicy {
+                    environment: environment.clone(),
+                    policy: Some(p),
+                }),
+            );
+        }
+        for hooks in self.hook_edits(current)? {
+            push(hooks.position, hooks.flags, hooks.edit);
+        }
+        let settings = [
+            (
+                "description",
+                self.description.as_ref().map(|d| {
+                    (
+                        format!("--description {d:?}"),
+                        SetSettings {
+                            description: Some(d.clone()),
+                            ..Default::default()
+                        },
+                    )
+                }),
+            ),
+            (
+                "trigger_environment",
+                self.trigger_environment.as_ref().map(|e| {
+                    (
+                        format!("--trigger-environment {e}"),
+                        SetSettings {
+                            trigger_environment: Some(e.clone()),
+                            ..Default::default()
+                        },
+                    )
+                }),
+            ),
+            (
+                "promotion_timeout",
+                self.promotion_timeout.map(|d| {
+                    (
+                        format!("--promotion-timeout {}", output::duration(Some(&d))),
+                        SetSettings {
+                            promotion_timeout: Some(d),
+                            ..Default::default()
+                        },
+                    )
+                }),
+            ),
+            (
+                "trigger_workflow",
+                self.trigger_workflow.as_ref().map(|w| {
+                    (
+                        format!("--trigger-workflow {w:?}"),
+                        SetSettings {
+                            trigger_workflow: Some(w.clone()),
+                            ..Default::default()
+                        },
+                    )
+                }),
+            ),
+        ];
+        for (id, setting) in settings {
+            if let Some((flags, settings)) = setting {
+                push(order.key(id, 0), flags, Edit::SetSettings(settings));
+            }
+        }
+        edits.sort_by_key(|e| e.position);
+        Ok(edits)
+    }
+
+    /// One SetHooks per target (the release, or a step) named by
+    /// `--on-start|--on-success|--on-fail [ENV=]WORKFLOW`, placed where its
+    /// first hook flag stood and starting from the target's current hooks.
+    fn hook_edits(&self, current: Option<&pb::Flow>) -> Result<Vec<FlagEdit>, CliError> {
+        let mut given = Vec::new();
+        for (id, flag, values) in [
+            ("on_start", "--on-start", &self.on_start),
+            ("on_success", "--on-success", &self.on_success),
+            ("on_fail", "--on-fail", &self.on_fail),
+        ] {
+            for (k, value) in values.iter().enumerate() {
+                given.push((self.order.key(id, k), id, flag, value));
+            }
+        }
+        given.sort_by_key(|(position, ..)| *position);
+        let mut out: Vec<(Option<String>, FlagEdit, pb::Hooks)> = Vec::new();
+        for (position, id, flag, value) in given {
+            let (target, workflow) = match value.split_once('=') {
+                Some((env, workflow)) if !env.is_empty() => (Some(env.to_owned()), workflow),
+                Some(_) => {
+                    return fail(format!(
+                        "{flag} {value:?}: expected WORKFLOW or ENV=WORKFLOW"
+                    ));
+                }
+                None => (None, value.as_str()),
+            };
+            let i = match out.iter().position(|(t, ..)| *t == target) {
+                Some(i) => i,
+                None => {
+                    let hooks = match (&target, current) {
+                        (None, Some(f)) => f.hooks.clone(),
+                        (Some(env), Some(f)) => step(f, env).and_then(|s| s.hooks.clone()),
+                        (_, None) => None,
+                    };
+                    out.push((
+                        target.clone(),
+                        FlagEdit {
+                            position,
+                            flags: String::new(),
+                            edit: Edit::SetHooks(SetHooks::default()),
+                        },
+                        hooks.unwrap_or_default(),
+                    ));
+                    out.len() - 1
+                }
+            };
+            let (_, edit, hooks) = &mut out[i];
+            let slot = match id {
+                "on_start" => &mut hooks.on_start,
+                "on_success" => &mut hooks.on_success,
+                _ => &mut hooks.on_fail,
+            };
+            *slot = workflow.to_owned();
+            if !edit.flags.is_empty() {
+                edit.flags.push(' ');
+            }
+            edit.flags.push_str(&format!("{flag} {value:?}"));
+        }
+        Ok(out
+            .into_iter()
+            .map(|(target, mut edit, hooks)| {
+                edit.edit = Edit::SetHooks(SetHooks {
+                    environment: target.unwrap_or_default(),
+                    hooks: Some(hooks),
+                });
+                edit
+            })
+            .collect())
+    }
+
+    /// Whether the edits start from the flow's current content.
+    fn reads_current(&self) -> bool {
+        self.expected_version.is_none()
+            || self.policy.is_some()
+            || !(self.on_start.is_empty() && self.on_success.is_empty() && self.on_fail.is_empty())
+    }
+}
+
+fn step<'a>(f: &'a pb::Flow, environment: &str) -> Option<&'a pb::FlowStep> {
+    f.steps.iter().find(|s| s.environment == environment)
+}
+
+/// `edits[2].set_policy.environment` → `--policy prod (environment)`: the
+/// request path of an edit's error, in the user's words.
+fn flag_field(field: &str, flags: &[String]) -> Option<String> {
+    let rest = field.strip_prefix("edits[")?;
+    let (i, rest) = rest.split_once(']')?;
+    let flags = flags.get(i.parse::<usize>().ok()?)?;
+    // Drop the edit's kind (`.set_policy`): the flags already say it.
+    let rest = rest.strip_prefix('.').unwrap_or(rest);
+    let detail = rest.split_once('.').map_or("", |(_, detail)| detail);
+    Some(if detail.is_empty() {
+        flags.clone()
+    } else {
+        format!("{flags} ({detail})")
+    })
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -246,69 +534,12 @@ pub async fn run(ctx: &Ctx, cmd: FlowCommand) -> CmdResult {
             )?;
         }
         FlowCommand::Edit(edit) => {
-            let EditArgs {
-                name,
-                add,
-                after,
-                remove,
-                reconnect_to,
-                remove_downstream,
-                depends_on,
-                policy,
-                pre_action,
-                action,
-                post_action,
-                description,
-                trigger_environment,
-                expected_version,
-            } = *edit;
-            let mut edits = Vec::new();
-            if let Some(after) = after {
-                edits.push(Edit::AddEnvironments(AddEnvironments {
-                    after,
-                    environments: add,
-                    policy: None,
-                }));
-            }
-            for (environment, list) in depends_on {
-                edits.push(Edit::SetDependencies(SetDependencies {
-                    environment,
-                    depends_on: list
-                        .split(',')
-                        .map(str::trim)
-                        .filter(|s| !s.is_empty())
-                        .map(String::from)
-                        .collect(),
-                }));
-            }
-            if let Some(environment) = remove {
-                let mode = match (reconnect_to, remove_downstream) {
-                    (Some(to), _) => remove_environment::Mode::ReconnectTo(to),
-                    (None, true) => remove_environment::Mode::RemoveDownstream(true),
-                    (None, false) => {
-                        return fail(
-                            "--remove needs --reconnect-to ENV (keep its children, re-parented) or --remove-downstream (remove them too)",
-                        );
-                    }
-                };
-                edits.push(Edit::RemoveEnvironment(RemoveEnvironment {
-                    environment,
-                    mode: Some(mode),
-                }));
-            }
-            if description.is_some() || trigger_environment.is_some() {
-                edits.push(Edit::SetSettings(SetSettings {
-                    description,
-                    trigger_environment,
-                    ..Default::default()
-                }));
-            }
             // The latest version: the base of the edit unless the caller
-            // pins one, and the policy the --policy changes start from.
-            let current = if expected_version.is_none() || policy.is_some() {
+            // pins one, and what --policy and hook changes start from.
+            let current = if edit.reads_current() {
                 client
                     .get_flow(pb::GetFlowRequest {
-                        name: name.clone(),
+                        name: edit.name.clone(),
                         version: 0,
                     })
                     .await?
@@ -317,46 +548,23 @@ pub async fn run(ctx: &Ctx, cmd: FlowCommand) -> CmdResult {
             } else {
                 None
             };
-            if let Some(environment) = policy {
-                let mut p = current
-                    .as_ref()
-                    .and_then(|f| f.steps.iter().find(|s| s.environment == environment))
-                    .and_then(|s| s.policy.clone())
-                    .unwrap_or_default();
-                if let Some(w) = pre_action {
-                    p.pre_action = w;
-                }
-                if let Some(w) = post_action {
-                    p.post_action = w;
-                }
-                if p.action == pb::PromotionAction::Unspecified as i32 {
-                    p.action = pb::PromotionAction::None as i32;
-                }
-                if let Some(a) = action {
-                    p.action = match a {
-                        ActionArg::None => pb::PromotionAction::None,
-                        ActionArg::Commit => pb::PromotionAction::Commit,
-                        ActionArg::Pr => pb::PromotionAction::PullRequest,
-                    } as i32;
-                }
-                edits.push(Edit::SetPolicy(SetPolicy {
-                    environment,
-                    policy: Some(p),
-                }));
-            }
-            let expected_version = expected_version
+            let edits = edit.edits(current.as_ref())?;
+            let flags: Vec<String> = edits.iter().map(|e| e.flags.clone()).collect();
+            let expected_version = edit
+                .expected_version
                 .or(current.map(|f| f.version))
                 .unwrap_or_default();
             let flow = client
                 .edit_flow(pb::EditFlowRequest {
-                    name,
+                    name: edit.name.clone(),
                     expected_version,
                     edits: edits
                         .into_iter()
-                        .map(|e| pb::FlowEdit { edit: Some(e) })
+                        .map(|e| pb::FlowEdit { edit: Some(e.edit) })
                         .collect(),
                 })
-                .await?
+                .await
+                .map_err(|s| CliError::from(s).rename_fields(|field| flag_field(field, &flags)))?
                 .into_inner()
                 .flow
                 .unwrap_or_default();
@@ -548,4 +756,137 @@ fn describe(f: &pb::Flow) -> String {
         }),
     );
     format!("{head}\n\n{steps}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    fn edit_args(args: &[&str]) -> EditArgs {
+        let argv = ["promoflow", "flow", "edit", "f"].iter().chain(args);
+        match Cli::parse_from_args(argv).command {
+            Command::Flow(FlowCommand::Edit(edit)) => *edit,
+            other => panic!("not a flow edit: {other:?}"),
+        }
+    }
+
+    fn current() -> pb::Flow {
+        pb::Flow {
+            name: "f".into(),
+            trigger_environment: "dev".into(),
+            hooks: Some(pb::Hooks {
+                on_fail: "page".into(),
+                ..Default::default()
+            }),
+            steps: vec![pb::FlowStep {
+                environment: "qa".into(),
+                depends_on: vec!["dev".into()],
+                hooks: Some(pb::Hooks {
+                    on_start: "gate".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn edits_follow_the_order_of_the_flags() {
+        let args = edit_args(&[
+            "--depends-on",
+            "prod=qa",
+            "--add",
+            "prod",
+            "--after",
+            "dev",
+            "--description",
+            "d",
+            "--on-success",
+            "qa=notify",
+            "--promotion-timeout",
+            "30m",
+            "--on-fail",
+            "qa=",
+        ]);
+        let edits = args.edits(Some(&current())).expect("edits");
+        let flags: Vec<&str> = edits.iter().map(|e| e.flags.as_str()).collect();
+        assert_eq!(
+            flags,
+            [
+                "--depends-on prod=qa",
+                "--add prod --after dev",
+                "--description \"d\"",
+                "--on-success \"qa=notify\" --on-fail \"qa=\"",
+                "--promotion-timeout 30m",
+            ]
+        );
+        // The step's hooks start from its current ones: on-start stays.
+        let Edit::SetHooks(h) = &edits[3].edit else {
+            panic!("not hooks: {:?}", edits[3].edit);
+        };
+        assert_eq!(h.environment, "qa");
+        let hooks = h.hooks.clone().unwrap_or_default();
+        assert_eq!(
+            (
+                hooks.on_start.as_str(),
+                hooks.on_success.as_str(),
+                hooks.on_fail.as_str()
+            ),
+            ("gate", "notify", "")
+        );
+    }
+
+    #[test]
+    fn release_hooks_keep_the_ones_not_given() {
+        let edits = edit_args(&["--on-start", "announce"])
+            .edits(Some(&current()))
+            .expect("edits");
+        let Edit::SetHooks(h) = &edits[0].edit else {
+            panic!("not hooks");
+        };
+        assert_eq!(h.environment, "");
+        let hooks = h.hooks.clone().unwrap_or_default();
+        assert_eq!(
+            (hooks.on_start.as_str(), hooks.on_fail.as_str()),
+            ("announce", "page")
+        );
+        assert!(edit_args(&["--on-start", "=x"]).edits(None).is_err());
+    }
+
+    #[test]
+    fn an_unset_action_stays_unset() {
+        let edits = edit_args(&["--policy", "qa", "--post-action", "soak"])
+            .edits(Some(&current()))
+            .expect("edits");
+        let Edit::SetPolicy(p) = &edits[0].edit else {
+            panic!("not a policy");
+        };
+        let policy = p.policy.clone().unwrap_or_default();
+        assert_eq!(policy.action, pb::PromotionAction::Unspecified as i32);
+        assert_eq!(policy.post_action, "soak");
+    }
+
+    #[test]
+    fn request_paths_become_flags() {
+        let flags = vec![
+            "--add prod --after qa".to_owned(),
+            "--policy prod".to_owned(),
+        ];
+        assert_eq!(
+            flag_field("edits[1].set_policy.environment", &flags).as_deref(),
+            Some("--policy prod (environment)")
+        );
+        assert_eq!(
+            flag_field("edits[0].add_environments.environments[0]", &flags).as_deref(),
+            Some("--add prod --after qa (environments[0])")
+        );
+        assert_eq!(
+            flag_field("edits[1]", &flags).as_deref(),
+            Some("--policy prod")
+        );
+        assert_eq!(flag_field("edits[7].set_policy", &flags), None);
+        assert_eq!(flag_field("flow.steps[0]", &flags), None);
+    }
 }

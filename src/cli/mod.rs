@@ -9,6 +9,7 @@ pub mod client;
 pub mod demo;
 pub mod env;
 pub mod flow;
+pub mod order;
 pub mod output;
 pub mod product;
 pub mod release;

@@ -268,7 +268,12 @@ pub fn environment_kind(v: i32) -> String {
         .replace('_', "-")
 }
 
+/// A promotion action as the CLI spells it (`pull-request`); an unset one
+/// (runs as none; promotion policies may supply it) is `not set`.
 pub fn action(v: i32) -> String {
+    if v == pb::PromotionAction::Unspecified as i32 {
+        return "not set".to_owned();
+    }
     enum_name(v, "PROMOTION_ACTION_", pb::PromotionAction::as_str_name)
         .to_lowercase()
         .replace('_', "-")

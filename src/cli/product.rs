@@ -4,7 +4,8 @@ use std::process::ExitCode;
 
 use clap::{Subcommand, ValueEnum};
 
-use super::client::{CmdResult, Ctx, all_pages, fail, update_failed, version};
+use super::client::{CliError, CmdResult, Ctx, all_pages, fail, update_failed, version};
+use super::order::FlagOrder;
 use super::output::{
     self, Output, fields, outln, print_done, print_list, print_one, print_value, table, to_value,
 };
@@ -26,7 +27,7 @@ pub enum ProductCommand {
     },
     /// Create a product with one application per environment.
     #[command(
-        after_help = "Example:\n  promoflow product create demo --app dev=demo-dev@1.0.0 --app qa=demo-qa --app prod=demo-prod --flow sequential"
+        after_help = "Examples:\n  promoflow product create demo --app dev=demo-dev@1.0.0 --app qa=demo-qa --app prod=demo-prod --flow multi-env-sequential-promotion\n  promoflow product create shop --app dev=shop-dev --app prod=shop-prod --flow hotfix --selector 'commit-message in *hotfix*' --flow multi-env-sequential-promotion"
     )]
     Create {
         /// Lowercase DNS label, e.g. `demo-trioapp`.
@@ -42,6 +43,13 @@ pub enum ProductCommand {
         /// A flow that ReportDeployment may trigger, in order (repeatable).
         #[arg(long = "flow")]
         flows: Vec<String>,
+        /// A condition of the `--flow` before it (repeatable; all must match):
+        /// `KEY OP PATTERNS` with KEY commit-message or git-revision, OP in or
+        /// not-in, PATTERNS comma-separated with `*` wildcards.
+        #[arg(long = "selector", value_name = "KEY OP PATTERNS", value_parser = selector)]
+        selectors: Vec<pb::TriggerSelector>,
+        #[arg(skip)]
+        order: FlagOrder,
     },
     /// Show one product and its applications.
     #[command(after_help = "Example:\n  promoflow product get demo")]
@@ -80,7 +88,7 @@ pub enum ProductCommand {
     /// values. Recorded application versions change only through `report`
     /// and releases.
     #[command(
-        after_help = "Examples:\n  promoflow product update demo --app prod-eu=demo-prod-eu --remove-app qa --concurrency terminate\n  promoflow product update demo --flow hotfix --flow sequential --expected-version 4"
+        after_help = "Examples:\n  promoflow product update demo --app prod-eu=demo-prod-eu --remove-app qa --concurrency terminate\n  promoflow product update demo --flow hotfix --selector 'commit-message in *hotfix*,*urgent*' --flow multi-env-sequential-promotion --expected-version 4"
     )]
     Update {
         name: String,
@@ -97,9 +105,15 @@ pub enum ProductCommand {
         #[arg(long, value_enum)]
         concurrency: Option<Concurrency>,
         /// Replace the flows ReportDeployment may trigger with these, in order
-        /// (repeatable); a flow already listed keeps its selectors.
+        /// (repeatable); a flow already listed keeps its selectors unless
+        /// `--selector` follows it.
         #[arg(long = "flow")]
         flows: Vec<String>,
+        /// A condition of the `--flow` before it, replacing that entry's
+        /// selectors (repeatable; all must match): `KEY OP PATTERNS`, as for
+        /// `product create`.
+        #[arg(long = "selector", value_name = "KEY OP PATTERNS", value_parser = selector, requires = "flows")]
+        selectors: Vec<pb::TriggerSelector>,
         /// Remove every flow: ReportDeployment triggers nothing.
         #[arg(long, conflicts_with = "flows")]
         clear_flows: bool,
@@ -107,6 +121,8 @@ pub enum ProductCommand {
         /// by default, the version this command reads.
         #[arg(long, value_name = "N", value_parser = version)]
         expected_version: Option<i64>,
+        #[arg(skip)]
+        order: FlagOrder,
     },
     /// Delete a product.
     #[command(after_help = "Example:\n  promoflow product delete demo")]
@@ -145,7 +161,16 @@ pub async fn run(ctx: &Ctx, cmd: ProductCommand) -> CmdResult {
             apps,
             concurrency,
             flows,
+            selectors,
+            order,
         } => {
+            let promotion_flows = flow_entries(flows, selectors, &order)?
+                .into_iter()
+                .map(|(flow, selectors)| pb::ProductPromotionFlow {
+                    flow,
+                    selectors: selectors.unwrap_or_default(),
+                })
+                .collect();
             let product = client
                 .create_product(pb::CreateProductRequest {
                     product: Some(pb::Product {
@@ -153,13 +178,7 @@ pub async fn run(ctx: &Ctx, cmd: ProductCommand) -> CmdResult {
                         description,
                         applications: apps,
                         concurrency: pb_concurrency(concurrency) as i32,
-                        promotion_flows: flows
-                            .into_iter()
-                            .map(|flow| pb::ProductPromotionFlow {
-                                flow,
-                                selectors: Vec::new(),
-                            })
-                            .collect(),
+                        promotion_flows,
                         ..Default::default()
                     }),
                 })
@@ -274,8 +293,10 @@ pub async fn run(ctx: &Ctx, cmd: ProductCommand) -> CmdResult {
             remove_apps,
             concurrency,
             flows,
+            selectors,
             clear_flows,
             expected_version,
+            order,
         } => {
             if description.is_none()
                 && apps.is_empty()
@@ -289,6 +310,7 @@ pub async fn run(ctx: &Ctx, cmd: ProductCommand) -> CmdResult {
                 );
             }
             check_app_flags(&apps, &remove_apps)?;
+            let flows = flow_entries(flows, selectors, &order)?;
             let mut product = client
                 .get_product(pb::GetProductRequest { name: name.clone() })
                 .await?
@@ -423,30 +445,109 @@ fn edit_applications(
     Ok(())
 }
 
+/// A `--flow` and the `--selector`s that followed it (`None`: none did).
+type FlowEntry = (String, Option<Vec<pb::TriggerSelector>>);
+
+/// Pairs each `--selector` with the `--flow` given last before it.
+fn flow_entries(
+    flows: Vec<String>,
+    selectors: Vec<pb::TriggerSelector>,
+    order: &FlagOrder,
+) -> Result<Vec<FlowEntry>, CliError> {
+    let mut entries: Vec<FlowEntry> = flows.into_iter().map(|f| (f, None)).collect();
+    for (k, selector) in selectors.into_iter().enumerate() {
+        let at = order.position("selectors", k);
+        let owner = at.and_then(|at| {
+            (0..entries.len())
+                .rev()
+                .find(|&i| order.position("flows", i).is_some_and(|p| p < at))
+        });
+        let Some(i) = owner else {
+            return fail(format!(
+                "--selector {:?} must follow the --flow it is a condition of, e.g. --flow hotfix --selector 'commit-message in *hotfix*'",
+                selector_text(&selector)
+            ));
+        };
+        entries[i].1.get_or_insert_with(Vec::new).push(selector);
+    }
+    Ok(entries)
+}
+
 /// The promotion flows named by `--flow`, in that order. An entry for a flow
-/// that is already listed keeps its selectors (which only the API sets): the
-/// n-th `--flow X` takes the n-th existing entry of X; others have none.
+/// that is already listed keeps its selectors unless `--selector`s followed
+/// it: the n-th `--flow X` takes the n-th existing entry of X; others have
+/// only the selectors given.
 fn replace_flows(
     current: &[pb::ProductPromotionFlow],
-    flows: Vec<String>,
+    flows: Vec<FlowEntry>,
 ) -> Vec<pb::ProductPromotionFlow> {
     let mut unused: Vec<Option<&pb::ProductPromotionFlow>> = current.iter().map(Some).collect();
     flows
         .into_iter()
-        .map(|flow| {
+        .map(|(flow, selectors)| {
             let kept = unused
                 .iter_mut()
                 .find(|e| e.is_some_and(|e| e.flow == flow))
                 .and_then(Option::take);
-            match kept {
-                Some(entry) => entry.clone(),
-                None => pb::ProductPromotionFlow {
-                    flow,
-                    selectors: Vec::new(),
-                },
-            }
+            let selectors = selectors
+                .or_else(|| kept.map(|entry| entry.selectors.clone()))
+                .unwrap_or_default();
+            pb::ProductPromotionFlow { flow, selectors }
         })
         .collect()
+}
+
+/// Parses `--selector`: `commit-message in *hotfix*,*urgent*`. Codefresh's
+/// spellings (`commitMessage`, `NotIn`) are accepted too.
+fn selector(s: &str) -> Result<pb::TriggerSelector, String> {
+    let usage = "expected KEY OP PATTERNS, e.g. 'commit-message in *hotfix*' or 'git-revision not-in main,release-*'";
+    let mut words = s.trim().splitn(3, char::is_whitespace);
+    let (Some(key), Some(op), Some(patterns)) = (words.next(), words.next(), words.next()) else {
+        return Err(format!("{usage}; got {s:?}"));
+    };
+    let key = match key.to_ascii_lowercase().replace(['-', '_'], "").as_str() {
+        "commitmessage" => pb::SelectorKey::CommitMessage,
+        "gitrevision" => pb::SelectorKey::GitRevision,
+        _ => {
+            return Err(format!(
+                "{key:?} is not a selector key: use commit-message or git-revision"
+            ));
+        }
+    };
+    let operator = match op.to_ascii_lowercase().replace(['-', '_'], "").as_str() {
+        "in" => pb::SelectorOperator::In,
+        "notin" => pb::SelectorOperator::NotIn,
+        _ => return Err(format!("{op:?} is not an operator: use in or not-in")),
+    };
+    let values: Vec<String> = patterns
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(String::from)
+        .collect();
+    if values.is_empty() {
+        return Err(format!("{usage}; got no patterns"));
+    }
+    Ok(pb::TriggerSelector {
+        key: key as i32,
+        operator: operator as i32,
+        values,
+    })
+}
+
+/// A selector as `--selector` spells it.
+fn selector_text(s: &pb::TriggerSelector) -> String {
+    let key = match pb::SelectorKey::try_from(s.key) {
+        Ok(pb::SelectorKey::GitRevision) => "git-revision",
+        Ok(pb::SelectorKey::CommitMessage) => "commit-message",
+        _ => "?",
+    };
+    let op = match pb::SelectorOperator::try_from(s.operator) {
+        Ok(pb::SelectorOperator::NotIn) => "not-in",
+        Ok(pb::SelectorOperator::In) => "in",
+        _ => "?",
+    };
+    format!("{key} {op} {}", s.values.join(","))
 }
 
 fn app_environments(p: &pb::Product) -> String {
@@ -455,6 +556,22 @@ fn app_environments(p: &pb::Product) -> String {
         .map(|a| a.environment.as_str())
         .collect::<Vec<_>>()
         .join(",")
+}
+
+/// Each flow with its selectors: `hotfix (commit-message in *hotfix*)`.
+fn flows_described(p: &pb::Product) -> String {
+    p.promotion_flows
+        .iter()
+        .map(|f| {
+            if f.selectors.is_empty() {
+                f.flow.clone()
+            } else {
+                let conditions: Vec<String> = f.selectors.iter().map(selector_text).collect();
+                format!("{} ({})", f.flow, conditions.join(" and "))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn flow_names(p: &pb::Product) -> String {
@@ -480,7 +597,7 @@ fn describe(p: &pb::Product) -> String {
         ("name", p.name.clone()),
         ("description", p.description.clone()),
         ("concurrency", output::concurrency(p.concurrency)),
-        ("flows", flow_names(p)),
+        ("flows", flows_described(p)),
         ("template", template(p)),
         ("version", p.version.to_string()),
         ("updated", output::time(p.update_time.as_ref())),
@@ -501,4 +618,106 @@ fn describe(p: &pb::Product) -> String {
         }),
     );
     format!("{head}\n\n{apps}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    fn sel(s: &str) -> pb::TriggerSelector {
+        selector(s).expect(s)
+    }
+
+    #[test]
+    fn selectors_parse_in_both_spellings() {
+        let s = sel("commit-message in *hotfix*, *urgent*");
+        assert_eq!(s.key, pb::SelectorKey::CommitMessage as i32);
+        assert_eq!(s.operator, pb::SelectorOperator::In as i32);
+        assert_eq!(s.values, ["*hotfix*", "*urgent*"]);
+        assert_eq!(
+            sel("gitRevision NotIn main"),
+            sel("git-revision not-in main")
+        );
+        assert_eq!(selector_text(&s), "commit-message in *hotfix*,*urgent*");
+        for bad in [
+            "commit-message",
+            "author in x",
+            "commit-message like x",
+            "git-revision in ,",
+        ] {
+            assert!(selector(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn each_selector_belongs_to_the_flow_before_it() {
+        let cli = Cli::parse_from_args([
+            "promoflow",
+            "product",
+            "create",
+            "shop",
+            "--flow",
+            "hotfix",
+            "--selector",
+            "commit-message in *hotfix*",
+            "--selector",
+            "git-revision in main",
+            "--flow",
+            "plain",
+        ]);
+        let Command::Product(ProductCommand::Create {
+            flows,
+            selectors,
+            order,
+            ..
+        }) = cli.command
+        else {
+            panic!("not a product create");
+        };
+        let entries = flow_entries(flows, selectors, &order).expect("entries");
+        assert_eq!(entries[0].0, "hotfix");
+        assert_eq!(entries[0].1.as_ref().map(Vec::len), Some(2));
+        assert_eq!(entries[1], ("plain".to_owned(), None));
+
+        let cli = Cli::parse_from_args([
+            "promoflow",
+            "product",
+            "create",
+            "shop",
+            "--selector",
+            "commit-message in x",
+            "--flow",
+            "f",
+        ]);
+        let Command::Product(ProductCommand::Create {
+            flows,
+            selectors,
+            order,
+            ..
+        }) = cli.command
+        else {
+            panic!("not a product create");
+        };
+        let err = flow_entries(flows, selectors, &order)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("must follow the --flow"), "{err}");
+    }
+
+    #[test]
+    fn replaced_flows_keep_selectors_unless_given() {
+        let current = vec![pb::ProductPromotionFlow {
+            flow: "hotfix".into(),
+            selectors: vec![sel("commit-message in *hotfix*")],
+        }];
+        let kept = replace_flows(&current, vec![("hotfix".into(), None), ("f".into(), None)]);
+        assert_eq!(kept[0], current[0]);
+        assert!(kept[1].selectors.is_empty());
+        let replaced = replace_flows(
+            &current,
+            vec![("hotfix".into(), Some(vec![sel("git-revision in main")]))],
+        );
+        assert_eq!(replaced[0].selectors, [sel("git-revision in main")]);
+    }
 }

@@ -585,7 +585,7 @@ mod tests {
     fn quick_start_parallel_by_edits() {
         let start = flow("dev", &[("qa", &["dev"])]);
         let commit = Policy {
-            action: Action::Commit,
+            action: Some(Action::Commit),
             ..Policy::default()
         };
         let edit = Edit::AddEnvironments {
@@ -807,7 +807,7 @@ mod tests {
     fn set_policy_and_hooks() {
         let policy = Policy {
             pre_action: Some("smoke-tests".to_owned()),
-            action: Action::PullRequest,
+            action: Some(Action::PullRequest),
             post_action: None,
         };
         let hooks = Hooks {

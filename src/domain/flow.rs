@@ -85,12 +85,30 @@ pub struct Step {
 
 /// How a version is promoted into a step's environment: optional workflows
 /// around the action.
+///
+/// Every field may be unset, and unset is not the same as `NONE`: in the
+/// Codefresh model an unset field is inherited from the matching promotion
+/// policies, so a flow keeps "not set" as written and exports it that way.
+/// Until policies are resolved, an unset action runs as [`Action::None`]
+/// (see [`Policy::effective_action`]).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Policy {
     pub pre_action: Option<String>,
-    pub action: Action,
+    pub action: Option<Action>,
     pub post_action: Option<String>,
+}
+
+impl Policy {
+    /// The action a promotion performs: the one set, or `NONE`.
+    pub fn effective_action(&self) -> Action {
+        self.action.unwrap_or_default()
+    }
+
+    /// True when the step sets nothing at all (no `policy` in Codefresh YAML).
+    pub fn is_empty(&self) -> bool {
+        self.pre_action.is_none() && self.action.is_none() && self.post_action.is_none()
+    }
 }
 
 string_enum! {
@@ -854,7 +872,7 @@ mod tests {
             .insert("version".to_owned(), "1.0".to_owned());
         spec.steps[1].policy = Policy {
             pre_action: Some("approve".to_owned()),
-            action: Action::PullRequest,
+            action: Some(Action::PullRequest),
             post_action: Some("smoke-tests".to_owned()),
         };
         spec.steps[1].hooks.on_success = Some("notify".to_owned());
@@ -1172,7 +1190,7 @@ mod tests {
     #[test]
     fn spec_json_round_trip_and_defaults() {
         let mut s = sequential();
-        s.steps[0].policy.action = Action::PullRequest;
+        s.steps[0].policy.action = Some(Action::PullRequest);
         let json = serde_json::to_string(&s).expect("serialize");
         assert!(json.contains("\"PULL_REQUEST\""), "{json}");
         assert_eq!(serde_json::from_str::<FlowSpec>(&json).expect("parse"), s);
@@ -1180,7 +1198,14 @@ mod tests {
         let old: FlowSpec =
             serde_json::from_str(r#"{"name":"x","trigger_environment":"dev","steps":[{"environment":"qa","depends_on":["dev"]}]}"#)
                 .expect("parse");
-        assert_eq!(old.steps[0].policy.action, Action::None);
+        assert_eq!(old.steps[0].policy.action, None);
+        assert_eq!(old.steps[0].policy.effective_action(), Action::None);
+        // A version stored before "unset" existed wrote NONE: it stays set.
+        let explicit: FlowSpec = serde_json::from_str(
+            r#"{"name":"x","trigger_environment":"dev","steps":[{"environment":"qa","depends_on":["dev"],"policy":{"action":"NONE"}}]}"#,
+        )
+        .expect("parse");
+        assert_eq!(explicit.steps[0].policy.action, Some(Action::None));
     }
 
     proptest! {

@@ -358,7 +358,7 @@ impl Engine {
             .spec
             .steps
             .iter()
-            .any(|s| s.policy.action != Action::None);
+            .any(|s| s.policy.effective_action() != Action::None);
         let trigger = product.application(&flow.spec.trigger_environment);
         let source = trigger.and_then(|app| Some((app, app.source.as_ref()?)));
         let (Some((app, source)), true) = (source, writes_git) else {

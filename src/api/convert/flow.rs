@@ -57,8 +57,8 @@ fn policy_in(v: &mut Violations, field: &str, p: Option<&pb::Policy>) -> Policy 
     p.map(|p| Policy {
         pre_action: opt(&p.pre_action),
         action: enum_in::<pb::PromotionAction>(v, &format!("{field}.action"), p.action)
-            .map(Action::from)
-            .unwrap_or_default(),
+            .filter(|a| *a != pb::PromotionAction::Unspecified)
+            .map(Action::from),
         post_action: opt(&p.post_action),
     })
     .unwrap_or_default()
@@ -67,7 +67,10 @@ fn policy_in(v: &mut Violations, field: &str, p: Option<&pb::Policy>) -> Policy 
 fn policy_out(p: &Policy) -> pb::Policy {
     pb::Policy {
         pre_action: p.pre_action.clone().unwrap_or_default(),
-        action: pb::PromotionAction::from(p.action) as i32,
+        action: p
+            .action
+            .map_or(pb::PromotionAction::Unspecified, pb::PromotionAction::from)
+            as i32,
         post_action: p.post_action.clone().unwrap_or_default(),
     }
 }

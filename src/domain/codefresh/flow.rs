@@ -48,10 +48,12 @@
 //!   timeout that fires early is worse than one that fires up to 59 s late.
 //!   Flows created through the API with a timeout that is not a whole number
 //!   of minutes are the only ones an export does not reproduce exactly.
-//! - **Policy.** A step without `policy` (or without `policy.action`) imports
-//!   as action `none`: promoflow has no account-level policies for Codefresh's
-//!   "inherit" meaning. Export always writes `policy.action` explicitly.
-//!   Action values are exactly `commit`, `pr` and `none`.
+//! - **Policy.** A step without `policy` (or without `policy.action`) keeps
+//!   the field unset, and export writes it back unset: in Codefresh an unset
+//!   field is inherited from the account's promotion policies, so writing
+//!   `action: none` would change its meaning. An unset action runs as `none`
+//!   until promotion policies supply one. Action values are exactly `commit`,
+//!   `pr` and `none`; a step that sets nothing exports without `policy`.
 //! - **Description** is the `description` annotation; an empty description is
 //!   not exported. All other annotations must be strings and are kept.
 //! - **Unknown fields are errors everywhere**, including Kubernetes
@@ -224,15 +226,16 @@ impl Reader {
         };
         let action_path = join(path, "action");
         let action = match self.string(&action_path, policy.get("action")).as_deref() {
-            None | Some("none") => Action::None,
-            Some("commit") => Action::Commit,
-            Some("pr") => Action::PullRequest,
+            None => None,
+            Some("none") => Some(Action::None),
+            Some("commit") => Some(Action::Commit),
+            Some("pr") => Some(Action::PullRequest),
             Some(other) => {
                 self.v.push(
                     action_path,
                     format!("{other:?} is not an action: use commit, pr or none"),
                 );
-                Action::None
+                None
             }
         };
         Policy {
@@ -318,7 +321,8 @@ struct Spec<'a> {
 struct StepDocument<'a> {
     environment: &'a str,
     depends_on: &'a [String],
-    policy: PolicyDocument<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    policy: Option<PolicyDocument<'a>>,
     #[serde(skip_serializing_if = "HooksDocument::is_empty")]
     hooks: HooksDocument<'a>,
 }
@@ -326,7 +330,8 @@ struct StepDocument<'a> {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct PolicyDocument<'a> {
-    action: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    action: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pre_action: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -377,15 +382,15 @@ impl<'a> From<&'a FlowSpec> for Document<'a> {
             .map(|step| StepDocument {
                 environment: &step.environment,
                 depends_on: &step.depends_on,
-                policy: PolicyDocument {
-                    action: match step.policy.action {
+                policy: (!step.policy.is_empty()).then(|| PolicyDocument {
+                    action: step.policy.action.map(|action| match action {
                         Action::None => "none",
                         Action::Commit => "commit",
                         Action::PullRequest => "pr",
-                    },
+                    }),
                     pre_action: step.policy.pre_action.as_deref(),
                     post_action: step.policy.post_action.as_deref(),
-                },
+                }),
                 hooks: HooksDocument::from(&step.hooks),
             })
             .collect();
@@ -513,7 +518,7 @@ spec:
             prod.policy,
             Policy {
                 pre_action: Some("pre-action".to_owned()),
-                action: Action::Commit,
+                action: Some(Action::Commit),
                 post_action: Some("post-action".to_owned()),
             }
         );
@@ -554,7 +559,7 @@ spec:
         spec.trigger_workflow = Some("smoke".to_owned());
         spec.promotion_timeout_secs = Some(600);
         spec.hooks.on_fail = Some("notify".to_owned());
-        spec.steps[1].policy.action = Action::PullRequest;
+        spec.steps[1].policy.action = Some(Action::PullRequest);
         spec.steps[1].policy.pre_action = Some("approve".to_owned());
         spec.steps[1].hooks.on_success = Some("notify".to_owned());
         let expected = r#"apiVersion: codefresh.io/v1beta1
@@ -571,8 +576,6 @@ spec:
     - environment: qa
       dependsOn:
         - dev
-      policy:
-        action: none
     - environment: prod
       dependsOn:
         - qa
@@ -587,6 +590,35 @@ spec:
 "#;
         assert_eq!(to_yaml(&spec), expected);
         assert_eq!(import(expected), spec);
+    }
+
+    /// Unset is not `none`: a step without a policy, or with a policy that
+    /// leaves the action out, comes back exactly so; an explicit `none` stays.
+    #[test]
+    fn unset_policy_fields_stay_unset() {
+        let text = document(
+            "  triggerEnvironment: dev\n  steps:\n    - environment: qa\n      dependsOn: [dev]\n    - environment: staging\n      dependsOn: [qa]\n      policy: {preAction: gate}\n    - environment: prod\n      dependsOn: [staging]\n      policy: {action: none}\n",
+        );
+        let spec = import(&text);
+        assert_eq!(spec.steps[0].policy, Policy::default());
+        assert_eq!(spec.steps[1].policy.action, None);
+        assert_eq!(spec.steps[2].policy.action, Some(Action::None));
+        let yaml = to_yaml(&spec);
+        assert!(
+            yaml.contains(
+                "    - environment: qa\n      dependsOn:\n        - dev\n    - environment: staging"
+            ),
+            "{yaml}"
+        );
+        assert!(
+            yaml.contains("      policy:\n        preAction: gate\n"),
+            "{yaml}"
+        );
+        assert!(
+            yaml.contains("      policy:\n        action: none\n"),
+            "{yaml}"
+        );
+        assert_eq!(import(&yaml), spec);
     }
 
     #[test]
@@ -741,7 +773,7 @@ status: {}
             .collect();
         let policy = Policy {
             pre_action: Some("smoke-tests".to_owned()),
-            action: Action::Commit,
+            action: Some(Action::Commit),
             post_action: None,
         };
         let spec = FlowSpec {
@@ -819,7 +851,7 @@ status: {}
     fn policy() -> impl Strategy<Value = Policy> {
         (
             workflow(),
-            prop::sample::select(Action::ALL.to_vec()),
+            prop::option::of(prop::sample::select(Action::ALL.to_vec())),
             workflow(),
         )
             .prop_map(|(pre_action, action, post_action)| Policy {

@@ -316,7 +316,7 @@ impl Release {
                 blocked_on: step.depends_on.clone(),
                 attempt: 0,
                 application: application(&step.environment),
-                action: step.policy.action,
+                action: step.policy.effective_action(),
                 message: String::new(),
                 start_time: None,
                 finish_time: None,

@@ -38,7 +38,7 @@ fn flow(trigger: &str, steps: Vec<Step>) -> FlowSpec {
 fn with_policy(mut s: Step, pre: Option<&str>, action: Action, post: Option<&str>) -> Step {
     s.policy = Policy {
         pre_action: pre.map(str::to_string),
-        action,
+        action: Some(action),
         post_action: post.map(str::to_string),
     };
     s
