@@ -233,10 +233,91 @@ async fn quick_start_apply_edit_render_trigger() {
     let prod_eu = &flow["steps"][2];
     assert_eq!(prod_eu["environment"], "prod-eu", "{flow}");
     assert_eq!(prod_eu["policy"]["postAction"], "short", "{flow}");
-    assert_eq!(
-        prod_eu["policy"]["action"], "PROMOTION_ACTION_NONE",
-        "{flow}"
+    // Added without a policy and given only a post-action: the action stays
+    // unset (it would be inherited from promotion policies), and the export
+    // leaves it out instead of writing `action: none`.
+    assert!(prod_eu["policy"].get("action").is_none(), "{flow}");
+    let yaml = cli(&server, &["flow", "get", "quick", "-o", "yaml"])
+        .await
+        .ok()
+        .stdout;
+    let prod_eu_yaml = yaml
+        .split("- environment: prod-eu")
+        .nth(1)
+        .unwrap_or_default();
+    assert!(
+        prod_eu_yaml.contains("postAction: short") && !prod_eu_yaml.contains("action: none"),
+        "{yaml}"
     );
+
+    // Hooks, timeout and trigger workflow by flag, shown back by `get`; the
+    // edits apply in the order given, and an error names the flag.
+    let r = cli(
+        &server,
+        &[
+            "flow",
+            "edit",
+            "quick",
+            "--on-fail",
+            "short",
+            "--on-success",
+            "prod=short",
+            "--promotion-timeout",
+            "30m",
+            "--trigger-workflow",
+            "short",
+        ],
+    )
+    .await
+    .ok();
+    assert!(r.stdout.contains("edited"), "{}", r.stdout);
+    let flow = cli(&server, &["flow", "get", "quick", "-o", "json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(flow["hooks"]["onFail"], "short", "{flow}");
+    assert_eq!(flow["promotionTimeout"], "1800s", "{flow}");
+    assert_eq!(flow["triggerWorkflow"], "short", "{flow}");
+    assert_eq!(flow["steps"][1]["environment"], "prod", "{flow}");
+    assert_eq!(flow["steps"][1]["hooks"]["onSuccess"], "short", "{flow}");
+    let r = cli(&server, &["flow", "get", "quick"]).await.ok();
+    for shown in [
+        "trigger workflow",
+        "30m",
+        "on-fail=short",
+        "on-success=short",
+    ] {
+        assert!(r.stdout.contains(shown), "{shown} missing in\n{}", r.stdout);
+    }
+    // A policy for prod-asia given before the --add that brings it in: the
+    // edits run in that order, so the policy edit fails, the error names
+    // `--policy prod-asia` (not `edits[0]`), and nothing changes.
+    let before = flow["version"].clone();
+    let r = cli(
+        &server,
+        &[
+            "flow",
+            "edit",
+            "quick",
+            "--policy",
+            "prod-asia",
+            "--post-action",
+            "short",
+            "--add",
+            "prod-asia",
+            "--after",
+            "qa",
+        ],
+    )
+    .await
+    .failed();
+    assert!(r.stderr.contains("  - --policy prod-asia"), "{}", r.stderr);
+    assert!(!r.stderr.contains("edits["), "{}", r.stderr);
+    let flow = cli(&server, &["flow", "get", "quick", "-o", "json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(flow["version"], before, "{flow}");
     let versions = cli(&server, &["-o", "json", "flow", "versions", "quick"])
         .await
         .ok()
@@ -323,8 +404,17 @@ async fn quick_start_apply_edit_render_trigger() {
     assert_eq!(done, serde_json::json!({}));
     cli(&server, &["workflow", "get", "unused"]).await.failed();
 
-    // CI reports a deployment to dev: the product's flow is triggered.
-    let mut create = vec!["product", "create", "auto", "--flow", "quick"];
+    // CI reports a deployment to dev: the product's flow is triggered, unless
+    // its --selector says no.
+    let mut create = vec![
+        "product",
+        "create",
+        "auto",
+        "--flow",
+        "quick",
+        "--selector",
+        "commit-message not-in wip*",
+    ];
     let apps: Vec<String> = ["dev", "qa", "prod", "prod-eu"]
         .iter()
         .map(|e| format!("{e}=auto-{e}"))
@@ -333,6 +423,29 @@ async fn quick_start_apply_edit_render_trigger() {
         create.extend(["--app", app.as_str()]);
     }
     cli(&server, &create).await.ok();
+    let r = cli(&server, &["product", "get", "auto"]).await.ok();
+    assert!(
+        r.stdout.contains("quick (commit-message not-in wip*)"),
+        "{}",
+        r.stdout
+    );
+    let r = cli(
+        &server,
+        &[
+            "product",
+            "report",
+            "auto",
+            "--env",
+            "dev",
+            "--version",
+            "1.9.0",
+            "--message",
+            "wip: half done",
+        ],
+    )
+    .await
+    .ok();
+    assert!(r.stdout.contains("nothing triggered"), "{}", r.stdout);
     let report = cli(
         &server,
         &[
