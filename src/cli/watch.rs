@@ -97,6 +97,9 @@ pub async fn watch_until(
         note: String::new(),
     };
     let mut reconnects = 0;
+    // Ctrl-C stops the watch, not the release: say so, and how to come back.
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(interrupted);
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
@@ -119,6 +122,10 @@ pub async fn watch_until(
         loop {
             let message = tokio::select! {
                 m = stream.message() => m,
+                _ = &mut interrupted => {
+                    w.interrupted();
+                    std::process::exit(130);
+                }
                 _ = tick.tick(), if w.view == View::Live => {
                     w.redraw();
                     continue;
@@ -279,12 +286,9 @@ impl Watcher {
                 self.status = pb::ReleaseStatus::try_from(c.status).unwrap_or_default();
                 let n = c.counters.unwrap_or_default();
                 outln!(
-                    "[{t:5.1}s] {} release {s}  ({} succeeded, {} running, {} pending, {} failed){}",
+                    "[{t:5.1}s] {} release {s}  ({}){}",
                     symbol(&s),
-                    n.succeeded,
-                    n.running + n.suspended,
-                    n.pending,
-                    n.failed,
+                    counters(&n).join(", "),
                     if c.message.is_empty() {
                         String::new()
                     } else {
@@ -295,14 +299,16 @@ impl Watcher {
             Change::Environment(c) => {
                 if let Some(e) = &c.environment {
                     let s = env_status(e.status);
-                    let extra = if !e.blocked_on.is_empty() && s != "RUNNING" {
-                        format!(" (waiting for {})", e.blocked_on.join(", "))
-                    } else if !e.message.is_empty() {
-                        format!(" ({})", e.message)
-                    } else {
+                    let detail = env_detail(e, &s);
+                    let extra = if detail.is_empty() {
                         String::new()
+                    } else {
+                        format!(" ({detail})")
                     };
                     outln!("[{t:5.1}s] {} {:<10} {s}{extra}", symbol(&s), e.environment);
+                    if let Some(hint) = approval_hint(&self.id, e) {
+                        outln!("[{t:5.1}s]   {hint}");
+                    }
                 }
             }
             Change::Step(c) => {
@@ -349,13 +355,13 @@ impl Watcher {
         if self.view != View::Live {
             return;
         }
-        let mut lines = self.frame();
         // A pseudo-terminal without a size reports 0 columns.
         let (width, height) = crossterm::terminal::size()
             .ok()
             .filter(|(w, h)| *w > 0 && *h > 0)
             .map_or((120, 50), |(w, h)| (w as usize, h as usize));
         let (width, height) = (width.max(20), height.max(5));
+        let mut lines = self.frame(width - 1);
         // The cursor cannot move above the screen's top: a frame taller than
         // the terminal would scroll and leave stale lines behind.
         if lines.len() >= height {
@@ -380,8 +386,12 @@ impl Watcher {
         self.drawn = lines.len();
     }
 
-    /// The live view's lines.
-    fn frame(&self) -> Vec<Line> {
+    /// The live view's lines for a terminal `width` columns wide. What
+    /// matters most comes first on each line, so that cutting a line at the
+    /// edge never hides a status, a counter or an elapsed time: environment
+    /// names are shortened to leave room for them, and the details (current
+    /// step, messages) come last.
+    fn frame(&self, width: usize) -> Vec<Line> {
         let mut lines = Vec::new();
         let Some(r) = &self.release else {
             lines.push(Line::plain(format!("waiting for release {} …", self.id)));
@@ -395,15 +405,15 @@ impl Watcher {
         );
         head.push(
             format!(
-                "  {} {} · flow {} v{} · {}",
+                "  {}  {} {} · flow {} v{}",
+                elapsed(
+                    r.start_time.as_ref().or(r.create_time.as_ref()),
+                    r.finish_time.as_ref()
+                ),
                 r.product,
                 r.version,
                 r.flow,
                 r.flow_version,
-                elapsed(
-                    r.start_time.as_ref().or(r.create_time.as_ref()),
-                    r.finish_time.as_ref()
-                )
             ),
             None,
         );
@@ -414,7 +424,15 @@ impl Watcher {
             .iter()
             .map(|e| (e.environment.as_str(), e.depends_on.as_slice()))
             .collect();
-        let name_width = nodes.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+        // Wave label (10), symbol and spaces (3), status (10), time (8) and
+        // a little of the detail: the rest is the names' room.
+        let room = width.saturating_sub(10 + 3 + 2 + 10 + 8 + 12).max(8);
+        let name_width = nodes
+            .iter()
+            .map(|(n, _)| n.chars().count())
+            .max()
+            .unwrap_or(0)
+            .min(room);
         for (i, wave) in output::waves(&nodes).iter().enumerate() {
             for (j, name) in wave.iter().enumerate() {
                 let Some(e) = r.environments.iter().find(|e| e.environment == *name) else {
@@ -428,7 +446,10 @@ impl Watcher {
                 };
                 let mut line = Line::plain(label);
                 line.push(symbol(&s).to_string(), Some(color(&s)));
-                line.push(format!(" {name:<name_width$}  "), None);
+                line.push(
+                    format!(" {:<name_width$}  ", shorten(name, name_width)),
+                    None,
+                );
                 line.push(format!("{s:<10}"), Some(color(&s)));
                 let time = elapsed(e.start_time.as_ref(), e.finish_time.as_ref());
                 line.push(format!(" {time:>7}  {}", env_detail(e, &s)), None);
@@ -438,39 +459,43 @@ impl Watcher {
         lines.push(Line::plain(String::new()));
         let n = r.counters.unwrap_or_default();
         let mut summary = Line::plain(format!("  {}/{} succeeded", n.succeeded, n.total));
-        for (count, what, status) in [
-            (n.running, "running", "RUNNING"),
-            (
-                n.suspended - n.awaiting_review,
-                "awaiting approval",
-                "SUSPENDED",
-            ),
-            (n.awaiting_review, "awaiting review", "SUSPENDED"),
-            (n.pending, "pending", "PENDING"),
-            (n.failed, "failed", "FAILED"),
-            (n.skipped, "skipped", "SKIPPED"),
-            (n.terminated, "terminated", "TERMINATED"),
-        ] {
-            summary.push(" · ".to_string(), None);
-            let c = if count > 0 { Some(color(status)) } else { None };
-            summary.push(format!("{count} {what}"), c);
+        // Only the counts that are not zero: the line fits 80 columns.
+        for (count, what, status) in counts(&n).into_iter().skip(1) {
+            if count > 0 {
+                summary.push(" · ".to_string(), None);
+                summary.push(format!("{count} {what}"), Some(color(status)));
+            }
         }
         lines.push(summary);
         if !r.message.is_empty() {
             lines.push(Line::plain(format!("  {}", r.message)));
         }
         for e in &r.environments {
-            if e.status == pb::EnvironmentStatus::Suspended as i32 {
-                lines.push(Line::plain(format!(
-                    "  approve: promoflow release approve {} {}   (or reject)",
-                    r.id, e.environment
-                )));
+            if let Some(hint) = approval_hint(&r.id, e) {
+                lines.push(Line::plain(format!("  {hint}")));
             }
         }
         if !self.note.is_empty() {
             lines.push(Line::plain(format!("  {}", self.note)));
         }
         lines
+    }
+
+    /// Ctrl-C: the release goes on without the watch.
+    fn interrupted(&mut self) {
+        if self.view == View::Live {
+            self.redraw();
+        }
+        let _ = std::io::stdout().flush();
+        let status = release_status(self.status as i32);
+        if is_final(self.status) {
+            eprintln!("\nstopped watching: release {} is {status}", self.id);
+        } else {
+            eprintln!(
+                "\nstopped watching; release {id} is {status} and keeps running on the server.\n  re-attach: promoflow release watch {id}\n  stop it:   promoflow release terminate {id}",
+                id = self.id
+            );
+        }
     }
 
     /// Ends the view with the final status line.
@@ -505,6 +530,52 @@ impl Watcher {
             _ => format!("after {:.1}s", self.start.elapsed().as_secs_f64()),
         }
     }
+}
+
+/// A release's counters by name and the status that colours them;
+/// SUSPENDED environments count as awaiting approval (or review), never as
+/// running.
+fn counts(n: &pb::ReleaseCounters) -> [(i32, &'static str, &'static str); 8] {
+    [
+        (n.succeeded, "succeeded", "SUCCEEDED"),
+        (n.running, "running", "RUNNING"),
+        (
+            (n.suspended - n.awaiting_review).max(0),
+            "awaiting approval",
+            "SUSPENDED",
+        ),
+        (n.awaiting_review, "awaiting review", "SUSPENDED"),
+        (n.pending, "pending", "PENDING"),
+        (n.failed, "failed", "FAILED"),
+        (n.skipped, "skipped", "SKIPPED"),
+        (n.terminated, "terminated", "TERMINATED"),
+    ]
+}
+
+/// The piped view's counters: `3 succeeded, 1 awaiting approval, 1 pending`
+/// (the first always, the others when not zero).
+fn counters(n: &pb::ReleaseCounters) -> Vec<String> {
+    counts(n)
+        .into_iter()
+        .enumerate()
+        .filter(|(i, (count, ..))| *i == 0 || *count > 0)
+        .map(|(_, (count, what, _))| format!("{count} {what}"))
+        .collect()
+}
+
+/// What to run to decide an approval the environment waits for (not for a
+/// pull request under review: that is decided on the forge).
+fn approval_hint(id: &str, e: &pb::EnvironmentRun) -> Option<String> {
+    let awaiting_review = e
+        .steps
+        .iter()
+        .any(|s| s.status == pb::StepStatus::Suspended as i32 && s.pull_request_number > 0);
+    (e.status == pb::EnvironmentStatus::Suspended as i32 && !awaiting_review).then(|| {
+        format!(
+            "approve: promoflow release approve {id} {env}   (or: promoflow release reject {id} {env})",
+            env = e.environment
+        )
+    })
 }
 
 /// `post-action soak-1s`, or `action` without a workflow.
@@ -555,10 +626,27 @@ fn env_detail(e: &pb::EnvironmentRun, status: &str) -> String {
             })
             .unwrap_or_default(),
         "FAILED" | "SKIPPED" | "TERMINATED" if !e.message.is_empty() => e.message.clone(),
-        "SKIPPED" if !e.blocked_on.is_empty() => format!("blocked on {}", e.blocked_on.join(", ")),
+        "SKIPPED" if !e.blocked_on.is_empty() => {
+            format!("skipped: {} did not succeed", e.blocked_on.join(", "))
+        }
+        "SKIPPED" => "skipped".to_owned(),
         _ => String::new(),
     };
     format!("{text}{attempt}")
+}
+
+/// `name` in at most `max` characters: a longer one keeps its start and its
+/// end (`prod-europe-…-west-2`), where names usually differ.
+fn shorten(name: &str, max: usize) -> String {
+    let n = name.chars().count();
+    if n <= max || max < 3 {
+        return name.to_owned();
+    }
+    let head = (max - 1) / 2;
+    let tail = max - 1 - head;
+    let start: String = name.chars().take(head).collect();
+    let end: String = name.chars().skip(n - tail).collect();
+    format!("{start}…{end}")
 }
 
 /// A line of the live view: text segments, some coloured.
@@ -592,5 +680,167 @@ impl Line {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(name: &str, status: pb::EnvironmentStatus, deps: &[&str]) -> pb::EnvironmentRun {
+        pb::EnvironmentRun {
+            environment: name.into(),
+            status: status as i32,
+            depends_on: deps.iter().map(|d| d.to_string()).collect(),
+            start_time: Some(a_minute_ago()),
+            message: "a long message that explains in many words what this environment does now"
+                .into(),
+            ..Default::default()
+        }
+    }
+
+    fn a_minute_ago() -> prost_types::Timestamp {
+        prost_types::Timestamp {
+            seconds: chrono::Utc::now().timestamp() - 65,
+            nanos: 0,
+        }
+    }
+
+    fn watcher(release: pb::Release) -> Watcher {
+        Watcher {
+            id: release.id.clone(),
+            view: View::Live,
+            start: Instant::now(),
+            after: 0,
+            status: pb::ReleaseStatus::Running,
+            release: Some(release),
+            drawn: 0,
+            note: String::new(),
+        }
+    }
+
+    /// On 80 columns the names give way; statuses, counters and elapsed
+    /// times stay whole.
+    #[test]
+    fn an_80_column_frame_keeps_statuses_counters_and_times() {
+        use pb::EnvironmentStatus as S;
+        let long = "production-europe-central-frankfurt-primary-cluster";
+        let release = pb::Release {
+            id: "01a23d51-8a90-7518-8cb6-f58046d5d897".into(),
+            product: "a-product-with-a-rather-long-name".into(),
+            version: "1.2.3-rc.4+build.567".into(),
+            flow: "multi-env-parallel-promotion".into(),
+            flow_version: 12,
+            status: pb::ReleaseStatus::Running as i32,
+            start_time: Some(a_minute_ago()),
+            counters: Some(pb::ReleaseCounters {
+                total: 4,
+                succeeded: 1,
+                running: 1,
+                suspended: 1,
+                pending: 1,
+                ..Default::default()
+            }),
+            environments: vec![
+                env("dev", S::Succeeded, &[]),
+                env(long, S::Running, &["dev"]),
+                env(
+                    "production-asia-pacific-singapore-cluster",
+                    S::Suspended,
+                    &["dev"],
+                ),
+                env("qa", S::Pending, &[long]),
+            ],
+            ..Default::default()
+        };
+        let w = watcher(release);
+        let lines: Vec<String> = w.frame(79).iter().map(|l| strip(&l.render(79))).collect();
+        let text = lines.join("\n");
+        for line in &lines {
+            assert!(line.chars().count() <= 79, "{line:?} is too wide:\n{text}");
+        }
+        assert!(lines[0].contains("RUNNING  1m"), "{text}");
+        for status in ["SUCCEEDED", "RUNNING", "SUSPENDED", "PENDING"] {
+            // Each row keeps its status and, after it, its elapsed time.
+            let row = lines
+                .iter()
+                .skip(1)
+                .find(|l| l.contains(&format!(" {status} ")))
+                .unwrap_or_else(|| panic!("no {status} row:\n{text}"));
+            let after = row.split(status).nth(1).unwrap_or_default();
+            assert!(after.trim_start().starts_with("1m"), "{row:?}\n{text}");
+        }
+        assert!(
+            text.contains("production-europ…t-primary-cluster"),
+            "{text}"
+        );
+        let summary = lines
+            .iter()
+            .find(|l| l.contains("succeeded"))
+            .expect("summary");
+        for count in [
+            "1/4 succeeded",
+            "1 running",
+            "1 awaiting approval",
+            "1 pending",
+        ] {
+            assert!(summary.contains(count), "{count} missing in {summary:?}");
+        }
+    }
+
+    /// The text of a rendered line without its colour codes.
+    fn strip(s: &str) -> String {
+        let mut out = String::new();
+        let mut chars = s.chars();
+        while let Some(c) = chars.next() {
+            if c == '\u{1b}' {
+                for c in chars.by_ref() {
+                    if c == 'm' {
+                        break;
+                    }
+                }
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn shortened_names_keep_both_ends() {
+        assert_eq!(shorten("prod", 8), "prod");
+        assert_eq!(shorten("production-europe-west", 11), "produ…-west");
+        assert_eq!(shorten("production-europe-west", 11).chars().count(), 11);
+    }
+
+    #[test]
+    fn suspended_counts_as_awaiting_approval_and_skipped_reads_as_skipped() {
+        let n = pb::ReleaseCounters {
+            succeeded: 2,
+            running: 1,
+            suspended: 2,
+            awaiting_review: 1,
+            ..Default::default()
+        };
+        assert_eq!(
+            counters(&n),
+            [
+                "2 succeeded",
+                "1 running",
+                "1 awaiting approval",
+                "1 awaiting review"
+            ]
+        );
+        let mut e = env("prod", pb::EnvironmentStatus::Skipped, &["qa"]);
+        e.message.clear();
+        e.blocked_on = vec!["qa".into()];
+        assert_eq!(env_detail(&e, "SKIPPED"), "skipped: qa did not succeed");
+        let mut e = env("prod", pb::EnvironmentStatus::Suspended, &["qa"]);
+        assert!(
+            approval_hint("r1", &e)
+                .is_some_and(|h| h.contains("promoflow release approve r1 prod"))
+        );
+        e.status = pb::EnvironmentStatus::Running as i32;
+        assert_eq!(approval_hint("r1", &e), None);
     }
 }
