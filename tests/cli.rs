@@ -529,6 +529,61 @@ async fn approve_via_cli_then_watch_succeeds() {
     wait_for(&server, &id, pb::ReleaseStatus::Suspended).await;
     let r = cli(&server, &["release", "get", &id]).await.ok();
     assert!(r.stdout.contains("SUSPENDED"), "{}", r.stdout);
+    // `get` says why: the approval it waits for, counted as such.
+    assert!(
+        r.stdout.contains("pre-action gate: awaiting approval"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("1 awaiting approval"), "{}", r.stdout);
+    // The piped view counts the suspended environment as awaiting approval
+    // (not running) and prints what to run.
+    let r = cli(&server, &["release", "watch", &id, "--until", "suspended"])
+        .await
+        .ok();
+    assert!(r.stdout.contains("1 awaiting approval"), "{}", r.stdout);
+    assert!(!r.stdout.contains("1 running"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains(&format!("approve: promoflow release approve {id} qa")),
+        "{}",
+        r.stdout
+    );
+    // Ctrl-C stops the watch, not the release, and says how to come back.
+    let mut child = tokio::process::Command::new(BIN)
+        .args(["release", "watch", &id])
+        .env("PROMOFLOW_SERVER", format!("http://{}", server.addr))
+        .env("PROMOFLOW_TOKEN", &server.db.token)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run promoflow");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut first = [0u8; 1];
+    // Its first output: the watch is attached and its handler installed.
+    tokio::io::AsyncReadExt::read_exact(&mut stdout, &mut first)
+        .await
+        .expect("output");
+    let pid = child.id().expect("pid").to_string();
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("kill");
+    assert!(kill.success());
+    let out = child.wait_with_output().await.expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("keeps running on the server"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("re-attach: promoflow release watch {id}")),
+        "{stderr}"
+    );
+    let r = cli(&server, &["release", "get", &id, "-o", "json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(r["status"], "RELEASE_STATUS_SUSPENDED", "{r}");
     cli(
         &server,
         &["release", "approve", &id, "qa", "--comment", "looks good"],

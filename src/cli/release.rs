@@ -9,7 +9,7 @@ use super::output::{
     self, Output, elapsed, env_status, fields, outln, print_list, print_one, release_status,
     step_kind, step_status, table,
 };
-use super::watch::{View, watch_until};
+use super::watch::{View, counters, env_detail, watch_until};
 use crate::proto::v1 as pb;
 
 #[derive(Debug, Subcommand)]
@@ -484,18 +484,7 @@ fn describe(r: &pb::Release) -> String {
         ),
         (
             "progress",
-            format!(
-                "{}/{} succeeded, {} running, {} awaiting approval, {} awaiting review, {} pending, {} failed, {} skipped, {} terminated",
-                n.succeeded,
-                n.total,
-                n.running,
-                n.suspended - n.awaiting_review,
-                n.awaiting_review,
-                n.pending,
-                n.failed,
-                n.skipped,
-                n.terminated
-            ),
+            format!("{} of {}", counters(&n).join(", "), n.total),
         ),
     ]);
     let envs = table(
@@ -508,19 +497,11 @@ fn describe(r: &pb::Release) -> String {
             "message",
         ],
         r.environments.iter().map(|e| {
-            let message = if !e.message.is_empty() {
-                e.message.clone()
-            } else if !e.blocked_on.is_empty() {
-                format!("waiting for {}", e.blocked_on.join(", "))
-            } else if let Some(s) = e
-                .steps
-                .iter()
-                .find(|s| s.status == pb::StepStatus::Suspended as i32)
-            {
-                // An approval says how many decisions it has and needs.
-                s.message.clone()
-            } else {
-                String::new()
+            // What it waits for, why it is suspended, failed or skipped;
+            // otherwise its own message (`no changes`).
+            let message = match env_detail(e, &env_status(e.status)) {
+                detail if detail.is_empty() => e.message.clone(),
+                detail => detail,
             };
             vec![
                 e.environment.clone(),

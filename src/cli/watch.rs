@@ -121,11 +121,14 @@ pub async fn watch_until(
         };
         loop {
             let message = tokio::select! {
-                m = stream.message() => m,
+                // In this order: the Ctrl-C handler is registered (polled)
+                // before the first message is shown.
+                biased;
                 _ = &mut interrupted => {
                     w.interrupted();
                     std::process::exit(130);
                 }
+                m = stream.message() => m,
                 _ = tick.tick(), if w.view == View::Live => {
                     w.redraw();
                     continue;
@@ -277,9 +280,19 @@ impl Watcher {
             Change::Snapshot(r) => {
                 self.status = pb::ReleaseStatus::try_from(r.status).unwrap_or_default();
                 for e in &r.environments {
-                    let s = env_status(e.status);
-                    outln!("[{t:5.1}s] {} {:<10} {s}", symbol(&s), e.environment);
+                    self.print_environment(t, e);
                 }
+                let s = release_status(r.status);
+                outln!(
+                    "[{t:5.1}s] {} release {s}  ({}){}",
+                    symbol(&s),
+                    counters(&r.counters.unwrap_or_default()).join(", "),
+                    if r.message.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", r.message)
+                    }
+                );
             }
             Change::Release(c) => {
                 let s = release_status(c.status);
@@ -298,17 +311,7 @@ impl Watcher {
             }
             Change::Environment(c) => {
                 if let Some(e) = &c.environment {
-                    let s = env_status(e.status);
-                    let detail = env_detail(e, &s);
-                    let extra = if detail.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" ({detail})")
-                    };
-                    outln!("[{t:5.1}s] {} {:<10} {s}{extra}", symbol(&s), e.environment);
-                    if let Some(hint) = approval_hint(&self.id, e) {
-                        outln!("[{t:5.1}s]   {hint}");
-                    }
+                    self.print_environment(t, e);
                 }
             }
             Change::Step(c) => {
@@ -335,6 +338,27 @@ impl Watcher {
                 }
             }
             Change::Heartbeat(_) => {}
+        }
+    }
+
+    /// An environment's line in the piped view, and the approval hint when
+    /// it waits for one.
+    fn print_environment(&self, t: f64, e: &pb::EnvironmentRun) {
+        let s = env_status(e.status);
+        // A running environment's progress is on its step lines.
+        let detail = if s == "RUNNING" {
+            String::new()
+        } else {
+            env_detail(e, &s)
+        };
+        let extra = if detail.is_empty() {
+            String::new()
+        } else {
+            format!(" ({detail})")
+        };
+        outln!("[{t:5.1}s] {} {:<10} {s}{extra}", symbol(&s), e.environment);
+        if let Some(hint) = approval_hint(&self.id, e) {
+            outln!("[{t:5.1}s]   {hint}");
         }
     }
 
@@ -554,7 +578,7 @@ fn counts(n: &pb::ReleaseCounters) -> [(i32, &'static str, &'static str); 8] {
 
 /// The piped view's counters: `3 succeeded, 1 awaiting approval, 1 pending`
 /// (the first always, the others when not zero).
-fn counters(n: &pb::ReleaseCounters) -> Vec<String> {
+pub(super) fn counters(n: &pb::ReleaseCounters) -> Vec<String> {
     counts(n)
         .into_iter()
         .enumerate()
@@ -587,8 +611,9 @@ fn step_label(s: &pb::StepRun) -> String {
     }
 }
 
-/// What an environment is doing, waiting for, or why it failed.
-fn env_detail(e: &pb::EnvironmentRun, status: &str) -> String {
+/// What an environment is doing, waiting for, or why it failed or was
+/// skipped (also `release get`'s message column).
+pub(super) fn env_detail(e: &pb::EnvironmentRun, status: &str) -> String {
     let current = e.steps.iter().rev().find(|s| {
         matches!(
             pb::StepStatus::try_from(s.status),
@@ -612,10 +637,15 @@ fn env_detail(e: &pb::EnvironmentRun, status: &str) -> String {
                 e.message.trim_start_matches("awaiting ")
             )
         }
-        "SUSPENDED" => format!(
-            "{}: awaiting approval",
-            current.map(step_label).unwrap_or_default()
-        ),
+        // The approval's own message counts its decisions (`1 of 2 approvals`).
+        "SUSPENDED" => match current {
+            Some(s) if !s.message.is_empty() => {
+                format!("{}: awaiting approval ({})", step_label(s), s.message)
+            }
+            Some(s) => format!("{}: awaiting approval", step_label(s)),
+            None if !e.message.is_empty() => e.message.clone(),
+            None => "awaiting approval".to_owned(),
+        },
         "RUNNING" => current
             .map(|s| {
                 if s.message.is_empty() {
