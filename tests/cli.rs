@@ -1765,3 +1765,133 @@ async fn server_addresses_and_transport_mismatches() {
         "{other:?}"
     );
 }
+
+/// Starts `promoflow release follow ARGS` in the background.
+fn follow(server: &TestServer, args: &[&str]) -> tokio::process::Child {
+    tokio::process::Command::new(BIN)
+        .args(["release", "follow"])
+        .args(args)
+        .env("PROMOFLOW_SERVER", format!("http://{}", server.addr))
+        .env("PROMOFLOW_TOKEN", &server.db.token)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("run promoflow release follow")
+}
+
+/// Stops a follow and returns what it printed.
+async fn stop(mut child: tokio::process::Child) -> String {
+    child.start_kill().expect("kill");
+    let out = child.wait_with_output().await.expect("wait");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `release follow` streams the changes of every release (JSON lines with
+/// cursors), or of one flow (lines), and resumes from a cursor.
+#[tokio::test(flavor = "multi_thread")]
+async fn release_follow_streams_all_releases_with_filters_and_cursors() {
+    let server = TestServer::start().await;
+    seed(&server).await;
+    for name in ["one", "two"] {
+        let file = yaml_file(&flow_yaml(name, ""));
+        cli(
+            &server,
+            &["flow", "apply", "-f", file.path().to_str().unwrap()],
+        )
+        .await
+        .ok();
+    }
+    let all = follow(&server, &["-o", "json"]);
+    let only_one = follow(&server, &["--flow", "one"]);
+    // Both follows connect to a local server well within this.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut ids = Vec::new();
+    for name in ["one", "two"] {
+        let r = cli(
+            &server,
+            &[
+                "release",
+                "trigger",
+                "--flow",
+                name,
+                "--product",
+                "demo",
+                "--wait",
+                "-o",
+                "id",
+            ],
+        )
+        .await
+        .ok();
+        ids.push(
+            r.stdout
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_owned(),
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let json = stop(all).await;
+    let lines = stop(only_one).await;
+
+    let messages: Vec<Value> = json
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    for id in &ids {
+        let of_it: Vec<&Value> = messages
+            .iter()
+            .filter(|m| m["event"]["releaseId"] == **id)
+            .collect();
+        assert!(
+            of_it.iter().any(|m| m["event"]["snapshot"]["id"] == **id),
+            "{json}"
+        );
+        assert!(
+            of_it
+                .iter()
+                .any(|m| m["event"]["release"]["status"] == "RELEASE_STATUS_SUCCEEDED"),
+            "{json}"
+        );
+        assert!(
+            of_it
+                .iter()
+                .all(|m| m["cursor"].as_str().is_some_and(|c| !c.is_empty()))
+        );
+    }
+    assert!(
+        lines.contains(&format!(
+            "{}  demo 1.0.0 via one  ✔ release SUCCEEDED",
+            ids[0]
+        )),
+        "{lines}"
+    );
+    assert!(
+        lines.contains(&format!(
+            "{}  demo 1.0.0 via one    qa action: SUCCEEDED",
+            ids[0]
+        )),
+        "{lines}"
+    );
+    assert!(!lines.contains(&ids[1]), "{lines}");
+
+    // From a cursor: the next message is the one after it, nothing skipped.
+    let resumed = follow(
+        &server,
+        &[
+            "-o",
+            "json",
+            "--after",
+            messages[2]["cursor"].as_str().unwrap(),
+        ],
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let again = stop(resumed).await;
+    let first: Value = serde_json::from_str(again.lines().next().unwrap_or("{}")).expect("json");
+    assert_eq!(first, messages[3], "{again}");
+    assert_eq!(again.lines().count(), messages.len() - 3, "{again}");
+}

@@ -9,6 +9,7 @@ pub mod client;
 pub mod demo;
 pub mod env;
 pub mod flow;
+pub mod follow;
 pub mod order;
 pub mod output;
 pub mod product;
@@ -87,7 +88,7 @@ pub enum Command {
         after_help = "Example:\n  promoflow flow apply -f examples/multi-env-parallel-promotion.yaml\n  promoflow flow render multi-env-parallel-promotion"
     )]
     Flow(flow::FlowCommand),
-    /// Releases: trigger, watch, get, list, terminate, retry, approve, reject.
+    /// Releases: trigger, watch, follow, get, list, terminate, retry, approve, reject.
     #[command(
         subcommand,
         after_help = "Example:\n  promoflow release trigger --flow multi-env-parallel-promotion --product demo-trioapp --wait"

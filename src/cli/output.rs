@@ -83,7 +83,8 @@ named!(
     NamedPromotionTemplate,
     Token,
     AuditEvent,
-    CreateTokenResponse
+    CreateTokenResponse,
+    WatchReleasesResponse
 );
 
 /// `msg` as a JSON value in the protobuf JSON mapping.

@@ -60,6 +60,24 @@ pub enum ReleaseCommand {
         #[arg(long, value_enum)]
         until: Option<StatusArg>,
     },
+    /// Print every release's changes as they happen (all releases, or those
+    /// of --product / --flow), one line each; `-o json` prints one JSON
+    /// object per line, with the cursor to resume from. Runs until Ctrl-C.
+    #[command(
+        after_help = "Examples:\n  promoflow release follow\n  promoflow release follow --product demo-trioapp\n  promoflow release follow --flow multi-env-parallel-promotion -o json | jq -c '.event.environment // empty'\n  promoflow release follow -o json --after \"$cursor\""
+    )]
+    Follow {
+        /// Only releases of this product.
+        #[arg(long, default_value = "")]
+        product: String,
+        /// Only releases of this flow.
+        #[arg(long, default_value = "")]
+        flow: String,
+        /// Resume right after this cursor (the `cursor` of a `-o json` line);
+        /// without it, from now on.
+        #[arg(long, value_name = "CURSOR", default_value = "")]
+        after: String,
+    },
     /// Show a release and its environments.
     #[command(after_help = "Example:\n  promoflow release get 0193c0de-… -o json")]
     Get { id: String },
@@ -208,6 +226,11 @@ pub async fn run(ctx: &Ctx, cmd: ReleaseCommand) -> CmdResult {
             };
             return watch(ctx, &id, view, until.map(Into::into)).await;
         }
+        ReleaseCommand::Follow {
+            product,
+            flow,
+            after,
+        } => return super::follow::follow(ctx, product, flow, after).await,
         ReleaseCommand::Get { id } => {
             let r = get(ctx, &resolve_id(ctx, &id).await?).await?;
             print_one(ctx.output, &r, describe)?;

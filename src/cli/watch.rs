@@ -36,7 +36,7 @@ pub enum View {
 /// Gives up after this many reconnects in a row without progress.
 const MAX_RECONNECTS: u32 = 30;
 
-fn symbol(status: &str) -> &'static str {
+pub(super) fn symbol(status: &str) -> &'static str {
     match status {
         "SUCCEEDED" => "✔",
         "FAILED" => "✘",
@@ -603,7 +603,7 @@ fn approval_hint(id: &str, e: &pb::EnvironmentRun) -> Option<String> {
 }
 
 /// `post-action soak-1s`, or `action` without a workflow.
-fn step_label(s: &pb::StepRun) -> String {
+pub(super) fn step_label(s: &pb::StepRun) -> String {
     if s.workflow.is_empty() {
         step_kind(s.kind)
     } else {
