@@ -436,8 +436,16 @@ async fn queue_concurrency_runs_releases_one_after_another() {
     let second = trigger(&server, DEMO, "3.0.0").await;
     assert_eq!(status(&second), pb::ReleaseStatus::Queued, "{second:?}");
     assert!(second.start_time.is_none());
+    // It says what it waits behind (and the stream's snapshot carries it).
+    assert!(
+        second
+            .message
+            .starts_with(&format!("queued behind release {}", first.id)),
+        "{second:?}"
+    );
     let first = wait_final(&server, &first.id).await;
     let second = wait_final(&server, &second.id).await;
+    assert_eq!(second.message, "", "started: the queue's message is gone");
     assert_eq!(status(&first), pb::ReleaseStatus::Succeeded, "{first:?}");
     assert_eq!(status(&second), pb::ReleaseStatus::Succeeded, "{second:?}");
     assert!(

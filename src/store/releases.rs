@@ -699,6 +699,9 @@ impl Store {
             persist_in(&txn, &mut outbox, &mut old, &ch, seq, &[], None).await?;
         }
         let start = admission.start;
+        if let Some(ahead) = &admission.behind {
+            r.message = admission::queued_message(ahead);
+        }
         // The release exists with its snapshot as event 1, then starts.
         r.last_seq = 1;
         release::Entity::insert(release_model(&r)?)

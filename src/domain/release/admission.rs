@@ -2,7 +2,9 @@
 //! active releases, by the product's concurrency policy.
 //!
 //! - `QUEUE` (default): the new release starts when no other release of the
-//!   product is active, else it waits `QUEUED`. At most [`MAX_QUEUED`] wait:
+//!   product is active, else it waits `QUEUED`, its message naming the
+//!   release right before it in the queue (which stays true while it waits:
+//!   the queue is first in, first out). At most [`MAX_QUEUED`] wait:
 //!   when the queue is full the oldest queued release is terminated to make
 //!   room (it never started, so nothing is lost but its turn).
 //! - `TERMINATE`: the new release starts at once and every other active
@@ -23,6 +25,9 @@ pub const MAX_QUEUED: usize = 50;
 pub struct Admission {
     /// The new release starts now (else it is `QUEUED`).
     pub start: bool,
+    /// For a queued release: the release right before it in the queue (the
+    /// newest active one), which must be final before it starts.
+    pub behind: Option<String>,
     /// Other releases to terminate, each with its reason.
     pub terminate: Vec<(String, String)>,
 }
@@ -53,14 +58,25 @@ pub fn admit(
                 )],
                 _ => Vec::new(),
             };
-            Admission { start, terminate }
+            let behind = (!start).then(|| active.last().map(|(id, _)| id.clone())).flatten();
+            Admission {
+                start,
+                terminate,
+                behind,
+            }
         }
         Concurrency::Terminate => Admission {
             start: true,
+            behind: None,
             terminate: active
                 .iter()
                 .map(|(id, _)| (id.clone(), format!("superseded by release {new_id}")))
                 .collect(),
         },
     }
+}
+
+/// The message of a release queued behind `ahead`.
+pub fn queued_message(ahead: &str) -> String {
+    format!("queued behind release {ahead}: starts when it and every release before it are final")
 }

@@ -14,6 +14,8 @@ impl Release {
         }
         self.status = ReleaseStatus::Running;
         self.start_time = Some(now);
+        // The queue's "queued behind …" no longer applies.
+        self.message.clear();
         self.deadline = self
             .promotion_timeout_secs
             .map(|s| now + chrono::Duration::seconds(s.min(i64::MAX as u64 / 2) as i64));

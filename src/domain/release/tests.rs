@@ -990,7 +990,7 @@ fn active(ids: &[(&str, R)]) -> Vec<(String, R)> {
 #[test]
 fn queue_admission_starts_alone_queues_behind_others_and_drops_the_oldest() {
     let a = admission::admit(Concurrency::Queue, "p", "new", &[]);
-    assert!(a.start && a.terminate.is_empty());
+    assert!(a.start && a.terminate.is_empty() && a.behind.is_none());
     let a = admission::admit(
         Concurrency::Queue,
         "p",
@@ -998,6 +998,8 @@ fn queue_admission_starts_alone_queues_behind_others_and_drops_the_oldest() {
         &active(&[("r1", R::Running), ("r2", R::Queued)]),
     );
     assert!(!a.start && a.terminate.is_empty(), "waits its turn");
+    assert_eq!(a.behind.as_deref(), Some("r2"), "right behind the newest");
+    assert!(admission::queued_message("r2").starts_with("queued behind release r2"));
     let mut full = active(&[("r0", R::Suspended)]);
     full.extend((0..MAX_QUEUED).map(|i| (format!("q{i:02}"), R::Queued)));
     let a = admission::admit(Concurrency::Queue, "p", "new", &full);
