@@ -660,6 +660,7 @@ async fn terminate_then_retry() {
 
     let r = cli(&server, &["release", "retry", &id]).await.ok();
     assert!(r.stdout.contains("retried"), "{}", r.stdout);
+    assert!(!r.stdout.contains("note:"), "{}", r.stdout);
     wait_for(&server, &id, pb::ReleaseStatus::Suspended).await;
     // Rejecting fails the environment: the release ends FAILED.
     cli(
@@ -669,8 +670,22 @@ async fn terminate_then_retry() {
     .await
     .ok();
     cli(&server, &["release", "watch", &id]).await.failed();
-    // A second retry, approved this time, succeeds.
-    cli(&server, &["release", "retry", &id]).await.ok();
+    // The flow changes meanwhile: a retry keeps the pinned version, and
+    // says so. A second retry, approved this time, succeeds.
+    cli(
+        &server,
+        &["flow", "edit", "gated", "--description", "second version"],
+    )
+    .await
+    .ok();
+    let r = cli(&server, &["release", "retry", &id]).await.ok();
+    assert!(
+        r.stdout.contains(
+            "note: re-runs flow version 1; version 2 exists: trigger a new release to use it"
+        ),
+        "{}",
+        r.stdout
+    );
     wait_for(&server, &id, pb::ReleaseStatus::Suspended).await;
     let r = cli(&server, &["release", "approve", &id[..8], "qa", "--wait"])
         .await

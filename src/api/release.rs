@@ -181,8 +181,23 @@ impl ReleaseService for ReleaseApi {
         check_release_id("release_id", &id)?;
         let authorize = on_release(&principal, Permission::ReleasesRetry, "");
         let r = self.ctx.engine.retry(&id, authorize).await?;
+        // A retry keeps the pinned flow version: say so when it is not the
+        // latest, so nobody expects a flow edit to apply. A failed lookup
+        // only loses the note; the retry itself happened.
+        let note = match self.ctx.store.latest_flow_version(&r.flow).await {
+            Ok(Some(latest)) if latest > r.flow_version => format!(
+                "re-runs flow version {}; version {latest} exists: trigger a new release to use it",
+                r.flow_version
+            ),
+            Ok(None) => format!(
+                "re-runs flow version {} of {}, which was deleted since",
+                r.flow_version, r.flow
+            ),
+            _ => String::new(),
+        };
         Ok(Response::new(pb::RetryReleaseResponse {
             release: Some(release_out(r)),
+            note,
         }))
     }
 

@@ -291,16 +291,25 @@ pub async fn run(ctx: &Ctx, cmd: ReleaseCommand) -> CmdResult {
             .release
             .unwrap_or_default(),
         ReleaseCommand::Retry { id, wait } => {
-            let r = client
+            let response = client
                 .retry_release(pb::RetryReleaseRequest {
                     release_id: resolve_id(ctx, &id).await?,
                 })
                 .await?
-                .into_inner()
-                .release
-                .unwrap_or_default();
+                .into_inner();
+            let note = response.note;
+            if !note.is_empty() && ctx.output != Output::Table {
+                // Standard output carries only the release document.
+                eprintln!("note: {note}");
+            }
+            let r = response.release.unwrap_or_default();
             return after_change(ctx, r, wait.wait, |r| {
-                format!("release {} retried: {}", r.id, release_status(r.status))
+                let line = format!("release {} retried: {}", r.id, release_status(r.status));
+                if note.is_empty() {
+                    line
+                } else {
+                    format!("{line}\nnote: {note}")
+                }
             })
             .await;
         }

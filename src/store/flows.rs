@@ -168,6 +168,14 @@ impl Store {
         self.get_flow(&spec.name, version).await
     }
 
+    /// The latest version of a flow; `None` when there is no such flow.
+    pub async fn latest_flow_version(&self, name: &str) -> Result<Option<i64>> {
+        Ok(flow::Entity::find_by_id(name.to_string())
+            .one(self.db())
+            .await?
+            .map(|f| f.version))
+    }
+
     /// A version of a flow (0: the latest).
     pub async fn get_flow(&self, name: &str, version: i64) -> Result<StoredFlow> {
         let f = flow::Entity::find_by_id(name.to_string())

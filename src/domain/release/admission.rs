@@ -58,7 +58,9 @@ pub fn admit(
                 )],
                 _ => Vec::new(),
             };
-            let behind = (!start).then(|| active.last().map(|(id, _)| id.clone())).flatten();
+            let behind = (!start)
+                .then(|| active.last().map(|(id, _)| id.clone()))
+                .flatten();
             Admission {
                 start,
                 terminate,
