@@ -202,11 +202,31 @@ async fn run_http(
                     break;
                 }
             }
-            Err(e) if e.is_timeout() => last = format!("timed out after {timeout_ms} ms"),
-            Err(e) => last = format!("request failed: {e}"),
+            Err(e) if e.is_timeout() => {
+                last = format!(
+                    "timed out after {}",
+                    humantime::format_duration(Duration::from_millis(timeout_ms))
+                );
+            }
+            Err(e) if e.is_connect() => last = format!("cannot connect: {}", root_cause(&e)),
+            Err(e) => last = format!("request failed: {}", root_cause(&e)),
+        }
+        if attempt > 1 && attempt == max_attempts {
+            last = format!("{last} (after {attempt} attempts)");
         }
     }
     failed(format!("POST {url}: {last}"))
+}
+
+/// The innermost cause of an error (`Connection refused (os error 111)`,
+/// `invalid peer certificate: UnknownIssuer`): reqwest's own message only
+/// says "error sending request for url (…)", which hides why.
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = e;
+    while let Some(inner) = cause.source() {
+        cause = inner;
+    }
+    cause.to_string()
 }
 
 /// The last `n` bytes of `s` (on a character boundary).
@@ -321,6 +341,67 @@ mod tests {
             source_commit: String::new(),
             parameters: BTreeMap::new(),
         }
+    }
+
+    async fn http_failure(url: &str, timeout_ms: u64) -> String {
+        let http = reqwest::Client::new();
+        match run_http(&http, url, &BTreeMap::new(), timeout_ms, 1, &ctx()).await {
+            StepResult::Done(Outcome::Failed { message }) => message,
+            other => panic!("not a failure: {other:?}"),
+        }
+    }
+
+    /// An HTTP workflow's failure keeps its root cause: refused, timed out,
+    /// or the status the endpoint answered.
+    #[tokio::test]
+    async fn http_failures_say_why() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        // A port nobody listens on any more.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let refused = format!("http://{}/hook", closed.local_addr().expect("addr"));
+        drop(closed);
+        let message = http_failure(&refused, 2_000).await;
+        assert!(
+            message.starts_with(&format!("POST {refused}: cannot connect: ")),
+            "{message}"
+        );
+        assert!(
+            message.to_lowercase().contains("connection refused"),
+            "{message}"
+        );
+
+        // One that accepts and never answers, and one that answers 503.
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let silent_url = format!("http://{}/hook", silent.local_addr().expect("addr"));
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = silent.accept().await {
+                held.push(socket);
+            }
+        });
+        let message = http_failure(&silent_url, 300).await;
+        assert_eq!(message, format!("POST {silent_url}: timed out after 300ms"));
+
+        let down = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let down_url = format!("http://{}/hook", down.local_addr().expect("addr"));
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = down.accept().await {
+                let mut buf = vec![0u8; 64 * 1024];
+                let _ = socket.read(&mut buf).await;
+                let _ = socket
+                    .write_all(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 11\r\nconnection: close\r\n\r\nmaintenance")
+                    .await;
+            }
+        });
+        let message = http_failure(&down_url, 2_000).await;
+        assert_eq!(
+            message,
+            format!("POST {down_url}: HTTP 503 Service Unavailable: maintenance")
+        );
     }
 
     #[tokio::test]
