@@ -1451,6 +1451,29 @@ async fn workflow_update_keeps_or_replaces_the_kind() {
     assert_eq!(get_json(&server, "workflow", "soak").await, w);
 
     update_refusals(&server, "workflow", "soak", &["--description", "stale"]).await;
+
+    // A command workflow on a server that does not run them: saved (another
+    // replica may run it), with a warning now instead of a failure later.
+    let r = cli(
+        &server,
+        &["workflow", "create", "notify", "--command", "--", "true"],
+    )
+    .await
+    .ok();
+    assert!(r.stdout.contains("workflow notify created"), "{}", r.all());
+    assert!(
+        r.stderr.contains("warning: workflow \"notify\" is a command, and this server does not run command workflows")
+            && r.stderr.contains("--allow-command-workflows"),
+        "{}",
+        r.all()
+    );
+    let r = cli(
+        &server,
+        &["workflow", "update", "soak", "--description", "no warning"],
+    )
+    .await
+    .ok();
+    assert!(!r.stderr.contains("warning"), "{}", r.all());
 }
 
 /// Every command and command group documents an example in its `--help`.

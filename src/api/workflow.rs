@@ -17,6 +17,24 @@ impl WorkflowApi {
     pub fn new(ctx: Ctx) -> Self {
         Self { ctx }
     }
+
+    /// What the response warns of: a command workflow this server would not
+    /// run. Saved anyway (another replica may run it), but said now rather
+    /// than as a failed step later.
+    fn warnings(&self, wf: &crate::domain::catalog::Workflow) -> Vec<String> {
+        let is_command = matches!(
+            wf.kind,
+            crate::domain::catalog::WorkflowKind::Command { .. }
+        );
+        if is_command && !self.ctx.engine.allows_commands() {
+            vec![format!(
+                "workflow {:?} is a command, and this server does not run command workflows: steps using it fail until the server is started with --allow-command-workflows",
+                wf.name
+            )]
+        } else {
+            Vec::new()
+        }
+    }
 }
 
 #[tonic::async_trait]
@@ -31,9 +49,11 @@ impl WorkflowService for WorkflowApi {
         let wf = workflow_in(&mut v, required("workflow", req.workflow.as_ref())?);
         check(v)?;
         require_admin_for_commands(&principal, &wf)?;
+        let warnings = self.warnings(&wf);
         let wf = self.ctx.store.create_workflow(&wf).await?;
         Ok(Response::new(pb::CreateWorkflowResponse {
             workflow: Some(workflow_out(wf)),
+            warnings,
         }))
     }
 
@@ -73,9 +93,11 @@ impl WorkflowService for WorkflowApi {
         let expected = expected_version(&mut v, req.expected_version);
         check(v)?;
         require_admin_for_commands(&principal, &wf)?;
+        let warnings = self.warnings(&wf);
         let wf = self.ctx.store.update_workflow(&wf, expected).await?;
         Ok(Response::new(pb::UpdateWorkflowResponse {
             workflow: Some(workflow_out(wf)),
+            warnings,
         }))
     }
 

@@ -150,7 +150,7 @@ pub async fn run(ctx: &Ctx, cmd: WorkflowCommand) -> CmdResult {
             let Some(kind) = kind.build() else {
                 return fail("give one of --wait, --http, --approval, --command");
             };
-            let workflow = client
+            let response = client
                 .create_workflow(pb::CreateWorkflowRequest {
                     workflow: Some(pb::Workflow {
                         name,
@@ -160,9 +160,9 @@ pub async fn run(ctx: &Ctx, cmd: WorkflowCommand) -> CmdResult {
                     }),
                 })
                 .await?
-                .into_inner()
-                .workflow
-                .unwrap_or_default();
+                .into_inner();
+            warn(&response.warnings);
+            let workflow = response.workflow.unwrap_or_default();
             print_one(ctx.output, &workflow, |w| {
                 format!("workflow {} created ({})", w.name, summary(w))
             })?;
@@ -239,7 +239,7 @@ pub async fn run(ctx: &Ctx, cmd: WorkflowCommand) -> CmdResult {
             if let Some(kind) = kind {
                 workflow.kind = Some(kind);
             }
-            let workflow = client
+            let response = client
                 .update_workflow(pb::UpdateWorkflowRequest {
                     workflow: Some(workflow),
                     expected_version: expected_version.unwrap_or(read_version),
@@ -252,9 +252,9 @@ pub async fn run(ctx: &Ctx, cmd: WorkflowCommand) -> CmdResult {
                         &format!("promoflow workflow get {name}"),
                     )
                 })?
-                .into_inner()
-                .workflow
-                .unwrap_or_default();
+                .into_inner();
+            warn(&response.warnings);
+            let workflow = response.workflow.unwrap_or_default();
             print_one(ctx.output, &workflow, |w| {
                 format!(
                     "workflow {} updated (version {}: {})",
@@ -308,5 +308,13 @@ fn summary(w: &pb::Workflow) -> String {
         }
         Some(Kind::Command(c)) => format!("{}{}", c.argv.join(" "), timeout(&c.timeout)),
         None => String::new(),
+    }
+}
+
+/// A response's warnings, on standard error (standard output keeps the
+/// document for `-o json`).
+fn warn(warnings: &[String]) {
+    for w in warnings {
+        eprintln!("warning: {w}");
     }
 }

@@ -149,6 +149,11 @@ impl Engine {
             .count()
     }
 
+    /// Whether this server runs `command` workflows (`--allow-command-workflows`).
+    pub fn allows_commands(&self) -> bool {
+        self.inner.allow_commands
+    }
+
     /// This replica's id (in leases and logs).
     pub fn replica_id(&self) -> &str {
         &self.inner.replica_id
