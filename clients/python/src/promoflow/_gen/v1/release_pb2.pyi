@@ -355,10 +355,12 @@ class RetryReleaseRequest(_message.Message):
     def __init__(self, release_id: _Optional[str] = ...) -> None: ...
 
 class RetryReleaseResponse(_message.Message):
-    __slots__ = ("release",)
+    __slots__ = ("release", "note")
     RELEASE_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
     release: Release
-    def __init__(self, release: _Optional[_Union[Release, _Mapping]] = ...) -> None: ...
+    note: str
+    def __init__(self, release: _Optional[_Union[Release, _Mapping]] = ..., note: _Optional[str] = ...) -> None: ...
 
 class ApproveEnvironmentRequest(_message.Message):
     __slots__ = ("release_id", "environment", "approve", "comment")

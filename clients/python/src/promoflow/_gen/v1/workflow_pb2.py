@@ -26,7 +26,7 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bpromoflow/v1/workflow.proto\x12\x0cpromoflow.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe6\x02\n\x08Workflow\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12*\n\x04http\x18\x03 \x01(\x0b\x32\x1a.promoflow.v1.HttpWorkflowH\x00\x12*\n\x04wait\x18\x04 \x01(\x0b\x32\x1a.promoflow.v1.WaitWorkflowH\x00\x12\x32\n\x08\x61pproval\x18\x05 \x01(\x0b\x32\x1e.promoflow.v1.ApprovalWorkflowH\x00\x12\x30\n\x07\x63ommand\x18\x06 \x01(\x0b\x32\x1d.promoflow.v1.CommandWorkflowH\x00\x12\x0f\n\x07version\x18\x07 \x01(\x03\x12/\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x06\n\x04kind\"\xc7\x01\n\x0cHttpWorkflow\x12\x0b\n\x03url\x18\x01 \x01(\t\x12\x38\n\x07headers\x18\x02 \x03(\x0b\x32\'.promoflow.v1.HttpWorkflow.HeadersEntry\x12*\n\x07timeout\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x14\n\x0cmax_attempts\x18\x04 \x01(\x05\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\";\n\x0cWaitWorkflow\x12+\n\x08\x64uration\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\"s\n\x10\x41pprovalWorkflow\x12*\n\x07timeout\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x15\n\rmin_approvals\x18\x02 \x01(\x05\x12\x1c\n\x14\x66orbid_self_approval\x18\x03 \x01(\x08\"\xac\x01\n\x0f\x43ommandWorkflow\x12\x0c\n\x04\x61rgv\x18\x01 \x03(\t\x12\x33\n\x03\x65nv\x18\x02 \x03(\x0b\x32&.promoflow.v1.CommandWorkflow.EnvEntry\x12*\n\x07timeout\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x1a*\n\x08\x45nvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"A\n\x15\x43reateWorkflowRequest\x12(\n\x08workflow\x18\x01 \x01(\x0b\x32\x16.promoflow.v1.Workflow\"B\n\x16\x43reateWorkflowResponse\x12(\n\x08workflow\x18\x01 \x01(\x0b\x32\x16.promoflow.v1.Workflow\"\"\n\x12GetWorkflowRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"?\n\x13GetWorkflowResponse\x12(\n\x08workflow\x18\x01 \x01(\x0b\x32\x16.promoflow.v1.Workflow\"=\n\x14ListWorkflowsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"[\n\x15ListWorkflowsResponse\x12)\n\tworkflows\x18\x01 \x03(\x0b\x32\x16.promoflow.v1.Workflow\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"[\n\x15UpdateWorkflowRequest\x12(\n\x08workflow\x18\x01 \x01(\x0b\x32\x16.promoflow.v1.Workflow\x12\x18\n\x10\x65xpected_version\x18\x02 \x01(\x03\"B\n\x16UpdateWorkflowResponse\x12(\n\x08workflow\x18\x01 \x01(\x0b\x32\x16.promoflow.v1.Workflow\"?\n\x15\x44\x65leteWorkflowRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x18\n\x10\x65xpected_version\x18\x02 \x01(\x03\"\x18\n\x16\x44\x65leteWorkflowResponse2\xd6\x03\n\x0fWorkflowService\x12[\n\x0e\x43reateWorkflow\x12#.promoflow.v1.CreateWorkflowRequest\x1a$.promoflow.v1.CreateWorkflowResponse\x12R\n\x0bGetWorkflow\x12 .promoflow.v1.GetWorkflowRequest\x1a!.promoflow.v1.GetWorkflowResponse\x12X\n\rListWorkflows\x12\".promoflow.v1.ListWorkflowsRequest\x1a#.promoflow.v1.ListWorkflowsResponse\x12[\n\x0eUpdateWorkflow\x12#.promoflow.v1.UpdateWorkflowRequest\x1a$.promoflow.v1.UpdateWorkflowResponse\x12[\n\x0e\x44\x65leteWorkflow\x12#.promoflow.v1.DeleteWorkflowRequest\x1a$.promoflow.v1.DeleteWorkflowResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bpromoflow/v1/workflow.proto\x12\x0cpromoflow.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe6\x02\n\x08Workflow\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12*\n\x04http\x18\x03 \x01(\x0b\x32\x1a.promoflow.v1.HttpWorkflowH\x00\x12*\n\x04wait\x18\x04 \x01(\x0b\x32\x1a.promoflow.v1.WaitWorkflowH\x00\x12\x32\n\x08\x61pproval\x18\x05 \x01(\x0b\x32\x1e.promoflow.v1.ApprovalWorkflowH\x00\x12\x30\n\x07\x63ommand\x18\x06 \x01(\x0b\x32\x1d.promoflow.v1.CommandWorkflowH\x00\x12\x0f\n\x07version\x18\x07 \x01(\x03\x12/\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x06\n\x04kind\"\xc7\x01\n\x0cHttpWorkflow\x12\x0b\n\x03url\x18\x01 \x01(\t\x12\x38\n\x07headers\x18\x02 \x03(\x0b\x32\'.promoflow.v1.HttpWorkflow.HeadersEntry\x12*\n\x07timeout\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x14\n\x0cmax_attempts\x18\x04 \x01(\x05\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\";\n\x0cWaitWorkflow\x12+\n\x08\x64uration\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\"s\n\x10\x41pprovalWorkflow\x12*\n\x07timeout\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x15\n\rmin_approvals\x18\x02 \x01(\x05\x12\x1c\n\x14\x66orbid_self_approval\x18\x03 \x01(\x08\"\xac\x01\n\x0f\x43ommandWorkflow\x12\x0c\n\x04\x61rgv\x18\x01 \x03(\t\x12\x33\n\x03\x65nv\x18\x02 \x03(\x0b\x32&.promoflow.v1.CommandWorkflow.EnvEntry\x12*\n\x07timeout\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x1a*\n\x08\x45nvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"A\n\x15\x43reateWorkflowRequest\x12(\n\x08workflow\x18\x01 \x01(\x0b\x32\x16.promoflow.v1.Workflow\"T\n\x16\x43reateWorkflowResponse\x12(\n\x08workflow\x18\x01 \x01(\x0b\x32\x16.promoflow.v1.Workflow\x12\x10\n\x08warnings\x18\x02 \x03(\t\"\"\n\x12GetWorkflowRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"?\n\x13GetWorkflowResponse\x12(\n\x08workflow\x18\x01 \x01(\x0b\x32\x16.promoflow.v1.Workflow\"=\n\x14ListWorkflowsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"[\n\x15ListWorkflowsResponse\x12)\n\tworkflows\x18\x01 \x03(\x0b\x32\x16.promoflow.v1.Workflow\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"[\n\x15UpdateWorkflowRequest\x12(\n\x08workflow\x18\x01 \x01(\x0b\x32\x16.promoflow.v1.Workflow\x12\x18\n\x10\x65xpected_version\x18\x02 \x01(\x03\"T\n\x16UpdateWorkflowResponse\x12(\n\x08workflow\x18\x01 \x01(\x0b\x32\x16.promoflow.v1.Workflow\x12\x10\n\x08warnings\x18\x02 \x03(\t\"?\n\x15\x44\x65leteWorkflowRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x18\n\x10\x65xpected_version\x18\x02 \x01(\x03\"\x18\n\x16\x44\x65leteWorkflowResponse2\xd6\x03\n\x0fWorkflowService\x12[\n\x0e\x43reateWorkflow\x12#.promoflow.v1.CreateWorkflowRequest\x1a$.promoflow.v1.CreateWorkflowResponse\x12R\n\x0bGetWorkflow\x12 .promoflow.v1.GetWorkflowRequest\x1a!.promoflow.v1.GetWorkflowResponse\x12X\n\rListWorkflows\x12\".promoflow.v1.ListWorkflowsRequest\x1a#.promoflow.v1.ListWorkflowsResponse\x12[\n\x0eUpdateWorkflow\x12#.promoflow.v1.UpdateWorkflowRequest\x1a$.promoflow.v1.UpdateWorkflowResponse\x12[\n\x0e\x44\x65leteWorkflow\x12#.promoflow.v1.DeleteWorkflowRequest\x1a$.promoflow.v1.DeleteWorkflowResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -54,23 +54,23 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CREATEWORKFLOWREQUEST']._serialized_start=1026
   _globals['_CREATEWORKFLOWREQUEST']._serialized_end=1091
   _globals['_CREATEWORKFLOWRESPONSE']._serialized_start=1093
-  _globals['_CREATEWORKFLOWRESPONSE']._serialized_end=1159
-  _globals['_GETWORKFLOWREQUEST']._serialized_start=1161
-  _globals['_GETWORKFLOWREQUEST']._serialized_end=1195
-  _globals['_GETWORKFLOWRESPONSE']._serialized_start=1197
-  _globals['_GETWORKFLOWRESPONSE']._serialized_end=1260
-  _globals['_LISTWORKFLOWSREQUEST']._serialized_start=1262
-  _globals['_LISTWORKFLOWSREQUEST']._serialized_end=1323
-  _globals['_LISTWORKFLOWSRESPONSE']._serialized_start=1325
-  _globals['_LISTWORKFLOWSRESPONSE']._serialized_end=1416
-  _globals['_UPDATEWORKFLOWREQUEST']._serialized_start=1418
-  _globals['_UPDATEWORKFLOWREQUEST']._serialized_end=1509
-  _globals['_UPDATEWORKFLOWRESPONSE']._serialized_start=1511
-  _globals['_UPDATEWORKFLOWRESPONSE']._serialized_end=1577
-  _globals['_DELETEWORKFLOWREQUEST']._serialized_start=1579
-  _globals['_DELETEWORKFLOWREQUEST']._serialized_end=1642
-  _globals['_DELETEWORKFLOWRESPONSE']._serialized_start=1644
-  _globals['_DELETEWORKFLOWRESPONSE']._serialized_end=1668
-  _globals['_WORKFLOWSERVICE']._serialized_start=1671
-  _globals['_WORKFLOWSERVICE']._serialized_end=2141
+  _globals['_CREATEWORKFLOWRESPONSE']._serialized_end=1177
+  _globals['_GETWORKFLOWREQUEST']._serialized_start=1179
+  _globals['_GETWORKFLOWREQUEST']._serialized_end=1213
+  _globals['_GETWORKFLOWRESPONSE']._serialized_start=1215
+  _globals['_GETWORKFLOWRESPONSE']._serialized_end=1278
+  _globals['_LISTWORKFLOWSREQUEST']._serialized_start=1280
+  _globals['_LISTWORKFLOWSREQUEST']._serialized_end=1341
+  _globals['_LISTWORKFLOWSRESPONSE']._serialized_start=1343
+  _globals['_LISTWORKFLOWSRESPONSE']._serialized_end=1434
+  _globals['_UPDATEWORKFLOWREQUEST']._serialized_start=1436
+  _globals['_UPDATEWORKFLOWREQUEST']._serialized_end=1527
+  _globals['_UPDATEWORKFLOWRESPONSE']._serialized_start=1529
+  _globals['_UPDATEWORKFLOWRESPONSE']._serialized_end=1613
+  _globals['_DELETEWORKFLOWREQUEST']._serialized_start=1615
+  _globals['_DELETEWORKFLOWREQUEST']._serialized_end=1678
+  _globals['_DELETEWORKFLOWRESPONSE']._serialized_start=1680
+  _globals['_DELETEWORKFLOWRESPONSE']._serialized_end=1704
+  _globals['_WORKFLOWSERVICE']._serialized_start=1707
+  _globals['_WORKFLOWSERVICE']._serialized_end=2177
 # @@protoc_insertion_point(module_scope)

@@ -16,7 +16,8 @@ export const file_promoflow_v1_flow: GenFile = /*@__PURE__*/
 
 /**
  * What runs in an environment of a release, around the promotion action.
- * Unset = action NONE with no pre- or post-action.
+ * Unset = every field unset: no pre- or post-action, and the action unset
+ * (runs as NONE; see PROMOTION_ACTION_UNSPECIFIED).
  *
  * @generated from message promoflow.v1.Policy
  */
@@ -30,7 +31,7 @@ export type Policy = Message<"promoflow.v1.Policy"> & {
   preAction: string;
 
   /**
-   * The promotion action; UNSPECIFIED = NONE. When it succeeds the
+   * The promotion action; UNSPECIFIED = not set, runs as NONE. When it succeeds the
    * application's recorded version advances, even if the post-action then
    * fails.
    *
@@ -423,7 +424,7 @@ export type FlowEdit_AddEnvironments = Message<"promoflow.v1.FlowEdit.AddEnviron
   environments: string[];
 
   /**
-   * Policy given to each new step; unset = action NONE only. The new steps
+   * Policy given to each new step; unset = no policy. The new steps
    * have no hooks (use SetHooks).
    *
    * @generated from field: promoflow.v1.Policy policy = 3;
@@ -530,7 +531,7 @@ export type FlowEdit_SetPolicy = Message<"promoflow.v1.FlowEdit.SetPolicy"> & {
   environment: string;
 
   /**
-   * The new policy; unset = action NONE only.
+   * The new policy; unset = no policy (every field unset).
    *
    * @generated from field: promoflow.v1.Policy policy = 2;
    */
@@ -1277,7 +1278,10 @@ export const RenderFlowResponseSchema: GenMessage<RenderFlowResponse> = /*@__PUR
  */
 export enum PromotionAction {
   /**
-   * Not set: treated and stored as PROMOTION_ACTION_NONE.
+   * Not set. Stored as not set (not as NONE) and returned as UNSPECIFIED, so
+   * that a Codefresh export leaves the field out: in Codefresh an unset
+   * action is inherited from the account's promotion policies. Runs as
+   * PROMOTION_ACTION_NONE until promotion policies supply an action.
    *
    * @generated from enum value: PROMOTION_ACTION_UNSPECIFIED = 0;
    */
