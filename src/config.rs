@@ -163,7 +163,12 @@ pub struct ServerConfig {
     /// The link of those commit statuses, with `{id}` standing for the
     /// release id, e.g. `https://promoflow.example.com/releases/{id}`;
     /// empty: the statuses link nowhere.
-    #[arg(long, env = "PROMOFLOW_RELEASE_URL_TEMPLATE", default_value = "")]
+    #[arg(
+        long,
+        env = "PROMOFLOW_RELEASE_URL_TEMPLATE",
+        default_value = "",
+        hide_default_value = true
+    )]
     pub release_url_template: String,
     /// How often a SYNC step reads its Argo CD application while it waits
     /// for it to be Synced and Healthy at the promoted commit.

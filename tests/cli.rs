@@ -1490,6 +1490,19 @@ fn every_command_has_an_example() {
         if !help.contains("Example") {
             missing.push(path.clone());
         }
+        for line in help.lines() {
+            // Each example on its own line, under an `Example(s):` heading.
+            let text = line.trim_start();
+            if (text.starts_with("Example:") || text.starts_with("Examples:"))
+                && !text.ends_with(':')
+            {
+                missing.push(format!("{path}: example on the heading's line: {line:?}"));
+            }
+            // An empty default is no default: say nothing rather than `""`.
+            if line.contains("[default: \"\"]") {
+                missing.push(format!("{path}: shows an empty default: {line:?}"));
+            }
+        }
         for sub in cmd.get_subcommands_mut() {
             walk(sub, &path, missing);
         }
@@ -1500,7 +1513,10 @@ fn every_command_has_an_example() {
     for sub in cli.get_subcommands_mut() {
         walk(sub, "promoflow", &mut missing);
     }
-    assert!(missing.is_empty(), "no example in --help of: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "--help without a well-formed example: {missing:?}"
+    );
 }
 
 /// Every `examples/…` file a `--help` names exists, and the quick-start

@@ -76,11 +76,11 @@ pub enum AuditCommand {
         after_help = "Examples:\n  promoflow audit list --action release.approve\n  promoflow audit list --actor token:ci --result denied -o json"
     )]
     List {
-        #[arg(long, default_value = "")]
+        #[arg(long, default_value = "", hide_default_value = true)]
         actor: String,
-        #[arg(long, default_value = "")]
+        #[arg(long, default_value = "", hide_default_value = true)]
         action: String,
-        #[arg(long, default_value = "")]
+        #[arg(long, default_value = "", hide_default_value = true)]
         resource: String,
         #[arg(long, value_enum)]
         result: Option<ResultArg>,

@@ -19,7 +19,7 @@ pub enum EnvCommand {
         name: String,
         #[arg(long, value_enum, default_value_t = Kind::NonProduction)]
         kind: Kind,
-        #[arg(long, default_value = "")]
+        #[arg(long, default_value = "", hide_default_value = true)]
         description: String,
         /// A label, KEY=VALUE (repeatable).
         #[arg(long = "label", value_parser = key_value)]

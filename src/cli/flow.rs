@@ -35,7 +35,7 @@ pub enum FlowCommand {
     },
     /// Show a flow; `-o yaml` prints it as Codefresh `PromotionFlow` YAML.
     #[command(
-        after_help = "Examples:\n  promoflow flow get parallel\n  promoflow flow get parallel -o yaml > parallel.yaml\n  promoflow flow get parallel --version 2 -o json"
+        after_help = "Examples:\n  promoflow flow get multi-env-parallel-promotion\n  promoflow flow get multi-env-parallel-promotion -o yaml > multi-env-parallel-promotion.yaml\n  promoflow flow get multi-env-parallel-promotion --version 2 -o json"
     )]
     Get {
         name: String,
@@ -47,7 +47,7 @@ pub enum FlowCommand {
     #[command(after_help = "Example:\n  promoflow flow list")]
     List,
     /// List the recorded versions of a flow.
-    #[command(after_help = "Example:\n  promoflow flow versions parallel")]
+    #[command(after_help = "Example:\n  promoflow flow versions multi-env-parallel-promotion")]
     Versions { name: String },
     /// Edit a flow in place: one new version with every edit applied at once.
     Edit(Box<EditArgs>),
@@ -61,7 +61,7 @@ pub enum FlowCommand {
         file: String,
     },
     /// Save a copy of a flow under a new name ("save as new flow").
-    #[command(after_help = "Example:\n  promoflow flow copy sequential parallel")]
+    #[command(after_help = "Example:\n  promoflow flow copy multi-env-sequential-promotion my-sequential")]
     Copy {
         source: String,
         new_name: String,
@@ -71,7 +71,7 @@ pub enum FlowCommand {
     },
     /// Draw a flow as a Mermaid or Graphviz chart, optionally with a release's statuses.
     #[command(
-        after_help = "Examples:\n  promoflow flow render parallel > flow.mmd\n  promoflow flow render parallel --format dot | dot -Tsvg > flow.svg\n  promoflow flow render parallel --release 0193c0de-…"
+        after_help = "Examples:\n  promoflow flow render multi-env-parallel-promotion > flow.mmd\n  promoflow flow render multi-env-parallel-promotion --format dot | dot -Tsvg > flow.svg\n  promoflow flow render multi-env-parallel-promotion --release 0193c0de-…"
     )]
     Render {
         name: String,
@@ -85,7 +85,7 @@ pub enum FlowCommand {
         version: i64,
     },
     /// Delete a flow.
-    #[command(after_help = "Example:\n  promoflow flow delete parallel")]
+    #[command(after_help = "Example:\n  promoflow flow delete multi-env-parallel-promotion")]
     Delete { name: String },
 }
 

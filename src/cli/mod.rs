@@ -40,23 +40,24 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the gRPC server.
-    ///
-    /// Example: promoflow serve --listen 0.0.0.0:50051 --database-url postgres://promoflow@db/promoflow
+    #[command(
+        after_help = "Examples:\n  promoflow serve\n  promoflow serve --listen 0.0.0.0:50051 --database-url postgres://promoflow@db/promoflow"
+    )]
     Serve(ServerConfig),
     /// Start a server with the quick-start world and show a parallel promotion live.
-    ///
-    /// Example: promoflow demo          (keeps serving afterwards; Ctrl-C stops)
-    /// Example: promoflow demo --exit   (for scripts: exit code 0 when the release succeeded)
+    #[command(
+        after_help = "Examples:\n  promoflow demo                  (keeps serving afterwards; Ctrl-C stops)\n  promoflow demo --exit           (for scripts: exit code 0 when the release succeeded)\n  promoflow demo --data-dir demo  (keeps the demo world in ./demo)"
+    )]
     Demo(demo::DemoArgs),
     /// Measure throughput, latency and memory against a no-op RPC (see BENCHMARKS.md).
-    ///
-    /// Example: promoflow bench                      (starts its own server on temporary SQLite)
-    /// Example: promoflow bench --database-url postgres://promoflow@db/bench --json
-    /// Example: promoflow bench --duration 1s --watchers 100 --flow-sizes 100   (a smoke run)
+    #[command(
+        after_help = "Examples:\n  promoflow bench                      (starts its own server on temporary SQLite)\n  promoflow bench --database-url postgres://promoflow@db/bench --json\n  promoflow bench --duration 1s --watchers 100 --flow-sizes 100   (a smoke run)"
+    )]
     Bench(Box<bench::BenchArgs>),
     /// Apply database migrations and exit.
-    ///
-    /// Example: promoflow migrate --database-url postgres://promoflow@db/promoflow
+    #[command(
+        after_help = "Example:\n  promoflow migrate --database-url postgres://promoflow@db/promoflow"
+    )]
     Migrate(ServerConfig),
     /// Environments: create, get, list, update, delete.
     #[command(
@@ -107,9 +108,9 @@ pub enum Command {
     )]
     Audit(access::AuditCommand),
     /// Print a shell completion script.
-    ///
-    /// Example: promoflow completions bash > /etc/bash_completion.d/promoflow
-    /// Example: promoflow completions zsh > "${fpath[1]}/_promoflow"
+    #[command(
+        after_help = "Examples:\n  promoflow completions bash > /etc/bash_completion.d/promoflow\n  promoflow completions zsh > \"${fpath[1]}/_promoflow\""
+    )]
     Completions {
         #[arg(value_enum)]
         shell: clap_complete::Shell,

@@ -32,7 +32,7 @@ pub enum ProductCommand {
     Create {
         /// Lowercase DNS label, e.g. `demo-trioapp`.
         name: String,
-        #[arg(long, default_value = "")]
+        #[arg(long, default_value = "", hide_default_value = true)]
         description: String,
         /// An application: ENV=NAME, or ENV=NAME@VERSION for its current version (repeatable).
         #[arg(long = "app", value_parser = application)]
@@ -70,18 +70,18 @@ pub enum ProductCommand {
         #[arg(long)]
         version: String,
         /// The commit's SHA.
-        #[arg(long, default_value = "")]
+        #[arg(long, default_value = "", hide_default_value = true)]
         sha: String,
         /// The commit message (matched by COMMIT_MESSAGE selectors).
-        #[arg(long, default_value = "")]
+        #[arg(long, default_value = "", hide_default_value = true)]
         message: String,
-        #[arg(long, default_value = "")]
+        #[arg(long, default_value = "", hide_default_value = true)]
         author: String,
         /// The Git revision, e.g. a branch (matched by GIT_REVISION selectors).
-        #[arg(long, default_value = "")]
+        #[arg(long, default_value = "", hide_default_value = true)]
         revision: String,
         /// Idempotency key: CI retries with the same key record it once.
-        #[arg(long, default_value = "")]
+        #[arg(long, default_value = "", hide_default_value = true)]
         request_id: String,
     },
     /// Change a product: only the fields given change, the others keep their

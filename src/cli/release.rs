@@ -16,7 +16,7 @@ use crate::proto::v1 as pb;
 pub enum ReleaseCommand {
     /// Start a release of a product through a flow.
     #[command(
-        after_help = "Examples:\n  promoflow release trigger --flow parallel --product demo --wait\n  promoflow release trigger --flow parallel --product demo --version 1.2.0 -o json\n\nWith --wait the exit code is 0 only when the release SUCCEEDED."
+        after_help = "Examples:\n  promoflow release trigger --flow multi-env-parallel-promotion --product demo --wait\n  promoflow release trigger --flow multi-env-parallel-promotion --product demo --version 1.2.0 -o json\n\nWith --wait the exit code is 0 only when the release SUCCEEDED."
     )]
     Trigger {
         #[arg(long)]
@@ -24,16 +24,16 @@ pub enum ReleaseCommand {
         #[arg(long)]
         product: String,
         /// The version to promote (default: the one recorded in the trigger environment).
-        #[arg(long, default_value = "")]
+        #[arg(long, default_value = "", hide_default_value = true)]
         version: String,
         /// A note recorded with the release.
-        #[arg(long, default_value = "")]
+        #[arg(long, default_value = "", hide_default_value = true)]
         message: String,
         /// Idempotency key: the same key and request return the same release.
-        #[arg(long, default_value = "")]
+        #[arg(long, default_value = "", hide_default_value = true)]
         request_id: String,
         /// Promote from this commit of the trigger application's branch (default: its tip).
-        #[arg(long, default_value = "")]
+        #[arg(long, default_value = "", hide_default_value = true)]
         source_commit: String,
         #[command(flatten)]
         wait: WaitArgs,
@@ -48,9 +48,19 @@ pub enum ReleaseCommand {
         /// Watch the newest release (of --product and --flow, when given)
         #[arg(long, conflicts_with = "id")]
         latest: bool,
-        #[arg(long, default_value = "", requires = "latest")]
+        #[arg(
+            long,
+            default_value = "",
+            hide_default_value = true,
+            requires = "latest"
+        )]
         product: String,
-        #[arg(long, default_value = "", requires = "latest")]
+        #[arg(
+            long,
+            default_value = "",
+            hide_default_value = true,
+            requires = "latest"
+        )]
         flow: String,
         #[arg(long, value_enum, default_value_t = ViewArg::Auto)]
         view: ViewArg,
@@ -68,14 +78,19 @@ pub enum ReleaseCommand {
     )]
     Follow {
         /// Only releases of this product.
-        #[arg(long, default_value = "")]
+        #[arg(long, default_value = "", hide_default_value = true)]
         product: String,
         /// Only releases of this flow.
-        #[arg(long, default_value = "")]
+        #[arg(long, default_value = "", hide_default_value = true)]
         flow: String,
         /// Resume right after this cursor (the `cursor` of a `-o json` line);
         /// without it, from now on.
-        #[arg(long, value_name = "CURSOR", default_value = "")]
+        #[arg(
+            long,
+            value_name = "CURSOR",
+            default_value = "",
+            hide_default_value = true
+        )]
         after: String,
     },
     /// Show a release and its environments.
@@ -84,9 +99,9 @@ pub enum ReleaseCommand {
     /// List releases, newest first.
     #[command(after_help = "Example:\n  promoflow release list --product demo --status running")]
     List {
-        #[arg(long, default_value = "")]
+        #[arg(long, default_value = "", hide_default_value = true)]
         product: String,
-        #[arg(long, default_value = "")]
+        #[arg(long, default_value = "", hide_default_value = true)]
         flow: String,
         #[arg(long, value_enum)]
         status: Option<StatusArg>,
@@ -97,7 +112,7 @@ pub enum ReleaseCommand {
     )]
     Terminate {
         id: String,
-        #[arg(long, default_value = "")]
+        #[arg(long, default_value = "", hide_default_value = true)]
         reason: String,
     },
     /// Re-run a FAILED or TERMINATED release from the steps that did not succeed.
@@ -114,7 +129,7 @@ pub enum ReleaseCommand {
     Approve {
         id: String,
         environment: String,
-        #[arg(long, default_value = "")]
+        #[arg(long, default_value = "", hide_default_value = true)]
         comment: String,
         #[command(flatten)]
         wait: WaitArgs,
@@ -126,7 +141,7 @@ pub enum ReleaseCommand {
     Reject {
         id: String,
         environment: String,
-        #[arg(long, default_value = "")]
+        #[arg(long, default_value = "", hide_default_value = true)]
         comment: String,
     },
 }

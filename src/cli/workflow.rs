@@ -20,7 +20,7 @@ pub enum WorkflowCommand {
     Create {
         /// Lowercase DNS label, e.g. `soak-30s`.
         name: String,
-        #[arg(long, default_value = "")]
+        #[arg(long, default_value = "", hide_default_value = true)]
         description: String,
         #[command(flatten)]
         kind: KindArgs,
