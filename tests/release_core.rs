@@ -177,7 +177,11 @@ async fn a_report_whose_release_cannot_start_records_nothing() {
             .await,
         Code::FailedPrecondition,
     );
-    assert!(s.message().contains("prod-asia"), "{s:?}");
+    assert!(
+        s.message()
+            .contains("`promoflow product update partial --app prod-asia=NAME`"),
+        "the message names the command that fixes it: {s:?}"
+    );
     let p = product(&server, "partial").await;
     let dev = p
         .applications

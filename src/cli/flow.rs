@@ -61,7 +61,9 @@ pub enum FlowCommand {
         file: String,
     },
     /// Save a copy of a flow under a new name ("save as new flow").
-    #[command(after_help = "Example:\n  promoflow flow copy multi-env-sequential-promotion my-sequential")]
+    #[command(
+        after_help = "Example:\n  promoflow flow copy multi-env-sequential-promotion my-sequential"
+    )]
     Copy {
         source: String,
         new_name: String,

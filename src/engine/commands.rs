@@ -223,12 +223,19 @@ impl Engine {
             .filter(|env| product.application(env).is_none())
             .collect();
         if !missing.is_empty() {
+            let apps: Vec<String> = missing
+                .iter()
+                .map(|env| format!("--app {env}=NAME"))
+                .collect();
             return Err(Error::FailedPrecondition(format!(
-                "product {:?} has no application in environment{} {} of flow {:?}: add them to the product first",
+                "product {:?} has no application in environment{} {} of flow {:?}: add {} with `promoflow product update {} {}` (UpdateProduct)",
                 product.name,
                 if missing.len() == 1 { "" } else { "s" },
                 missing.join(", "),
-                flow.spec.name
+                flow.spec.name,
+                if missing.len() == 1 { "it" } else { "them" },
+                product.name,
+                apps.join(" ")
             )));
         }
         let resolved = self.resolve_git(flow, product, req).await?;

@@ -586,7 +586,7 @@ pub(crate) async fn record_version<C: ConnectionTrait>(
             .is_some();
         return Err(if env_exists {
             Error::FailedPrecondition(format!(
-                "product {product:?} has no application in environment {environment:?}: add one with UpdateProduct first"
+                "product {product:?} has no application in environment {environment:?}: add one with `promoflow product update {product} --app {environment}=NAME` (UpdateProduct) first"
             ))
         } else {
             Error::not_found("environment", environment)

@@ -770,6 +770,13 @@ async fn report_deployment_where_the_product_has_no_application_is_failed_precon
         Code::FailedPrecondition,
     );
     assert_message_names(&status, &["shop", "qa"]);
+    // It names the command that fixes it.
+    assert!(
+        status
+            .message()
+            .contains("`promoflow product update shop --app qa=NAME`"),
+        "{status:?}"
+    );
     assert_eq!(get_product(&server, "shop").await.expect("get"), created);
 }
 
