@@ -8,16 +8,12 @@
 //! interrupted.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use super::client::{CliError, CmdResult, Ctx, fail};
 use super::output::{self, Output, env_status, outln, release_status, step_status};
-use super::watch::{counters, env_detail, step_label, symbol};
+use super::watch::{Reconnects, counters, env_detail, step_label, symbol};
 use crate::proto::v1 as pb;
 use crate::proto::v1::release_event::Change;
-
-/// Gives up after this many reconnects in a row without a message.
-const MAX_RECONNECTS: u32 = 30;
 
 /// What a line names about a release: kept from its first event, or read
 /// once with GetRelease for releases created before the follow began.
@@ -34,7 +30,7 @@ pub async fn follow(ctx: &Ctx, product: String, flow: String, after: String) -> 
     }
     let mut cursor = after;
     let mut known: HashMap<String, Known> = HashMap::new();
-    let mut reconnects = 0;
+    let mut reconnects = Reconnects::default();
     loop {
         let stream = ctx
             .releases()
@@ -46,9 +42,8 @@ pub async fn follow(ctx: &Ctx, product: String, flow: String, after: String) -> 
             .await;
         let mut stream = match stream {
             Ok(s) => s.into_inner(),
-            Err(e) if e.code() == tonic::Code::Unavailable && reconnects < MAX_RECONNECTS => {
-                reconnects += 1;
-                tokio::time::sleep(Duration::from_secs(1)).await;
+            Err(e) if reconnects.retry(&e) => {
+                reconnects.pause().await;
                 continue;
             }
             Err(e) => return Err(e.into()),
@@ -56,7 +51,7 @@ pub async fn follow(ctx: &Ctx, product: String, flow: String, after: String) -> 
         loop {
             match stream.message().await {
                 Ok(Some(msg)) => {
-                    reconnects = 0;
+                    reconnects.progress();
                     cursor = msg.cursor.clone();
                     let Some(event) = &msg.event else { continue };
                     if matches!(event.change, None | Some(Change::Heartbeat(_))) {
@@ -78,8 +73,15 @@ pub async fn follow(ctx: &Ctx, product: String, flow: String, after: String) -> 
                         ),
                     }
                 }
-                Ok(None) => break,
-                Err(e) if e.code() == tonic::Code::Unavailable && reconnects < MAX_RECONNECTS => {
+                // The stream does not end on its own: a clean end (a proxy
+                // closing it) is resumed like a dropped connection.
+                Ok(None) if reconnects.count() => break,
+                Ok(None) => {
+                    return fail(
+                        "the server keeps closing the stream; run the command again with --after CURSOR (-o json shows cursors)",
+                    );
+                }
+                Err(e) if reconnects.retry(&e) => {
                     eprintln!(
                         "connection lost ({}); resuming after the last change shown",
                         e.message()
@@ -89,13 +91,7 @@ pub async fn follow(ctx: &Ctx, product: String, flow: String, after: String) -> 
                 Err(e) => return Err(e.into()),
             }
         }
-        reconnects += 1;
-        if reconnects > MAX_RECONNECTS {
-            return fail(
-                "the server stopped answering; run the command again with --after CURSOR (-o json shows cursors)",
-            );
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        reconnects.pause().await;
     }
 }
 

@@ -650,13 +650,26 @@ mod tests {
         }
     }
 
+    /// `product create shop ARGS` through the real parser, paired.
+    fn entries(args: &[&str]) -> Result<Vec<FlowEntry>, CliError> {
+        let argv = ["promoflow", "product", "create", "shop"]
+            .iter()
+            .chain(args);
+        let Command::Product(ProductCommand::Create {
+            flows,
+            selectors,
+            order,
+            ..
+        }) = Cli::parse_from_args(argv).command
+        else {
+            panic!("not a product create");
+        };
+        flow_entries(flows, selectors, &order)
+    }
+
     #[test]
     fn each_selector_belongs_to_the_flow_before_it() {
-        let cli = Cli::parse_from_args([
-            "promoflow",
-            "product",
-            "create",
-            "shop",
+        let entries = entries(&[
             "--flow",
             "hotfix",
             "--selector",
@@ -665,41 +678,13 @@ mod tests {
             "git-revision in main",
             "--flow",
             "plain",
-        ]);
-        let Command::Product(ProductCommand::Create {
-            flows,
-            selectors,
-            order,
-            ..
-        }) = cli.command
-        else {
-            panic!("not a product create");
-        };
-        let entries = flow_entries(flows, selectors, &order).expect("entries");
+        ])
+        .expect("entries");
         assert_eq!(entries[0].0, "hotfix");
         assert_eq!(entries[0].1.as_ref().map(Vec::len), Some(2));
         assert_eq!(entries[1], ("plain".to_owned(), None));
 
-        let cli = Cli::parse_from_args([
-            "promoflow",
-            "product",
-            "create",
-            "shop",
-            "--selector",
-            "commit-message in x",
-            "--flow",
-            "f",
-        ]);
-        let Command::Product(ProductCommand::Create {
-            flows,
-            selectors,
-            order,
-            ..
-        }) = cli.command
-        else {
-            panic!("not a product create");
-        };
-        let err = flow_entries(flows, selectors, &order)
+        let err = super::tests::entries(&["--selector", "commit-message in x", "--flow", "f"])
             .unwrap_err()
             .to_string();
         assert!(err.contains("must follow the --flow"), "{err}");

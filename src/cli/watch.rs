@@ -36,6 +36,36 @@ pub enum View {
 /// Gives up after this many reconnects in a row without progress.
 const MAX_RECONNECTS: u32 = 30;
 
+/// The reconnects of a resumable stream (`WatchRelease`, `WatchReleases`):
+/// a dropped connection (UNAVAILABLE, or a stream that ends early) is
+/// resumed a second later, at most [`MAX_RECONNECTS`] times in a row
+/// without progress.
+#[derive(Debug, Default)]
+pub(super) struct Reconnects(u32);
+
+impl Reconnects {
+    /// Whether `e` is worth resuming after; counts the attempt.
+    pub(super) fn retry(&mut self, e: &tonic::Status) -> bool {
+        e.code() == tonic::Code::Unavailable && self.count()
+    }
+
+    /// Counts an attempt; false once the attempts are used up.
+    pub(super) fn count(&mut self) -> bool {
+        self.0 += 1;
+        self.0 <= MAX_RECONNECTS
+    }
+
+    /// The stream moved on: the count starts again.
+    pub(super) fn progress(&mut self) {
+        self.0 = 0;
+    }
+
+    /// The pause before reconnecting.
+    pub(super) async fn pause(&self) {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
 pub(super) fn symbol(status: &str) -> &'static str {
     match status {
         "SUCCEEDED" => "✔",
@@ -96,7 +126,7 @@ pub async fn watch_until(
         drawn: 0,
         note: String::new(),
     };
-    let mut reconnects = 0;
+    let mut reconnects = Reconnects::default();
     // Ctrl-C stops the watch, not the release: say so, and how to come back.
     let interrupted = tokio::signal::ctrl_c();
     tokio::pin!(interrupted);
@@ -112,9 +142,8 @@ pub async fn watch_until(
             .await;
         let mut stream = match stream {
             Ok(s) => s.into_inner(),
-            Err(e) if e.code() == tonic::Code::Unavailable && reconnects < MAX_RECONNECTS => {
-                reconnects += 1;
-                tokio::time::sleep(Duration::from_secs(1)).await;
+            Err(e) if reconnects.retry(&e) => {
+                reconnects.pause().await;
                 continue;
             }
             Err(e) => return Err(e.into()),
@@ -140,7 +169,7 @@ pub async fn watch_until(
                         let before = w.after;
                         w.event(ev);
                         if w.after > before {
-                            reconnects = 0;
+                            reconnects.progress();
                         }
                         if until == Some(w.status) {
                             w.finish();
@@ -150,27 +179,25 @@ pub async fn watch_until(
                 }
                 // The stream ends with OK after the final event; an earlier
                 // clean end (a proxy closing it) is resumed like an error.
-                Ok(None) if is_final(w.status) || reconnects >= MAX_RECONNECTS => {
+                Ok(None) if is_final(w.status) || !reconnects.count() => {
                     w.finish();
                     return Ok(w.status);
                 }
                 Ok(None) => {
-                    reconnects += 1;
                     w.lost(format!(
                         "stream ended early; resuming after seq {}",
                         w.after
                     ));
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    reconnects.pause().await;
                     break;
                 }
-                Err(e) if e.code() == tonic::Code::Unavailable && reconnects < MAX_RECONNECTS => {
-                    reconnects += 1;
+                Err(e) if reconnects.retry(&e) => {
                     w.lost(format!(
                         "connection lost ({}); resuming after seq {}",
                         e.message(),
                         w.after
                     ));
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    reconnects.pause().await;
                     break;
                 }
                 Err(e) => return Err(e.into()),
