@@ -647,11 +647,6 @@ pub(super) fn env_detail(e: &pb::EnvironmentRun, status: &str) -> String {
             Ok(pb::StepStatus::Running | pb::StepStatus::Suspended)
         )
     });
-    let attempt = if e.attempt > 1 {
-        format!(" (attempt {})", e.attempt)
-    } else {
-        String::new()
-    };
     let text = match status {
         "PENDING" if !e.blocked_on.is_empty() => {
             format!("waiting for {}", e.blocked_on.join(", "))
@@ -666,6 +661,11 @@ pub(super) fn env_detail(e: &pb::EnvironmentRun, status: &str) -> String {
         }
         // The approval's own message counts its decisions (`1 of 2 approvals`).
         "SUSPENDED" => match current {
+            // The approval's message may say it all (`awaiting approval
+            // (1 of 2)`); otherwise it adds to it.
+            Some(s) if s.message.starts_with("awaiting approval") => {
+                format!("{}: {}", step_label(s), s.message)
+            }
             Some(s) if !s.message.is_empty() => {
                 format!("{}: awaiting approval ({})", step_label(s), s.message)
             }
@@ -689,7 +689,11 @@ pub(super) fn env_detail(e: &pb::EnvironmentRun, status: &str) -> String {
         "SKIPPED" => "skipped".to_owned(),
         _ => String::new(),
     };
-    format!("{text}{attempt}")
+    match (text.is_empty(), e.attempt > 1) {
+        (_, false) => text,
+        (true, true) => format!("attempt {}", e.attempt),
+        (false, true) => format!("{text}; attempt {}", e.attempt),
+    }
 }
 
 /// `name` in at most `max` characters: a longer one keeps its start and its
@@ -892,6 +896,24 @@ mod tests {
         e.message.clear();
         e.blocked_on = vec!["qa".into()];
         assert_eq!(env_detail(&e, "SKIPPED"), "skipped: qa did not succeed");
+        e.attempt = 2;
+        assert_eq!(
+            env_detail(&e, "SKIPPED"),
+            "skipped: qa did not succeed; attempt 2"
+        );
+        assert_eq!(env_detail(&e, "SUCCEEDED"), "attempt 2");
+        let mut approval = env("prod", pb::EnvironmentStatus::Suspended, &["qa"]);
+        approval.steps = vec![pb::StepRun {
+            kind: pb::StepKind::PreAction as i32,
+            workflow: "gate".into(),
+            status: pb::StepStatus::Suspended as i32,
+            message: "awaiting approval".into(),
+            ..Default::default()
+        }];
+        assert_eq!(
+            env_detail(&approval, "SUSPENDED"),
+            "pre-action gate: awaiting approval"
+        );
         let mut e = env("prod", pb::EnvironmentStatus::Suspended, &["qa"]);
         assert!(
             approval_hint("r1", &e)
