@@ -739,6 +739,61 @@ impl Store {
         })
     }
 
+    /// The store's raw write limit, for the `raw-store` anchor of
+    /// `promoflow bench`: the rows of release `r` (its row, its environment
+    /// and step runs) and `events` event rows (its snapshot, then its
+    /// environments' states in turn) inserted in one transaction, one
+    /// multi-row statement per table, through the same writer pool, driver
+    /// and pragmas as every write, and with none of promoflow's logic: no
+    /// admission, no product lock, no event clock (positions are
+    /// `first_position..`), no notification. Every real write path does at
+    /// least this much work; the bench reports each as a fraction of it.
+    pub async fn insert_raw_release(
+        &self,
+        r: &Release,
+        events: usize,
+        first_position: i64,
+    ) -> Result<()> {
+        let txn = self.writer().begin().await?;
+        release::Entity::insert(release_model(r)?)
+            .exec_without_returning(&txn)
+            .await?;
+        let env_rows = r
+            .envs
+            .iter()
+            .enumerate()
+            .map(|(i, e)| env_model(&r.id, i, e))
+            .collect::<Result<Vec<_>>>()?;
+        insert_batched(&txn, env_rows).await?;
+        let mut step_rows = Vec::new();
+        for e in &r.envs {
+            for (i, s) in e.steps.iter().enumerate() {
+                step_rows.push(step_model(&r.id, &e.environment, i, s)?);
+            }
+        }
+        insert_batched(&txn, step_rows).await?;
+        let t = now();
+        let mut rows = Vec::with_capacity(events);
+        for k in 0..events {
+            let body = match k {
+                0 => EventBody::Snapshot(Box::new(r.clone())),
+                _ => EventBody::Environment(Box::new(r.envs[k % r.envs.len().max(1)].clone())),
+            };
+            rows.push(event::ActiveModel {
+                release_id: Set(r.id.clone()),
+                seq: Set(k as i64 + 1),
+                position: Set(first_position + k as i64),
+                product: Set(r.product.clone()),
+                flow: Set(r.flow.clone()),
+                time: Set(t),
+                payload: Set(to_json(&body)?),
+            });
+        }
+        insert_batched(&txn, rows).await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
     /// Claims the deployment-report idempotency key `key` for a request
     /// hashed `hash`. `Ok(None)`: first use, go ahead (then call
     /// [`Store::finish_report`]); `Ok(Some(..))`: a replay, with the stored

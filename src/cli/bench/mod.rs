@@ -8,6 +8,7 @@
 //! `grpc.health.v1.Health/Check`, which crosses the same transport, HTTP/2
 //! and tonic stack but does no work.
 
+pub mod anchor;
 pub mod git_http;
 pub mod gitops;
 pub mod load;
@@ -81,6 +82,8 @@ pub struct BenchArgs {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Scenario {
+    /// The store's own write limit (the anchor of the write rows' `vs_raw_store`).
+    RawStore,
     Read,
     Trigger,
     EndToEnd,
@@ -92,6 +95,7 @@ pub enum Scenario {
 impl Scenario {
     fn all() -> Vec<Scenario> {
         vec![
+            Scenario::RawStore,
             Scenario::Read,
             Scenario::Trigger,
             Scenario::EndToEnd,
@@ -128,6 +132,9 @@ pub struct Row {
     /// Health/Check's p50 at concurrency 1. The gitops release row:
     /// promoflow's commits/s over bare `git push`es/s of the same run.
     pub vs_baseline: Option<f64>,
+    /// Write rows (trigger, end-to-end): releases/s over the `raw-store`
+    /// anchor's, the store's own limit for the same rows in the same run.
+    pub vs_raw_store: Option<f64>,
     /// The server's resident memory at the end of the scenario.
     pub rss_mib: Option<f64>,
     /// Cores the server kept busy during the scenario (CPU time over wall
@@ -142,7 +149,7 @@ pub struct Row {
 }
 
 impl Row {
-    fn new(scenario: &str, operation: &str, load: String, s: &Sample) -> Self {
+    pub(super) fn new(scenario: &str, operation: &str, load: String, s: &Sample) -> Self {
         Self {
             scenario: scenario.into(),
             operation: operation.into(),
@@ -154,6 +161,7 @@ impl Row {
             p99_ms: s.ms(0.99),
             max_ms: s.max_ms(),
             vs_baseline: None,
+            vs_raw_store: None,
             rss_mib: None,
             server_cores: s.server_cores,
             client_cores: s.client_cores,
@@ -163,7 +171,7 @@ impl Row {
         }
     }
 
-    fn with(mut self, key: &str, value: impl Into<serde_json::Value>) -> Self {
+    pub(super) fn with(mut self, key: &str, value: impl Into<serde_json::Value>) -> Self {
         self.extra.insert(key.into(), value.into());
         self
     }
@@ -188,7 +196,7 @@ pub fn mib(bytes: u64) -> f64 {
 }
 
 /// Progress goes to standard error, so `--json` output stays clean.
-fn progress(msg: impl std::fmt::Display) {
+pub(super) fn progress(msg: impl std::fmt::Display) {
     eprintln!("bench: {msg}");
 }
 
@@ -278,6 +286,7 @@ fn print_table(r: &Report) {
         "p99 ms",
         "max ms",
         "vs no-op",
+        "vs store",
         "RSS MiB",
         "note",
     ]);
@@ -293,6 +302,9 @@ fn print_table(r: &Report) {
             format!("{:.2}", row.p99_ms),
             format!("{:.2}", row.max_ms),
             row.vs_baseline
+                .map(|v| format!("{v:.2}"))
+                .unwrap_or_default(),
+            row.vs_raw_store
                 .map(|v| format!("{v:.2}"))
                 .unwrap_or_default(),
             row.rss_mib.map(|v| format!("{v:.1}")).unwrap_or_default(),

@@ -368,6 +368,22 @@ pub async fn run_all(
         row
     };
 
+    // The store's own limit, before the server has any load to carry.
+    let mut raw_store = None;
+    if args.scenarios.contains(&Scenario::RawStore) {
+        progress("raw-store: the store's own write limit");
+        match super::anchor::run(args, window, c).await? {
+            Some(row) => {
+                raw_store = Some(row.per_second.max(0.001));
+                rows.push(row);
+            }
+            None if args.target.is_some() => {
+                progress("raw-store: skipped (the database of a --target server is not known here)")
+            }
+            None => {}
+        }
+    }
+
     progress(format!(
         "seeding {} products under prefix {}",
         w.products, w.prefix
@@ -491,6 +507,14 @@ pub async fn run_all(
         for &n in &args.flow_sizes {
             let row = large_flow(&w, &pool, window, c, n, srv).await?;
             rows.push(rss(times(row)));
+        }
+    }
+    // Every write row next to the store's limit for the same rows.
+    if let Some(limit) = raw_store {
+        for row in &mut rows {
+            if matches!(row.scenario.as_str(), "trigger" | "end-to-end") {
+                row.vs_raw_store = Some(row.per_second / limit);
+            }
         }
     }
     Ok(rows)
