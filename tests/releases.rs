@@ -159,9 +159,18 @@ async fn retry_reruns_only_the_failed_step() {
     assert_eq!(status(&failed), pb::ReleaseStatus::Failed, "{failed:?}");
     let first_key = hook.keys("prod-eu");
     hook.heal();
+    // Read twice while FAILED (the second read is served from the cache of
+    // final releases), then retried: reads must see the re-run at once.
+    assert_eq!(get_release(&server, &failed.id).await, failed);
+    assert_eq!(get_release(&server, &failed.id).await, failed);
 
     let retried = retry(&server, &failed.id).await.expect("retry");
     assert_eq!(retried.id, failed.id, "retried in place");
+    assert_ne!(
+        status(&get_release(&server, &failed.id).await),
+        pb::ReleaseStatus::Failed,
+        "a cached final release is not served after a retry"
+    );
     assert!(
         matches!(
             status(&retried),

@@ -39,7 +39,16 @@ pub struct Store {
     /// as soon as the previous one commits. On PostgreSQL, the same pool
     /// as `db`: row locks let writers proceed side by side.
     writer: DatabaseConnection,
+    /// Final releases by id, as last read: GetRelease of a finished release
+    /// checks its `last_seq` (one primary-key lookup) instead of reading
+    /// every table again. Bounded; see [`Store::get_release`].
+    finished: std::sync::Arc<
+        quick_cache::sync::Cache<String, std::sync::Arc<crate::domain::release::Release>>,
+    >,
 }
+
+/// Most final releases kept in memory for reads (a few KB each).
+const FINISHED_CACHE: usize = 4096;
 
 impl Store {
     /// Connects to `url` and applies pending migrations.
@@ -57,7 +66,11 @@ impl Store {
         } else {
             db.clone()
         };
-        Ok(Self { db, writer })
+        Ok(Self {
+            db,
+            writer,
+            finished: std::sync::Arc::new(quick_cache::sync::Cache::new(FINISHED_CACHE)),
+        })
     }
 
     fn options(url: &str, max_connections: u32) -> ConnectOptions {

@@ -983,8 +983,37 @@ impl Store {
         persist_and_commit(txn, r, changes, expected_seq, &[], None).await
     }
 
+    ///
+    /// A final release is served from memory while its `last_seq` in the
+    /// store still equals the cached one: one primary-key lookup instead of
+    /// reading the release, its environment runs and step runs. Final is not
+    /// forever (a retry here or on another replica writes new events, and
+    /// with them a new `last_seq`), which is why the lookup stays.
     pub async fn get_release(&self, id: &str) -> Result<Release> {
-        load_release(self.db(), id).await
+        if let Some(cached) = self.finished.get(id) {
+            let last_seq: Option<i64> = release::Entity::find_by_id(id.to_string())
+                .select_only()
+                .column(release::Column::LastSeq)
+                .into_tuple()
+                .one(self.db())
+                .await?;
+            match last_seq {
+                Some(seq) if seq == cached.last_seq => return Ok((*cached).clone()),
+                Some(_) => {}
+                None => {
+                    self.finished.remove(id);
+                    return Err(Error::not_found("release", id));
+                }
+            }
+        }
+        let r = load_release(self.db(), id).await?;
+        if r.status.is_final() {
+            self.finished
+                .insert(id.to_string(), std::sync::Arc::new(r.clone()));
+        } else {
+            self.finished.remove(id);
+        }
+        Ok(r)
     }
 
     /// A release and its events' high-water mark read together, for
