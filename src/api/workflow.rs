@@ -22,11 +22,7 @@ impl WorkflowApi {
     /// run. Saved anyway (another replica may run it), but said now rather
     /// than as a failed step later.
     fn warnings(&self, wf: &crate::domain::catalog::Workflow) -> Vec<String> {
-        let is_command = matches!(
-            wf.kind,
-            crate::domain::catalog::WorkflowKind::Command { .. }
-        );
-        if is_command && !self.ctx.engine.allows_commands() {
+        if wf.is_command() && !self.ctx.engine.allows_commands() {
             vec![format!(
                 "workflow {:?} is a command, and this server does not run command workflows: steps using it fail until the server is started with --allow-command-workflows",
                 wf.name
@@ -126,11 +122,7 @@ fn require_admin_for_commands(
     wf: &crate::domain::catalog::Workflow,
 ) -> Result<(), crate::error::Error> {
     describe_workflow(&wf.name);
-    if matches!(
-        wf.kind,
-        crate::domain::catalog::WorkflowKind::Command { .. }
-    ) && !principal.is_admin()
-    {
+    if wf.is_command() && !principal.is_admin() {
         return Err(crate::error::Error::PermissionDenied(format!(
             "{} may not create or change command workflow {:?}: command workflows run programs on the server and need the admin role",
             principal.id, wf.name

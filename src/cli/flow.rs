@@ -271,58 +271,50 @@ impl EditArgs {
         for hooks in self.hook_edits(current)? {
             push(hooks.position, hooks.flags, hooks.edit);
         }
+        // Each setting given is its own edit, at its flag's place.
         let settings = [
             (
                 "description",
-                self.description.as_ref().map(|d| {
-                    (
-                        format!("--description {d:?}"),
-                        SetSettings {
-                            description: Some(d.clone()),
-                            ..Default::default()
-                        },
-                    )
-                }),
+                self.description
+                    .as_ref()
+                    .map(|d| format!("--description {d:?}")),
+                SetSettings {
+                    description: self.description.clone(),
+                    ..Default::default()
+                },
             ),
             (
                 "trigger_environment",
-                self.trigger_environment.as_ref().map(|e| {
-                    (
-                        format!("--trigger-environment {e}"),
-                        SetSettings {
-                            trigger_environment: Some(e.clone()),
-                            ..Default::default()
-                        },
-                    )
-                }),
+                self.trigger_environment
+                    .as_ref()
+                    .map(|e| format!("--trigger-environment {e}")),
+                SetSettings {
+                    trigger_environment: self.trigger_environment.clone(),
+                    ..Default::default()
+                },
             ),
             (
                 "promotion_timeout",
-                self.promotion_timeout.map(|d| {
-                    (
-                        format!("--promotion-timeout {}", output::duration(Some(&d))),
-                        SetSettings {
-                            promotion_timeout: Some(d),
-                            ..Default::default()
-                        },
-                    )
-                }),
+                self.promotion_timeout
+                    .map(|d| format!("--promotion-timeout {}", output::duration(Some(&d)))),
+                SetSettings {
+                    promotion_timeout: self.promotion_timeout,
+                    ..Default::default()
+                },
             ),
             (
                 "trigger_workflow",
-                self.trigger_workflow.as_ref().map(|w| {
-                    (
-                        format!("--trigger-workflow {w:?}"),
-                        SetSettings {
-                            trigger_workflow: Some(w.clone()),
-                            ..Default::default()
-                        },
-                    )
-                }),
+                self.trigger_workflow
+                    .as_ref()
+                    .map(|w| format!("--trigger-workflow {w:?}")),
+                SetSettings {
+                    trigger_workflow: self.trigger_workflow.clone(),
+                    ..Default::default()
+                },
             ),
         ];
-        for (id, setting) in settings {
-            if let Some((flags, settings)) = setting {
+        for (id, flags, settings) in settings {
+            if let Some(flags) = flags {
                 push(order.key(id, 0), flags, Edit::SetSettings(settings));
             }
         }

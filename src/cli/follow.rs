@@ -32,22 +32,18 @@ pub async fn follow(ctx: &Ctx, product: String, flow: String, after: String) -> 
     let mut known: HashMap<String, Known> = HashMap::new();
     let mut reconnects = Reconnects::default();
     loop {
-        let stream = ctx
-            .releases()
-            .watch_releases(pb::WatchReleasesRequest {
-                product: product.clone(),
-                flow: flow.clone(),
-                after_cursor: cursor.clone(),
-            })
-            .await;
-        let mut stream = match stream {
-            Ok(s) => s.into_inner(),
-            Err(e) if reconnects.retry(&e) => {
-                reconnects.pause().await;
-                continue;
-            }
-            Err(e) => return Err(e.into()),
+        let request = pb::WatchReleasesRequest {
+            product: product.clone(),
+            flow: flow.clone(),
+            after_cursor: cursor.clone(),
         };
+        let mut stream = reconnects
+            .open(|| {
+                let mut releases = ctx.releases();
+                let request = request.clone();
+                async move { releases.watch_releases(request).await }
+            })
+            .await?;
         loop {
             match stream.message().await {
                 Ok(Some(msg)) => {

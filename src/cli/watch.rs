@@ -64,6 +64,27 @@ impl Reconnects {
     pub(super) async fn pause(&self) {
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+
+    /// Opens the stream with `open`, again after a pause while the
+    /// connection is down (UNAVAILABLE) and attempts remain.
+    pub(super) async fn open<T, F, Fut>(
+        &mut self,
+        mut open: F,
+    ) -> Result<tonic::Streaming<T>, tonic::Status>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<
+                Output = Result<tonic::Response<tonic::Streaming<T>>, tonic::Status>,
+            >,
+    {
+        loop {
+            match open().await {
+                Ok(s) => return Ok(s.into_inner()),
+                Err(e) if self.retry(&e) => self.pause().await,
+                Err(e) => return Err(e),
+            }
+        }
+    }
 }
 
 pub(super) fn symbol(status: &str) -> &'static str {
@@ -133,21 +154,17 @@ pub async fn watch_until(
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
-        let mut client = ReleaseServiceClient::new(channel.clone());
-        let stream = client
-            .watch_release(pb::WatchReleaseRequest {
-                release_id: id.to_string(),
-                after_seq: w.after,
-            })
-            .await;
-        let mut stream = match stream {
-            Ok(s) => s.into_inner(),
-            Err(e) if reconnects.retry(&e) => {
-                reconnects.pause().await;
-                continue;
-            }
-            Err(e) => return Err(e.into()),
+        let request = pb::WatchReleaseRequest {
+            release_id: id.to_string(),
+            after_seq: w.after,
         };
+        let mut stream = reconnects
+            .open(|| {
+                let mut client = ReleaseServiceClient::new(channel.clone());
+                let request = request.clone();
+                async move { client.watch_release(request).await }
+            })
+            .await?;
         loop {
             let message = tokio::select! {
                 // In this order: the Ctrl-C handler is registered (polled)
@@ -617,16 +634,20 @@ pub(super) fn counters(n: &pb::ReleaseCounters) -> Vec<String> {
 /// What to run to decide an approval the environment waits for (not for a
 /// pull request under review: that is decided on the forge).
 fn approval_hint(id: &str, e: &pb::EnvironmentRun) -> Option<String> {
-    let awaiting_review = e
-        .steps
-        .iter()
-        .any(|s| s.status == pb::StepStatus::Suspended as i32 && s.pull_request_number > 0);
-    (e.status == pb::EnvironmentStatus::Suspended as i32 && !awaiting_review).then(|| {
+    (e.status == pb::EnvironmentStatus::Suspended as i32 && !awaits_review(e)).then(|| {
         format!(
             "approve: promoflow release approve {id} {env}   (or: promoflow release reject {id} {env})",
             env = e.environment
         )
     })
+}
+
+/// Whether the environment is suspended on a pull request under review
+/// (decided on the forge), not on an approval.
+fn awaits_review(e: &pb::EnvironmentRun) -> bool {
+    e.steps
+        .iter()
+        .any(|s| s.status == pb::StepStatus::Suspended as i32 && s.pull_request_number > 0)
 }
 
 /// `post-action soak-1s`, or `action` without a workflow.
@@ -653,7 +674,7 @@ pub(super) fn env_detail(e: &pb::EnvironmentRun, status: &str) -> String {
         }
         // A PULL_REQUEST action awaits review: its message names the pull
         // request (`awaiting pull request #<n> <url>`).
-        "SUSPENDED" if current.is_some_and(|s| s.pull_request_number > 0) => {
+        "SUSPENDED" if awaits_review(e) => {
             format!(
                 "awaiting review: {}",
                 e.message.trim_start_matches("awaiting ")

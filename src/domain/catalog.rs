@@ -245,6 +245,14 @@ pub struct Workflow {
     pub meta: Meta,
 }
 
+impl Workflow {
+    /// A `command` workflow runs a program on the server's machine: only
+    /// admins may write one, and only servers that allow them run one.
+    pub fn is_command(&self) -> bool {
+        matches!(self.kind, WorkflowKind::Command { .. })
+    }
+}
+
 fn check_labels(v: &mut Violations, field: &str, labels: &BTreeMap<String, String>) {
     if labels.len() > MAX_COLLECTION {
         v.push(field, format!("has more than {MAX_COLLECTION} entries"));

@@ -488,15 +488,7 @@ impl Outbox {
             let mut rows = Vec::with_capacity(self.events.len());
             for (i, e) in self.events.iter_mut().enumerate() {
                 e.position = first_pos + i as i64;
-                rows.push(event::ActiveModel {
-                    release_id: Set(e.release_id.clone()),
-                    seq: Set(e.seq),
-                    position: Set(e.position),
-                    product: Set(e.product.clone()),
-                    flow: Set(e.flow.clone()),
-                    time: Set(e.time),
-                    payload: Set(to_json(&e.body)?),
-                });
+                rows.push(event_row(e)?);
             }
             insert_batched(&txn, rows).await?;
             if txn.get_database_backend() == DbBackend::Postgres {
@@ -525,6 +517,45 @@ impl Outbox {
         }
         last.into_values()
     }
+}
+
+/// The row of a numbered event.
+fn event_row(e: &StoredEvent) -> Result<event::ActiveModel> {
+    Ok(event::ActiveModel {
+        release_id: Set(e.release_id.clone()),
+        seq: Set(e.seq),
+        position: Set(e.position),
+        product: Set(e.product.clone()),
+        flow: Set(e.flow.clone()),
+        time: Set(e.time),
+        payload: Set(to_json(&e.body)?),
+    })
+}
+
+/// Inserts a new release's own rows: the release, its environment runs and
+/// its step runs (hooks and every environment's), one batched insert each
+/// (a flow may have more environments than one statement binds).
+async fn insert_release_rows(txn: &DatabaseTransaction, r: &Release) -> Result<()> {
+    release::Entity::insert(release_model(r)?)
+        .exec_without_returning(txn)
+        .await?;
+    let env_rows = r
+        .envs
+        .iter()
+        .enumerate()
+        .map(|(i, e)| env_model(&r.id, i, e))
+        .collect::<Result<Vec<_>>>()?;
+    insert_batched(txn, env_rows).await?;
+    let mut step_rows = Vec::new();
+    for (i, h) in r.hooks.iter().enumerate() {
+        step_rows.push(step_model(&r.id, "", i, h)?);
+    }
+    for e in &r.envs {
+        for (i, s) in e.steps.iter().enumerate() {
+            step_rows.push(step_model(&r.id, &e.environment, i, s)?);
+        }
+    }
+    insert_batched(txn, step_rows).await
 }
 
 fn event_from(m: event::Model) -> Result<StoredEvent> {
@@ -704,27 +735,7 @@ impl Store {
         }
         // The release exists with its snapshot as event 1, then starts.
         r.last_seq = 1;
-        release::Entity::insert(release_model(&r)?)
-            .exec_without_returning(&txn)
-            .await?;
-        let env_rows = r
-            .envs
-            .iter()
-            .enumerate()
-            .map(|(i, e)| env_model(&r.id, i, e))
-            .collect::<Result<Vec<_>>>()?;
-        // Batched: a flow may have more environments than one statement binds.
-        insert_batched(&txn, env_rows).await?;
-        let mut step_rows = Vec::new();
-        for (i, h) in r.hooks.iter().enumerate() {
-            step_rows.push(step_model(&r.id, "", i, h)?);
-        }
-        for e in &r.envs {
-            for (i, s) in e.steps.iter().enumerate() {
-                step_rows.push(step_model(&r.id, &e.environment, i, s)?);
-            }
-        }
-        insert_batched(&txn, step_rows).await?;
+        insert_release_rows(&txn, &r).await?;
         outbox.add(&r, 1, vec![EventBody::Snapshot(Box::new(r.clone()))], now_t);
         if start {
             let ch = r.start(now_t);
@@ -755,40 +766,29 @@ impl Store {
         first_position: i64,
     ) -> Result<()> {
         let txn = self.writer().begin().await?;
-        release::Entity::insert(release_model(r)?)
-            .exec_without_returning(&txn)
-            .await?;
-        let env_rows = r
-            .envs
-            .iter()
-            .enumerate()
-            .map(|(i, e)| env_model(&r.id, i, e))
-            .collect::<Result<Vec<_>>>()?;
-        insert_batched(&txn, env_rows).await?;
-        let mut step_rows = Vec::new();
-        for e in &r.envs {
-            for (i, s) in e.steps.iter().enumerate() {
-                step_rows.push(step_model(&r.id, &e.environment, i, s)?);
-            }
-        }
-        insert_batched(&txn, step_rows).await?;
+        insert_release_rows(&txn, r).await?;
         let t = now();
-        let mut rows = Vec::with_capacity(events);
-        for k in 0..events {
-            let body = match k {
-                0 => EventBody::Snapshot(Box::new(r.clone())),
-                _ => EventBody::Environment(Box::new(r.envs[k % r.envs.len().max(1)].clone())),
-            };
-            rows.push(event::ActiveModel {
-                release_id: Set(r.id.clone()),
-                seq: Set(k as i64 + 1),
-                position: Set(first_position + k as i64),
-                product: Set(r.product.clone()),
-                flow: Set(r.flow.clone()),
-                time: Set(t),
-                payload: Set(to_json(&body)?),
-            });
-        }
+        let rows = (0..events)
+            .map(|k| {
+                // The snapshot first, then the environments' states in turn.
+                let env = k
+                    .checked_sub(1)
+                    .and_then(|j| r.envs.get(j % r.envs.len().max(1)));
+                let body = match env {
+                    Some(e) => EventBody::Environment(Box::new(e.clone())),
+                    None => EventBody::Snapshot(Box::new(r.clone())),
+                };
+                event_row(&StoredEvent {
+                    release_id: r.id.clone(),
+                    seq: k as i64 + 1,
+                    position: first_position + k as i64,
+                    product: r.product.clone(),
+                    flow: r.flow.clone(),
+                    time: t,
+                    body,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
         insert_batched(&txn, rows).await?;
         txn.commit().await?;
         Ok(())

@@ -29,7 +29,7 @@ pub const EVENTS: usize = 20;
 /// The environments of the inserted releases: the trigger scenario's shape.
 const ENVS: [&str; 5] = ["dev", "qa", "prod", "prod-eu", "prod-asia"];
 
-/// Where the anchor writes; removed when dropped.
+/// Where the anchor writes; [`Scratch::remove`] deletes it.
 struct Scratch {
     url: String,
     /// SQLite: the directory of the file.
@@ -43,14 +43,7 @@ impl Scratch {
     async fn new(database_url: Option<&str>) -> Res<Self> {
         match database_url {
             None => {
-                let dir = std::env::temp_dir().join(format!(
-                    "promoflow-anchor-{}-{}",
-                    std::process::id(),
-                    uuid::Uuid::new_v4().simple()
-                ));
-                std::fs::create_dir_all(&dir)
-                    .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-                let url = format!("sqlite://{}?mode=rwc", dir.join("anchor.db").display());
+                let (url, dir) = super::server::temp_sqlite("promoflow-anchor")?;
                 Ok(Self {
                     url,
                     dir: Some(dir),

@@ -22,6 +22,19 @@ pub struct Server {
     dir: Option<PathBuf>,
 }
 
+/// A fresh directory under the system's temporary one, named `prefix-…`,
+/// and the URL of a SQLite file in it: the caller removes the directory.
+pub fn temp_sqlite(prefix: &str) -> Result<(String, PathBuf), String> {
+    let dir = std::env::temp_dir().join(format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let url = format!("sqlite://{}?mode=rwc", dir.join("promoflow.db").display());
+    Ok((url, dir))
+}
+
 impl Server {
     /// Starts `promoflow serve` on a free port with `database_url` (a fresh
     /// SQLite file in a temporary directory when `None`) and waits until it
@@ -35,14 +48,7 @@ impl Server {
         let (url, dir) = match database_url {
             Some(u) => (u.to_string(), None),
             None => {
-                let dir = std::env::temp_dir().join(format!(
-                    "promoflow-bench-{}-{}",
-                    std::process::id(),
-                    uuid::Uuid::new_v4().simple()
-                ));
-                std::fs::create_dir_all(&dir)
-                    .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-                let url = format!("sqlite://{}?mode=rwc", dir.join("promoflow.db").display());
+                let (url, dir) = temp_sqlite("promoflow-bench")?;
                 (url, Some(dir))
             }
         };
