@@ -361,8 +361,13 @@ pub async fn serve(
             tracing::warn!(?grace, "grace period over: closing remaining calls");
         }
     }
+    let (groups, writes) = store.write_groups();
     store.close().await;
-    tracing::info!("promoflow stopped");
+    tracing::info!(
+        write_groups = groups,
+        grouped_writes = writes,
+        "promoflow stopped"
+    );
     Ok(())
 }
 

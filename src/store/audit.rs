@@ -137,20 +137,39 @@ async fn insert(db: &impl ConnectionTrait, e: AuditEvent) -> Result<()> {
     Ok(())
 }
 
+/// The audit row of the call in progress, when no transaction has carried
+/// it yet: the next write of the call writes it (see [`carry`]).
+pub(crate) fn uncarried() -> Option<Arc<Pending>> {
+    PENDING
+        .try_with(Arc::clone)
+        .ok()
+        .filter(|p| !p.written())
+}
+
+/// Inserts the row of `pending` (the call succeeded so far) in `db`'s
+/// transaction; mark it with [`carried`] once that transaction committed.
+pub(crate) async fn carry(db: &impl ConnectionTrait, pending: &Pending) -> Result<()> {
+    let mut e = pending.event();
+    e.result = AuditResult::Ok;
+    e.grpc_code = "OK".into();
+    insert(db, e).await
+}
+
+/// Records that a committed transaction carried the row of `pending`.
+pub(crate) fn carried(pending: &Pending) {
+    pending.written.store(true, Ordering::Release);
+}
+
 /// Commits a write transaction of the store, with the audit row of the
 /// call in progress when it has not been written yet.
 pub async fn commit(txn: DatabaseTransaction) -> Result<()> {
-    let pending = PENDING.try_with(Arc::clone).ok();
-    let carry = pending.as_ref().filter(|p| !p.written());
-    if let Some(p) = carry {
-        let mut e = p.event();
-        e.result = AuditResult::Ok;
-        e.grpc_code = "OK".into();
-        insert(&txn, e).await?;
+    let pending = uncarried();
+    if let Some(p) = &pending {
+        carry(&txn, p).await?;
     }
     txn.commit().await?;
-    if let Some(p) = carry {
-        p.written.store(true, Ordering::Release);
+    if let Some(p) = &pending {
+        carried(p);
     }
     Ok(())
 }

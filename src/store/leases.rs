@@ -9,7 +9,7 @@
 use chrono::Duration;
 use sea_orm::sea_query::{Expr, LockBehavior, LockType};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect, TransactionTrait,
 };
 
@@ -32,6 +32,38 @@ const WORKED: [ReleaseStatus; 3] = [
     ReleaseStatus::Terminating,
 ];
 
+/// [`Store::claim_release`] in `txn`.
+async fn claim_in(
+    txn: &DatabaseTransaction,
+    id: String,
+    owner: String,
+    ttl: Duration,
+) -> Result<Option<Fence>> {
+    let res = release::Entity::update_many()
+        .col_expr(release::Column::LeaseOwner, Expr::value(owner.clone()))
+        .col_expr(release::Column::LeaseExpiresAt, Expr::value(now() + ttl))
+        .col_expr(
+            release::Column::LeaseEpoch,
+            sea_orm::sea_query::ExprTrait::add(Expr::col(release::Column::LeaseEpoch), 1),
+        )
+        .filter(release::Column::Id.eq(id.as_str()))
+        .filter(release::Column::Status.is_in(WORKED.iter().map(|s| s.as_str())))
+        .filter(claimable(&owner))
+        .exec(txn)
+        .await?;
+    if res.rows_affected != 1 {
+        return Ok(None);
+    }
+    let epoch = release::Entity::find_by_id(id)
+        .select_only()
+        .column(release::Column::LeaseEpoch)
+        .filter(release::Column::LeaseOwner.eq(owner.as_str()))
+        .into_tuple::<i64>()
+        .one(txn)
+        .await?;
+    Ok(epoch.map(|epoch| Fence { owner, epoch }))
+}
+
 fn claimable(owner: &str) -> Condition {
     Condition::any()
         .add(release::Column::LeaseOwner.is_null())
@@ -49,32 +81,13 @@ impl Store {
         owner: &str,
         ttl: Duration,
     ) -> Result<Option<Fence>> {
-        let res = release::Entity::update_many()
-            .col_expr(release::Column::LeaseOwner, Expr::value(owner.to_string()))
-            .col_expr(release::Column::LeaseExpiresAt, Expr::value(now() + ttl))
-            .col_expr(
-                release::Column::LeaseEpoch,
-                sea_orm::sea_query::ExprTrait::add(Expr::col(release::Column::LeaseEpoch), 1),
-            )
-            .filter(release::Column::Id.eq(id))
-            .filter(release::Column::Status.is_in(WORKED.iter().map(|s| s.as_str())))
-            .filter(claimable(owner))
-            .exec(self.writer())
+        // In the writer's next group, with the triggers that created the
+        // releases: a claim is one more small write per release.
+        let (id, owner) = (id.to_string(), owner.to_string());
+        let (fence, _) = self
+            .grouped(move |txn, _| Box::pin(claim_in(txn, id.clone(), owner.clone(), ttl)))
             .await?;
-        if res.rows_affected != 1 {
-            return Ok(None);
-        }
-        let epoch = release::Entity::find_by_id(id.to_string())
-            .select_only()
-            .column(release::Column::LeaseEpoch)
-            .filter(release::Column::LeaseOwner.eq(owner))
-            .into_tuple::<i64>()
-            .one(self.db())
-            .await?;
-        Ok(epoch.map(|epoch| Fence {
-            owner: owner.to_string(),
-            epoch,
-        }))
+        Ok(fence)
     }
 
     /// Extends a held lease; false when it was lost.
@@ -91,20 +104,28 @@ impl Store {
 
     /// Gives a lease up (the worker finished, or the replica drains).
     pub async fn release_lease(&self, id: &str, fence: &Fence) -> Result<()> {
-        release::Entity::update_many()
-            .col_expr(
-                release::Column::LeaseOwner,
-                Expr::value(Option::<String>::None),
-            )
-            .col_expr(
-                release::Column::LeaseExpiresAt,
-                Expr::value(Option::<chrono::DateTime<chrono::Utc>>::None),
-            )
-            .filter(release::Column::Id.eq(id))
-            .filter(release::Column::LeaseOwner.eq(fence.owner.as_str()))
-            .filter(release::Column::LeaseEpoch.eq(fence.epoch))
-            .exec(self.writer())
-            .await?;
+        let (id, fence) = (id.to_string(), fence.clone());
+        self.grouped(move |txn, _| {
+            let (id, fence) = (id.clone(), fence.clone());
+            Box::pin(async move {
+                release::Entity::update_many()
+                    .col_expr(
+                        release::Column::LeaseOwner,
+                        Expr::value(Option::<String>::None),
+                    )
+                    .col_expr(
+                        release::Column::LeaseExpiresAt,
+                        Expr::value(Option::<chrono::DateTime<chrono::Utc>>::None),
+                    )
+                    .filter(release::Column::Id.eq(id.as_str()))
+                    .filter(release::Column::LeaseOwner.eq(fence.owner.as_str()))
+                    .filter(release::Column::LeaseEpoch.eq(fence.epoch))
+                    .exec(txn)
+                    .await?;
+                Ok(())
+            })
+        })
+        .await?;
         Ok(())
     }
 

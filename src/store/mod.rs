@@ -7,7 +7,9 @@
 pub mod audit;
 pub mod catalog;
 pub(crate) mod entity;
+mod finished;
 pub mod flows;
+mod group;
 pub mod leases;
 pub(crate) mod migration;
 pub mod notify;
@@ -39,16 +41,14 @@ pub struct Store {
     /// as soon as the previous one commits. On PostgreSQL, the same pool
     /// as `db`: row locks let writers proceed side by side.
     writer: DatabaseConnection,
-    /// Final releases by id, as last read: GetRelease of a finished release
-    /// checks its `last_seq` (one primary-key lookup) instead of reading
-    /// every table again. Bounded; see [`Store::get_release`].
-    finished: std::sync::Arc<
-        quick_cache::sync::Cache<String, std::sync::Arc<crate::domain::release::Release>>,
-    >,
+    /// Final releases by id, as last read (see [`finished`]).
+    finished: std::sync::Arc<finished::Finished>,
+    /// API tokens recently read (see [`Store::token_by_id`]).
+    tokens: std::sync::Arc<tokens::TokenCache>,
+    /// The writer task that commits release writes in groups (see
+    /// [`group`]).
+    group: group::Group,
 }
-
-/// Most final releases kept in memory for reads (a few KB each).
-const FINISHED_CACHE: usize = 4096;
 
 impl Store {
     /// Connects to `url` and applies pending migrations.
@@ -66,10 +66,13 @@ impl Store {
         } else {
             db.clone()
         };
+        let finished = std::sync::Arc::<finished::Finished>::default();
         Ok(Self {
+            group: group::Group::start(writer.clone(), std::sync::Arc::clone(&finished)),
+            tokens: std::sync::Arc::new(tokens::TokenCache::new(1024)),
             db,
             writer,
-            finished: std::sync::Arc::new(quick_cache::sync::Cache::new(FINISHED_CACHE)),
+            finished,
         })
     }
 

@@ -18,6 +18,7 @@ use sea_orm::{
 
 use super::entity::{environment_run, event, idempotency_key, product, release, step_run};
 use super::leases::Fence;
+use super::group::Outbox;
 use super::{Store, from_json, insert_batched, now, overwrite_batched, to_json};
 use crate::domain::catalog::Concurrency;
 use crate::domain::flow::{Action, FlowSpec};
@@ -308,27 +309,6 @@ async fn load_many<C: ConnectionTrait>(db: &C, rows: Vec<release::Model>) -> Res
         .collect()
 }
 
-/// Hands out `n` global event positions from the single row of the
-/// `event_clock` table. The counter row stays locked until the transaction
-/// commits, so positions become visible in increasing order: a reader that
-/// has seen position `p` never later finds a committed event below `p`. A
-/// sequence or auto-increment id would not give that guarantee on
-/// PostgreSQL.
-async fn next_positions(txn: &DatabaseTransaction, n: usize) -> Result<i64> {
-    let backend = txn.get_database_backend();
-    let row = txn
-        .query_one_raw(Statement::from_string(
-            backend,
-            format!(
-                "UPDATE event_clock SET position = position + {n} WHERE id = 1 RETURNING position"
-            ),
-        ))
-        .await?
-        .ok_or_else(|| Error::Internal("event clock row missing".into()))?;
-    let last: i64 = row.try_get("", "position")?;
-    Ok(last - n as i64 + 1)
-}
-
 /// Writes the rows behind `changes` and one event per change. The release
 /// row is updated only if its `last_seq` is still `expected_seq` and, for a
 /// worker's writes, only while the worker still holds the lease (`fence`).
@@ -431,96 +411,8 @@ async fn persist_in(
     Ok(())
 }
 
-/// [`persist_in`] as the whole of `txn`, then its commit.
-async fn persist_and_commit(
-    txn: DatabaseTransaction,
-    r: &mut Release,
-    changes: &[Change],
-    expected_seq: i64,
-    effects: &[SideEffect],
-    fence: Option<&Fence>,
-) -> Result<Vec<StoredEvent>> {
-    let mut outbox = Outbox::default();
-    persist_in(&txn, &mut outbox, r, changes, expected_seq, effects, fence).await?;
-    outbox.commit(txn).await
-}
-
-/// The events of one write transaction. They are numbered with global
-/// positions and inserted only by [`Outbox::commit`], just before the commit:
-/// numbering locks the event clock row until commit (so positions become
-/// visible in increasing order), and on PostgreSQL every other transaction
-/// that writes events waits on that row. Taken last, the lock covers only the
-/// numbering, one insert and the notifications, and a transaction that
-/// writes events of several releases takes it once.
-#[derive(Default)]
-struct Outbox {
-    /// Position 0 until [`Outbox::commit`] numbers them.
-    events: Vec<StoredEvent>,
-}
-
-impl Outbox {
-    fn add(
-        &mut self,
-        r: &Release,
-        first_seq: i64,
-        bodies: Vec<EventBody>,
-        t: chrono::DateTime<chrono::Utc>,
-    ) {
-        self.events
-            .extend(bodies.into_iter().enumerate().map(|(i, body)| StoredEvent {
-                release_id: r.id.clone(),
-                seq: first_seq + i as i64,
-                position: 0,
-                product: r.product.clone(),
-                flow: r.flow.clone(),
-                time: t,
-                body,
-            }));
-    }
-
-    /// Numbers and inserts the events and, on PostgreSQL, notifies the other
-    /// replicas (one notification per release, with its last event; delivered
-    /// only if the transaction commits), then commits `txn`. Returns the
-    /// events as committed, in the order they were added.
-    async fn commit(mut self, txn: DatabaseTransaction) -> Result<Vec<StoredEvent>> {
-        if !self.events.is_empty() {
-            let first_pos = next_positions(&txn, self.events.len()).await?;
-            let mut rows = Vec::with_capacity(self.events.len());
-            for (i, e) in self.events.iter_mut().enumerate() {
-                e.position = first_pos + i as i64;
-                rows.push(event_row(e)?);
-            }
-            insert_batched(&txn, rows).await?;
-            if txn.get_database_backend() == DbBackend::Postgres {
-                for e in self.last_per_release() {
-                    txn.execute_raw(Statement::from_sql_and_values(
-                        DbBackend::Postgres,
-                        "SELECT pg_notify($1, $2)",
-                        [
-                            super::notify::NOTIFY_CHANNEL.into(),
-                            super::notify::payload(&e.release_id, e.seq, e.position).into(),
-                        ],
-                    ))
-                    .await?;
-                }
-            }
-        }
-        super::audit::commit(txn).await?;
-        Ok(self.events)
-    }
-
-    /// The last event of each release in the outbox.
-    fn last_per_release(&self) -> impl Iterator<Item = &StoredEvent> {
-        let mut last = BTreeMap::new();
-        for e in &self.events {
-            last.insert(e.release_id.as_str(), e);
-        }
-        last.into_values()
-    }
-}
-
 /// The row of a numbered event.
-fn event_row(e: &StoredEvent) -> Result<event::ActiveModel> {
+pub(super) fn event_row(e: &StoredEvent) -> Result<event::ActiveModel> {
     Ok(event::ActiveModel {
         release_id: Set(e.release_id.clone()),
         seq: Set(e.seq),
@@ -666,87 +558,222 @@ const ACTIVE: [ReleaseStatus; 4] = [
     ReleaseStatus::Queued,
 ];
 
+/// The release an idempotency key already created, if `hash` matches.
+async fn existing_request<C: ConnectionTrait>(db: &C, key: &str, hash: &str) -> Result<Created> {
+    let row = idempotency_key::Entity::find_by_id(("trigger".to_string(), key.to_string()))
+        .one(db)
+        .await?
+        .ok_or_else(|| Error::Internal("idempotency key vanished".into()))?;
+    if row.request_hash != hash {
+        return Err(Error::AlreadyExists(format!(
+            "request_id {key:?} was already used for a different request; use a new request_id"
+        )));
+    }
+    row.release_id
+        .map(Created::Existing)
+        .ok_or_else(|| Error::Internal("idempotency key without release".into()))
+}
+
+/// [`Store::create_release`] in `txn`, its events added to `outbox`.
+async fn create_in(
+txn: &DatabaseTransaction,
+outbox: &mut Outbox,
+mut r: Release,
+request: Option<(&str, &str)>,
+concurrency: Concurrency,
+deployment: Option<Deployment<'_>>,
+) -> Result<Created> {
+    if let Some((key, hash)) = request {
+        let inserted = idempotency_key::Entity::insert(idempotency_key::ActiveModel {
+            scope: Set("trigger".into()),
+            key: Set(key.to_string()),
+            request_hash: Set(hash.to_string()),
+            release_id: Set(Some(r.id.clone())),
+            response: Set(None),
+            create_time: Set(now()),
+        })
+        .on_conflict(
+            OnConflict::columns([idempotency_key::Column::Scope, idempotency_key::Column::Key])
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(txn)
+        .await?;
+        if inserted == 0 {
+            return existing_request(txn, key, hash).await;
+        }
+    }
+    lock_product(txn, &r.product).await?;
+    let application = match deployment {
+        Some(d) => Some({
+            // A lost race rolls everything back: one release per commit.
+            d.advance_watch(txn).await?;
+            super::catalog::record_version(
+                txn,
+                &r.product,
+                d.environment,
+                d.version,
+                super::catalog::CommitUpdate::Replace(d.commit),
+            )
+            .await?
+            .into()
+        }),
+        None => None,
+    };
+    let mut terminating = Vec::new();
+    let now_t = now();
+    let others = active_releases(txn, &r.product).await?;
+    let admission = admission::admit(concurrency, &r.product, &r.id, &others);
+    for (id, reason) in &admission.terminate {
+        let mut old = load_release(txn, id).await?;
+        let seq = old.last_seq;
+        let ch = old.terminate(reason, SUPERSEDED_BY, now_t);
+        if old.status == ReleaseStatus::Terminating {
+            terminating.push(id.clone());
+        }
+        persist_in(txn, outbox, &mut old, &ch, seq, &[], None).await?;
+    }
+    let start = admission.start;
+    if let Some(ahead) = &admission.behind {
+        r.message = admission::queued_message(ahead);
+    }
+    // The release's snapshot is event 1; a release that starts at once is
+    // written started (and its first steps taken), with their events after
+    // the snapshot: its rows are inserted once, not inserted and rewritten.
+    let mut bodies = vec![EventBody::Snapshot(Box::new(r.clone()))];
+    if start {
+        let ch = r.start_and_advance(now_t);
+        bodies.extend(ch.iter().filter_map(|c| r.event_body(*c)));
+    }
+    r.last_seq = bodies.len() as i64;
+    insert_release_rows(txn, &r).await?;
+    outbox.add(&r, 1, bodies, now_t);
+    Ok(Created::New {
+        release: Box::new(r),
+        // Filled in once the group committed.
+        events: Vec::new(),
+        terminating,
+        application,
+    })
+}
+
+/// [`Store::promote_queued`] in `txn`.
+async fn promote_in(
+    txn: &DatabaseTransaction,
+    outbox: &mut Outbox,
+    product: String,
+) -> Result<Option<Release>> {
+    lock_product(txn, &product).await?;
+    let active = releases_in(
+        txn,
+        &product,
+        &[
+            ReleaseStatus::Running,
+            ReleaseStatus::Suspended,
+            ReleaseStatus::Terminating,
+        ],
+    )
+    .await?;
+    if !active.is_empty() {
+        return Ok(None);
+    }
+    let Some(next) = releases_in(txn, &product, &[ReleaseStatus::Queued])
+        .await?
+        .into_iter()
+        .next()
+    else {
+        return Ok(None);
+    };
+    let mut r = load_release(txn, &next).await?;
+    let seq = r.last_seq;
+    let ch = r.start_and_advance(now());
+    persist_in(txn, outbox, &mut r, &ch, seq, &[], None).await?;
+    Ok(Some(r))
+}
+
+/// [`Store::persist_sole_active`] in `txn`.
+async fn sole_active_in(
+    txn: &DatabaseTransaction,
+    outbox: &mut Outbox,
+    r: &mut Release,
+    changes: &[Change],
+    expected_seq: i64,
+) -> Result<()> {
+    lock_product(txn, &r.product).await?;
+    // A release of a deleted product is history: its applications are
+    // gone (or belong to a new product of the same name). Checked under
+    // the product's lock, so a concurrent delete cannot slip between.
+    if is_history(txn, r).await? {
+        return Err(Error::FailedPrecondition(format!(
+            "release {} belongs to product {:?}, which was deleted; it is kept as history and cannot be retried",
+            r.id, r.product
+        )));
+    }
+    let other: Option<(String, String)> = release::Entity::find()
+        .select_only()
+        .column(release::Column::Id)
+        .column(release::Column::Status)
+        .filter(release::Column::Product.eq(r.product.as_str()))
+        .filter(release::Column::Id.ne(r.id.as_str()))
+        .filter(release::Column::Status.is_in(ACTIVE.iter().map(|s| s.as_str())))
+        .order_by_asc(release::Column::Id)
+        .into_tuple()
+        .one(txn)
+        .await?;
+    if let Some((other, status)) = other {
+        return Err(Error::FailedPrecondition(format!(
+            "release {other} of product {:?} is {status}; retry {} once it is final (or terminate it)",
+            r.product, r.id
+        )));
+    }
+    persist_in(txn, outbox, r, changes, expected_seq, &[], None).await
+}
+
 impl Store {
     /// Creates a release (status decided here by the product's concurrency
     /// policy), honouring the idempotency key `request` (key, request hash).
+    /// The release is created in the writer's next group; one that records
+    /// a deployment (which borrows what the poller saw) in a transaction of
+    /// its own.
     pub async fn create_release(
         &self,
-        mut r: Release,
+        r: Release,
         request: Option<(&str, &str)>,
         concurrency: Concurrency,
         deployment: Option<Deployment<'_>>,
     ) -> Result<Created> {
-        let txn = self.writer().begin().await?;
-        if let Some((key, hash)) = request {
-            let inserted = idempotency_key::Entity::insert(idempotency_key::ActiveModel {
-                scope: Set("trigger".into()),
-                key: Set(key.to_string()),
-                request_hash: Set(hash.to_string()),
-                release_id: Set(Some(r.id.clone())),
-                response: Set(None),
-                create_time: Set(now()),
-            })
-            .on_conflict(
-                OnConflict::columns([idempotency_key::Column::Scope, idempotency_key::Column::Key])
-                    .do_nothing()
-                    .to_owned(),
-            )
-            .exec_without_returning(&txn)
-            .await?;
-            if inserted == 0 {
-                txn.rollback().await?;
-                return self.existing_request(key, hash).await;
-            }
-        }
-        lock_product(&txn, &r.product).await?;
-        let application = match deployment {
-            Some(d) => Some({
-                // A lost race rolls everything back: one release per commit.
-                d.advance_watch(&txn).await?;
-                super::catalog::record_version(
-                    &txn,
-                    &r.product,
-                    d.environment,
-                    d.version,
-                    super::catalog::CommitUpdate::Replace(d.commit),
-                )
+        let (created, events) = match deployment {
+            None => {
+                let request = request.map(|(k, h)| (k.to_string(), h.to_string()));
+                self.grouped(move |txn, outbox| {
+                    let (r, request) = (r.clone(), request.clone());
+                    Box::pin(async move {
+                        let request = request.as_ref().map(|(k, h)| (k.as_str(), h.as_str()));
+                        create_in(txn, outbox, r, request, concurrency, None).await
+                    })
+                })
                 .await?
-                .into()
-            }),
-            None => None,
-        };
-        let mut outbox = Outbox::default();
-        let mut terminating = Vec::new();
-        let now_t = now();
-        let others = active_releases(&txn, &r.product).await?;
-        let admission = admission::admit(concurrency, &r.product, &r.id, &others);
-        for (id, reason) in &admission.terminate {
-            let mut old = load_release(&txn, id).await?;
-            let seq = old.last_seq;
-            let ch = old.terminate(reason, SUPERSEDED_BY, now_t);
-            if old.status == ReleaseStatus::Terminating {
-                terminating.push(id.clone());
             }
-            persist_in(&txn, &mut outbox, &mut old, &ch, seq, &[], None).await?;
-        }
-        let start = admission.start;
-        if let Some(ahead) = &admission.behind {
-            r.message = admission::queued_message(ahead);
-        }
-        // The release exists with its snapshot as event 1, then starts.
-        r.last_seq = 1;
-        insert_release_rows(&txn, &r).await?;
-        outbox.add(&r, 1, vec![EventBody::Snapshot(Box::new(r.clone()))], now_t);
-        if start {
-            let ch = r.start(now_t);
-            persist_in(&txn, &mut outbox, &mut r, &ch, 1, &[], None).await?;
-        }
-        let events = outbox.commit(txn).await?;
-        Ok(Created::New {
-            release: Box::new(r),
-            events,
-            terminating,
-            application,
+            Some(d) => {
+                let txn = self.writer().begin().await?;
+                let mut outbox = Outbox::default();
+                let created = create_in(&txn, &mut outbox, r, request, concurrency, Some(d)).await?;
+                (created, outbox.commit(txn, &self.finished).await?)
+            }
+        };
+        Ok(match created {
+            Created::New {
+                release,
+                terminating,
+                application,
+                ..
+            } => Created::New {
+                release,
+                events,
+                terminating,
+                application,
+            },
+            existing => existing,
         })
     }
 
@@ -871,54 +898,17 @@ impl Store {
         Ok(())
     }
 
-    async fn existing_request(&self, key: &str, hash: &str) -> Result<Created> {
-        let row = idempotency_key::Entity::find_by_id(("trigger".to_string(), key.to_string()))
-            .one(self.db())
-            .await?
-            .ok_or_else(|| Error::Internal("idempotency key vanished".into()))?;
-        if row.request_hash != hash {
-            return Err(Error::AlreadyExists(format!(
-                "request_id {key:?} was already used for a different request; use a new request_id"
-            )));
-        }
-        row.release_id
-            .map(Created::Existing)
-            .ok_or_else(|| Error::Internal("idempotency key without release".into()))
-    }
-
     /// Starts the oldest queued release of `product` when none is active.
     /// Returns it with the events written.
     pub async fn promote_queued(
         &self,
         product: &str,
     ) -> Result<Option<(Release, Vec<StoredEvent>)>> {
-        let txn = self.writer().begin().await?;
-        lock_product(&txn, product).await?;
-        let active = releases_in(
-            &txn,
-            product,
-            &[
-                ReleaseStatus::Running,
-                ReleaseStatus::Suspended,
-                ReleaseStatus::Terminating,
-            ],
-        )
-        .await?;
-        if !active.is_empty() {
-            return Ok(None);
-        }
-        let Some(next) = releases_in(&txn, product, &[ReleaseStatus::Queued])
-            .await?
-            .into_iter()
-            .next()
-        else {
-            return Ok(None);
-        };
-        let mut r = load_release(&txn, &next).await?;
-        let seq = r.last_seq;
-        let ch = r.start(now());
-        let events = persist_and_commit(txn, &mut r, &ch, seq, &[], None).await?;
-        Ok(Some((r, events)))
+        let product = product.to_string();
+        let (started, events) = self
+            .grouped(move |txn, outbox| Box::pin(promote_in(txn, outbox, product.clone())))
+            .await?;
+        Ok(started.map(|r| (r, events)))
     }
 
     /// Persists `changes` of `r` (read at `expected_seq`) with their events;
@@ -934,8 +924,37 @@ impl Store {
         if changes.is_empty() {
             return Ok(Vec::new());
         }
-        let txn = self.writer().begin().await?;
-        persist_and_commit(txn, r, changes, expected_seq, effects, fence).await
+        let (r0, changes, effects, fence) = (
+            std::sync::Arc::new(r.clone()),
+            std::sync::Arc::new(changes.to_vec()),
+            std::sync::Arc::new(effects.to_vec()),
+            fence.cloned(),
+        );
+        let (last_seq, events) = self
+            .grouped(move |txn, outbox| {
+                let (mut owned, changes, effects, fence) = (
+                    (*r0).clone(),
+                    changes.clone(),
+                    effects.clone(),
+                    fence.clone(),
+                );
+                Box::pin(async move {
+                    persist_in(
+                        txn,
+                        outbox,
+                        &mut owned,
+                        &changes,
+                        expected_seq,
+                        &effects,
+                        fence.as_ref(),
+                    )
+                    .await?;
+                    Ok(owned.last_seq)
+                })
+            })
+            .await?;
+        r.last_seq = last_seq;
+        Ok(events)
     }
 
     /// Like [`Store::persist`], for a release that must be the only active
@@ -952,45 +971,33 @@ impl Store {
         if changes.is_empty() {
             return Ok(Vec::new());
         }
-        let txn = self.writer().begin().await?;
-        lock_product(&txn, &r.product).await?;
-        // A release of a deleted product is history: its applications are
-        // gone (or belong to a new product of the same name). Checked under
-        // the product's lock, so a concurrent delete cannot slip between.
-        if is_history(&txn, r).await? {
-            return Err(Error::FailedPrecondition(format!(
-                "release {} belongs to product {:?}, which was deleted; it is kept as history and cannot be retried",
-                r.id, r.product
-            )));
-        }
-        let other: Option<(String, String)> = release::Entity::find()
-            .select_only()
-            .column(release::Column::Id)
-            .column(release::Column::Status)
-            .filter(release::Column::Product.eq(r.product.as_str()))
-            .filter(release::Column::Id.ne(r.id.as_str()))
-            .filter(release::Column::Status.is_in(ACTIVE.iter().map(|s| s.as_str())))
-            .order_by_asc(release::Column::Id)
-            .into_tuple()
-            .one(&txn)
+        let (r0, changes) = (r.clone(), std::sync::Arc::new(changes.to_vec()));
+        let (last_seq, events) = self
+            .grouped(move |txn, outbox| {
+                let (mut owned, changes) = (r0.clone(), changes.clone());
+                Box::pin(async move {
+                    sole_active_in(txn, outbox, &mut owned, &changes, expected_seq).await?;
+                    Ok(owned.last_seq)
+                })
+            })
             .await?;
-        if let Some((other, status)) = other {
-            return Err(Error::FailedPrecondition(format!(
-                "release {other} of product {:?} is {status}; retry {} once it is final (or terminate it)",
-                r.product, r.id
-            )));
-        }
-        persist_and_commit(txn, r, changes, expected_seq, &[], None).await
+        r.last_seq = last_seq;
+        Ok(events)
     }
 
+    /// Reads release `id` whole.
     ///
-    /// A final release is served from memory while its `last_seq` in the
-    /// store still equals the cached one: one primary-key lookup instead of
-    /// reading the release, its environment runs and step runs. Final is not
-    /// forever (a retry here or on another replica writes new events, and
-    /// with them a new `last_seq`), which is why the lookup stays.
+    /// A final release is served from memory (see [`super::finished`]): on
+    /// SQLite as it is, on PostgreSQL while its `last_seq` in the store
+    /// still equals the remembered one (one primary-key lookup instead of
+    /// reading the release, its environment runs and step runs: another
+    /// replica may have retried it).
     pub async fn get_release(&self, id: &str) -> Result<Release> {
         if let Some(cached) = self.finished.get(id) {
+            // This process writes every change on SQLite (see `finished`).
+            if self.backend() == DbBackend::Sqlite {
+                return Ok((*cached).clone());
+            }
             let last_seq: Option<i64> = release::Entity::find_by_id(id.to_string())
                 .select_only()
                 .column(release::Column::LastSeq)
@@ -999,20 +1006,16 @@ impl Store {
                 .await?;
             match last_seq {
                 Some(seq) if seq == cached.last_seq => return Ok((*cached).clone()),
-                Some(_) => {}
+                Some(_) => self.finished.drop_stale(id),
                 None => {
-                    self.finished.remove(id);
+                    self.finished.drop_stale(id);
                     return Err(Error::not_found("release", id));
                 }
             }
         }
+        let mark = self.finished.mark();
         let r = load_release(self.db(), id).await?;
-        if r.status.is_final() {
-            self.finished
-                .insert(id.to_string(), std::sync::Arc::new(r.clone()));
-        } else {
-            self.finished.remove(id);
-        }
+        self.finished.remember(mark, &r);
         Ok(r)
     }
 

@@ -22,6 +22,22 @@ impl Release {
         vec![Change::Release]
     }
 
+    /// Starts a queued release and takes its first steps at once (the
+    /// trigger environment's, the first wave of promotions), as its worker's
+    /// first pass would: they are written with the start, in one
+    /// transaction instead of two. Returns the changes, normalized.
+    pub fn start_and_advance(&mut self, now: Time) -> Vec<Change> {
+        let before = self.counters();
+        let mut changes = self.start(now);
+        if changes.is_empty() {
+            return changes;
+        }
+        changes.extend(self.advance(now).0);
+        self.announce_counters(before, &mut changes);
+        super::normalize(&mut changes);
+        changes
+    }
+
     /// Records the outcome of a running step. A step that is no longer
     /// running (terminated meanwhile) ignores it.
     pub fn complete_step(&mut self, at: StepRef, outcome: Outcome, now: Time) -> Vec<Change> {
