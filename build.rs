@@ -19,6 +19,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         // tonic-prost's codec with a smaller per-call buffer (src/lib.rs).
         .codec_path("crate::proto::codec::PromoflowCodec")
+        // Written by hand (src/proto/shared.rs): a WatchRelease message that
+        // may carry an encoding shared by every stream of the release.
+        .extern_path(
+            ".promoflow.v1.WatchReleaseResponse",
+            "crate::proto::shared::WatchReleaseResponse",
+        )
         .build_client(true)
         .build_server(true)
         .compile_fds(fds)?;

@@ -44,7 +44,10 @@ pub mod proto {
     pub mod v1 {
         #![allow(clippy::large_enum_variant, clippy::doc_lazy_continuation)]
         tonic::include_proto!("promoflow.v1");
+        pub use super::shared::WatchReleaseResponse;
     }
+
+    pub mod shared;
 
     /// The protobuf codec of every promoflow service and client.
     pub mod codec {

@@ -557,9 +557,11 @@ async fn counters_follow_every_environment_status_change() {
     let log = full_log(&server, &r.id).await;
     let announced = check_release_changes(&PARALLEL_ENVS, &log);
     // Pending → running → succeeded for dev, qa and the three productions
-    // come in at least four transactions, each announcing new counters.
+    // come in at least three transactions, each announcing new counters:
+    // the trigger's own (the release started, dev done, qa started), qa's
+    // end with the productions' start, and the productions' end.
     assert!(
-        announced >= 4,
+        announced >= 3,
         "{announced} ReleaseChanges: {}",
         describe(&log)
     );

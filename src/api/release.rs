@@ -1,7 +1,6 @@
 //! `ReleaseService`: triggers, reads, commands and the two status streams.
 
 use std::pin::Pin;
-use std::sync::Arc;
 
 use futures::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
@@ -249,17 +248,20 @@ impl ReleaseService for ReleaseApi {
             .watch_release(&id, req.after_seq, self.ctx.config.heartbeat_interval)
             .await?;
         let stream = items.map(move |item| {
-            let event = match item? {
-                ReleaseItem::Snapshot(r) => pb::ReleaseEvent {
+            Ok(match item? {
+                ReleaseItem::Snapshot(r) => pb::WatchReleaseResponse::new(pb::ReleaseEvent {
                     release_id: r.id.clone(),
                     seq: r.last_seq,
                     time: timestamp(Some(chrono::Utc::now())),
                     change: Some(PbChange::Snapshot(release_out(*r))),
-                },
-                ReleaseItem::Event(e) => event_out(Arc::unwrap_or_clone(e)),
-                ReleaseItem::Heartbeat(seq) => heartbeat(&id, seq),
-            };
-            Ok(pb::WatchReleaseResponse { event: Some(event) })
+                }),
+                // Converted and encoded by the first stream that sends it;
+                // the release's other streams send the same bytes.
+                ReleaseItem::Event(e) => pb::WatchReleaseResponse::encoded(e.wire(|stored| {
+                    pb::WatchReleaseResponse::encode_event(&event_out(stored.clone()))
+                })),
+                ReleaseItem::Heartbeat(seq) => pb::WatchReleaseResponse::new(heartbeat(&id, seq)),
+            })
         });
         Ok(Response::new(Box::pin(stream)))
     }

@@ -26,6 +26,44 @@ use crate::store::releases::StoredEvent;
 /// behind is rare and simply reads the store.
 pub const RECENT: usize = 64;
 
+/// A committed event as the streams of its release share it: one copy, and
+/// its wire encoding, made by the first stream that sends it and reused by
+/// every other (with N watchers, one encoding per event instead of N).
+#[derive(Debug)]
+pub struct Shared {
+    event: StoredEvent,
+    wire: std::sync::OnceLock<bytes::Bytes>,
+}
+
+impl Shared {
+    pub fn new(event: StoredEvent) -> Self {
+        Self {
+            event,
+            wire: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The event's encoding, made by `encode` the first time it is asked.
+    pub fn wire(&self, encode: impl FnOnce(&StoredEvent) -> bytes::Bytes) -> bytes::Bytes {
+        self.wire.get_or_init(|| encode(&self.event)).clone()
+    }
+}
+
+/// Equal when the events are (the encoding follows from the event).
+impl PartialEq for Shared {
+    fn eq(&self, other: &Self) -> bool {
+        self.event == other.event
+    }
+}
+
+impl std::ops::Deref for Shared {
+    type Target = StoredEvent;
+
+    fn deref(&self) -> &StoredEvent {
+        &self.event
+    }
+}
+
 /// What a release's doorbell holds.
 #[derive(Debug, Clone, Default)]
 pub struct Tail {
@@ -33,14 +71,14 @@ pub struct Tail {
     pub latest: i64,
     /// The latest committed events, consecutive in `seq`, at most [`RECENT`]
     /// (possibly ending before `latest`).
-    recent: Arc<VecDeque<Arc<StoredEvent>>>,
+    recent: Arc<VecDeque<Arc<Shared>>>,
 }
 
 impl Tail {
     /// The events after `cursor` this tail holds, when it holds every one
     /// of them from `cursor + 1` on; `None` when the store must be read.
     /// May end before `latest`.
-    pub fn after(&self, cursor: i64) -> Option<Vec<Arc<StoredEvent>>> {
+    pub fn after(&self, cursor: i64) -> Option<Vec<Arc<Shared>>> {
         let first = self.recent.front()?.seq;
         if first > cursor + 1 {
             return None;
@@ -55,12 +93,12 @@ impl Tail {
         let recent = Arc::make_mut(&mut self.recent);
         match last {
             Some(l) if e.seq <= l => {} // already here
-            Some(l) if e.seq == l + 1 => recent.push_back(Arc::new(e.clone())),
+            Some(l) if e.seq == l + 1 => recent.push_back(Arc::new(Shared::new(e.clone()))),
             // A hole (or nothing yet): start over from this event; streams
             // behind it read the store.
             _ => {
                 recent.clear();
-                recent.push_back(Arc::new(e.clone()));
+                recent.push_back(Arc::new(Shared::new(e.clone())));
             }
         }
         while recent.len() > RECENT {
@@ -229,7 +267,7 @@ mod tests {
         }
     }
 
-    fn seqs(events: Option<Vec<Arc<StoredEvent>>>) -> Option<Vec<i64>> {
+    fn seqs(events: Option<Vec<Arc<Shared>>>) -> Option<Vec<i64>> {
         events.map(|v| v.iter().map(|e| e.seq).collect())
     }
 

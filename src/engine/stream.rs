@@ -17,7 +17,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::Engine;
-use super::hub::Tail;
+use super::hub::{Shared, Tail};
 use crate::domain::release::Release;
 use crate::error::{Error, Result};
 use crate::store::Store;
@@ -32,8 +32,9 @@ pub enum ReleaseItem {
     /// The whole release, as of its `last_seq` (the first message when the
     /// stream starts from 0).
     Snapshot(Box<Release>),
-    /// One committed event, in `seq` order, without gap or repeat.
-    Event(Arc<StoredEvent>),
+    /// One committed event, in `seq` order, without gap or repeat (shared
+    /// with the release's other streams when it came from the doorbell).
+    Event(Arc<Shared>),
     /// Nothing happened for a heartbeat interval; the latest `seq` sent.
     Heartbeat(i64),
 }
@@ -212,7 +213,10 @@ impl ReleaseWatch {
                         .events_after(&self.id, self.cursor, CATCH_UP_BATCH)
                         .await
                     {
-                        Ok(events) => events.into_iter().map(Arc::new).collect(),
+                        Ok(events) => events
+                            .into_iter()
+                            .map(|e| Arc::new(Shared::new(e)))
+                            .collect(),
                         Err(e) => {
                             self.finished = true;
                             return Some(Err(e));

@@ -32,6 +32,14 @@ pub struct StoredFlow {
     pub update_time: chrono::DateTime<chrono::Utc>,
 }
 
+/// What a flow's row says of its versions: the latest, and when the flow
+/// was created.
+pub(crate) type Latest = (i64, chrono::DateTime<chrono::Utc>);
+
+/// A flow version remembered as parsed: name, the flow's creation time (µs)
+/// and the version.
+pub(crate) type VersionKey = (String, i64, i64);
+
 /// The `flows.refs` entries of a spec: every environment and workflow it names.
 fn refs(spec: &FlowSpec) -> Result<String> {
     let mut workflows: Vec<&str> = spec.workflow_names().collect();
@@ -118,6 +126,7 @@ impl Store {
         .map_err(|e| map_unique(e, || format!("flow {:?} already exists", spec.name)))?;
         insert_version(&txn, spec, 1, t).await?;
         super::audit::commit(txn).await?;
+        self.latest_flows.forget([spec.name.as_str()]);
         self.get_flow(&spec.name, 0).await
     }
 
@@ -165,6 +174,7 @@ impl Store {
             // the primary key after the winner committed.
             .map_err(|_| Error::stale("flow", &spec.name, version - 1, version))?;
         super::audit::commit(txn).await?;
+        self.latest_flows.forget([spec.name.as_str()]);
         self.get_flow(&spec.name, version).await
     }
 
@@ -177,22 +187,49 @@ impl Store {
     }
 
     /// A version of a flow (0: the latest).
+    ///
+    /// Every trigger and every GetFlow asks, so both halves are remembered:
+    /// the flow's row (its latest version and creation time) on SQLite,
+    /// where this process makes every change and forgets it then (see
+    /// [`super::remembered`]); and each version as parsed, on both
+    /// backends, since a version never changes.
     pub async fn get_flow(&self, name: &str, version: i64) -> Result<StoredFlow> {
-        let f = flow::Entity::find_by_id(name.to_string())
-            .one(self.db())
-            .await?
-            .ok_or_else(|| Error::not_found("flow", name))?;
-        let wanted = if version == 0 { f.version } else { version };
+        let (latest, created) = self.flow_row(name).await?;
+        let wanted = if version == 0 { latest } else { version };
+        let key = (name.to_string(), created.timestamp_micros(), wanted);
+        if let Some(v) = self.flow_versions.get(&key) {
+            return Ok((*v).clone());
+        }
         let v = flow_version::Entity::find_by_id((name.to_string(), wanted))
             .one(self.db())
             .await?
             .ok_or_else(|| {
                 Error::NotFound(format!(
-                    "flow {name:?} has no version {wanted} (latest is {})",
-                    f.version
+                    "flow {name:?} has no version {wanted} (latest is {latest})"
                 ))
             })?;
-        stored(f.create_time, v)
+        let found = stored(created, v)?;
+        self.flow_versions
+            .insert(key, std::sync::Arc::new(found.clone()));
+        Ok(found)
+    }
+
+    /// The latest version of flow `name` and its creation time.
+    async fn flow_row(&self, name: &str) -> Result<Latest> {
+        let sqlite = self.backend() == sea_orm::DbBackend::Sqlite;
+        if sqlite && let Some(latest) = self.latest_flows.get(name) {
+            return Ok(latest);
+        }
+        let mark = self.latest_flows.mark();
+        let f = flow::Entity::find_by_id(name.to_string())
+            .one(self.db())
+            .await?
+            .ok_or_else(|| Error::not_found("flow", name))?;
+        let latest = (f.version, f.create_time);
+        if sqlite {
+            self.latest_flows.remember(mark, name.to_string(), latest);
+        }
+        Ok(latest)
     }
 
     /// Latest versions of flows, by name.
@@ -305,6 +342,7 @@ impl Store {
             .exec(&txn)
             .await?;
         super::audit::commit(txn).await?;
+        self.latest_flows.forget([name]);
         Ok(())
     }
 }

@@ -29,7 +29,7 @@ use sea_orm::{
 use tokio::sync::{mpsc, oneshot};
 
 use super::audit;
-use super::finished::Finished;
+use super::Finished;
 use super::releases::{StoredEvent, event_row};
 use super::{Store, insert_batched};
 use crate::domain::release::{EventBody, Release};

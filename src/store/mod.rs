@@ -7,7 +7,6 @@
 pub mod audit;
 pub mod catalog;
 pub(crate) mod entity;
-mod finished;
 pub mod flows;
 mod group;
 pub mod leases;
@@ -15,6 +14,7 @@ pub(crate) mod migration;
 pub mod notify;
 mod page;
 pub mod releases;
+mod remembered;
 pub mod templates;
 pub mod tokens;
 mod versioned;
@@ -27,6 +27,13 @@ use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend, DbErr};
 use crate::error::{Error, Result};
 
 pub use page::{Page, PageRequest};
+
+/// Final releases remembered for reads (see [`Store::get_release`]).
+pub(crate) type Finished =
+    remembered::Remembered<String, std::sync::Arc<crate::domain::release::Release>>;
+
+/// Most final releases remembered (a few KB each).
+const FINISHED: usize = 4096;
 
 /// Handle to the database. Cheap to clone (the pools are shared).
 #[derive(Clone, Debug)]
@@ -41,9 +48,15 @@ pub struct Store {
     /// as soon as the previous one commits. On PostgreSQL, the same pool
     /// as `db`: row locks let writers proceed side by side.
     writer: DatabaseConnection,
-    /// Final releases by id, as last read (see [`finished`]).
-    finished: std::sync::Arc<finished::Finished>,
-    /// API tokens recently read (see [`Store::token_by_id`]).
+    /// Final releases by id, as last read (see [`remembered`]).
+    finished: std::sync::Arc<Finished>,
+    /// Flows' latest versions (and creation times) by name, on SQLite.
+    latest_flows: std::sync::Arc<remembered::Remembered<String, flows::Latest>>,
+    /// Flow versions as parsed, by name, the flow's creation and version:
+    /// a version never changes, and a flow deleted and created again has a
+    /// new creation time.
+    flow_versions: std::sync::Arc<quick_cache::sync::Cache<flows::VersionKey, std::sync::Arc<flows::StoredFlow>>>,
+    /// API tokens as last read, on SQLite (see [`Store::token_by_id`]).
     tokens: std::sync::Arc<tokens::TokenCache>,
     /// The writer task that commits release writes in groups (see
     /// [`group`]).
@@ -66,13 +79,15 @@ impl Store {
         } else {
             db.clone()
         };
-        let finished = std::sync::Arc::<finished::Finished>::default();
+        let finished = std::sync::Arc::new(Finished::new(FINISHED));
         Ok(Self {
             group: group::Group::start(writer.clone(), std::sync::Arc::clone(&finished)),
             tokens: std::sync::Arc::new(tokens::TokenCache::new(1024)),
             db,
             writer,
             finished,
+            latest_flows: std::sync::Arc::new(remembered::Remembered::new(1024)),
+            flow_versions: std::sync::Arc::new(quick_cache::sync::Cache::new(1024)),
         })
     }
 

@@ -987,7 +987,7 @@ impl Store {
 
     /// Reads release `id` whole.
     ///
-    /// A final release is served from memory (see [`super::finished`]): on
+    /// A final release is served from memory (see [`super::remembered`]): on
     /// SQLite as it is, on PostgreSQL while its `last_seq` in the store
     /// still equals the remembered one (one primary-key lookup instead of
     /// reading the release, its environment runs and step runs: another
@@ -1015,7 +1015,10 @@ impl Store {
         }
         let mark = self.finished.mark();
         let r = load_release(self.db(), id).await?;
-        self.finished.remember(mark, &r);
+        if r.status.is_final() {
+            self.finished
+                .remember(mark, r.id.clone(), std::sync::Arc::new(r.clone()));
+        }
         Ok(r)
     }
 

@@ -10,15 +10,9 @@ use super::{Page, PageRequest, Store, map_unique, now, to_json};
 use crate::domain::access::{Grant, Pattern, Role};
 use crate::error::{Error, Result};
 
-/// How long a token read from the store is trusted without reading it
-/// again (see [`Store::token_by_id`]).
-pub const TOKEN_TTL: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// Tokens recently read: when, and the token with its secret's hash.
-pub(crate) type TokenCache = quick_cache::sync::Cache<
-    String,
-    (std::time::Instant, std::sync::Arc<(ApiToken, String)>),
->;
+/// Tokens remembered for authentication, with their secrets' hashes.
+pub(crate) type TokenCache =
+    super::remembered::Remembered<String, std::sync::Arc<(ApiToken, String)>>;
 
 /// A stored token, without its secret.
 #[derive(Debug, Clone, PartialEq)]
@@ -93,35 +87,32 @@ impl Store {
             .await?
             .ok_or_else(|| Error::Internal("token vanished after insert".into()))?;
         super::audit::commit(txn).await?;
-        self.tokens.remove(&row.id);
+        self.tokens.forget([row.id.as_str()]);
         Ok(token_from(row)?.0)
     }
 
     /// The token with public id `id` and its secret hash, if any.
     ///
-    /// Every authenticated call asks, so a token found is remembered for
-    /// [`TOKEN_TTL`]: a read then costs no query for its credential. A
-    /// revocation on this server forgets it at once; one made on another
-    /// replica takes effect here within the TTL.
+    /// Every authenticated call asks. On SQLite, where this process makes
+    /// every change to tokens, a token found is remembered until it changes
+    /// here (revoked, or its use recorded; see [`super::remembered`]), so a
+    /// call costs no query for its credential and a revocation still works
+    /// from the next call on. On PostgreSQL another replica may revoke it:
+    /// it is read on every call.
     pub async fn token_by_id(&self, id: &str) -> Result<Option<(ApiToken, String)>> {
-        if let Some((at, found)) = self.tokens.get(id)
-            && at.elapsed() < TOKEN_TTL
-        {
+        let sqlite = self.backend() == sea_orm::DbBackend::Sqlite;
+        if sqlite && let Some(found) = self.tokens.get(id) {
             return Ok(Some((*found).clone()));
         }
+        let mark = self.tokens.mark();
         let found = api_token::Entity::find_by_id(id.to_string())
             .one(self.db())
             .await?
             .map(token_from)
             .transpose()?;
-        match &found {
-            Some(f) => self.tokens.insert(
-                id.to_string(),
-                (std::time::Instant::now(), std::sync::Arc::new(f.clone())),
-            ),
-            None => {
-                self.tokens.remove(id);
-            }
+        if sqlite && let Some(f) = &found {
+            self.tokens
+                .remember(mark, id.to_string(), std::sync::Arc::new(f.clone()));
         }
         Ok(found)
     }
@@ -165,7 +156,7 @@ impl Store {
             row
         };
         super::audit::commit(txn).await?;
-        self.tokens.remove(&row.id);
+        self.tokens.forget([row.id.as_str()]);
         Ok(token_from(row)?.0)
     }
 
@@ -173,14 +164,6 @@ impl Store {
     /// token (see `auth`), so authentication does not turn every read into
     /// a write.
     pub async fn touch_token(&self, id: &str, at: DateTime<Utc>) -> Result<()> {
-        // The remembered token is used as of now too: the next calls must
-        // not touch it again.
-        if let Some((seen, found)) = self.tokens.get(id) {
-            let mut used = (*found).clone();
-            used.0.last_used_time = Some(at);
-            self.tokens
-                .insert(id.to_string(), (seen, std::sync::Arc::new(used)));
-        }
         api_token::Entity::update_many()
             .col_expr(
                 api_token::Column::LastUsedTime,
@@ -189,6 +172,8 @@ impl Store {
             .filter(api_token::Column::Id.eq(id))
             .exec(self.writer())
             .await?;
+        // Read again with the new time, so the next calls do not touch it.
+        self.tokens.forget([id]);
         Ok(())
     }
 }
