@@ -146,13 +146,21 @@ pub(crate) fn uncarried() -> Option<Arc<Pending>> {
         .filter(|p| !p.written())
 }
 
-/// Inserts the row of `pending` (the call succeeded so far) in `db`'s
-/// transaction; mark it with [`carried`] once that transaction committed.
-pub(crate) async fn carry(db: &impl ConnectionTrait, pending: &Pending) -> Result<()> {
+/// The row of `pending` for a call that succeeded so far, to insert in its
+/// write's transaction; mark it with [`carried`] once that committed.
+pub(crate) fn carried_row(pending: &Pending) -> audit_event::ActiveModel {
     let mut e = pending.event();
     e.result = AuditResult::Ok;
     e.grpc_code = "OK".into();
-    insert(db, e).await
+    model(e)
+}
+
+/// Inserts the row of `pending` in `db`'s transaction (see [`carried_row`]).
+pub(crate) async fn carry(db: &impl ConnectionTrait, pending: &Pending) -> Result<()> {
+    audit_event::Entity::insert(carried_row(pending))
+        .exec_without_returning(db)
+        .await?;
+    Ok(())
 }
 
 /// Records that a committed transaction carried the row of `pending`.

@@ -30,8 +30,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::audit;
 use super::Finished;
+use super::entity::{audit_event, environment_run, step_run};
 use super::releases::{StoredEvent, event_row};
-use super::{Store, insert_batched};
+use super::{Store, insert_batched, overwrite_batched};
 use crate::domain::release::{EventBody, Release};
 use crate::error::{Error, Result};
 
@@ -40,10 +41,19 @@ use crate::error::{Error, Result};
 /// enough that the first of them does not wait long for the last.
 const MAX_GROUP: usize = 256;
 
-/// The sending side of the writer task (cheap to clone).
+/// Writer tasks on PostgreSQL. Each statement there is a round trip to the
+/// database server, and one writer runs its group's statements one after
+/// the other: with one writer, triggers on PostgreSQL fell below what 64
+/// separate transactions had reached (see BENCHMARKS.md). Writes are routed
+/// by product, so two writers never write the same product's rows (no lock
+/// waits, no deadlock between groups); SQLite admits one writer, so it has
+/// one.
+const PG_WRITERS: usize = 8;
+
+/// The sending side of the writer tasks (cheap to clone).
 #[derive(Clone)]
 pub(crate) struct Group {
-    jobs: mpsc::UnboundedSender<Box<dyn Job>>,
+    writers: Arc<[mpsc::UnboundedSender<Box<dyn Job>>]>,
     /// Groups committed so far, and the writes they carried.
     stats: Arc<Stats>,
 }
@@ -62,14 +72,36 @@ impl std::fmt::Debug for Group {
 }
 
 impl Group {
-    /// Starts the writer task on `writer` (the store's writer pool). It ends
-    /// when the last [`Group`] is dropped.
-    /// `finished` is told of every release written, once committed.
+    /// Starts the writer tasks on `writer` (the store's writer pool). They
+    /// end when the last [`Group`] is dropped. `finished` is told of every
+    /// release written, once committed.
     pub(crate) fn start(writer: DatabaseConnection, finished: Arc<Finished>) -> Self {
-        let (jobs, rx) = mpsc::unbounded_channel();
+        let n = match writer.get_database_backend() {
+            DbBackend::Postgres => PG_WRITERS,
+            _ => 1,
+        };
         let stats = Arc::<Stats>::default();
-        tokio::spawn(run(writer, rx, Arc::clone(&stats), finished));
-        Self { jobs, stats }
+        let writers = (0..n)
+            .map(|_| {
+                let (jobs, rx) = mpsc::unbounded_channel();
+                tokio::spawn(run(
+                    writer.clone(),
+                    rx,
+                    Arc::clone(&stats),
+                    Arc::clone(&finished),
+                ));
+                jobs
+            })
+            .collect();
+        Self { writers, stats }
+    }
+
+    /// The writer of product `product`'s writes.
+    fn writer_of(&self, product: &str) -> &mpsc::UnboundedSender<Box<dyn Job>> {
+        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+        // A fixed hasher: the same product always goes to the same writer.
+        let h = BuildHasherDefault::<DefaultHasher>::default().hash_one(product);
+        &self.writers[(h % self.writers.len() as u64) as usize]
     }
 }
 
@@ -80,13 +112,54 @@ impl Group {
 /// that writes events waits on that row. Taken last, the lock covers only the
 /// numbering, one insert and the notifications, and a transaction that
 /// writes events of several releases (a group) takes it once.
+///
+/// The outbox also holds the environment and step runs the writes insert or
+/// change, and the audit rows of their calls: nothing but a release's own
+/// reads needs them before the commit, so they are written at the flush
+/// too, in one statement per table for the whole group instead of two or
+/// three per write. A write that reads runs (see [`Outbox::write_rows`])
+/// writes the waiting ones first.
 #[derive(Default)]
 pub(crate) struct Outbox {
     /// Position 0 until [`Outbox::flush`] numbers them.
     events: Vec<StoredEvent>,
+    /// By primary key: a later change of the same run replaces an earlier.
+    envs: BTreeMap<(String, String), environment_run::ActiveModel>,
+    steps: BTreeMap<(String, String, i32), step_run::ActiveModel>,
+    audits: Vec<audit_event::ActiveModel>,
 }
 
 impl Outbox {
+    /// An environment run to write (insert, or overwrite by primary key).
+    pub(crate) fn put_env(&mut self, row: environment_run::ActiveModel) -> Result<()> {
+        let key = (
+            active(&row.release_id)?.clone(),
+            active(&row.environment)?.clone(),
+        );
+        self.envs.insert(key, row);
+        Ok(())
+    }
+
+    /// A step run to write (insert, or overwrite by primary key).
+    pub(crate) fn put_step(&mut self, row: step_run::ActiveModel) -> Result<()> {
+        let key = (
+            active(&row.release_id)?.clone(),
+            active(&row.environment)?.clone(),
+            *active(&row.idx)?,
+        );
+        self.steps.insert(key, row);
+        Ok(())
+    }
+
+    /// Writes the runs and audit rows waiting, in one statement per table
+    /// (runs overwrite rows with the same key: a transition's rows exist
+    /// since the release was created).
+    pub(crate) async fn write_rows(&mut self, txn: &DatabaseTransaction) -> Result<()> {
+        overwrite_batched(txn, std::mem::take(&mut self.envs).into_values().collect()).await?;
+        overwrite_batched(txn, std::mem::take(&mut self.steps).into_values().collect()).await?;
+        insert_batched(txn, std::mem::take(&mut self.audits)).await
+    }
+
     /// Adds events `bodies` of release `r`, the first with seq `first_seq`.
     pub(crate) fn add(
         &mut self,
@@ -111,6 +184,7 @@ impl Outbox {
     /// replicas (one notification per release, with its last event; delivered
     /// only if the transaction commits). The caller commits `txn` next.
     async fn flush(&mut self, txn: &DatabaseTransaction) -> Result<()> {
+        self.write_rows(txn).await?;
         if self.events.is_empty() {
             return Ok(());
         }
@@ -161,6 +235,14 @@ impl Outbox {
             last.insert(e.release_id.as_str(), e);
         }
         last.into_values()
+    }
+}
+
+/// The value of a column set in a row to write.
+fn active<V: Into<sea_orm::Value>>(v: &sea_orm::ActiveValue<V>) -> Result<&V> {
+    match v {
+        sea_orm::ActiveValue::Set(v) | sea_orm::ActiveValue::Unchanged(v) => Ok(v),
+        sea_orm::ActiveValue::NotSet => Err(Error::Internal("a run's key is not set".into())),
     }
 }
 
@@ -224,7 +306,7 @@ where
             self.value = None;
             let value = (self.work)(txn, outbox).await?;
             if let Some(p) = &self.audit {
-                audit::carry(txn, p).await?;
+                outbox.audits.push(audit::carried_row(p));
             }
             self.value = Some(value);
             Ok(())
@@ -260,14 +342,15 @@ impl Store {
         (s.groups.load(Relaxed), s.writes.load(Relaxed))
     }
 
-    /// Applies `work` in the next group transaction and returns its result
-    /// and the events it added, once they are committed.
+    /// Applies `work`, a write of product `product`'s rows, in the next
+    /// group transaction and returns its result and the events it added,
+    /// once they are committed.
     ///
     /// `work` may run more than once (each time in a new transaction, the
     /// earlier one rolled back: see [`apply`]), so it owns its inputs and
     /// clones what it consumes. It must not wait for the writer pool (it
     /// runs inside the group's transaction).
-    pub(crate) async fn grouped<T, F>(&self, work: F) -> Result<(T, Vec<StoredEvent>)>
+    pub(crate) async fn grouped<T, F>(&self, product: &str, work: F) -> Result<(T, Vec<StoredEvent>)>
     where
         T: Send + 'static,
         F: for<'a> Fn(&'a DatabaseTransaction, &'a mut Outbox) -> BoxFuture<'a, Result<T>>
@@ -282,7 +365,7 @@ impl Store {
             audit: audit::uncarried(),
         });
         self.group
-            .jobs
+            .writer_of(product)
             .send(job)
             .map_err(|_| Error::Unavailable("the store is closed".into()))?;
         answer
@@ -405,7 +488,12 @@ async fn attempt(
             Ok(sp) => sp,
             Err(e) => return Attempt::Failed(e.into()),
         };
-        match jobs[i].run(&sp, &mut outbox).await {
+        // Its rows written in its own savepoint: if it fails, they go with it.
+        let ran = match jobs[i].run(&sp, &mut outbox).await {
+            Ok(()) => outbox.write_rows(&sp).await,
+            Err(e) => Err(e),
+        };
+        match ran {
             Ok(()) => {
                 if let Err(e) = sp.commit().await {
                     return Attempt::Failed(e.into());
@@ -415,6 +503,9 @@ async fn attempt(
             }
             Err(e) => {
                 outbox.events.truncate(start);
+                outbox.envs.clear();
+                outbox.steps.clear();
+                outbox.audits.clear();
                 if let Err(db) = sp.rollback().await {
                     return Attempt::Failed(db.into());
                 }
@@ -498,7 +589,7 @@ mod tests {
             let store = store.clone();
             async move {
                 store
-                    .grouped(move |txn, _| {
+                    .grouped("p", move |txn, _| {
                         Box::pin(async move {
                             match i {
                                 // Writes, then refuses: its row must go.

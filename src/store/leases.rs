@@ -9,7 +9,7 @@
 use chrono::Duration;
 use sea_orm::sea_query::{Expr, LockBehavior, LockType};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, QueryFilter, QueryOrder,
+    ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect, TransactionTrait,
 };
 
@@ -32,9 +32,28 @@ const WORKED: [ReleaseStatus; 3] = [
     ReleaseStatus::Terminating,
 ];
 
+/// [`Store::release_lease`] in `db`.
+async fn release_in<C: ConnectionTrait>(db: &C, id: &str, fence: &Fence) -> Result<()> {
+    release::Entity::update_many()
+        .col_expr(
+            release::Column::LeaseOwner,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(
+            release::Column::LeaseExpiresAt,
+            Expr::value(Option::<chrono::DateTime<chrono::Utc>>::None),
+        )
+        .filter(release::Column::Id.eq(id))
+        .filter(release::Column::LeaseOwner.eq(fence.owner.as_str()))
+        .filter(release::Column::LeaseEpoch.eq(fence.epoch))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
 /// [`Store::claim_release`] in `txn`.
-async fn claim_in(
-    txn: &DatabaseTransaction,
+async fn claim_in<C: ConnectionTrait>(
+    txn: &C,
     id: String,
     owner: String,
     ttl: Duration,
@@ -81,11 +100,19 @@ impl Store {
         owner: &str,
         ttl: Duration,
     ) -> Result<Option<Fence>> {
-        // In the writer's next group, with the triggers that created the
-        // releases: a claim is one more small write per release.
         let (id, owner) = (id.to_string(), owner.to_string());
+        if self.backend() == DbBackend::Postgres {
+            return claim_in(self.writer(), id, owner, ttl).await;
+        }
+        // In the writer's next group, with the triggers that created the
+        // releases: a claim is one more small write per release. (Not on
+        // PostgreSQL: there, where writers run side by side, a claim on its
+        // own holds one row lock and nothing else, so it can wait for a
+        // group but never be part of a deadlock with one.)
         let (fence, _) = self
-            .grouped(move |txn, _| Box::pin(claim_in(txn, id.clone(), owner.clone(), ttl)))
+            .grouped("", move |txn, _| {
+                Box::pin(claim_in(txn, id.clone(), owner.clone(), ttl))
+            })
             .await?;
         Ok(fence)
     }
@@ -103,27 +130,15 @@ impl Store {
     }
 
     /// Gives a lease up (the worker finished, or the replica drains).
+    /// Grouped on SQLite, on its own on PostgreSQL (as a claim).
     pub async fn release_lease(&self, id: &str, fence: &Fence) -> Result<()> {
+        if self.backend() == DbBackend::Postgres {
+            return release_in(self.writer(), id, fence).await;
+        }
         let (id, fence) = (id.to_string(), fence.clone());
-        self.grouped(move |txn, _| {
+        self.grouped("", move |txn, _| {
             let (id, fence) = (id.clone(), fence.clone());
-            Box::pin(async move {
-                release::Entity::update_many()
-                    .col_expr(
-                        release::Column::LeaseOwner,
-                        Expr::value(Option::<String>::None),
-                    )
-                    .col_expr(
-                        release::Column::LeaseExpiresAt,
-                        Expr::value(Option::<chrono::DateTime<chrono::Utc>>::None),
-                    )
-                    .filter(release::Column::Id.eq(id.as_str()))
-                    .filter(release::Column::LeaseOwner.eq(fence.owner.as_str()))
-                    .filter(release::Column::LeaseEpoch.eq(fence.epoch))
-                    .exec(txn)
-                    .await?;
-                Ok(())
-            })
+            Box::pin(async move { release_in(txn, &id, &fence).await })
         })
         .await?;
         Ok(())

@@ -19,7 +19,7 @@ use sea_orm::{
 use super::entity::{environment_run, event, idempotency_key, product, release, step_run};
 use super::leases::Fence;
 use super::group::Outbox;
-use super::{Store, from_json, insert_batched, now, overwrite_batched, to_json};
+use super::{Store, from_json, insert_batched, now, to_json};
 use crate::domain::catalog::Concurrency;
 use crate::domain::flow::{Action, FlowSpec};
 use crate::domain::release::admission;
@@ -393,9 +393,14 @@ async fn persist_in(
             .ok_or_else(|| Error::Internal(format!("no step {at:?}")))?;
         step_rows.push(step_model(&r.id, env, at.idx, s)?);
     }
-    // The rows exist since the release was created: these overwrite them.
-    overwrite_batched(txn, env_rows).await?;
-    overwrite_batched(txn, step_rows).await?;
+    // Written with the group's at its flush (they overwrite the rows that
+    // exist since the release was created).
+    for row in env_rows {
+        outbox.put_env(row)?;
+    }
+    for row in step_rows {
+        outbox.put_step(row)?;
+    }
     for SideEffect::RecordVersion { environment } in effects {
         super::catalog::record_version(
             txn,
@@ -424,20 +429,21 @@ pub(super) fn event_row(e: &StoredEvent) -> Result<event::ActiveModel> {
     })
 }
 
-/// Inserts a new release's own rows: the release, its environment runs and
-/// its step runs (hooks and every environment's), one batched insert each
-/// (a flow may have more environments than one statement binds).
-async fn insert_release_rows(txn: &DatabaseTransaction, r: &Release) -> Result<()> {
-    release::Entity::insert(release_model(r)?)
-        .exec_without_returning(txn)
-        .await?;
+/// A new release's own rows: the release, its environment runs and its
+/// step runs (hooks and every environment's).
+type ReleaseRows = (
+    release::ActiveModel,
+    Vec<environment_run::ActiveModel>,
+    Vec<step_run::ActiveModel>,
+);
+
+fn release_rows(r: &Release) -> Result<ReleaseRows> {
     let env_rows = r
         .envs
         .iter()
         .enumerate()
         .map(|(i, e)| env_model(&r.id, i, e))
         .collect::<Result<Vec<_>>>()?;
-    insert_batched(txn, env_rows).await?;
     let mut step_rows = Vec::new();
     for (i, h) in r.hooks.iter().enumerate() {
         step_rows.push(step_model(&r.id, "", i, h)?);
@@ -447,7 +453,7 @@ async fn insert_release_rows(txn: &DatabaseTransaction, r: &Release) -> Result<(
             step_rows.push(step_model(&r.id, &e.environment, i, s)?);
         }
     }
-    insert_batched(txn, step_rows).await
+    Ok((release_model(r)?, env_rows, step_rows))
 }
 
 fn event_from(m: event::Model) -> Result<StoredEvent> {
@@ -558,6 +564,33 @@ const ACTIVE: [ReleaseStatus; 4] = [
     ReleaseStatus::Queued,
 ];
 
+/// Claims idempotency key `key` of `scope` for a request hashed `hash`;
+/// false when it was claimed before.
+async fn claim_key<C: ConnectionTrait>(
+    db: &C,
+    scope: &str,
+    key: &str,
+    hash: &str,
+    release_id: Option<&str>,
+) -> Result<bool> {
+    let inserted = idempotency_key::Entity::insert(idempotency_key::ActiveModel {
+        scope: Set(scope.into()),
+        key: Set(key.to_string()),
+        request_hash: Set(hash.to_string()),
+        release_id: Set(release_id.map(str::to_string)),
+        response: Set(None),
+        create_time: Set(now()),
+    })
+    .on_conflict(
+        OnConflict::columns([idempotency_key::Column::Scope, idempotency_key::Column::Key])
+            .do_nothing()
+            .to_owned(),
+    )
+    .exec_without_returning(db)
+    .await?;
+    Ok(inserted == 1)
+}
+
 /// The release an idempotency key already created, if `hash` matches.
 async fn existing_request<C: ConnectionTrait>(db: &C, key: &str, hash: &str) -> Result<Created> {
     let row = idempotency_key::Entity::find_by_id(("trigger".to_string(), key.to_string()))
@@ -584,22 +617,7 @@ concurrency: Concurrency,
 deployment: Option<Deployment<'_>>,
 ) -> Result<Created> {
     if let Some((key, hash)) = request {
-        let inserted = idempotency_key::Entity::insert(idempotency_key::ActiveModel {
-            scope: Set("trigger".into()),
-            key: Set(key.to_string()),
-            request_hash: Set(hash.to_string()),
-            release_id: Set(Some(r.id.clone())),
-            response: Set(None),
-            create_time: Set(now()),
-        })
-        .on_conflict(
-            OnConflict::columns([idempotency_key::Column::Scope, idempotency_key::Column::Key])
-                .do_nothing()
-                .to_owned(),
-        )
-        .exec_without_returning(txn)
-        .await?;
-        if inserted == 0 {
+        if !claim_key(txn, "trigger", key, hash, Some(&r.id)).await? {
             return existing_request(txn, key, hash).await;
         }
     }
@@ -625,6 +643,8 @@ deployment: Option<Deployment<'_>>,
     let others = active_releases(txn, &r.product).await?;
     let admission = admission::admit(concurrency, &r.product, &r.id, &others);
     for (id, reason) in &admission.terminate {
+        // Runs written earlier in the group are read back.
+        outbox.write_rows(txn).await?;
         let mut old = load_release(txn, id).await?;
         let seq = old.last_seq;
         let ch = old.terminate(reason, SUPERSEDED_BY, now_t);
@@ -646,7 +666,16 @@ deployment: Option<Deployment<'_>>,
         bodies.extend(ch.iter().filter_map(|c| r.event_body(*c)));
     }
     r.last_seq = bodies.len() as i64;
-    insert_release_rows(txn, &r).await?;
+    // The release row now (the next trigger of the product must see it);
+    // its runs with the group's at the flush.
+    let (row, env_rows, step_rows) = release_rows(&r)?;
+    release::Entity::insert(row).exec_without_returning(txn).await?;
+    for row in env_rows {
+        outbox.put_env(row)?;
+    }
+    for row in step_rows {
+        outbox.put_step(row)?;
+    }
     outbox.add(&r, 1, bodies, now_t);
     Ok(Created::New {
         release: Box::new(r),
@@ -684,6 +713,7 @@ async fn promote_in(
     else {
         return Ok(None);
     };
+    outbox.write_rows(txn).await?;
     let mut r = load_release(txn, &next).await?;
     let seq = r.last_seq;
     let ch = r.start_and_advance(now());
@@ -745,7 +775,8 @@ impl Store {
         let (created, events) = match deployment {
             None => {
                 let request = request.map(|(k, h)| (k.to_string(), h.to_string()));
-                self.grouped(move |txn, outbox| {
+                let product = r.product.clone();
+                self.grouped(&product, move |txn, outbox| {
                     let (r, request) = (r.clone(), request.clone());
                     Box::pin(async move {
                         let request = request.as_ref().map(|(k, h)| (k.as_str(), h.as_str()));
@@ -793,7 +824,10 @@ impl Store {
         first_position: i64,
     ) -> Result<()> {
         let txn = self.writer().begin().await?;
-        insert_release_rows(&txn, r).await?;
+        let (row, env_rows, step_rows) = release_rows(r)?;
+        release::Entity::insert(row).exec_without_returning(&txn).await?;
+        insert_batched(&txn, env_rows).await?;
+        insert_batched(&txn, step_rows).await?;
         let t = now();
         let rows = (0..events)
             .map(|k| {
@@ -830,22 +864,7 @@ impl Store {
         key: &str,
         hash: &str,
     ) -> Result<Option<(String, Option<String>)>> {
-        let inserted = idempotency_key::Entity::insert(idempotency_key::ActiveModel {
-            scope: Set("report".into()),
-            key: Set(key.to_string()),
-            request_hash: Set(hash.to_string()),
-            release_id: Set(None),
-            response: Set(None),
-            create_time: Set(now()),
-        })
-        .on_conflict(
-            OnConflict::columns([idempotency_key::Column::Scope, idempotency_key::Column::Key])
-                .do_nothing()
-                .to_owned(),
-        )
-        .exec_without_returning(self.writer())
-        .await?;
-        if inserted == 1 {
+        if claim_key(self.writer(), "report", key, hash, None).await? {
             return Ok(None);
         }
         let row = idempotency_key::Entity::find_by_id(("report".to_string(), key.to_string()))
@@ -904,9 +923,11 @@ impl Store {
         &self,
         product: &str,
     ) -> Result<Option<(Release, Vec<StoredEvent>)>> {
-        let product = product.to_string();
+        let owned = product.to_string();
         let (started, events) = self
-            .grouped(move |txn, outbox| Box::pin(promote_in(txn, outbox, product.clone())))
+            .grouped(product, move |txn, outbox| {
+                Box::pin(promote_in(txn, outbox, owned.clone()))
+            })
             .await?;
         Ok(started.map(|r| (r, events)))
     }
@@ -931,7 +952,7 @@ impl Store {
             fence.cloned(),
         );
         let (last_seq, events) = self
-            .grouped(move |txn, outbox| {
+            .grouped(&r.product, move |txn, outbox| {
                 let (mut owned, changes, effects, fence) = (
                     (*r0).clone(),
                     changes.clone(),
@@ -973,7 +994,7 @@ impl Store {
         }
         let (r0, changes) = (r.clone(), std::sync::Arc::new(changes.to_vec()));
         let (last_seq, events) = self
-            .grouped(move |txn, outbox| {
+            .grouped(&r.product, move |txn, outbox| {
                 let (mut owned, changes) = (r0.clone(), changes.clone());
                 Box::pin(async move {
                     sole_active_in(txn, outbox, &mut owned, &changes, expected_seq).await?;
