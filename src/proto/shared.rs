@@ -129,9 +129,8 @@ mod tests {
     #[test]
     fn shared_encoding_is_the_generated_encoding() {
         let plain = WatchReleaseResponse::new(event()).encode_to_vec();
-        let shared =
-            WatchReleaseResponse::encoded(WatchReleaseResponse::encode_event(&event()))
-                .encode_to_vec();
+        let shared = WatchReleaseResponse::encoded(WatchReleaseResponse::encode_event(&event()))
+            .encode_to_vec();
         assert_eq!(plain, shared);
         let decoded = WatchReleaseResponse::decode(shared.as_slice()).unwrap();
         assert_eq!(decoded.event, Some(event()));
@@ -140,6 +139,9 @@ mod tests {
         with_unknown.extend_from_slice(&[0x10, 0x01]); // field 2, varint 1
         let decoded = WatchReleaseResponse::decode(with_unknown.as_slice()).unwrap();
         assert_eq!(decoded.event, Some(event()));
-        assert_eq!(WatchReleaseResponse::default().encode_to_vec(), Vec::<u8>::new());
+        assert_eq!(
+            WatchReleaseResponse::default().encode_to_vec(),
+            Vec::<u8>::new()
+        );
     }
 }

@@ -140,10 +140,7 @@ async fn insert(db: &impl ConnectionTrait, e: AuditEvent) -> Result<()> {
 /// The audit row of the call in progress, when no transaction has carried
 /// it yet: the next write of the call writes it (see [`carry`]).
 pub(crate) fn uncarried() -> Option<Arc<Pending>> {
-    PENDING
-        .try_with(Arc::clone)
-        .ok()
-        .filter(|p| !p.written())
+    PENDING.try_with(Arc::clone).ok().filter(|p| !p.written())
 }
 
 /// The row of `pending` for a call that succeeded so far, to insert in its

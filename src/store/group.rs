@@ -28,8 +28,8 @@ use sea_orm::{
 };
 use tokio::sync::{mpsc, oneshot};
 
-use super::audit;
 use super::Finished;
+use super::audit;
 use super::entity::{audit_event, environment_run, step_run};
 use super::releases::{StoredEvent, event_row};
 use super::{Store, insert_batched, overwrite_batched};
@@ -350,7 +350,11 @@ impl Store {
     /// earlier one rolled back: see [`apply`]), so it owns its inputs and
     /// clones what it consumes. It must not wait for the writer pool (it
     /// runs inside the group's transaction).
-    pub(crate) async fn grouped<T, F>(&self, product: &str, work: F) -> Result<(T, Vec<StoredEvent>)>
+    pub(crate) async fn grouped<T, F>(
+        &self,
+        product: &str,
+        work: F,
+    ) -> Result<(T, Vec<StoredEvent>)>
     where
         T: Send + 'static,
         F: for<'a> Fn(&'a DatabaseTransaction, &'a mut Outbox) -> BoxFuture<'a, Result<T>>

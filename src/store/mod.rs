@@ -55,7 +55,9 @@ pub struct Store {
     /// Flow versions as parsed, by name, the flow's creation and version:
     /// a version never changes, and a flow deleted and created again has a
     /// new creation time.
-    flow_versions: std::sync::Arc<quick_cache::sync::Cache<flows::VersionKey, std::sync::Arc<flows::StoredFlow>>>,
+    flow_versions: std::sync::Arc<
+        quick_cache::sync::Cache<flows::VersionKey, std::sync::Arc<flows::StoredFlow>>,
+    >,
     /// API tokens as last read, on SQLite (see [`Store::token_by_id`]).
     tokens: std::sync::Arc<tokens::TokenCache>,
     /// The writer task that commits release writes in groups (see

@@ -17,8 +17,8 @@ use sea_orm::{
 };
 
 use super::entity::{environment_run, event, idempotency_key, product, release, step_run};
-use super::leases::Fence;
 use super::group::Outbox;
+use super::leases::Fence;
 use super::{Store, from_json, insert_batched, now, to_json};
 use crate::domain::catalog::Concurrency;
 use crate::domain::flow::{Action, FlowSpec};
@@ -609,17 +609,17 @@ async fn existing_request<C: ConnectionTrait>(db: &C, key: &str, hash: &str) -> 
 
 /// [`Store::create_release`] in `txn`, its events added to `outbox`.
 async fn create_in(
-txn: &DatabaseTransaction,
-outbox: &mut Outbox,
-mut r: Release,
-request: Option<(&str, &str)>,
-concurrency: Concurrency,
-deployment: Option<Deployment<'_>>,
+    txn: &DatabaseTransaction,
+    outbox: &mut Outbox,
+    mut r: Release,
+    request: Option<(&str, &str)>,
+    concurrency: Concurrency,
+    deployment: Option<Deployment<'_>>,
 ) -> Result<Created> {
-    if let Some((key, hash)) = request {
-        if !claim_key(txn, "trigger", key, hash, Some(&r.id)).await? {
-            return existing_request(txn, key, hash).await;
-        }
+    if let Some((key, hash)) = request
+        && !claim_key(txn, "trigger", key, hash, Some(&r.id)).await?
+    {
+        return existing_request(txn, key, hash).await;
     }
     lock_product(txn, &r.product).await?;
     let application = match deployment {
@@ -669,7 +669,9 @@ deployment: Option<Deployment<'_>>,
     // The release row now (the next trigger of the product must see it);
     // its runs with the group's at the flush.
     let (row, env_rows, step_rows) = release_rows(&r)?;
-    release::Entity::insert(row).exec_without_returning(txn).await?;
+    release::Entity::insert(row)
+        .exec_without_returning(txn)
+        .await?;
     for row in env_rows {
         outbox.put_env(row)?;
     }
@@ -788,7 +790,8 @@ impl Store {
             Some(d) => {
                 let txn = self.writer().begin().await?;
                 let mut outbox = Outbox::default();
-                let created = create_in(&txn, &mut outbox, r, request, concurrency, Some(d)).await?;
+                let created =
+                    create_in(&txn, &mut outbox, r, request, concurrency, Some(d)).await?;
                 (created, outbox.commit(txn, &self.finished).await?)
             }
         };
@@ -825,7 +828,9 @@ impl Store {
     ) -> Result<()> {
         let txn = self.writer().begin().await?;
         let (row, env_rows, step_rows) = release_rows(r)?;
-        release::Entity::insert(row).exec_without_returning(&txn).await?;
+        release::Entity::insert(row)
+            .exec_without_returning(&txn)
+            .await?;
         insert_batched(&txn, env_rows).await?;
         insert_batched(&txn, step_rows).await?;
         let t = now();
