@@ -793,7 +793,9 @@ export type TriggerReleaseRequest = Message<"promoflow.v1.TriggerReleaseRequest"
   /**
    * Idempotency key chosen by the caller; empty = none. The same key with
    * the same request returns the same release (also when sent concurrently);
-   * the same key with a different request is ALREADY_EXISTS.
+   * the same key with a different request is ALREADY_EXISTS. A call that was
+   * cancelled or timed out may still have created the release: repeat it
+   * with the same key to get it.
    *
    * @generated from field: string request_id = 4;
    */
