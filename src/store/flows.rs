@@ -180,10 +180,11 @@ impl Store {
 
     /// The latest version of a flow; `None` when there is no such flow.
     pub async fn latest_flow_version(&self, name: &str) -> Result<Option<i64>> {
-        Ok(flow::Entity::find_by_id(name.to_string())
-            .one(self.db())
-            .await?
-            .map(|f| f.version))
+        match self.flow_row(name).await {
+            Ok((version, _)) => Ok(Some(version)),
+            Err(Error::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// A version of a flow (0: the latest).
@@ -216,20 +217,18 @@ impl Store {
 
     /// The latest version of flow `name` and its creation time.
     async fn flow_row(&self, name: &str) -> Result<Latest> {
-        let sqlite = self.backend() == sea_orm::DbBackend::Sqlite;
-        if sqlite && let Some(latest) = self.latest_flows.get(name) {
-            return Ok(latest);
-        }
-        let mark = self.latest_flows.mark();
-        let f = flow::Entity::find_by_id(name.to_string())
-            .one(self.db())
-            .await?
-            .ok_or_else(|| Error::not_found("flow", name))?;
-        let latest = (f.version, f.create_time);
-        if sqlite {
-            self.latest_flows.remember(mark, name.to_string(), latest);
-        }
-        Ok(latest)
+        let load = || async {
+            Ok(flow::Entity::find_by_id(name.to_string())
+                .one(self.db())
+                .await?
+                .map(|f| (f.version, f.create_time)))
+        };
+        let found = if self.sole_writer() {
+            self.latest_flows.get_or_load(name, load).await?
+        } else {
+            load().await?
+        };
+        found.ok_or_else(|| Error::not_found("flow", name))
     }
 
     /// Latest versions of flows, by name.

@@ -7,12 +7,13 @@
 //! numbering and event insert; on PostgreSQL each held the event clock's row
 //! from its numbering to its commit while the others waited for it (see
 //! BENCHMARKS.md). Here the writer task takes every write waiting (up to
-//! [`MAX_GROUP`]), runs each one in a savepoint of one transaction (a write
-//! that fails is rolled back alone and its caller gets its error), numbers
-//! the events of all of them at once, inserts them in one statement,
-//! commits once, and only then answers each caller with its own result and
-//! events. Nobody hears of a state before it is committed with its event,
-//! as before; a caller waits at most for the writes queued ahead of it.
+//! [`MAX_GROUP`]), runs them in one transaction (a write that fails is
+//! answered with its error and the others are redone without it, see
+//! [`Isolation`]), numbers the events of all of them at once, inserts them
+//! in one statement, commits once, and only then answers each caller with
+//! its own result and events. Nobody hears of a state before it is
+//! committed with its event, as before; a caller waits at most for the
+//! writes queued ahead of it.
 //!
 //! A write is a function of the transaction and the [`Outbox`] it adds its
 //! events to; it owns what it needs (the caller's future may be dropped
@@ -58,7 +59,7 @@ pub(crate) struct Group {
     stats: Arc<Stats>,
 }
 
-/// What the writer task did, for tests and the bench.
+/// What the writer tasks did (logged at shutdown, checked by tests).
 #[derive(Debug, Default)]
 pub(crate) struct Stats {
     pub(crate) groups: std::sync::atomic::AtomicU64,
@@ -151,6 +152,31 @@ impl Outbox {
         Ok(())
     }
 
+    /// Environment and step runs to write (see [`Outbox::put_env`]).
+    pub(crate) fn put_runs(
+        &mut self,
+        envs: Vec<environment_run::ActiveModel>,
+        steps: Vec<step_run::ActiveModel>,
+    ) -> Result<()> {
+        for row in envs {
+            self.put_env(row)?;
+        }
+        for row in steps {
+            self.put_step(row)?;
+        }
+        Ok(())
+    }
+
+    /// Forgets what was added since the outbox held `events` events (a
+    /// write that failed in its savepoint). Runs and audit rows wait only
+    /// for that write there: the savepoint writes them after each write.
+    fn discard_since(&mut self, events: usize) {
+        self.events.truncate(events);
+        self.envs.clear();
+        self.steps.clear();
+        self.audits.clear();
+    }
+
     /// Writes the runs and audit rows waiting, in one statement per table
     /// (runs overwrite rows with the same key: a transition's rows exist
     /// since the release was created).
@@ -213,10 +239,12 @@ impl Outbox {
         Ok(())
     }
 
-    /// [`Outbox::flush`], then the commit of `txn` with the audit row of the
-    /// call in progress: a write made on the caller's own task (one that
-    /// borrows what the group's writes must own). Returns the events as
-    /// committed, in the order they were added.
+    /// [`Outbox::flush`], then the commit of `txn` (with the audit row of
+    /// the call in progress, for a write made on the caller's own task: one
+    /// that borrows what the group's writes must own; a group's audit rows
+    /// are in the outbox), then `finished` forgets the releases written,
+    /// before anyone hears of them. Returns the events as committed, in the
+    /// order they were added.
     pub(crate) async fn commit(
         mut self,
         txn: DatabaseTransaction,
@@ -438,8 +466,8 @@ async fn apply(
                 }
                 return None;
             }
-            Attempt::Ready(txn, outbox, ranges) => {
-                return commit(txn, outbox, jobs, ranges, finished).await;
+            Attempt::Ready(txn, outbox, starts) => {
+                return commit(txn, outbox, jobs, starts, finished).await;
             }
         }
     }
@@ -448,9 +476,9 @@ async fn apply(
 /// What one attempt at a group led to.
 enum Attempt {
     /// Every write that remains in the group ran (those that failed in
-    /// their savepoints were answered and removed); their events' ranges in
-    /// the outbox, in order.
-    Ready(DatabaseTransaction, Outbox, Vec<std::ops::Range<usize>>),
+    /// their savepoints were answered and removed); where each one's events
+    /// start in the outbox, in order (they run to the next one's start).
+    Ready(DatabaseTransaction, Outbox, Vec<usize>),
     /// An optimistic attempt lost a write (answered, removed from the
     /// group) and was rolled back.
     Redo,
@@ -470,14 +498,14 @@ async fn attempt(
     // A lone write needs no savepoint: its failure rolls back everything.
     let savepoints = isolation == Isolation::Savepoints && jobs.len() > 1;
     let mut outbox = Outbox::default();
-    let mut ranges = Vec::with_capacity(jobs.len());
+    let mut starts = Vec::with_capacity(jobs.len());
     let mut i = 0;
     while i < jobs.len() {
         let start = outbox.events.len();
         if !savepoints {
             match jobs[i].run(&txn, &mut outbox).await {
                 Ok(()) => {
-                    ranges.push(start..outbox.events.len());
+                    starts.push(start);
                     i += 1;
                     continue;
                 }
@@ -502,14 +530,11 @@ async fn attempt(
                 if let Err(e) = sp.commit().await {
                     return Attempt::Failed(e.into());
                 }
-                ranges.push(start..outbox.events.len());
+                starts.push(start);
                 i += 1;
             }
             Err(e) => {
-                outbox.events.truncate(start);
-                outbox.envs.clear();
-                outbox.steps.clear();
-                outbox.audits.clear();
+                outbox.discard_since(start);
                 if let Err(db) = sp.rollback().await {
                     return Attempt::Failed(db.into());
                 }
@@ -517,41 +542,36 @@ async fn attempt(
             }
         }
     }
-    Attempt::Ready(txn, outbox, ranges)
+    Attempt::Ready(txn, outbox, starts)
 }
 
 /// Numbers and inserts the events, commits, and answers every write.
 async fn commit(
     txn: DatabaseTransaction,
-    mut outbox: Outbox,
+    outbox: Outbox,
     jobs: Vec<Box<dyn Job>>,
-    ranges: Vec<std::ops::Range<usize>>,
+    starts: Vec<usize>,
     finished: &Finished,
 ) -> Option<usize> {
     if jobs.is_empty() {
         let _ = txn.rollback().await;
         return None;
     }
-    let committed = match outbox.flush(&txn).await {
-        Ok(()) => txn.commit().await.map_err(Error::from),
-        Err(e) => Err(e),
-    };
-    if let Err(e) = committed {
-        tracing::warn!(error = %e, writes = jobs.len(), "a group of writes failed to commit");
-        for job in jobs {
-            job.finish(Err(again(&e)));
+    let mut events = match outbox.commit(txn, finished).await {
+        Ok(events) => events,
+        Err(e) => {
+            tracing::warn!(error = %e, writes = jobs.len(), "a group of writes failed to commit");
+            for job in jobs {
+                job.finish(Err(again(&e)));
+            }
+            return None;
         }
-        return None;
-    }
-    // Before anyone hears of the write: a read after it must not be served
-    // the state before it.
-    finished.forget(outbox.events.iter().map(|e| e.release_id.as_str()));
+    };
     // The writes' events are contiguous and in order: hand each its own,
     // last first, without copying them.
     let n = jobs.len();
-    let mut events = outbox.events;
-    for (job, range) in jobs.into_iter().zip(ranges).rev() {
-        job.finish(Ok(events.split_off(range.start)));
+    for (job, start) in jobs.into_iter().zip(starts).rev() {
+        job.finish(Ok(events.split_off(start)));
     }
     Some(n)
 }

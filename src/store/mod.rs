@@ -128,6 +128,13 @@ impl Store {
         self.db.get_database_backend()
     }
 
+    /// True when this process makes every change to the store (SQLite: one
+    /// server), so what it remembers stays current until it writes it
+    /// itself (see [`remembered`]). On PostgreSQL other replicas write too.
+    pub(crate) fn sole_writer(&self) -> bool {
+        self.backend() == DbBackend::Sqlite
+    }
+
     pub async fn close(self) {
         if self.db.get_database_backend() == DbBackend::Sqlite {
             let _ = self.writer.close().await;

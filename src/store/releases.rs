@@ -395,12 +395,7 @@ async fn persist_in(
     }
     // Written with the group's at its flush (they overwrite the rows that
     // exist since the release was created).
-    for row in env_rows {
-        outbox.put_env(row)?;
-    }
-    for row in step_rows {
-        outbox.put_step(row)?;
-    }
+    outbox.put_runs(env_rows, step_rows)?;
     for SideEffect::RecordVersion { environment } in effects {
         super::catalog::record_version(
             txn,
@@ -672,12 +667,7 @@ async fn create_in(
     release::Entity::insert(row)
         .exec_without_returning(txn)
         .await?;
-    for row in env_rows {
-        outbox.put_env(row)?;
-    }
-    for row in step_rows {
-        outbox.put_step(row)?;
-    }
+    outbox.put_runs(env_rows, step_rows)?;
     outbox.add(&r, 1, bodies, now_t);
     Ok(Created::New {
         release: Box::new(r),
@@ -774,7 +764,7 @@ impl Store {
         concurrency: Concurrency,
         deployment: Option<Deployment<'_>>,
     ) -> Result<Created> {
-        let (created, events) = match deployment {
+        let (mut created, events) = match deployment {
             None => {
                 let request = request.map(|(k, h)| (k.to_string(), h.to_string()));
                 let product = r.product.clone();
@@ -795,20 +785,10 @@ impl Store {
                 (created, outbox.commit(txn, &self.finished).await?)
             }
         };
-        Ok(match created {
-            Created::New {
-                release,
-                terminating,
-                application,
-                ..
-            } => Created::New {
-                release,
-                events,
-                terminating,
-                application,
-            },
-            existing => existing,
-        })
+        if let Created::New { events: e, .. } = &mut created {
+            *e = events;
+        }
+        Ok(created)
     }
 
     /// The store's raw write limit, for the `raw-store` anchor of
@@ -950,37 +930,19 @@ impl Store {
         if changes.is_empty() {
             return Ok(Vec::new());
         }
-        let (r0, changes, effects, fence) = (
-            std::sync::Arc::new(r.clone()),
+        let (changes, effects, fence) = (
             std::sync::Arc::new(changes.to_vec()),
             std::sync::Arc::new(effects.to_vec()),
             fence.cloned(),
         );
-        let (last_seq, events) = self
-            .grouped(&r.product, move |txn, outbox| {
-                let (mut owned, changes, effects, fence) = (
-                    (*r0).clone(),
-                    changes.clone(),
-                    effects.clone(),
-                    fence.clone(),
-                );
-                Box::pin(async move {
-                    persist_in(
-                        txn,
-                        outbox,
-                        &mut owned,
-                        &changes,
-                        expected_seq,
-                        &effects,
-                        fence.as_ref(),
-                    )
-                    .await?;
-                    Ok(owned.last_seq)
-                })
+        self.write_release(r, move |txn, outbox, r| {
+            let (changes, effects, fence) = (changes.clone(), effects.clone(), fence.clone());
+            Box::pin(async move {
+                let fence = fence.as_ref();
+                persist_in(txn, outbox, r, &changes, expected_seq, &effects, fence).await
             })
-            .await?;
-        r.last_seq = last_seq;
-        Ok(events)
+        })
+        .await
     }
 
     /// Like [`Store::persist`], for a release that must be the only active
@@ -997,12 +959,34 @@ impl Store {
         if changes.is_empty() {
             return Ok(Vec::new());
         }
-        let (r0, changes) = (r.clone(), std::sync::Arc::new(changes.to_vec()));
+        let changes = std::sync::Arc::new(changes.to_vec());
+        self.write_release(r, move |txn, outbox, r| {
+            let changes = changes.clone();
+            Box::pin(async move { sole_active_in(txn, outbox, r, &changes, expected_seq).await })
+        })
+        .await
+    }
+
+    /// Applies `write` to a copy of `r` in the writer's next group (a copy
+    /// per run: a group may be redone); once committed, `r` takes the new
+    /// `last_seq`. Returns the events written.
+    async fn write_release<F>(&self, r: &mut Release, write: F) -> Result<Vec<StoredEvent>>
+    where
+        F: for<'a> Fn(
+                &'a DatabaseTransaction,
+                &'a mut Outbox,
+                &'a mut Release,
+            ) -> futures::future::BoxFuture<'a, Result<()>>
+            + Send
+            + Sync
+            + 'static,
+    {
+        let (read, write) = (r.clone(), std::sync::Arc::new(write));
         let (last_seq, events) = self
             .grouped(&r.product, move |txn, outbox| {
-                let (mut owned, changes) = (r0.clone(), changes.clone());
+                let (mut owned, write) = (read.clone(), std::sync::Arc::clone(&write));
                 Box::pin(async move {
-                    sole_active_in(txn, outbox, &mut owned, &changes, expected_seq).await?;
+                    write(txn, outbox, &mut owned).await?;
                     Ok(owned.last_seq)
                 })
             })
@@ -1020,8 +1004,7 @@ impl Store {
     /// replica may have retried it).
     pub async fn get_release(&self, id: &str) -> Result<Release> {
         if let Some(cached) = self.finished.get(id) {
-            // This process writes every change on SQLite (see `finished`).
-            if self.backend() == DbBackend::Sqlite {
+            if self.sole_writer() {
                 return Ok((*cached).clone());
             }
             let last_seq: Option<i64> = release::Entity::find_by_id(id.to_string())

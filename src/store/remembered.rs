@@ -38,6 +38,30 @@ impl<K: Eq + Hash + Clone, V: Clone> Remembered<K, V> {
         self.cache.get(key)
     }
 
+    /// The value of `key`: the one remembered, else the one `load` reads
+    /// from the store, then remembered. For values that only this process
+    /// changes ([`super::Store::sole_writer`]), so that the remembered one is
+    /// the current one.
+    pub(crate) async fn get_or_load<Q, Fut>(
+        &self,
+        key: &Q,
+        load: impl FnOnce() -> Fut,
+    ) -> crate::error::Result<Option<V>>
+    where
+        Q: Hash + quick_cache::Equivalent<K> + ToOwned<Owned = K> + ?Sized,
+        Fut: std::future::Future<Output = crate::error::Result<Option<V>>>,
+    {
+        if let Some(v) = self.get(key) {
+            return Ok(Some(v));
+        }
+        let mark = self.mark();
+        let found = load().await?;
+        if let Some(v) = &found {
+            self.remember(mark, key.to_owned(), v.clone());
+        }
+        Ok(found)
+    }
+
     /// Where the count of forgotten writes stands: taken before a read of
     /// the store, handed to [`Remembered::remember`] after it.
     pub(crate) fn mark(&self) -> u64 {

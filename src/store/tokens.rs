@@ -100,21 +100,19 @@ impl Store {
     /// from the next call on. On PostgreSQL another replica may revoke it:
     /// it is read on every call.
     pub async fn token_by_id(&self, id: &str) -> Result<Option<(ApiToken, String)>> {
-        let sqlite = self.backend() == sea_orm::DbBackend::Sqlite;
-        if sqlite && let Some(found) = self.tokens.get(id) {
-            return Ok(Some((*found).clone()));
-        }
-        let mark = self.tokens.mark();
-        let found = api_token::Entity::find_by_id(id.to_string())
-            .one(self.db())
-            .await?
-            .map(token_from)
-            .transpose()?;
-        if sqlite && let Some(f) = &found {
-            self.tokens
-                .remember(mark, id.to_string(), std::sync::Arc::new(f.clone()));
-        }
-        Ok(found)
+        let load = || async {
+            api_token::Entity::find_by_id(id.to_string())
+                .one(self.db())
+                .await?
+                .map(|m| token_from(m).map(std::sync::Arc::new))
+                .transpose()
+        };
+        let found = if self.sole_writer() {
+            self.tokens.get_or_load(id, load).await?
+        } else {
+            load().await?
+        };
+        Ok(found.map(|f| (*f).clone()))
     }
 
     pub async fn token_count(&self) -> Result<u64> {
