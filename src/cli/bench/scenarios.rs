@@ -16,7 +16,7 @@ use tonic::Code;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 
-use super::load::{self, Pool, Sample, Window};
+use super::load::{self, Pool, Sample, Tally, Window};
 use super::server::Server;
 use super::{BenchArgs, Row, Scenario, mib, progress};
 use crate::proto::v1 as pb;
@@ -739,7 +739,7 @@ async fn fan_out(args: &BenchArgs, w: &World, pool: &Pool, srv: &Server, n: usiz
         let id = release.id.clone();
         let ready = ready.clone();
         tasks.spawn(async move {
-            let mut s = Sample::new();
+            let mut s = Tally::default();
             let stream = ReleaseServiceClient::new(ch)
                 .watch_release(pb::WatchReleaseRequest {
                     release_id: id,
@@ -806,6 +806,7 @@ async fn fan_out(args: &BenchArgs, w: &World, pool: &Pool, srv: &Server, n: usiz
         (Some(b), Some(a)) => Some(a.saturating_sub(b) as f64 / n as f64),
         _ => None,
     };
+    progress(format!("fan-out: {n} streams connected; opening the gate"));
     // Open the gate: the release runs to the end and every stream closes.
     let mut releases = ReleaseServiceClient::new(pool.channel());
     let meter = CpuMeter::start(srv);
@@ -830,12 +831,14 @@ async fn fan_out(args: &BenchArgs, w: &World, pool: &Pool, srv: &Server, n: usiz
             Err(s) => return Err(status_text(s)),
         }
     }
-    let mut total = Sample::new();
+    // Recorded once every stream has ended, not while others still receive.
+    let mut tallies = Vec::with_capacity(n);
+    let mut failed = Tally::default();
     let all = async {
         while let Some(r) = tasks.join_next().await {
             match r {
-                Ok(s) => total.merge(&s),
-                Err(e) => total.err(format!("watcher task: {e}")),
+                Ok(t) => tallies.push(t),
+                Err(e) => failed.err(format!("watcher task: {e}")),
             }
         }
     };
@@ -845,8 +848,14 @@ async fn fan_out(args: &BenchArgs, w: &World, pool: &Pool, srv: &Server, n: usiz
     {
         return Err(format!("the {n} watch streams did not end within 300 s"));
     }
-    total.elapsed = approve_start.elapsed();
+    let elapsed = approve_start.elapsed();
+    let mut total = Sample::new();
     meter.stamp(srv, &mut total);
+    total.elapsed = elapsed;
+    tallies.push(failed);
+    for t in tallies {
+        total.absorb(t);
+    }
     let mut row = Row::new(
         "fan-out",
         "WatchRelease commit → arrival",
