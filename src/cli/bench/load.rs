@@ -51,18 +51,19 @@ impl Sample {
     }
 
     pub fn err(&mut self, e: impl std::fmt::Display) {
-        self.errors += 1;
-        if self.first_error.is_none() {
-            self.first_error = Some(e.to_string());
-        }
+        add_errors(&mut self.errors, &mut self.first_error, 1, || {
+            Some(e.to_string())
+        });
     }
 
     pub fn merge(&mut self, other: &Sample) {
         let _ = self.latency.add(&other.latency);
-        self.errors += other.errors;
-        if self.first_error.is_none() {
-            self.first_error.clone_from(&other.first_error);
-        }
+        add_errors(
+            &mut self.errors,
+            &mut self.first_error,
+            other.errors,
+            || other.first_error.clone(),
+        );
     }
 
     pub fn count(&self) -> u64 {
@@ -110,10 +111,9 @@ impl Tally {
     }
 
     pub fn err(&mut self, e: impl std::fmt::Display) {
-        self.errors += 1;
-        if self.first_error.is_none() {
-            self.first_error = Some(e.to_string());
-        }
+        add_errors(&mut self.errors, &mut self.first_error, 1, || {
+            Some(e.to_string())
+        });
     }
 }
 
@@ -123,10 +123,23 @@ impl Sample {
         for d in t.durations {
             self.ok(d);
         }
-        self.errors += t.errors;
-        if self.first_error.is_none() {
-            self.first_error = t.first_error;
-        }
+        add_errors(&mut self.errors, &mut self.first_error, t.errors, || {
+            t.first_error
+        });
+    }
+}
+
+/// Adds `n` errors to a count, keeping the first message ever seen (`first`
+/// is asked only while none is kept).
+fn add_errors(
+    count: &mut u64,
+    kept: &mut Option<String>,
+    n: u64,
+    first: impl FnOnce() -> Option<String>,
+) {
+    *count += n;
+    if kept.is_none() {
+        *kept = first();
     }
 }
 

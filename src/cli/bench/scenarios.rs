@@ -831,14 +831,14 @@ async fn fan_out(args: &BenchArgs, w: &World, pool: &Pool, srv: &Server, n: usiz
             Err(s) => return Err(status_text(s)),
         }
     }
+    let mut total = Sample::new();
     // Recorded once every stream has ended, not while others still receive.
     let mut tallies = Vec::with_capacity(n);
-    let mut failed = Tally::default();
     let all = async {
         while let Some(r) = tasks.join_next().await {
             match r {
                 Ok(t) => tallies.push(t),
-                Err(e) => failed.err(format!("watcher task: {e}")),
+                Err(e) => total.err(format!("watcher task: {e}")),
             }
         }
     };
@@ -848,11 +848,8 @@ async fn fan_out(args: &BenchArgs, w: &World, pool: &Pool, srv: &Server, n: usiz
     {
         return Err(format!("the {n} watch streams did not end within 300 s"));
     }
-    let elapsed = approve_start.elapsed();
-    let mut total = Sample::new();
+    total.elapsed = approve_start.elapsed();
     meter.stamp(srv, &mut total);
-    total.elapsed = elapsed;
-    tallies.push(failed);
     for t in tallies {
         total.absorb(t);
     }
