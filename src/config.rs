@@ -94,6 +94,16 @@ pub struct ServerConfig {
     #[arg(long, env = "PROMOFLOW_DB_MAX_CONNECTIONS", default_value_t = 16)]
     pub db_max_connections: u32,
 
+    /// How long an API token, a flow's latest version or a final release
+    /// read from the store may be served from memory before it is read
+    /// again (0s: always read). Changes made through this replica are seen
+    /// at once; on PostgreSQL, other replicas' changes as soon as their
+    /// commit is announced (LISTEN/NOTIFY), this being the bound should an
+    /// announcement be lost; on a SQLite file that several processes share,
+    /// this is how long one may serve what another changed.
+    #[arg(long, env = "PROMOFLOW_REMEMBER_FOR", value_parser = humantime::parse_duration, default_value = "5s")]
+    pub remember_for: Duration,
+
     /// Most steps a flow may have (1 to 100000); flows, edits and YAML
     /// imports beyond it are refused.
     #[arg(
@@ -293,6 +303,7 @@ impl ServerConfig {
             lease_duration: Duration::from_secs(15),
             catch_up_interval: Duration::from_secs(1),
             db_max_connections: 8,
+            remember_for: crate::store::REMEMBER_FOR,
             max_flow_steps: flow::MAX_STEPS,
             git_credentials: None,
             allow_insecure_git_http: false,

@@ -86,7 +86,8 @@ pub async fn run(
     let url = config
         .resolved_database_url()
         .map_err(|e| Error::Unavailable(format!("cannot create the data directory: {e}")))?;
-    let store = Store::open(&url, config.db_max_connections).await?;
+    let store =
+        Store::open_remembering(&url, config.db_max_connections, config.remember_for).await?;
     serve(config, store, listener, shutdown).await
 }
 

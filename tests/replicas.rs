@@ -112,3 +112,104 @@ async fn a_paused_replicas_late_writes_are_fenced() {
     assert_eq!(seqs, (2..=after.last_seq).collect::<Vec<_>>());
     assert!(hook.per_key().values().all(|n| *n <= 2));
 }
+
+/// What one replica remembers for reads (an API token, a flow's latest
+/// version, a final release) follows the writes of another. On PostgreSQL
+/// both remember for an hour, so only the other replica's announcement
+/// (NOTIFY in the writing transaction) can make A see the change; on
+/// SQLite, where processes sharing a file hear nothing of each other,
+/// `--remember-for` (1 s here) is what bounds it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reads_remembered_on_one_replica_follow_writes_on_another() {
+    let db = TestDb::new().await;
+    let remember_for = if db.is_postgres() { "1h" } else { "1s" };
+    let (hook, url) = Hook::start(&["prod-eu"]).await;
+    let a = Serve::replica("a")
+        .args(["--remember-for", remember_for])
+        .start(&db)
+        .await;
+    let b = Serve::replica("b")
+        .args(["--remember-for", remember_for])
+        .start(&db)
+        .await;
+    seed_hooked(&a, &url, 1).await;
+    // Read on A first, so that A remembers each of them.
+    let made = a
+        .tokens()
+        .create_token(pb::CreateTokenRequest {
+            name: "reader".into(),
+            role: pb::Role::Viewer as i32,
+            ..Default::default()
+        })
+        .await
+        .expect("create token")
+        .into_inner();
+    let reader = connect(&a.addr, &made.secret);
+    list_envs(&reader, 0, "").await.expect("a valid token");
+    // Its first use is recorded (a write that A forgets); the next calls
+    // find it recorded and are served from what A remembers.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !token_used(&a, "reader").await {
+        assert!(std::time::Instant::now() < deadline, "use never recorded");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    list_envs(&reader, 0, "").await.expect("a valid token");
+    assert_eq!(get_flow(&a, "parallel", 0).await.expect("flow").version, 1);
+    let r = trigger(&a, "app-0", "2.0.0").await;
+    let failed = wait_final(&a, &r.id).await;
+    assert_eq!(status(&failed), pb::ReleaseStatus::Failed, "{failed:?}");
+    get_release(&a, &r.id).await;
+
+    // Changed on B.
+    b.tokens()
+        .revoke_token(pb::RevokeTokenRequest {
+            name: "reader".into(),
+        })
+        .await
+        .expect("revoke on B");
+    create_envs(&b, &["staging"], pb::EnvironmentKind::Unspecified).await;
+    edit_latest(
+        &b,
+        "parallel",
+        vec![add_envs_after("qa", &["staging"], None)],
+    )
+    .await;
+    hook.heal();
+    retry(&b, &r.id).await.expect("retry on B");
+
+    // Seen on A.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut seen = [false; 2];
+    while seen != [true, true] {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "A still serves what B changed (revoked token, flow version): {seen:?}"
+        );
+        if !seen[0] {
+            seen[0] = list_envs(&reader, 0, "")
+                .await
+                .is_err_and(|s| s.code() == tonic::Code::Unauthenticated);
+        }
+        if !seen[1] {
+            seen[1] = get_flow(&a, "parallel", 0).await.expect("flow").version == 2;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let retried = wait_until(&a, &r.id, "the retry made on B", |r| {
+        status(r) != pb::ReleaseStatus::Failed
+    })
+    .await;
+    assert!(retried.last_seq > failed.last_seq, "{retried:?}");
+}
+
+/// Whether the token `name` has its use recorded.
+async fn token_used(api: &impl Api, name: &str) -> bool {
+    api.tokens()
+        .list_tokens(pb::ListTokensRequest::default())
+        .await
+        .expect("list tokens")
+        .into_inner()
+        .tokens
+        .iter()
+        .any(|t| t.name == name && t.last_used_time.is_some())
+}

@@ -13,6 +13,7 @@ use sea_orm::{
 };
 
 use super::catalog::{environment_ref, workflow_ref};
+use super::changes::{Change, announce};
 use super::entity::{flow, flow_version, product, release};
 use super::versioned::{conflict, current_version, ensure_unused, ensure_version};
 use super::{Page, PageRequest, Store, from_json, map_unique, now, to_json};
@@ -125,6 +126,7 @@ impl Store {
         .await
         .map_err(|e| map_unique(e, || format!("flow {:?} already exists", spec.name)))?;
         insert_version(&txn, spec, 1, t).await?;
+        announce(&txn, Change::Flow(&spec.name)).await?;
         super::audit::commit(txn).await?;
         self.latest_flows.forget([spec.name.as_str()]);
         self.get_flow(&spec.name, 0).await
@@ -173,6 +175,7 @@ impl Store {
             // Two savers that both passed the update: the loser's insert hits
             // the primary key after the winner committed.
             .map_err(|_| Error::stale("flow", &spec.name, version - 1, version))?;
+        announce(&txn, Change::Flow(&spec.name)).await?;
         super::audit::commit(txn).await?;
         self.latest_flows.forget([spec.name.as_str()]);
         self.get_flow(&spec.name, version).await
@@ -190,10 +193,9 @@ impl Store {
     /// A version of a flow (0: the latest).
     ///
     /// Every trigger and every GetFlow asks, so both halves are remembered:
-    /// the flow's row (its latest version and creation time) on SQLite,
-    /// where this process makes every change and forgets it then (see
-    /// [`super::remembered`]); and each version as parsed, on both
-    /// backends, since a version never changes.
+    /// the flow's row (its latest version and creation time) until a write
+    /// here or on another replica changes it (see [`super::changes`]); and
+    /// each version as parsed, since a version never changes.
     pub async fn get_flow(&self, name: &str, version: i64) -> Result<StoredFlow> {
         let (latest, created) = self.flow_row(name).await?;
         let wanted = if version == 0 { latest } else { version };
@@ -223,11 +225,7 @@ impl Store {
                 .await?
                 .map(|f| (f.version, f.create_time)))
         };
-        let found = if self.sole_writer() {
-            self.latest_flows.get_or_load(name, load).await?
-        } else {
-            load().await?
-        };
+        let found = self.latest_flows.get_or_load(name, load).await?;
         found.ok_or_else(|| Error::not_found("flow", name))
     }
 
@@ -340,6 +338,7 @@ impl Store {
             .filter(flow::Column::Name.eq(name))
             .exec(&txn)
             .await?;
+        announce(&txn, Change::Flow(name)).await?;
         super::audit::commit(txn).await?;
         self.latest_flows.forget([name]);
         Ok(())

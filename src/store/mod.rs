@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod catalog;
+mod changes;
 pub(crate) mod entity;
 pub mod flows;
 mod group;
@@ -35,6 +36,10 @@ pub(crate) type Finished =
 /// Most final releases remembered (a few KB each).
 const FINISHED: usize = 4096;
 
+/// How long a remembered value is served before it is read again, unless
+/// told otherwise (`--remember-for`; see [`changes`]).
+pub const REMEMBER_FOR: Duration = Duration::from_secs(5);
+
 /// Handle to the database. Cheap to clone (the pools are shared).
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -50,7 +55,7 @@ pub struct Store {
     writer: DatabaseConnection,
     /// Final releases by id, as last read (see [`remembered`]).
     finished: std::sync::Arc<Finished>,
-    /// Flows' latest versions (and creation times) by name, on SQLite.
+    /// Flows' latest versions (and creation times) by name.
     latest_flows: std::sync::Arc<remembered::Remembered<String, flows::Latest>>,
     /// Flow versions as parsed, by name, the flow's creation and version:
     /// a version never changes, and a flow deleted and created again has a
@@ -58,8 +63,11 @@ pub struct Store {
     flow_versions: std::sync::Arc<
         quick_cache::sync::Cache<flows::VersionKey, std::sync::Arc<flows::StoredFlow>>,
     >,
-    /// API tokens as last read, on SQLite (see [`Store::token_by_id`]).
+    /// API tokens as last read (see [`Store::token_by_id`]).
     tokens: std::sync::Arc<tokens::TokenCache>,
+    /// On PostgreSQL, the task that forgets what other replicas change
+    /// (see [`changes`]); it ends with the last clone of the store.
+    _watch: Option<std::sync::Arc<tokio_util::task::AbortOnDropHandle<()>>>,
     /// The writer task that commits release writes in groups (see
     /// [`group`]).
     group: group::Group,
@@ -68,28 +76,64 @@ pub struct Store {
 impl Store {
     /// Connects to `url` and applies pending migrations.
     pub async fn open(url: &str, max_connections: u32) -> Result<Self> {
-        let store = Self::connect(url, max_connections).await?;
+        Self::open_remembering(url, max_connections, REMEMBER_FOR).await
+    }
+
+    /// [`Store::open`], serving remembered reads for up to `remember_for`
+    /// (zero: every read goes to the database).
+    pub async fn open_remembering(
+        url: &str,
+        max_connections: u32,
+        remember_for: Duration,
+    ) -> Result<Self> {
+        let store = Self::connect_remembering(url, max_connections, remember_for).await?;
         migration::run(&store.db, url).await?;
         Ok(store)
     }
 
     /// Connects without migrating.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self> {
+        Self::connect_remembering(url, max_connections, REMEMBER_FOR).await
+    }
+
+    async fn connect_remembering(
+        url: &str,
+        max_connections: u32,
+        remember_for: Duration,
+    ) -> Result<Self> {
+        use std::sync::Arc;
         let db = Database::connect(Self::options(url, max_connections)).await?;
-        let writer = if db.get_database_backend() == DbBackend::Sqlite {
-            Database::connect(Self::options(url, 1)).await?
-        } else {
+        let postgres = db.get_database_backend() == DbBackend::Postgres;
+        let writer = if postgres {
             db.clone()
+        } else {
+            Database::connect(Self::options(url, 1)).await?
         };
-        let finished = std::sync::Arc::new(Finished::new(FINISHED));
+        // On PostgreSQL remembering waits until this replica hears the
+        // others' announcements.
+        let live = !postgres;
+        let finished = Arc::new(Finished::new(FINISHED, remember_for, live));
+        let latest_flows = Arc::new(remembered::Remembered::new(1024, remember_for, live));
+        let tokens = Arc::new(tokens::TokenCache::new(1024, remember_for, live));
+        let watch = postgres.then(|| {
+            Arc::new(changes::watch(
+                db.get_postgres_connection_pool().clone(),
+                changes::Remembering {
+                    finished: Arc::clone(&finished),
+                    latest_flows: Arc::clone(&latest_flows),
+                    tokens: Arc::clone(&tokens),
+                },
+            ))
+        });
         Ok(Self {
-            group: group::Group::start(writer.clone(), std::sync::Arc::clone(&finished)),
-            tokens: std::sync::Arc::new(tokens::TokenCache::new(1024)),
+            group: group::Group::start(writer.clone(), Arc::clone(&finished)),
+            tokens,
             db,
             writer,
             finished,
-            latest_flows: std::sync::Arc::new(remembered::Remembered::new(1024)),
-            flow_versions: std::sync::Arc::new(quick_cache::sync::Cache::new(1024)),
+            latest_flows,
+            flow_versions: Arc::new(quick_cache::sync::Cache::new(1024)),
+            _watch: watch,
         })
     }
 
@@ -126,13 +170,6 @@ impl Store {
 
     pub fn backend(&self) -> DbBackend {
         self.db.get_database_backend()
-    }
-
-    /// True when this process makes every change to the store (SQLite: one
-    /// server), so what it remembers stays current until it writes it
-    /// itself (see [`remembered`]). On PostgreSQL other replicas write too.
-    pub(crate) fn sole_writer(&self) -> bool {
-        self.backend() == DbBackend::Sqlite
     }
 
     pub async fn close(self) {

@@ -38,7 +38,7 @@ pub(crate) fn payload(release_id: &str, seq: i64, position: i64) -> String {
     format!("{release_id} {seq} {position}")
 }
 
-fn parse(payload: &str) -> Option<Notice> {
+pub(crate) fn parse(payload: &str) -> Option<Notice> {
     let mut parts = payload.split(' ');
     let (id, seq, pos) = (parts.next()?, parts.next()?, parts.next()?);
     Some(Notice::Commit {
@@ -48,51 +48,109 @@ fn parse(payload: &str) -> Option<Notice> {
     })
 }
 
+/// What a listening connection hears.
+#[derive(Debug)]
+pub(crate) enum Heard {
+    /// `LISTEN` is in place (at first, and again after [`Heard::Lost`]):
+    /// every commit from now on will be heard.
+    Listening,
+    /// A notification on one of the channels.
+    Notification { channel: String, payload: String },
+    /// The connection was lost: what was sent since may never be heard.
+    Lost,
+}
+
 struct Listening {
     pool: PgPool,
+    channels: &'static [&'static str],
     listener: Option<PgListener>,
+}
+
+/// Everything announced on `channels`, for as long as the stream is kept:
+/// [`Heard::Listening`] whenever `LISTEN` is (re)established, then the
+/// notifications, and [`Heard::Lost`] when the connection drops (it is made
+/// again, once a second until it succeeds). One loop for every listener of
+/// the store, so that none misses a loss: `PgListener::recv` would
+/// reconnect silently, so `try_recv` is used, which reports it.
+pub(crate) fn listen(
+    pool: PgPool,
+    channels: &'static [&'static str],
+) -> impl Stream<Item = Heard> + Send + 'static {
+    // A pool of its own, of the one connection it listens on: a listener
+    // holds its connection for good, which must not take a slot of the
+    // store's pool (a one-connection store would wait for itself).
+    let own = sea_orm::sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect_lazy_with((*pool.connect_options()).clone());
+    let state = Listening {
+        pool: own,
+        channels,
+        listener: None,
+    };
+    futures::stream::unfold(state, |mut s| async move {
+        loop {
+            let Some(listener) = s.listener.as_mut() else {
+                match connect(&s.pool, s.channels).await {
+                    Some(l) => {
+                        s.listener = Some(l);
+                        return Some((Heard::Listening, s));
+                    }
+                    None => tokio::time::sleep(Duration::from_secs(1)).await,
+                }
+                continue;
+            };
+            match listener.try_recv().await {
+                Ok(Some(n)) => {
+                    let heard = Heard::Notification {
+                        channel: n.channel().to_string(),
+                        payload: n.payload().to_string(),
+                    };
+                    return Some((heard, s));
+                }
+                Ok(None) => {
+                    tracing::warn!("LISTEN connection lost; reconnecting");
+                    s.listener = None;
+                    return Some((Heard::Lost, s));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "LISTEN connection failed; reconnecting");
+                    s.listener = None;
+                    return Some((Heard::Lost, s));
+                }
+            }
+        }
+    })
 }
 
 impl Store {
     /// The commits announced by every replica (this one included), for as
     /// long as the stream is kept; `None` on SQLite, where there is only one
-    /// replica. A lost connection yields [`Notice::Lost`] and is re-made.
+    /// replica. A lost connection yields [`Notice::Lost`], and so does each
+    /// new `LISTEN` (what was committed before it was not heard).
     pub fn commits(&self) -> Option<impl Stream<Item = Notice> + Send + 'static> {
+        use futures::StreamExt;
         if self.backend() != DbBackend::Postgres {
             return None;
         }
-        let state = Listening {
-            pool: self.db().get_postgres_connection_pool().clone(),
-            listener: None,
-        };
-        Some(futures::stream::unfold(state, |mut s| async move {
-            loop {
-                let Some(listener) = s.listener.as_mut() else {
-                    match connect(&s.pool).await {
-                        Some(l) => s.listener = Some(l),
-                        None => tokio::time::sleep(Duration::from_secs(1)).await,
-                    }
-                    continue;
-                };
-                match listener.recv().await {
-                    Ok(n) => {
-                        if let Some(notice) = parse(n.payload()) {
-                            return Some((notice, s));
+        let pool = self.db().get_postgres_connection_pool().clone();
+        Some(
+            listen(pool, &[NOTIFY_CHANNEL]).filter_map(|heard| async move {
+                match heard {
+                    Heard::Notification { payload, .. } => {
+                        let notice = parse(&payload);
+                        if notice.is_none() {
+                            tracing::warn!(payload, "ignoring a malformed notification");
                         }
-                        tracing::warn!(payload = n.payload(), "ignoring a malformed notification");
+                        notice
                     }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "LISTEN connection lost; reconnecting");
-                        s.listener = None;
-                        return Some((Notice::Lost, s));
-                    }
+                    Heard::Listening | Heard::Lost => Some(Notice::Lost),
                 }
-            }
-        }))
+            }),
+        )
     }
 }
 
-async fn connect(pool: &PgPool) -> Option<PgListener> {
+async fn connect(pool: &PgPool, channels: &[&str]) -> Option<PgListener> {
     let mut listener = match PgListener::connect_with(pool).await {
         Ok(l) => l,
         Err(e) => {
@@ -100,7 +158,10 @@ async fn connect(pool: &PgPool) -> Option<PgListener> {
             return None;
         }
     };
-    match listener.listen(NOTIFY_CHANNEL).await {
+    // A loss is handled here (a new connection, and a catch-up by the
+    // caller), not by reconnecting inside `try_recv`.
+    listener.eager_reconnect(false);
+    match listener.listen_all(channels.iter().copied()).await {
         Ok(()) => Some(listener),
         Err(e) => {
             tracing::warn!(error = %e, "LISTEN failed; retrying");

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 
+use super::changes::{Change, announce};
 use super::entity::api_token;
 use super::versioned::list_page;
 use super::{Page, PageRequest, Store, map_unique, now, to_json};
@@ -86,6 +87,7 @@ impl Store {
             .one(&txn)
             .await?
             .ok_or_else(|| Error::Internal("token vanished after insert".into()))?;
+        announce(&txn, Change::Token(&row.id)).await?;
         super::audit::commit(txn).await?;
         self.tokens.forget([row.id.as_str()]);
         Ok(token_from(row)?.0)
@@ -93,12 +95,11 @@ impl Store {
 
     /// The token with public id `id` and its secret hash, if any.
     ///
-    /// Every authenticated call asks. On SQLite, where this process makes
-    /// every change to tokens, a token found is remembered until it changes
-    /// here (revoked, or its use recorded; see [`super::remembered`]), so a
-    /// call costs no query for its credential and a revocation still works
-    /// from the next call on. On PostgreSQL another replica may revoke it:
-    /// it is read on every call.
+    /// Every authenticated call asks, so a token found is remembered until
+    /// it changes (revoked, or its use recorded), here or on another
+    /// replica (see [`super::changes`]): a call costs no query for its
+    /// credential, and a revocation works from the next call on this
+    /// replica and from its announcement on the others.
     pub async fn token_by_id(&self, id: &str) -> Result<Option<(ApiToken, String)>> {
         let load = || async {
             api_token::Entity::find_by_id(id.to_string())
@@ -107,11 +108,7 @@ impl Store {
                 .map(|m| token_from(m).map(std::sync::Arc::new))
                 .transpose()
         };
-        let found = if self.sole_writer() {
-            self.tokens.get_or_load(id, load).await?
-        } else {
-            load().await?
-        };
+        let found = self.tokens.get_or_load(id, load).await?;
         Ok(found.map(|f| (*f).clone()))
     }
 
@@ -153,6 +150,7 @@ impl Store {
         } else {
             row
         };
+        announce(&txn, Change::Token(&row.id)).await?;
         super::audit::commit(txn).await?;
         self.tokens.forget([row.id.as_str()]);
         Ok(token_from(row)?.0)
@@ -170,8 +168,10 @@ impl Store {
             .filter(api_token::Column::Id.eq(id))
             .exec(self.writer())
             .await?;
-        // Read again with the new time, so the next calls do not touch it.
+        // Read again with the new time, here and on every replica, so the
+        // next calls do not touch it.
         self.tokens.forget([id]);
+        announce(self.writer(), Change::Token(id)).await?;
         Ok(())
     }
 }
