@@ -4,7 +4,8 @@
 //! notification per release on [`NOTIFY_CHANNEL`] (delivered only if it
 //! commits). [`Store::commits`] is the other end: a stream of those commits
 //! for the engine, which rings its doorbells and pokes its workers. The
-//! payload format lives here and nowhere else.
+//! payload format lives here and nowhere else. [`listen`] is the one way to
+//! listen, shared with the invalidation of remembered reads (`changes.rs`).
 
 use std::time::Duration;
 

@@ -600,8 +600,11 @@ export const TokenService: GenService<{
   },
   /**
    * Revokes a token: calls with it fail with UNAUTHENTICATED from the next
-   * request on, on every replica. Revoking a revoked token succeeds and
-   * changes nothing. Errors: INVALID_ARGUMENT, NOT_FOUND.
+   * request on, on the replica that revoked it, and on every other replica as
+   * soon as the revocation's commit notification reaches it (normally within
+   * milliseconds; at most `--remember-for`, default 5s, if notifications are
+   * lost). Revoking a revoked token succeeds and changes nothing. Errors:
+   * INVALID_ARGUMENT, NOT_FOUND.
    *
    * @generated from rpc promoflow.v1.TokenService.RevokeToken
    */
