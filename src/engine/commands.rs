@@ -343,7 +343,7 @@ impl Engine {
                     self.ensure_worker(id);
                 }
                 if release.status == ReleaseStatus::Running {
-                    self.ensure_worker(&release.id);
+                    self.ensure_worker_of(&release.id, Some((*release).clone()));
                 }
                 Ok((*release, application.map(|a| *a)))
             }

@@ -34,6 +34,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ServerConfig;
+use crate::domain::release::Release;
 use crate::error::Result;
 use crate::store::Store;
 use crate::store::releases::StoredEvent;
@@ -198,6 +199,14 @@ impl Engine {
 
     /// Starts a worker for `id` unless one runs already.
     fn ensure_worker(&self, id: &str) {
+        self.ensure_worker_of(id, None);
+    }
+
+    /// Starts a worker for `id` unless one runs already; `written` is the
+    /// release as just committed, which a new worker starts from instead of
+    /// reading it back (its first write is checked against the stored
+    /// `last_seq`, so a change made in between is read then).
+    fn ensure_worker_of(&self, id: &str, written: Option<Release>) {
         if self.inner.shutdown.is_cancelled() {
             return;
         }
@@ -205,7 +214,9 @@ impl Engine {
             let engine = self.clone();
             let id = id.to_string();
             self.inner.workers.spawn(async move {
-                if let Some(worker) = worker::Worker::claim(engine.clone(), &id, notify).await {
+                if let Some(worker) =
+                    worker::Worker::claim(engine.clone(), &id, notify, written).await
+                {
                     worker.run().await;
                 }
                 engine.inner.pokes.unregister(&id);
@@ -220,7 +231,7 @@ impl Engine {
         match self.inner.store.promote_queued(product).await {
             Ok(Some((r, events))) => {
                 self.publish(&events);
-                self.ensure_worker(&r.id);
+                self.ensure_worker_of(&r.id.clone(), Some(r));
             }
             Ok(None) => {}
             Err(e) => tracing::warn!(product, error = %e, "promoting a queued release failed"),

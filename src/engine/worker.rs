@@ -140,8 +140,14 @@ pub(super) struct Worker {
 
 impl Worker {
     /// Claims release `id`; `None` when another replica holds its lease or
-    /// there is nothing to drive.
-    pub(super) async fn claim(engine: Engine, id: &str, poke: Arc<Notify>) -> Option<Self> {
+    /// there is nothing to drive. `written`: the release as its creator
+    /// just committed it (see `Engine::ensure_worker_of`).
+    pub(super) async fn claim(
+        engine: Engine,
+        id: &str,
+        poke: Arc<Notify>,
+        written: Option<Release>,
+    ) -> Option<Self> {
         let ttl = engine.inner.lease_ttl;
         let fence = match engine
             .inner
@@ -172,7 +178,7 @@ impl Worker {
             reports_tx,
             reports,
             pending: Vec::new(),
-            cached: None,
+            cached: written,
             backoff: Backoff::default(),
             renew,
             product: String::new(),

@@ -555,8 +555,8 @@ pub enum CommitUpdate<'a> {
     Keep,
 }
 
-/// Sets the recorded version of one application (used by deployment reports
-/// and by the engine when an action succeeds).
+/// Sets the recorded version of one application (used by deployment reports)
+/// and returns the application as it now is.
 pub(crate) async fn record_version<C: ConnectionTrait>(
     db: &C,
     product: &str,
@@ -564,6 +564,29 @@ pub(crate) async fn record_version<C: ConnectionTrait>(
     version: &str,
     commit: CommitUpdate<'_>,
 ) -> Result<Application> {
+    set_version(db, product, environment, version, commit).await?;
+    let row = application::Entity::find_by_id((product.to_string(), environment.to_string()))
+        .one(db)
+        .await?
+        .ok_or_else(|| {
+            Error::NotFound(format!(
+                "product {product:?} has no application in environment {environment:?}"
+            ))
+        })?;
+    application_from(row)
+}
+
+/// Sets the recorded version of one application, reading nothing back: the
+/// engine records each promoted environment this way, in the transaction of
+/// the step that promoted it (one statement, where a read-back would double
+/// the statements of every promotion).
+pub(crate) async fn set_version<C: ConnectionTrait>(
+    db: &C,
+    product: &str,
+    environment: &str,
+    version: &str,
+    commit: CommitUpdate<'_>,
+) -> Result<()> {
     let mut model = application::ActiveModel {
         version: Set(version.to_string()),
         update_time: Set(Some(now())),
@@ -592,15 +615,7 @@ pub(crate) async fn record_version<C: ConnectionTrait>(
             Error::not_found("environment", environment)
         });
     }
-    let row = application::Entity::find_by_id((product.to_string(), environment.to_string()))
-        .one(db)
-        .await?
-        .ok_or_else(|| {
-            Error::NotFound(format!(
-                "product {product:?} has no application in environment {environment:?}"
-            ))
-        })?;
-    application_from(row)
+    Ok(())
 }
 
 // ------------------------------------------------------------------- workflows

@@ -397,7 +397,7 @@ async fn persist_in(
     // exist since the release was created).
     outbox.put_runs(env_rows, step_rows)?;
     for SideEffect::RecordVersion { environment } in effects {
-        super::catalog::record_version(
+        super::catalog::set_version(
             txn,
             &r.product,
             environment,
